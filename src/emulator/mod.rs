@@ -1,0 +1,1 @@
+//! Local emulator of the Azure endpoints lightsout uses.
