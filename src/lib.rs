@@ -2,10 +2,17 @@
 //!
 //! # Layout
 //!
+//! - [`cli`]: the command line (clap types only); [`commands`]: one function per subcommand.
+//! - [`config`]: the TOML file: raw structs, then validated settings with positioned errors.
 //! - [`model`]: domain vocabulary shared by every layer (pure).
 //! - [`azure`]: the ARM client: wire types, errors, retries, long-running operations, auth.
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
+//! - [`telemetry`]: log setup.
 
 pub mod azure;
+pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod emulator;
 pub mod model;
+pub mod telemetry;

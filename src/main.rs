@@ -1,1 +1,48 @@
-fn main() {}
+//! The `lightsout` binary: parse the command line, set up logs, dispatch, pick the exit code.
+//!
+//! Everything else lives in the library; nothing below `main` calls `process::exit`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use lightsout::cli::{Cli, Command};
+use lightsout::config::ConfigError;
+use lightsout::{commands, telemetry};
+
+/// EX_CONFIG from sysexits.h: the configuration is bad; systemd must not restart-loop on it.
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Validate(args) => commands::validate(&args),
+            Command::Emulator(args) => commands::emulator(args).await,
+            Command::Ci(cmd) => commands::ci(cmd).await,
+            Command::Demo(args) => commands::demo(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(config_error) = e.downcast_ref::<ConfigError>() {
+                match config_error {
+                    // Already one `FILE:LINE:COL: message` per line.
+                    ConfigError::Invalid { .. } => eprintln!("{config_error}"),
+                    ConfigError::Read { .. } => eprintln!("error: {e:#}"),
+                }
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,37 @@
+# One entry point for humans and CI: `make check` is exactly what .ci/run runs.
+CARGO ?= cargo
+PYTHON ?= python3
+
+.PHONY: check fmt fmt-check lint test test-rust test-python python-deps build release demo
+
+check: fmt-check lint test
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+test: test-rust test-python
+
+test-rust:
+	$(CARGO) test --locked
+
+# Microsoft's own Python SDK against the emulator, over HTTPS.
+test-python: python-deps build
+	LIGHTSOUT_BIN=$(CURDIR)/target/debug/lightsout $(PYTHON) -m pytest -q tests/python
+
+python-deps:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+build:
+	$(CARGO) build --locked
+
+release:
+	$(CARGO) build --release --locked
+
+demo:
+	$(CARGO) run --release -- demo

@@ -1,0 +1,202 @@
+//! The command line, as clap derive types. Parsing only: `main` dispatches.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// lightsout: stops idle and off-hours Azure ML compute instances and shows the money saved.
+#[derive(Debug, Parser)]
+#[command(name = "lightsout", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr (RUST_LOG sets the filter).
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--config F`, else `$LIGHTSOUT_CONFIG`, else /etc/lightsout/lightsout.toml.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and check the config; print every problem as FILE:LINE:COL: message.
+    Validate(ConfigArg),
+    /// Run a local emulator of the Azure endpoints lightsout uses.
+    Emulator(EmulatorArgs),
+    /// Manage single compute instances by hand (as the Azure ML SDK v1 does).
+    #[command(subcommand)]
+    Ci(CiCommand),
+    /// Start the emulator in-process and walk through what lightsout does.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on; port 0 picks a free port (printed in the ready line).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Fleet file (TOML); default: a small built-in fleet.
+    #[arg(long, value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+    /// Serve HTTPS with a generated CA (written to the state dir and named in the ready line).
+    #[arg(long)]
+    pub tls: bool,
+    /// Time moves only through POST /_emulator/clock.
+    #[arg(long)]
+    pub virtual_time: bool,
+    /// Where to write ca.pem; default a fresh temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Instances per list page (small values exercise nextLink paging).
+    #[arg(long)]
+    pub page_size: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Pause between steps, for reading along (e.g. "1s"; "0s" runs straight through).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub pace: std::time::Duration,
+}
+
+/// Which workspace a `ci` command talks to.
+#[derive(Debug, Clone, Args)]
+pub struct WorkspaceArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Workspace alias from the config file.
+    #[arg(long, short = 'w', conflicts_with_all = ["subscription", "resource_group", "workspace_name"])]
+    pub workspace: Option<String>,
+    /// Subscription id (with --resource-group and --workspace-name, instead of --workspace).
+    #[arg(long, requires_all = ["resource_group", "workspace_name"])]
+    pub subscription: Option<String>,
+    /// Resource group of the workspace.
+    #[arg(long, requires_all = ["subscription", "workspace_name"])]
+    pub resource_group: Option<String>,
+    /// The Azure ML workspace's own name.
+    #[arg(long, requires_all = ["subscription", "resource_group"])]
+    pub workspace_name: Option<String>,
+    /// Print JSON for scripts instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--wait` and how long to wait.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Follow the operation to its end, showing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long (the operation itself carries on in Azure).
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// List the compute instances of a workspace.
+    List {
+        #[command(flatten)]
+        ws: WorkspaceArgs,
+    },
+    /// Show one compute instance: state, last operation, idle shutdown, schedules, size, user.
+    Show {
+        name: String,
+        #[command(flatten)]
+        ws: WorkspaceArgs,
+    },
+    /// Create a compute instance, or reuse the existing one of that name.
+    Create(CreateArgs),
+    /// Start a stopped compute instance.
+    Start {
+        name: String,
+        #[command(flatten)]
+        ws: WorkspaceArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Stop a running compute instance.
+    Stop {
+        name: String,
+        #[command(flatten)]
+        ws: WorkspaceArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Restart a running compute instance.
+    Restart {
+        name: String,
+        #[command(flatten)]
+        ws: WorkspaceArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Delete a compute instance (or only detach it from the workspace).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        ws: WorkspaceArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+        /// Detach from the workspace instead of deleting the underlying VM.
+        #[arg(long)]
+        detach: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub ws: WorkspaceArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    /// VM size, e.g. Standard_DS3_v2.
+    #[arg(long, default_value = "Standard_DS3_v2")]
+    pub vm_size: String,
+    /// Azure region; default the workspace's `region` from the config.
+    #[arg(long)]
+    pub location: Option<String>,
+    /// Allow SSH from the internet (needs --admin-public-key).
+    #[arg(long, requires = "admin_public_key")]
+    pub ssh_public_access: bool,
+    /// SSH public key for the admin user: the key text or a path to a .pub file.
+    #[arg(long, value_name = "KEY|FILE")]
+    pub admin_public_key: Option<String>,
+    /// Subnet resource id to place the instance in.
+    #[arg(long, value_name = "RESOURCE_ID")]
+    pub subnet: Option<String>,
+    /// Native idle shutdown, e.g. "60m" (Azure accepts 15 minutes to 3 days).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_time_before_shutdown: Option<std::time::Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn workspace_flags_conflict_with_alias() {
+        let r = Cli::try_parse_from([
+            "lightsout", "ci", "list", "--workspace", "a", "--subscription", "s",
+            "--resource-group", "r", "--workspace-name", "w",
+        ]);
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! One function per subcommand: glue between the parsed command line and the library.
+//!
+//! Errors come back as `anyhow::Error`; a [`crate::config::ConfigError`] inside means exit 78.
+
+mod validate;
+
+pub use validate::validate;
+
+use crate::cli::{CiCommand, DemoArgs, EmulatorArgs};
+
+pub async fn emulator(_args: EmulatorArgs) -> anyhow::Result<()> {
+    anyhow::bail!("the emulator is not wired in yet")
+}
+
+pub async fn ci(_cmd: CiCommand) -> anyhow::Result<()> {
+    anyhow::bail!("ci is not wired in yet")
+}
+
+pub async fn demo(_args: DemoArgs) -> anyhow::Result<()> {
+    anyhow::bail!("demo is not wired in yet")
+}

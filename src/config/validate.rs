@@ -1,0 +1,653 @@
+//! Stage two of config loading: raw TOML structs into validated settings.
+//!
+//! Pure: takes the file's text, returns the typed [`Config`] or every problem found, each
+//! with its position and the key path, quoting the bad value. Never stops at the first
+//! error (vector's config compiler does the same).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+use url::Url;
+
+use super::Diagnostic;
+use super::raw::{RawAzure, RawConfig, RawDaemon, RawHttp, RawPricing, RawWorkspace};
+use crate::model::WorkspaceRef;
+
+/// Poll interval when `[daemon] poll_interval` is absent.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
+/// Shortest poll interval accepted: below this ARM's read budget drains for no benefit.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// State directory when `[daemon] state_dir` is absent.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/lightsout";
+/// `[http] listen` default: loopback only, so metrics are not exposed by accident.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+/// `[daemon] max_concurrent_actions` default.
+pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 8;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub daemon: DaemonSettings,
+    pub http: HttpSettings,
+    pub azure: AzureSettings,
+    /// In file order; aliases are unique.
+    pub workspaces: Vec<Workspace>,
+    pub pricing: PricingSettings,
+    /// Policy names in file order (the policy engine validates the rest of each policy).
+    pub policy_names: Vec<String>,
+}
+
+impl Config {
+    /// The workspace with this alias.
+    pub fn workspace(&self, alias: &str) -> Option<&Workspace> {
+        self.workspaces.iter().find(|w| w.name == alias)
+    }
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    pub poll_interval: Duration,
+    pub state_dir: PathBuf,
+    pub dry_run: bool,
+    /// At least 1.
+    pub max_concurrent_actions: usize,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+}
+
+/// Which Azure cloud: sets the default ARM endpoint and authority host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    Public,
+    China,
+    UsGov,
+}
+
+impl Cloud {
+    fn parse(s: &str) -> Option<Cloud> {
+        match s {
+            "public" => Some(Cloud::Public),
+            "china" => Some(Cloud::China),
+            "usgov" => Some(Cloud::UsGov),
+            _ => None,
+        }
+    }
+
+    /// ARM endpoint of this cloud.
+    pub fn arm_endpoint(self) -> &'static str {
+        match self {
+            Cloud::Public => "https://management.azure.com",
+            Cloud::China => "https://management.chinacloudapi.cn",
+            Cloud::UsGov => "https://management.usgovcloudapi.net",
+        }
+    }
+
+    /// Entra ID authority host of this cloud.
+    pub fn authority_host(self) -> &'static str {
+        match self {
+            Cloud::Public => "https://login.microsoftonline.com",
+            Cloud::China => "https://login.chinacloudapi.cn",
+            Cloud::UsGov => "https://login.microsoftonline.us",
+        }
+    }
+}
+
+/// How lightsout gets its Entra ID tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// Environment client secret, then workload identity, then managed identity, then Azure CLI.
+    Auto,
+    ClientSecret,
+    ManagedIdentity,
+    WorkloadIdentity,
+    AzureCli,
+}
+
+impl CredentialKind {
+    fn parse(s: &str) -> Option<CredentialKind> {
+        match s {
+            "auto" => Some(CredentialKind::Auto),
+            "client_secret" => Some(CredentialKind::ClientSecret),
+            "managed_identity" => Some(CredentialKind::ManagedIdentity),
+            "workload_identity" => Some(CredentialKind::WorkloadIdentity),
+            "azure_cli" => Some(CredentialKind::AzureCli),
+            _ => None,
+        }
+    }
+}
+
+/// `[azure]`. Holds no secret: the client secret comes from the environment or a file.
+#[derive(Debug, Clone)]
+pub struct AzureSettings {
+    pub cloud: Cloud,
+    pub arm_endpoint: Url,
+    pub authority_host: Url,
+    pub credential: CredentialKind,
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for AzureSettings {
+    fn default() -> Self {
+        let cloud = Cloud::Public;
+        AzureSettings {
+            cloud,
+            arm_endpoint: parse_known_url(cloud.arm_endpoint()),
+            authority_host: parse_known_url(cloud.authority_host()),
+            credential: CredentialKind::Auto,
+            tenant_id: None,
+            client_id: None,
+            client_secret_file: None,
+            ca_file: None,
+        }
+    }
+}
+
+/// One `[[workspace]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// The alias used by policies, the CLI and metric labels.
+    pub name: String,
+    pub reference: WorkspaceRef,
+    /// Azure region, for prices and for creating instances.
+    pub region: Option<String>,
+}
+
+/// Where prices come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceSource {
+    Table,
+    RetailApi,
+}
+
+/// `[pricing]`.
+#[derive(Debug, Clone)]
+pub struct PricingSettings {
+    /// ISO 4217 code, upper case.
+    pub currency: String,
+    pub source: PriceSource,
+    pub retail_api_endpoint: Url,
+    /// Compute price per hour, keyed by lower-cased vm size.
+    pub vm_hourly: BTreeMap<String, f64>,
+    /// What a stopped instance still costs per hour, by component.
+    pub stopped_hourly: BTreeMap<String, f64>,
+}
+
+impl Default for PricingSettings {
+    fn default() -> Self {
+        PricingSettings {
+            currency: "USD".to_owned(),
+            source: PriceSource::Table,
+            retail_api_endpoint: parse_known_url("https://prices.azure.com"),
+            vm_hourly: BTreeMap::new(),
+            stopped_hourly: BTreeMap::new(),
+        }
+    }
+}
+
+/// Parse a URL written in this file as a literal; they are all valid.
+fn parse_known_url(s: &str) -> Url {
+    Url::parse(s).unwrap_or_else(|e| unreachable!("built-in URL {s} is invalid: {e}"))
+}
+
+/// Collects diagnostics with positions computed from byte spans of the source text.
+struct Checker<'a> {
+    text: &'a str,
+    out: Vec<Diagnostic>,
+}
+
+impl<'a> Checker<'a> {
+    fn at(&mut self, span: Range<usize>, message: String, warning: bool) {
+        let (line, column) = line_col(self.text, span.start);
+        self.out.push(Diagnostic {
+            line,
+            column,
+            message,
+            warning,
+        });
+    }
+
+    fn error(&mut self, span: Range<usize>, message: String) {
+        self.at(span, message, false);
+    }
+
+    fn has_errors(&self) -> bool {
+        self.out.iter().any(|d| !d.warning)
+    }
+}
+
+/// 1-based line and character column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// Parse and validate config text.
+pub fn from_str(text: &str) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let raw: RawConfig = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            return Err(vec![Diagnostic {
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+                warning: false,
+            }]);
+        }
+    };
+    let mut c = Checker {
+        text,
+        out: Vec::new(),
+    };
+    let daemon = check_daemon(&mut c, &raw.daemon);
+    let http = check_http(&mut c, &raw.http);
+    let azure = check_azure(&mut c, &raw.azure);
+    let workspaces = check_workspaces(&mut c, &raw.workspace);
+    let pricing = raw
+        .pricing
+        .as_ref()
+        .map_or_else(PricingSettings::default, |p| check_pricing(&mut c, p));
+    let policy_names = check_policy_names(&mut c, &raw, &workspaces);
+    if c.has_errors() {
+        return Err(c.out);
+    }
+    Ok((
+        Config {
+            daemon,
+            http,
+            azure,
+            workspaces,
+            pricing,
+            policy_names,
+        },
+        c.out,
+    ))
+}
+
+fn duration(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Duration> {
+    match humantime::parse_duration(v.get_ref()) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            c.error(
+                v.span(),
+                format!("{key}: invalid duration {:?} ({e}); use e.g. \"90s\", \"45m\", \"12h\"", v.get_ref()),
+            );
+            None
+        }
+    }
+}
+
+fn check_daemon(c: &mut Checker<'_>, raw: &RawDaemon) -> DaemonSettings {
+    let mut poll_interval = DEFAULT_POLL_INTERVAL;
+    if let Some(v) = &raw.poll_interval
+        && let Some(d) = duration(c, "daemon.poll_interval", v)
+    {
+        if d < MIN_POLL_INTERVAL {
+            c.error(
+                v.span(),
+                format!("daemon.poll_interval: must be at least 5s, got {:?}", v.get_ref()),
+            );
+        }
+        poll_interval = d;
+    }
+    let mut max_concurrent_actions = DEFAULT_MAX_CONCURRENT_ACTIONS;
+    if let Some(v) = &raw.max_concurrent_actions {
+        match usize::try_from(*v.get_ref()) {
+            Ok(n) if (1..=256).contains(&n) => max_concurrent_actions = n,
+            _ => c.error(
+                v.span(),
+                format!("daemon.max_concurrent_actions: must be between 1 and 256, got {}", v.get_ref()),
+            ),
+        }
+    }
+    let state_dir = match &raw.state_dir {
+        Some(v) if v.get_ref().is_empty() => {
+            c.error(v.span(), "daemon.state_dir: must not be empty".to_owned());
+            PathBuf::from(DEFAULT_STATE_DIR)
+        }
+        Some(v) => PathBuf::from(v.get_ref()),
+        None => PathBuf::from(DEFAULT_STATE_DIR),
+    };
+    DaemonSettings {
+        poll_interval,
+        state_dir,
+        dry_run: raw.dry_run.unwrap_or(false),
+        max_concurrent_actions,
+    }
+}
+
+fn check_http(c: &mut Checker<'_>, raw: &RawHttp) -> HttpSettings {
+    let default: SocketAddr = DEFAULT_LISTEN
+        .parse()
+        .unwrap_or_else(|e| unreachable!("built-in listen address is invalid: {e}"));
+    let listen = match &raw.listen {
+        Some(v) => v.get_ref().parse().unwrap_or_else(|_| {
+            c.error(
+                v.span(),
+                format!("http.listen: expected IP:PORT such as \"127.0.0.1:9464\", got {:?}", v.get_ref()),
+            );
+            default
+        }),
+        None => default,
+    };
+    HttpSettings { listen }
+}
+
+fn url_field(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Url> {
+    match Url::parse(v.get_ref()) {
+        Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {
+            if u.scheme() == "http" && key == "azure.authority_host" {
+                // azure_identity refuses plain-http authorities; say so now, not at first token.
+                c.error(v.span(), format!("{key}: must use https, got {:?}", v.get_ref()));
+                return None;
+            }
+            Some(u)
+        }
+        _ => {
+            c.error(
+                v.span(),
+                format!("{key}: expected an absolute http(s) URL, got {:?}", v.get_ref()),
+            );
+            None
+        }
+    }
+}
+
+fn check_azure(c: &mut Checker<'_>, raw: &RawAzure) -> AzureSettings {
+    let mut s = AzureSettings::default();
+    if let Some(v) = &raw.cloud {
+        match Cloud::parse(v.get_ref()) {
+            Some(cloud) => {
+                s.cloud = cloud;
+                s.arm_endpoint = parse_known_url(cloud.arm_endpoint());
+                s.authority_host = parse_known_url(cloud.authority_host());
+            }
+            None => c.error(
+                v.span(),
+                format!("azure.cloud: expected one of public, china, usgov, got {:?}", v.get_ref()),
+            ),
+        }
+    }
+    if let Some(v) = &raw.arm_endpoint
+        && let Some(u) = url_field(c, "azure.arm_endpoint", v)
+    {
+        s.arm_endpoint = u;
+    }
+    if let Some(v) = &raw.authority_host
+        && let Some(u) = url_field(c, "azure.authority_host", v)
+    {
+        s.authority_host = u;
+    }
+    if let Some(v) = &raw.credential {
+        match CredentialKind::parse(v.get_ref()) {
+            Some(k) => s.credential = k,
+            None => c.error(
+                v.span(),
+                format!(
+                    "azure.credential: expected one of auto, client_secret, managed_identity, workload_identity, azure_cli, got {:?}",
+                    v.get_ref()
+                ),
+            ),
+        }
+    }
+    if let Some(v) = &raw.client_secret {
+        // Never quote the value: it is a secret.
+        c.error(
+            v.span(),
+            "azure.client_secret: secrets are not read from the config file; set AZURE_CLIENT_SECRET or azure.client_secret_file".to_owned(),
+        );
+    }
+    for (key, field, out) in [
+        ("azure.tenant_id", &raw.tenant_id, &mut s.tenant_id),
+        ("azure.client_id", &raw.client_id, &mut s.client_id),
+    ] {
+        if let Some(v) = field {
+            if v.get_ref().trim().is_empty() {
+                c.error(v.span(), format!("{key}: must not be empty"));
+            } else {
+                *out = Some(v.get_ref().clone());
+            }
+        }
+    }
+    s.client_secret_file = raw.client_secret_file.as_ref().map(|v| PathBuf::from(v.get_ref()));
+    s.ca_file = raw.ca_file.as_ref().map(|v| PathBuf::from(v.get_ref()));
+    s
+}
+
+fn check_workspaces(c: &mut Checker<'_>, raw: &[RawWorkspace]) -> Vec<Workspace> {
+    let mut out: Vec<Workspace> = Vec::new();
+    for (i, w) in raw.iter().enumerate() {
+        let key = |k: &str| format!("workspace[{i}].{k}");
+        let mut ok = true;
+        for (k, v) in [
+            ("name", &w.name),
+            ("subscription_id", &w.subscription_id),
+            ("resource_group", &w.resource_group),
+            ("workspace", &w.workspace),
+        ] {
+            if v.get_ref().trim().is_empty() {
+                c.error(v.span(), format!("{}: must not be empty", key(k)));
+                ok = false;
+            }
+        }
+        if !is_guid(w.subscription_id.get_ref()) {
+            c.error(
+                w.subscription_id.span(),
+                format!(
+                    "{}: expected a subscription GUID, got {:?}",
+                    key("subscription_id"),
+                    w.subscription_id.get_ref()
+                ),
+            );
+            ok = false;
+        }
+        if out.iter().any(|o| o.name == *w.name.get_ref()) {
+            c.error(
+                w.name.span(),
+                format!("{}: duplicate workspace alias {:?}", key("name"), w.name.get_ref()),
+            );
+            ok = false;
+        }
+        if ok {
+            out.push(Workspace {
+                name: w.name.get_ref().clone(),
+                reference: WorkspaceRef {
+                    subscription_id: w.subscription_id.get_ref().clone(),
+                    resource_group: w.resource_group.get_ref().clone(),
+                    workspace: w.workspace.get_ref().clone(),
+                },
+                region: w.region.as_ref().map(|r| r.get_ref().clone()),
+            });
+        }
+    }
+    out
+}
+
+/// 8-4-4-4-12 hex digits.
+fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip(lens)
+            .all(|(p, n)| p.len() == n && p.chars().all(|ch| ch.is_ascii_hexdigit()))
+}
+
+fn check_pricing(c: &mut Checker<'_>, raw: &RawPricing) -> PricingSettings {
+    let mut p = PricingSettings::default();
+    if let Some(v) = &raw.currency {
+        let cur = v.get_ref();
+        if cur.len() == 3 && cur.chars().all(|ch| ch.is_ascii_alphabetic()) {
+            p.currency = cur.to_ascii_uppercase();
+        } else {
+            c.error(
+                v.span(),
+                format!("pricing.currency: expected an ISO 4217 code such as \"USD\", got {cur:?}"),
+            );
+        }
+    }
+    if let Some(v) = &raw.source {
+        match v.get_ref().as_str() {
+            "table" => p.source = PriceSource::Table,
+            "retail_api" => p.source = PriceSource::RetailApi,
+            other => c.error(
+                v.span(),
+                format!("pricing.source: expected table or retail_api, got {other:?}"),
+            ),
+        }
+    }
+    if let Some(v) = &raw.retail_api_endpoint
+        && let Some(u) = url_field(c, "pricing.retail_api_endpoint", v)
+    {
+        p.retail_api_endpoint = u;
+    }
+    for (table, raw_map, out) in [
+        ("vm_hourly", &raw.vm_hourly, &mut p.vm_hourly),
+        ("stopped_hourly", &raw.stopped_hourly, &mut p.stopped_hourly),
+    ] {
+        for (k, v) in raw_map {
+            let price = *v.get_ref();
+            if !price.is_finite() || price < 0.0 {
+                c.error(
+                    v.span(),
+                    format!("pricing.{table}.{k}: must be a non-negative number, got {price}"),
+                );
+            } else {
+                out.insert(k.to_ascii_lowercase(), price);
+            }
+        }
+    }
+    p
+}
+
+fn check_policy_names(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, p) in raw.policy.iter().enumerate() {
+        let name = p.name.get_ref();
+        if name.trim().is_empty() {
+            c.error(p.name.span(), format!("policy[{i}].name: must not be empty"));
+        } else if names.contains(name) {
+            c.error(p.name.span(), format!("policy[{i}].name: duplicate policy name {name:?}"));
+        } else {
+            names.push(name.clone());
+        }
+        for alias in p.workspaces.iter().flatten() {
+            if !ws.iter().any(|w| w.name == *alias.get_ref()) {
+                c.error(
+                    alias.span(),
+                    format!(
+                        "policy[{i}].workspaces: unknown workspace alias {:?} (no [[workspace]] has that name)",
+                        alias.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[daemon]
+poll_interval = "30s"
+state_dir = "/tmp/lo"
+
+[azure]
+cloud = "china"
+credential = "client_secret"
+tenant_id = "t"
+client_id = "c"
+
+[[workspace]]
+name = "research"
+subscription_id = "34adfa4f-cedf-4dc0-ba29-b6d1a69ab345"
+resource_group = "rg"
+workspace = "mlw"
+region = "westeurope"
+
+[pricing]
+currency = "eur"
+[pricing.vm_hourly]
+Standard_DS3_v2 = 0.293
+
+[[policy]]
+name = "office"
+workspaces = ["research"]
+"#;
+
+    #[test]
+    fn good_config_validates_with_cloud_presets() {
+        let (cfg, warnings) = from_str(GOOD).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(cfg.daemon.poll_interval, Duration::from_secs(30));
+        assert_eq!(cfg.azure.arm_endpoint.as_str(), "https://management.chinacloudapi.cn/");
+        assert_eq!(cfg.azure.credential, CredentialKind::ClientSecret);
+        assert_eq!(cfg.workspace("research").unwrap().reference.workspace, "mlw");
+        assert_eq!(cfg.pricing.currency, "EUR");
+        assert_eq!(cfg.pricing.vm_hourly.get("standard_ds3_v2"), Some(&0.293));
+        assert_eq!(cfg.policy_names, vec!["office"]);
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let (cfg, _) = from_str("").unwrap();
+        assert_eq!(cfg.daemon.poll_interval, DEFAULT_POLL_INTERVAL);
+        assert_eq!(cfg.http.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(cfg.azure.credential, CredentialKind::Auto);
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_position() {
+        let errs = from_str("[daemon]\npoll_intervall = \"1m\"\n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!((errs[0].line, errs[0].column), (2, 1));
+        assert!(errs[0].message.contains("unknown field `poll_intervall`"), "{}", errs[0].message);
+    }
+
+    #[test]
+    fn every_error_is_collected_with_key_and_value() {
+        let text = "[daemon]\npoll_interval = \"soon\"\nmax_concurrent_actions = 0\n[azure]\ncredential = \"magic\"\nauthority_host = \"http://x\"\n[[workspace]]\nname = \"a\"\nsubscription_id = \"nope\"\nresource_group = \"rg\"\nworkspace = \"w\"\n[[policy]]\nname = \"p\"\nworkspaces = [\"b\"]\n";
+        let errs = from_str(text).unwrap_err();
+        let msgs: Vec<String> = errs.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect();
+        assert_eq!(msgs.len(), 6, "{msgs:#?}");
+        assert!(msgs[0].starts_with("2:17: daemon.poll_interval: invalid duration \"soon\""), "{}", msgs[0]);
+        assert!(msgs[1].starts_with("3:26: daemon.max_concurrent_actions"), "{}", msgs[1]);
+        assert!(msgs[2].contains("azure.authority_host: must use https"), "{}", msgs[2]);
+        assert!(msgs[3].contains("azure.credential: expected one of"), "{}", msgs[3]);
+        assert!(msgs[4].starts_with("9:19: workspace[0].subscription_id"), "{}", msgs[4]);
+        assert!(msgs[5].contains("unknown workspace alias \"b\""), "{}", msgs[5]);
+    }
+
+    #[test]
+    fn secret_in_config_is_refused_without_quoting_it() {
+        let errs = from_str("[azure]\nclient_secret = \"hunter2\"\n").unwrap_err();
+        assert!(errs[0].message.contains("AZURE_CLIENT_SECRET"));
+        assert!(!errs[0].message.contains("hunter2"));
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncé d", 7), (2, 4));
+        assert_eq!(line_col("", 5), (1, 1));
+    }
+}
