@@ -194,8 +194,17 @@ mod tests {
     #[test]
     fn workspace_flags_conflict_with_alias() {
         let r = Cli::try_parse_from([
-            "lightsout", "ci", "list", "--workspace", "a", "--subscription", "s",
-            "--resource-group", "r", "--workspace-name", "w",
+            "lightsout",
+            "ci",
+            "list",
+            "--workspace",
+            "a",
+            "--subscription",
+            "s",
+            "--resource-group",
+            "r",
+            "--workspace-name",
+            "w",
         ]);
         assert!(r.is_err());
     }

@@ -7,6 +7,7 @@
 //! - [`model`]: domain vocabulary shared by every layer (pure).
 //! - [`azure`]: the ARM client: wire types, errors, retries, long-running operations, auth.
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
+//! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
 //! - [`telemetry`]: log setup.
 
 pub mod azure;
@@ -15,4 +16,5 @@ pub mod commands;
 pub mod config;
 pub mod emulator;
 pub mod model;
+pub mod schedule;
 pub mod telemetry;

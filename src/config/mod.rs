@@ -73,7 +73,13 @@ impl Diagnostic {
         if self.line == 0 {
             format!("{}: {level}{}", path.display(), self.message)
         } else {
-            format!("{}:{}:{}: {level}{}", path.display(), self.line, self.column, self.message)
+            format!(
+                "{}:{}:{}: {level}{}",
+                path.display(),
+                self.line,
+                self.column,
+                self.message
+            )
         }
     }
 }

@@ -286,7 +286,10 @@ fn duration(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Durat
         Err(e) => {
             c.error(
                 v.span(),
-                format!("{key}: invalid duration {:?} ({e}); use e.g. \"90s\", \"45m\", \"12h\"", v.get_ref()),
+                format!(
+                    "{key}: invalid duration {:?} ({e}); use e.g. \"90s\", \"45m\", \"12h\"",
+                    v.get_ref()
+                ),
             );
             None
         }
@@ -301,7 +304,10 @@ fn check_daemon(c: &mut Checker<'_>, raw: &RawDaemon) -> DaemonSettings {
         if d < MIN_POLL_INTERVAL {
             c.error(
                 v.span(),
-                format!("daemon.poll_interval: must be at least 5s, got {:?}", v.get_ref()),
+                format!(
+                    "daemon.poll_interval: must be at least 5s, got {:?}",
+                    v.get_ref()
+                ),
             );
         }
         poll_interval = d;
@@ -312,7 +318,10 @@ fn check_daemon(c: &mut Checker<'_>, raw: &RawDaemon) -> DaemonSettings {
             Ok(n) if (1..=256).contains(&n) => max_concurrent_actions = n,
             _ => c.error(
                 v.span(),
-                format!("daemon.max_concurrent_actions: must be between 1 and 256, got {}", v.get_ref()),
+                format!(
+                    "daemon.max_concurrent_actions: must be between 1 and 256, got {}",
+                    v.get_ref()
+                ),
             ),
         }
     }
@@ -340,7 +349,10 @@ fn check_http(c: &mut Checker<'_>, raw: &RawHttp) -> HttpSettings {
         Some(v) => v.get_ref().parse().unwrap_or_else(|_| {
             c.error(
                 v.span(),
-                format!("http.listen: expected IP:PORT such as \"127.0.0.1:9464\", got {:?}", v.get_ref()),
+                format!(
+                    "http.listen: expected IP:PORT such as \"127.0.0.1:9464\", got {:?}",
+                    v.get_ref()
+                ),
             );
             default
         }),
@@ -354,7 +366,10 @@ fn url_field(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Url>
         Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {
             if u.scheme() == "http" && key == "azure.authority_host" {
                 // azure_identity refuses plain-http authorities; say so now, not at first token.
-                c.error(v.span(), format!("{key}: must use https, got {:?}", v.get_ref()));
+                c.error(
+                    v.span(),
+                    format!("{key}: must use https, got {:?}", v.get_ref()),
+                );
                 return None;
             }
             Some(u)
@@ -362,7 +377,10 @@ fn url_field(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Url>
         _ => {
             c.error(
                 v.span(),
-                format!("{key}: expected an absolute http(s) URL, got {:?}", v.get_ref()),
+                format!(
+                    "{key}: expected an absolute http(s) URL, got {:?}",
+                    v.get_ref()
+                ),
             );
             None
         }
@@ -380,7 +398,10 @@ fn check_azure(c: &mut Checker<'_>, raw: &RawAzure) -> AzureSettings {
             }
             None => c.error(
                 v.span(),
-                format!("azure.cloud: expected one of public, china, usgov, got {:?}", v.get_ref()),
+                format!(
+                    "azure.cloud: expected one of public, china, usgov, got {:?}",
+                    v.get_ref()
+                ),
             ),
         }
     }
@@ -425,7 +446,10 @@ fn check_azure(c: &mut Checker<'_>, raw: &RawAzure) -> AzureSettings {
             }
         }
     }
-    s.client_secret_file = raw.client_secret_file.as_ref().map(|v| PathBuf::from(v.get_ref()));
+    s.client_secret_file = raw
+        .client_secret_file
+        .as_ref()
+        .map(|v| PathBuf::from(v.get_ref()));
     s.ca_file = raw.ca_file.as_ref().map(|v| PathBuf::from(v.get_ref()));
     s
 }
@@ -460,7 +484,11 @@ fn check_workspaces(c: &mut Checker<'_>, raw: &[RawWorkspace]) -> Vec<Workspace>
         if out.iter().any(|o| o.name == *w.name.get_ref()) {
             c.error(
                 w.name.span(),
-                format!("{}: duplicate workspace alias {:?}", key("name"), w.name.get_ref()),
+                format!(
+                    "{}: duplicate workspace alias {:?}",
+                    key("name"),
+                    w.name.get_ref()
+                ),
             );
             ok = false;
         }
@@ -542,9 +570,15 @@ fn check_policy_names(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) ->
     for (i, p) in raw.policy.iter().enumerate() {
         let name = p.name.get_ref();
         if name.trim().is_empty() {
-            c.error(p.name.span(), format!("policy[{i}].name: must not be empty"));
+            c.error(
+                p.name.span(),
+                format!("policy[{i}].name: must not be empty"),
+            );
         } else if names.contains(name) {
-            c.error(p.name.span(), format!("policy[{i}].name: duplicate policy name {name:?}"));
+            c.error(
+                p.name.span(),
+                format!("policy[{i}].name: duplicate policy name {name:?}"),
+            );
         } else {
             names.push(name.clone());
         }
@@ -600,9 +634,15 @@ workspaces = ["research"]
         let (cfg, warnings) = from_str(GOOD).unwrap();
         assert!(warnings.is_empty());
         assert_eq!(cfg.daemon.poll_interval, Duration::from_secs(30));
-        assert_eq!(cfg.azure.arm_endpoint.as_str(), "https://management.chinacloudapi.cn/");
+        assert_eq!(
+            cfg.azure.arm_endpoint.as_str(),
+            "https://management.chinacloudapi.cn/"
+        );
         assert_eq!(cfg.azure.credential, CredentialKind::ClientSecret);
-        assert_eq!(cfg.workspace("research").unwrap().reference.workspace, "mlw");
+        assert_eq!(
+            cfg.workspace("research").unwrap().reference.workspace,
+            "mlw"
+        );
         assert_eq!(cfg.pricing.currency, "EUR");
         assert_eq!(cfg.pricing.vm_hourly.get("standard_ds3_v2"), Some(&0.293));
         assert_eq!(cfg.policy_names, vec!["office"]);
@@ -621,21 +661,52 @@ workspaces = ["research"]
         let errs = from_str("[daemon]\npoll_intervall = \"1m\"\n").unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!((errs[0].line, errs[0].column), (2, 1));
-        assert!(errs[0].message.contains("unknown field `poll_intervall`"), "{}", errs[0].message);
+        assert!(
+            errs[0].message.contains("unknown field `poll_intervall`"),
+            "{}",
+            errs[0].message
+        );
     }
 
     #[test]
     fn every_error_is_collected_with_key_and_value() {
         let text = "[daemon]\npoll_interval = \"soon\"\nmax_concurrent_actions = 0\n[azure]\ncredential = \"magic\"\nauthority_host = \"http://x\"\n[[workspace]]\nname = \"a\"\nsubscription_id = \"nope\"\nresource_group = \"rg\"\nworkspace = \"w\"\n[[policy]]\nname = \"p\"\nworkspaces = [\"b\"]\n";
         let errs = from_str(text).unwrap_err();
-        let msgs: Vec<String> = errs.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect();
+        let msgs: Vec<String> = errs
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect();
         assert_eq!(msgs.len(), 6, "{msgs:#?}");
-        assert!(msgs[0].starts_with("2:17: daemon.poll_interval: invalid duration \"soon\""), "{}", msgs[0]);
-        assert!(msgs[1].starts_with("3:26: daemon.max_concurrent_actions"), "{}", msgs[1]);
-        assert!(msgs[2].contains("azure.authority_host: must use https"), "{}", msgs[2]);
-        assert!(msgs[3].contains("azure.credential: expected one of"), "{}", msgs[3]);
-        assert!(msgs[4].starts_with("9:19: workspace[0].subscription_id"), "{}", msgs[4]);
-        assert!(msgs[5].contains("unknown workspace alias \"b\""), "{}", msgs[5]);
+        assert!(
+            msgs[0].starts_with("2:17: daemon.poll_interval: invalid duration \"soon\""),
+            "{}",
+            msgs[0]
+        );
+        assert!(
+            msgs[1].starts_with("3:26: daemon.max_concurrent_actions"),
+            "{}",
+            msgs[1]
+        );
+        assert!(
+            msgs[2].contains("azure.authority_host: must use https"),
+            "{}",
+            msgs[2]
+        );
+        assert!(
+            msgs[3].contains("azure.credential: expected one of"),
+            "{}",
+            msgs[3]
+        );
+        assert!(
+            msgs[4].starts_with("9:19: workspace[0].subscription_id"),
+            "{}",
+            msgs[4]
+        );
+        assert!(
+            msgs[5].contains("unknown workspace alias \"b\""),
+            "{}",
+            msgs[5]
+        );
     }
 
     #[test]

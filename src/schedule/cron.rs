@@ -1,0 +1,170 @@
+//! Cron events (`0 3 * * Sun`, five POSIX fields) evaluated on local wall-clock time.
+//!
+//! Pure. croner searches civil (wall-clock) times; each civil occurrence is then placed on
+//! the time line with the same DST rule as windows (a time in a spring-forward gap moves
+//! later by the gap, a time in an autumn fold means its first occurrence), so an event
+//! fires once per matching local time and never twice in a repeated hour.
+
+use std::fmt;
+
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+
+use super::resolve_local;
+
+/// What a cron event does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventAction {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl EventAction {
+    /// Parse `start`, `stop` or `restart`.
+    pub fn parse(s: &str) -> Option<EventAction> {
+        match s {
+            "start" => Some(EventAction::Start),
+            "stop" => Some(EventAction::Stop),
+            "restart" => Some(EventAction::Restart),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventAction::Start => "start",
+            EventAction::Stop => "stop",
+            EventAction::Restart => "restart",
+        }
+    }
+}
+
+impl fmt::Display for EventAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parsed five-field cron expression.
+#[derive(Debug, Clone)]
+pub struct CronExpr {
+    source: String,
+    cron: Cron,
+}
+
+impl CronExpr {
+    /// Parse five fields: minute hour day-of-month month day-of-week. Names (`Mon`, `Jan`),
+    /// ranges, steps and lists are accepted; day-of-month and day-of-week combine with OR,
+    /// as in POSIX cron.
+    pub fn parse(s: &str) -> Result<CronExpr, String> {
+        let fields = s.split_whitespace().count();
+        if fields != 5 {
+            return Err(format!(
+                "invalid cron {s:?}: expected 5 fields (minute hour day-of-month month day-of-week), got {fields}"
+            ));
+        }
+        let parser = CronParser::builder().seconds(Seconds::Disallowed).build();
+        let cron = parser
+            .parse(s)
+            .map_err(|e| format!("invalid cron {s:?}: {e}"))?;
+        Ok(CronExpr {
+            source: s.to_owned(),
+            cron,
+        })
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Instants in `(after, until]` at which the expression fires in `tz`, ascending and
+    /// without duplicates.
+    pub fn fire_times(&self, tz: &TimeZone, after: Timestamp, until: Timestamp) -> Vec<Timestamp> {
+        let mut out: Vec<Timestamp> = Vec::new();
+        if until <= after {
+            return out;
+        }
+        // Start a day early in civil time: a gap-shifted occurrence can land after `after`
+        // although its civil time is before it.
+        let start = tz
+            .to_datetime(after)
+            .saturating_sub(jiff::Span::new().days(1));
+        let end = tz
+            .to_datetime(until)
+            .saturating_add(jiff::Span::new().days(1));
+        for civil in self.cron.iter_after::<DateTime>(start) {
+            if civil > end {
+                break;
+            }
+            let Some(at) = resolve_local(tz, civil) else {
+                continue;
+            };
+            if at > after && at <= until && out.last() != Some(&at) {
+                out.push(at);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn five_fields_with_names() {
+        assert!(CronExpr::parse("0 3 * * Sun").is_ok());
+        assert!(CronExpr::parse("*/15 8-18 * Jan-Mar Mon,Wed,Fri").is_ok());
+        let e = CronExpr::parse("0 0 3 * * Sun").unwrap_err();
+        assert!(e.contains("expected 5 fields"), "{e}");
+        let e = CronExpr::parse("61 3 * * *").unwrap_err();
+        assert!(e.contains("invalid cron"), "{e}");
+    }
+
+    #[test]
+    fn sunday_3am_fires_once_across_autumn_change_in_paris() {
+        // 2026-10-25 is the Sunday when Paris goes from +02:00 to +01:00 at 03:00 local.
+        let tz = TimeZone::get("Europe/Paris").unwrap();
+        let e = CronExpr::parse("0 3 * * Sun").unwrap();
+        let fires = e.fire_times(&tz, ts("2026-10-17T00:00:00Z"), ts("2026-11-02T00:00:00Z"));
+        assert_eq!(
+            fires,
+            vec![
+                ts("2026-10-18T01:00:00Z"),
+                ts("2026-10-25T02:00:00Z"),
+                ts("2026-11-01T02:00:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn fold_time_fires_on_first_occurrence_only() {
+        // 02:30 happens twice in Paris on 2026-10-25; the first is at +02:00.
+        let tz = TimeZone::get("Europe/Paris").unwrap();
+        let e = CronExpr::parse("30 2 * * *").unwrap();
+        let fires = e.fire_times(&tz, ts("2026-10-24T12:00:00Z"), ts("2026-10-25T12:00:00Z"));
+        assert_eq!(fires, vec![ts("2026-10-25T00:30:00Z")]);
+    }
+
+    #[test]
+    fn gap_time_moves_later_by_the_gap() {
+        // 02:30 does not exist in Paris on 2026-03-29; RFC 5545 puts it at 03:30 +02:00.
+        let tz = TimeZone::get("Europe/Paris").unwrap();
+        let e = CronExpr::parse("30 2 * * *").unwrap();
+        let fires = e.fire_times(&tz, ts("2026-03-28T12:00:00Z"), ts("2026-03-29T12:00:00Z"));
+        assert_eq!(fires, vec![ts("2026-03-29T01:30:00Z")]);
+    }
+}
