@@ -8,6 +8,7 @@
 //! - [`azure`]: the ARM client: wire types, errors, retries, long-running operations, auth.
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
+//! - [`policy`]: validated policies and which instance each governs.
 //! - [`telemetry`]: log setup.
 
 pub mod azure;
@@ -16,5 +17,6 @@ pub mod commands;
 pub mod config;
 pub mod emulator;
 pub mod model;
+pub mod policy;
 pub mod schedule;
 pub mod telemetry;

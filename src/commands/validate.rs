@@ -20,7 +20,7 @@ pub fn validate(arg: &ConfigArg) -> anyhow::Result<()> {
         "{}: ok ({} workspaces, {} policies)",
         path.display(),
         cfg.workspaces.len(),
-        cfg.policy_names.len()
+        cfg.policies.len()
     );
     Ok(())
 }

@@ -14,8 +14,12 @@ use toml::Spanned;
 use url::Url;
 
 use super::Diagnostic;
-use super::raw::{RawAzure, RawConfig, RawDaemon, RawHttp, RawPricing, RawWorkspace};
+use super::raw::{
+    RawAzure, RawConfig, RawDaemon, RawHttp, RawIdle, RawPolicy, RawPricing, RawWorkspace,
+};
 use crate::model::WorkspaceRef;
+use crate::policy::{DEFAULT_CATCH_UP, Enforcement, Event, IdleRule, Policy, Signals, StartMode};
+use crate::schedule::{CronExpr, Desired, EventAction, Exception, Schedule, Window};
 
 /// Poll interval when `[daemon] poll_interval` is absent.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
@@ -37,8 +41,8 @@ pub struct Config {
     /// In file order; aliases are unique.
     pub workspaces: Vec<Workspace>,
     pub pricing: PricingSettings,
-    /// Policy names in file order (the policy engine validates the rest of each policy).
-    pub policy_names: Vec<String>,
+    /// In file order: an instance is governed by the first that matches it.
+    pub policies: Vec<Policy>,
 }
 
 impl Config {
@@ -222,6 +226,14 @@ impl<'a> Checker<'a> {
         self.at(span, message, false);
     }
 
+    fn warn(&mut self, span: Range<usize>, message: String) {
+        self.at(span, message, true);
+    }
+
+    fn error_count(&self) -> usize {
+        self.out.iter().filter(|d| !d.warning).count()
+    }
+
     fn has_errors(&self) -> bool {
         self.out.iter().any(|d| !d.warning)
     }
@@ -263,7 +275,7 @@ pub fn from_str(text: &str) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>
         .pricing
         .as_ref()
         .map_or_else(PricingSettings::default, |p| check_pricing(&mut c, p));
-    let policy_names = check_policy_names(&mut c, &raw, &workspaces);
+    let policies = check_policies(&mut c, &raw, &workspaces);
     if c.has_errors() {
         return Err(c.out);
     }
@@ -274,7 +286,7 @@ pub fn from_str(text: &str) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>
             azure,
             workspaces,
             pricing,
-            policy_names,
+            policies,
         },
         c.out,
     ))
@@ -565,9 +577,11 @@ fn check_pricing(c: &mut Checker<'_>, raw: &RawPricing) -> PricingSettings {
     p
 }
 
-fn check_policy_names(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec<String> {
+fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec<Policy> {
+    let mut out: Vec<Policy> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for (i, p) in raw.policy.iter().enumerate() {
+        let errors_before = c.error_count();
         let name = p.name.get_ref();
         if name.trim().is_empty() {
             c.error(
@@ -579,22 +593,405 @@ fn check_policy_names(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) ->
                 p.name.span(),
                 format!("policy[{i}].name: duplicate policy name {name:?}"),
             );
-        } else {
-            names.push(name.clone());
         }
-        for alias in p.workspaces.iter().flatten() {
-            if !ws.iter().any(|w| w.name == *alias.get_ref()) {
-                c.error(
-                    alias.span(),
+        names.push(name.clone());
+        let key = |k: &str| format!("policy[{i}] ({name}).{k}");
+        if let Some(list) = &p.workspaces {
+            if list.is_empty() {
+                c.warn(
+                    p.name.span(),
                     format!(
-                        "policy[{i}].workspaces: unknown workspace alias {:?} (no [[workspace]] has that name)",
-                        alias.get_ref()
+                        "{}: empty list: the policy can never match",
+                        key("workspaces")
                     ),
                 );
             }
+            for alias in list {
+                if !ws.iter().any(|w| w.name == *alias.get_ref()) {
+                    c.error(
+                        alias.span(),
+                        format!(
+                            "{}: unknown workspace alias {:?} (no [[workspace]] has that name)",
+                            key("workspaces"),
+                            alias.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+        let mut instances = Vec::new();
+        if let Some(list) = &p.instances {
+            if list.is_empty() {
+                c.warn(
+                    p.name.span(),
+                    format!(
+                        "{}: empty list: the policy can never match",
+                        key("instances")
+                    ),
+                );
+            }
+            for g in list {
+                match globset::Glob::new(g.get_ref()) {
+                    Ok(glob) => instances.push(glob.compile_matcher()),
+                    Err(e) => c.error(
+                        g.span(),
+                        format!(
+                            "{}: invalid glob {:?}: {}",
+                            key("instances"),
+                            g.get_ref(),
+                            e.kind()
+                        ),
+                    ),
+                }
+            }
+        }
+        let tz = match &p.timezone {
+            Some(v) => match jiff::tz::TimeZone::get(v.get_ref()) {
+                Ok(tz) => tz,
+                Err(_) => {
+                    c.error(
+                        v.span(),
+                        format!(
+                            "{}: unknown IANA time zone {:?}; use a name such as \"Europe/Paris\"",
+                            key("timezone"),
+                            v.get_ref()
+                        ),
+                    );
+                    jiff::tz::TimeZone::UTC
+                }
+            },
+            None => jiff::tz::TimeZone::UTC,
+        };
+        let mut schedule = Schedule::new(tz);
+        for w in p.uptime.iter().flatten() {
+            match w.get_ref().parse::<Window>() {
+                Ok(win) => {
+                    if win.open == win.close {
+                        c.warn(
+                            w.span(),
+                            format!(
+                                "{}: {:?} opens and closes at the same time; it is a 24-hour window",
+                                key("uptime"),
+                                w.get_ref()
+                            ),
+                        );
+                    }
+                    if let Some(other) = schedule.windows.iter().find(|o| windows_overlap(o, &win))
+                    {
+                        c.warn(
+                            w.span(),
+                            format!(
+                                "{}: {:?} overlaps {:?}",
+                                key("uptime"),
+                                w.get_ref(),
+                                other.to_string()
+                            ),
+                        );
+                    }
+                    schedule.windows.push(win);
+                }
+                Err(e) => c.error(w.span(), format!("{}: {e}", key("uptime"))),
+            }
+        }
+        if p.uptime.as_ref().is_some_and(Vec::is_empty) {
+            c.warn(
+                p.name.span(),
+                format!(
+                    "{}: empty list: no schedule, instances may run at any time",
+                    key("uptime")
+                ),
+            );
+        }
+        for h in &p.holidays {
+            match h.get_ref().parse::<jiff::civil::Date>() {
+                Ok(d) => {
+                    schedule.holidays.insert(d);
+                }
+                Err(_) => c.error(
+                    h.span(),
+                    format!(
+                        "{}: invalid date {:?}; use YYYY-MM-DD",
+                        key("holidays"),
+                        h.get_ref()
+                    ),
+                ),
+            }
+        }
+        for e in &p.exceptions {
+            let raw_e = e.get_ref();
+            let mut parse_dt =
+                |v: &Spanned<String>, k: &str| match v.get_ref().parse::<jiff::civil::DateTime>() {
+                    Ok(dt) => Some(dt),
+                    Err(_) => {
+                        c.error(
+                            v.span(),
+                            format!(
+                                "{}: invalid local time {:?}; use YYYY-MM-DDTHH:MM",
+                                key(k),
+                                v.get_ref()
+                            ),
+                        );
+                        None
+                    }
+                };
+            let from = parse_dt(&raw_e.from, "exceptions.from");
+            let to = parse_dt(&raw_e.to, "exceptions.to");
+            let state = match raw_e.state.get_ref().as_str() {
+                "up" => Some(Desired::Up),
+                "down" => Some(Desired::Down),
+                other => {
+                    c.error(
+                        raw_e.state.span(),
+                        format!(
+                            "{}: expected up or down, got {other:?}",
+                            key("exceptions.state")
+                        ),
+                    );
+                    None
+                }
+            };
+            if let (Some(from), Some(to), Some(state)) = (from, to, state) {
+                if to <= from {
+                    c.error(
+                        e.span(),
+                        format!(
+                            "{}: ends ({:?}) before it begins ({:?})",
+                            key("exceptions"),
+                            raw_e.to.get_ref(),
+                            raw_e.from.get_ref()
+                        ),
+                    );
+                } else {
+                    schedule.exceptions.push(Exception { from, to, state });
+                }
+            }
+        }
+        let start = match &p.start {
+            None => StartMode::Never,
+            Some(v) => match v.get_ref().as_str() {
+                "never" => StartMode::Never,
+                "window" => {
+                    if p.uptime.as_ref().is_none_or(Vec::is_empty) {
+                        c.error(
+                            v.span(),
+                            format!("{}: \"window\" needs uptime windows to open", key("start")),
+                        );
+                    }
+                    StartMode::Window
+                }
+                other => {
+                    c.error(
+                        v.span(),
+                        format!("{}: expected never or window, got {other:?}", key("start")),
+                    );
+                    StartMode::Never
+                }
+            },
+        };
+        let enforcement = match &p.enforcement {
+            None => Enforcement::Transition,
+            Some(v) => match v.get_ref().as_str() {
+                "transition" => Enforcement::Transition,
+                "always" => Enforcement::Always,
+                other => {
+                    c.error(
+                        v.span(),
+                        format!(
+                            "{}: expected transition or always, got {other:?}",
+                            key("enforcement")
+                        ),
+                    );
+                    Enforcement::Transition
+                }
+            },
+        };
+        let catch_up = p
+            .catch_up
+            .as_ref()
+            .and_then(|v| duration(c, &key("catch_up"), v))
+            .unwrap_or(DEFAULT_CATCH_UP);
+        let idle = p
+            .idle
+            .as_ref()
+            .map(|raw_idle| check_idle(c, &key("idle"), p, raw_idle));
+        let mut events = Vec::new();
+        for ev in &p.event {
+            let cron = CronExpr::parse(ev.cron.get_ref())
+                .map_err(|e| c.error(ev.cron.span(), format!("{}: {e}", key("event.cron"))))
+                .ok();
+            let action = EventAction::parse(ev.action.get_ref());
+            if action.is_none() {
+                c.error(
+                    ev.action.span(),
+                    format!(
+                        "{}: expected start, stop or restart, got {:?}",
+                        key("event.action"),
+                        ev.action.get_ref()
+                    ),
+                );
+            }
+            if let (Some(cron), Some(action)) = (cron, action) {
+                events.push(Event { cron, action });
+            }
+        }
+        let no_windows = p.uptime.as_ref().is_none_or(Vec::is_empty);
+        if no_windows
+            && p.idle.is_none()
+            && p.event.is_empty()
+            && p.exceptions.is_empty()
+            && p.holidays.is_empty()
+        {
+            c.error(
+                p.name.span(),
+                format!("policy[{i}] ({name}): does nothing: it has no uptime window, no [policy.idle] rule and no [[policy.event]]"),
+            );
+        }
+        let policy = Policy {
+            name: name.clone(),
+            workspaces: p
+                .workspaces
+                .as_ref()
+                .map(|l| l.iter().map(|s| s.get_ref().clone()).collect()),
+            instances,
+            tags: p
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                .collect(),
+            schedule,
+            start,
+            enforcement,
+            catch_up,
+            idle: idle.flatten(),
+            events,
+        };
+        if let Some(earlier) = out.iter().find(|e| governs_everything_of(e, &policy)) {
+            c.warn(
+                p.name.span(),
+                format!(
+                    "policy[{i}] ({name}): can never match: policy {:?} above it matches every instance it would",
+                    earlier.name
+                ),
+            );
+        }
+        if c.error_count() == errors_before {
+            out.push(policy);
         }
     }
-    names
+    out
+}
+
+fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> Option<IdleRule> {
+    let d = |c: &mut Checker<'_>, k: &str, v: &Option<Spanned<String>>| {
+        v.as_ref()
+            .and_then(|v| duration(c, &format!("{key}.{k}"), v))
+    };
+    let timeout = d(c, "timeout", &raw.timeout);
+    let min_uptime = d(c, "min_uptime", &raw.min_uptime).unwrap_or(Duration::ZERO);
+    let max_uptime = d(c, "max_uptime", &raw.max_uptime);
+    let mut signals = Signals::default();
+    match &raw.signals {
+        None => {
+            signals.arm = true;
+            signals.jupyter = true;
+        }
+        Some(list) => {
+            for s in list {
+                match s.get_ref().as_str() {
+                    "arm" => signals.arm = true,
+                    "jupyter" => signals.jupyter = true,
+                    other => c.error(
+                        s.span(),
+                        format!("{key}.signals: unknown activity source {other:?}; expected arm or jupyter"),
+                    ),
+                }
+            }
+        }
+    }
+    if raw.timeout.is_none() && raw.max_uptime.is_none() {
+        c.error(
+            p.name.span(),
+            format!("{key}: needs timeout or max_uptime (an idle rule without either never acts)"),
+        );
+    }
+    if let (Some(v), Some(t)) = (&raw.timeout, timeout)
+        && t < MIN_IDLE_TIMEOUT
+    {
+        c.error(
+            v.span(),
+            format!("{key}.timeout: must be at least 5m, got {:?}", v.get_ref()),
+        );
+    }
+    if let (Some(v), Some(max)) = (&raw.max_uptime, max_uptime)
+        && max <= min_uptime
+    {
+        c.error(
+            v.span(),
+            format!(
+                "{key}.max_uptime: must be longer than min_uptime, got {:?}",
+                v.get_ref()
+            ),
+        );
+    }
+    Some(IdleRule {
+        timeout,
+        min_uptime,
+        max_uptime,
+        signals,
+    })
+}
+
+/// Shortest idle timeout: activity sources report with minute granularity.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Whether `earlier` matches at least every instance `later` matches (so `later` is dead).
+fn governs_everything_of(earlier: &Policy, later: &Policy) -> bool {
+    let ws_ok = match (&earlier.workspaces, &later.workspaces) {
+        (None, _) => true,
+        (Some(e), Some(l)) => l.iter().all(|w| e.contains(w)),
+        (Some(_), None) => false,
+    };
+    let inst_ok = earlier.instances.is_empty();
+    let tags_ok = earlier
+        .tags
+        .iter()
+        .all(|(k, v)| later.tags.get(k) == Some(v));
+    ws_ok && inst_ok && tags_ok
+}
+
+/// Whether two windows are open at the same time on some day of a week (minute of week).
+fn windows_overlap(a: &Window, b: &Window) -> bool {
+    const WEEK: u32 = 7 * 24 * 60;
+    let spans = |w: &Window| -> Vec<(u32, u32)> {
+        let open = u32::from(w.open.hour() as u8) * 60 + u32::from(w.open.minute() as u8);
+        let close = u32::from(w.close.hour() as u8) * 60 + u32::from(w.close.minute() as u8);
+        let len = if close > open {
+            close - open
+        } else {
+            24 * 60 - open + close
+        };
+        jiff::civil::Weekday::Monday
+            .cycle_forward()
+            .take(7)
+            .filter(|d| w.days.contains(*d))
+            .map(|d| {
+                let start = u32::from(d.to_monday_zero_offset() as u8) * 24 * 60 + open;
+                (start, start + len)
+            })
+            .collect()
+    };
+    let (sa, sb) = (spans(a), spans(b));
+    sa.iter().any(|&(a0, a1)| {
+        sb.iter().any(|&(b0, b1)| {
+            // Compare on the circle of the week: shift b by -WEEK, 0, +WEEK.
+            [0i64, -i64::from(WEEK), i64::from(WEEK)]
+                .iter()
+                .any(|&shift| {
+                    let (b0, b1) = (i64::from(b0) + shift, i64::from(b1) + shift);
+                    i64::from(a0) < b1 && b0 < i64::from(a1)
+                })
+        })
+    })
 }
 
 #[cfg(test)]
@@ -627,6 +1024,7 @@ Standard_DS3_v2 = 0.293
 [[policy]]
 name = "office"
 workspaces = ["research"]
+uptime = ["Mon-Fri 08:00-19:00"]
 "#;
 
     #[test]
@@ -645,7 +1043,7 @@ workspaces = ["research"]
         );
         assert_eq!(cfg.pricing.currency, "EUR");
         assert_eq!(cfg.pricing.vm_hourly.get("standard_ds3_v2"), Some(&0.293));
-        assert_eq!(cfg.policy_names, vec!["office"]);
+        assert_eq!(cfg.policies[0].name, "office");
     }
 
     #[test]
@@ -670,7 +1068,7 @@ workspaces = ["research"]
 
     #[test]
     fn every_error_is_collected_with_key_and_value() {
-        let text = "[daemon]\npoll_interval = \"soon\"\nmax_concurrent_actions = 0\n[azure]\ncredential = \"magic\"\nauthority_host = \"http://x\"\n[[workspace]]\nname = \"a\"\nsubscription_id = \"nope\"\nresource_group = \"rg\"\nworkspace = \"w\"\n[[policy]]\nname = \"p\"\nworkspaces = [\"b\"]\n";
+        let text = "[daemon]\npoll_interval = \"soon\"\nmax_concurrent_actions = 0\n[azure]\ncredential = \"magic\"\nauthority_host = \"http://x\"\n[[workspace]]\nname = \"a\"\nsubscription_id = \"nope\"\nresource_group = \"rg\"\nworkspace = \"w\"\n[[policy]]\nname = \"p\"\nworkspaces = [\"b\"]\nuptime = [\"Mon 08:00-09:00\"]\n";
         let errs = from_str(text).unwrap_err();
         let msgs: Vec<String> = errs
             .iter()
@@ -720,5 +1118,134 @@ workspaces = ["research"]
     fn line_col_counts_characters() {
         assert_eq!(line_col("ab\ncé d", 7), (2, 4));
         assert_eq!(line_col("", 5), (1, 1));
+    }
+
+    fn messages(text: &str) -> Vec<String> {
+        match from_str(text) {
+            Ok((_, warnings)) => warnings
+                .iter()
+                .map(|d| format!("{}:{}: warning: {}", d.line, d.column, d.message))
+                .collect(),
+            Err(errs) => errs
+                .iter()
+                .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn policy_errors_name_key_and_value() {
+        let text = r#"
+[[policy]]
+name = "bad"
+timezone = "Europe/Pariss"
+uptime = ["Mon-Fri 8:00-19:00", "Mon-Fri 08:00-25:00"]
+instances = ["ci-[a"]
+holidays = ["2026-13-01"]
+exceptions = [ { from = "2026-12-27T00:00", to = "2026-12-24T00:00", state = "down" }, { from = "x", to = "2026-12-24T00:00", state = "sideways" } ]
+start = "always"
+enforcement = "sometimes"
+catch_up = "2 fortnights"
+[policy.idle]
+timeout = "1m"
+min_uptime = "2h"
+max_uptime = "1h"
+signals = ["arm", "telepathy"]
+[[policy.event]]
+cron = "0 3 * *"
+action = "reboot"
+"#;
+        let m = messages(text);
+        let want = [
+            "6:14: policy[0] (bad).instances: invalid glob \"ci-[a\"",
+            "4:12: policy[0] (bad).timezone: unknown IANA time zone \"Europe/Pariss\"",
+            "5:33: policy[0] (bad).uptime: invalid time \"25:00\"",
+            "7:13: policy[0] (bad).holidays: invalid date \"2026-13-01\"",
+            "8:16: policy[0] (bad).exceptions: ends (\"2026-12-24T00:00\") before it begins (\"2026-12-27T00:00\")",
+            "8:97: policy[0] (bad).exceptions.from: invalid local time \"x\"",
+            "8:135: policy[0] (bad).exceptions.state: expected up or down, got \"sideways\"",
+            "9:9: policy[0] (bad).start: expected never or window, got \"always\"",
+            "10:15: policy[0] (bad).enforcement: expected transition or always, got \"sometimes\"",
+            "11:12: policy[0] (bad).catch_up: invalid duration \"2 fortnights\"",
+            "16:19: policy[0] (bad).idle.signals: unknown activity source \"telepathy\"",
+            "13:11: policy[0] (bad).idle.timeout: must be at least 5m, got \"1m\"",
+            "15:14: policy[0] (bad).idle.max_uptime: must be longer than min_uptime, got \"1h\"",
+            "18:8: policy[0] (bad).event.cron: invalid cron \"0 3 * *\": expected 5 fields",
+            "19:10: policy[0] (bad).event.action: expected start, stop or restart, got \"reboot\"",
+        ];
+        for w in want {
+            assert!(
+                m.iter().any(|line| line.starts_with(w)),
+                "missing {w:?} in\n{}",
+                m.join("\n")
+            );
+        }
+    }
+
+    #[test]
+    fn a_policy_that_does_nothing_is_an_error() {
+        let m = messages("[[policy]]\nname = \"idle-less\"\ninstances = [\"*\"]\n");
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].starts_with("2:8: policy[0] (idle-less): does nothing"),
+            "{}",
+            m[0]
+        );
+        let m = messages(
+            "[[policy]]\nname = \"s\"\nstart = \"window\"\n[policy.idle]\ntimeout = \"1h\"\n",
+        );
+        assert!(
+            m[0].contains("start: \"window\" needs uptime windows"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn overlaps_shadowing_and_empty_lists_warn() {
+        let text = r#"
+[[policy]]
+name = "all"
+uptime = ["Mon-Fri 08:00-19:00", "Fri 18:00-02:00", "Sun 23:00-01:00", "Mon 00:30-00:45"]
+
+[[policy]]
+name = "dead"
+instances = ["ci-*"]
+uptime = ["Mon 08:00-08:00"]
+
+[[policy]]
+name = "never"
+instances = []
+[policy.idle]
+timeout = "1h"
+"#;
+        let m = messages(text);
+        assert!(m.iter().any(|l| l.starts_with("4:34: warning: policy[0] (all).uptime: \"Fri 18:00-02:00\" overlaps \"Mon,Tue,Wed,Thu,Fri 08:00-19:00\"")), "{m:#?}");
+        assert!(m.iter().any(|l| l.starts_with("4:72: warning: policy[0] (all).uptime: \"Mon 00:30-00:45\" overlaps \"Sun 23:00-01:00\"")), "{m:#?}");
+        assert!(
+            m.iter()
+                .any(|l| l
+                    .contains("warning: policy[1] (dead): can never match: policy \"all\" above")),
+            "{m:#?}"
+        );
+        assert!(
+            m.iter()
+                .any(|l| l.contains("\"Mon 08:00-08:00\" opens and closes at the same time")),
+            "{m:#?}"
+        );
+        assert!(
+            m.iter()
+                .any(|l| l.contains("policy[2] (never).instances: empty list")),
+            "{m:#?}"
+        );
+    }
+
+    #[test]
+    fn example_config_in_repo_validates_cleanly() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lightsout.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let (cfg, warnings) = from_str(&text).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        assert!(!cfg.policies.is_empty());
+        assert!(!cfg.workspaces.is_empty());
     }
 }

@@ -1,0 +1,110 @@
+//! Policies as the engine uses them: which instances they govern and what they want.
+//!
+//! Pure data and matching. Built from the config by `config::validate`; read by `decide`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use globset::GlobMatcher;
+
+use crate::schedule::{CronExpr, EventAction, Schedule};
+
+/// Whether instances are started when a window opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// lightsout only stops; people start their instances.
+    Never,
+    /// Stopped instances are started when a window opens.
+    Window,
+}
+
+/// How the schedule is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Act when the desired state changes, once; people may override until the next change.
+    Transition,
+    /// Keep the desired state: stop whatever runs outside a window at every pass.
+    Always,
+}
+
+/// Which activity sources count as use of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Signals {
+    /// ARM state `JobRunning`.
+    pub arm: bool,
+    /// Jupyter Server kernels and `last_activity`.
+    pub jupyter: bool,
+}
+
+/// `[policy.idle]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleRule {
+    /// Stop a running instance idle this long; `None`: no idle stop (max_uptime only).
+    pub timeout: Option<Duration>,
+    /// Never stop within this long after the instance started.
+    pub min_uptime: Duration,
+    /// Stop after this long running even if active, unless busy.
+    pub max_uptime: Option<Duration>,
+    pub signals: Signals,
+}
+
+/// A cron event: an action at cron times in the policy's time zone.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub cron: CronExpr,
+    pub action: EventAction,
+}
+
+/// One `[[policy]]`, validated.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    /// Workspace aliases; `None`: every workspace.
+    pub workspaces: Option<Vec<String>>,
+    /// Instance-name globs; empty: every instance.
+    pub instances: Vec<GlobMatcher>,
+    /// Tags that must all be present with these values.
+    pub tags: BTreeMap<String, String>,
+    pub schedule: Schedule,
+    pub start: StartMode,
+    pub enforcement: Enforcement,
+    /// A transition missed by at most this much is still acted on.
+    pub catch_up: Duration,
+    pub idle: Option<IdleRule>,
+    pub events: Vec<Event>,
+}
+
+/// Default `catch_up` when a policy does not set one.
+pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(2 * 3600);
+
+impl Policy {
+    /// Whether this policy governs an instance with this workspace alias, name and tags.
+    pub fn matches(
+        &self,
+        workspace: &str,
+        instance: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> bool {
+        if let Some(ws) = &self.workspaces
+            && !ws.iter().any(|w| w == workspace)
+        {
+            return false;
+        }
+        if !self.instances.is_empty() && !self.instances.iter().any(|g| g.is_match(instance)) {
+            return false;
+        }
+        self.tags.iter().all(|(k, v)| tags.get(k) == Some(v))
+    }
+}
+
+/// The first policy that governs the instance, as CONTRACT section 2 says.
+pub fn select<'a>(
+    policies: &'a [Policy],
+    workspace: &str,
+    instance: &str,
+    tags: &BTreeMap<String, String>,
+) -> Option<&'a Policy> {
+    policies
+        .iter()
+        .find(|p| p.matches(workspace, instance, tags))
+}
