@@ -9,13 +9,16 @@
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
 //! - [`policy`]: validated policies and which instance each governs.
+//! - [`decide`]: the pure decision for one instance; [`memory`]: what is remembered between passes.
 //! - [`telemetry`]: log setup.
 
 pub mod azure;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod decide;
 pub mod emulator;
+pub mod memory;
 pub mod model;
 pub mod policy;
 pub mod schedule;

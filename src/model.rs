@@ -44,3 +44,201 @@ impl fmt::Display for WorkspaceRef {
         )
     }
 }
+
+/// A compute instance's state as Azure reports it, in the engine's terms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum InstanceState {
+    Running,
+    /// Running and executing a job: busy.
+    JobRunning,
+    Stopped,
+    Starting,
+    Stopping,
+    Restarting,
+    Creating,
+    Deleting,
+    SettingUp,
+    UserSettingUp,
+    Resizing,
+    Unknown,
+    CreateFailed,
+    Unusable,
+    /// A value this version does not know; treated as transitional (no action).
+    Other(String),
+}
+
+impl InstanceState {
+    /// Parse Azure's `state` string; unknown values are kept, not rejected.
+    pub fn from_azure(s: &str) -> InstanceState {
+        match s {
+            "Running" => InstanceState::Running,
+            "JobRunning" => InstanceState::JobRunning,
+            "Stopped" => InstanceState::Stopped,
+            "Starting" => InstanceState::Starting,
+            "Stopping" => InstanceState::Stopping,
+            "Restarting" => InstanceState::Restarting,
+            "Creating" => InstanceState::Creating,
+            "Deleting" => InstanceState::Deleting,
+            "SettingUp" => InstanceState::SettingUp,
+            "UserSettingUp" => InstanceState::UserSettingUp,
+            "Resizing" => InstanceState::Resizing,
+            "Unknown" => InstanceState::Unknown,
+            "CreateFailed" => InstanceState::CreateFailed,
+            "Unusable" => InstanceState::Unusable,
+            other => InstanceState::Other(other.to_owned()),
+        }
+    }
+
+    /// Azure's spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            InstanceState::Running => "Running",
+            InstanceState::JobRunning => "JobRunning",
+            InstanceState::Stopped => "Stopped",
+            InstanceState::Starting => "Starting",
+            InstanceState::Stopping => "Stopping",
+            InstanceState::Restarting => "Restarting",
+            InstanceState::Creating => "Creating",
+            InstanceState::Deleting => "Deleting",
+            InstanceState::SettingUp => "SettingUp",
+            InstanceState::UserSettingUp => "UserSettingUp",
+            InstanceState::Resizing => "Resizing",
+            InstanceState::Unknown => "Unknown",
+            InstanceState::CreateFailed => "CreateFailed",
+            InstanceState::Unusable => "Unusable",
+            InstanceState::Other(s) => s,
+        }
+    }
+
+    /// Billed as running: `Running` or `JobRunning`.
+    pub fn is_running(&self) -> bool {
+        matches!(self, InstanceState::Running | InstanceState::JobRunning)
+    }
+
+    /// `Stopped`.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, InstanceState::Stopped)
+    }
+
+    /// Neither settled running nor stopped: the decision waits (CONTRACT section 3). Failed
+    /// and unknown states are included: acting on them is never safe.
+    pub fn is_transitional(&self) -> bool {
+        !self.is_running() && !self.is_stopped()
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kinds of operation Azure records in `lastOperation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationKind {
+    Create,
+    Start,
+    Stop,
+    Restart,
+    Reimage,
+    Delete,
+    Other(String),
+}
+
+/// Who triggered the last operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationTrigger {
+    User,
+    Schedule,
+    IdleShutdown,
+    Other(String),
+}
+
+/// Azure's `lastOperation` of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastOperation {
+    pub kind: OperationKind,
+    pub at: jiff::Timestamp,
+    /// `operationStatus` was `Succeeded`.
+    pub succeeded: bool,
+    pub trigger: OperationTrigger,
+}
+
+/// Activity reported by the instance's Jupyter server, when that signal is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JupyterActivity {
+    /// Not asked (signal off) or not applicable (instance not running).
+    #[default]
+    NotObserved,
+    /// Asked but no answer: idle time cannot be known, so no idle stop.
+    Unavailable,
+    /// The server's answer.
+    Seen {
+        /// `last_activity` of the server (kernels, terminals, connections).
+        last_activity: Option<jiff::Timestamp>,
+        /// A kernel's `execution_state` is `busy`.
+        kernel_busy: bool,
+    },
+}
+
+/// Everything observed of one instance in one pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceObservation {
+    /// Workspace alias from the config.
+    pub workspace: String,
+    pub name: String,
+    pub state: InstanceState,
+    pub vm_size: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub last_operation: Option<LastOperation>,
+    pub jupyter: JupyterActivity,
+}
+
+impl InstanceObservation {
+    /// The `lightsout = "off"` tag excludes the instance from every policy.
+    pub fn excluded(&self) -> bool {
+        self.tags
+            .get(TAG_EXCLUDE)
+            .is_some_and(|v| v.eq_ignore_ascii_case("off"))
+    }
+
+    /// `lightsout-hold-until` as an instant; `Err` carries the bad value.
+    pub fn hold_until(&self) -> Option<Result<jiff::Timestamp, String>> {
+        self.tags
+            .get(TAG_HOLD_UNTIL)
+            .map(|v| v.parse::<jiff::Timestamp>().map_err(|_| v.clone()))
+    }
+}
+
+/// Tag that excludes an instance when set to `off`.
+pub const TAG_EXCLUDE: &str = "lightsout";
+/// Tag holding an RFC 3339 instant before which the instance must not be stopped.
+pub const TAG_HOLD_UNTIL: &str = "lightsout-hold-until";
+
+/// What lightsout asks Azure to do to an instance.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Action {
+    /// Lowercase name, as in logs, the audit log and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart => "restart",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,586 @@
+//! The decision: given the policies, what is observed of an instance, what lightsout
+//! remembers of it and the time now, what should happen and why.
+//!
+//! Pure: no I/O, no clock. `now` is an argument; the same inputs always give the same
+//! decision. Rules (CONTRACT section 3): busy wins; transitional states wait; a
+//! transition is acted on once, within `catch_up`; idle time counts from the latest of the
+//! last successful start, the last activity seen and the end of a hold.
+
+use std::fmt;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::memory::{InstanceMemory, Pending};
+use crate::model::{Action, InstanceObservation, JupyterActivity, OperationKind, OperationTrigger};
+use crate::policy::{Enforcement, Policy, Signals, StartMode, select};
+use crate::schedule::{Desired, EventAction, Transition};
+
+/// Why an action is planned (the `reason` of logs, the audit log and metric labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A window closed, or a holiday or `down` exception began.
+    OutsideWindow,
+    WindowOpen,
+    Idle,
+    MaxUptime,
+    /// A cron event.
+    Event,
+    /// Native settings reconciled.
+    Native,
+}
+
+impl Reason {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::OutsideWindow => "outside_window",
+            Reason::WindowOpen => "window_open",
+            Reason::Idle => "idle",
+            Reason::MaxUptime => "max_uptime",
+            Reason::Event => "event",
+            Reason::Native => "native",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why something that was due is not done now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// A job or a busy kernel: never stopped. Carried out once no longer busy, if still due.
+    Busy,
+    /// Starting, stopping, creating…: the decision waits for a settled state.
+    Transitional,
+    /// `lightsout-hold-until` is in the future.
+    Held,
+    /// Started less than `min_uptime` ago; carried out later if still due.
+    MinUptime,
+    /// lightsout's own request for this instance is still in flight.
+    Pending,
+    /// The transition or event was missed by more than `catch_up` (daemon was down).
+    Missed,
+    /// The Jupyter signal is configured but could not be read: idle time is unknown.
+    ActivityUnknown,
+    /// Decided but not acted on: dry run.
+    DryRun,
+}
+
+impl SkipReason {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Busy => "busy",
+            SkipReason::Transitional => "transitional",
+            SkipReason::Held => "held",
+            SkipReason::MinUptime => "min_uptime",
+            SkipReason::Pending => "pending",
+            SkipReason::Missed => "missed",
+            SkipReason::ActivityUnknown => "activity_unknown",
+            SkipReason::DryRun => "dry_run",
+        }
+    }
+}
+
+/// An action and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Planned {
+    pub action: Action,
+    pub reason: Reason,
+    /// Acted on late, after downtime, within `catch_up`.
+    pub catch_up: bool,
+}
+
+/// Why nothing is due for an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quiet {
+    /// The `lightsout = "off"` tag.
+    Excluded,
+    /// No policy matches the instance.
+    NoPolicy,
+    /// Nothing is due.
+    NothingDue,
+}
+
+/// What to do about one instance now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Act(Planned),
+    Skip {
+        #[serde(flatten)]
+        planned: Planned,
+        why: SkipReason,
+    },
+    /// A transitional state: nothing is considered.
+    Wait,
+    Quiet {
+        why: Quiet,
+    },
+}
+
+/// The decision for one instance, with what the engine worked out on the way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Name of the governing policy.
+    pub policy: Option<String>,
+    pub verdict: Verdict,
+    /// Idle time, when the instance runs and has an idle rule or signals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_for: Option<SignedDuration>,
+    /// The next schedule change or cron event of the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<NextChange>,
+    /// Memory to keep for the instance if this decision is carried out (the intent of an
+    /// action is recorded with it, before the request is sent).
+    #[serde(skip)]
+    pub memory: InstanceMemory,
+}
+
+/// The next thing a policy's calendar will do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NextChange {
+    pub at: Timestamp,
+    /// `up`/`down` for a schedule change, the event's action for a cron event.
+    pub what: &'static str,
+}
+
+/// Gap after a transition beyond which acting on it counts as catching up. The daemon
+/// wakes within a second of a boundary; a poll interval late means it was not running.
+pub const CATCH_UP_MARK: Duration = Duration::from_secs(60);
+
+/// A request in flight is given up on (and may be planned again) after this long.
+pub const PENDING_EXPIRY: Duration = Duration::from_secs(30 * 60);
+
+fn span(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+fn busy(obs: &InstanceObservation, signals: Signals) -> bool {
+    obs.state == crate::model::InstanceState::JobRunning
+        || (signals.jupyter
+            && matches!(
+                obs.jupyter,
+                JupyterActivity::Seen {
+                    kernel_busy: true,
+                    ..
+                }
+            ))
+}
+
+/// When the current run began: Azure's last successful start/restart/create, else the
+/// first sighting of this run.
+fn running_since(obs: &InstanceObservation, mem: &InstanceMemory) -> Option<Timestamp> {
+    let from_azure = obs.last_operation.as_ref().and_then(|op| {
+        let starts = matches!(
+            op.kind,
+            OperationKind::Start | OperationKind::Restart | OperationKind::Create
+        );
+        (starts && op.succeeded).then_some(op.at)
+    });
+    from_azure.or(mem.running_since_seen)
+}
+
+/// Whether someone (a user, a native schedule) acted on the instance after `t`: a
+/// transition before that is answered and must not be acted on again.
+fn superseded(obs: &InstanceObservation, t: Timestamp, pending: Option<&Pending>) -> bool {
+    obs.last_operation.as_ref().is_some_and(|op| {
+        let ours = pending.is_some_and(|p| op.at >= p.requested_at);
+        op.at > t && !ours && !matches!(op.trigger, OperationTrigger::Other(_))
+    })
+}
+
+/// Decide for one instance.
+pub fn decide(
+    policies: &[Policy],
+    obs: &InstanceObservation,
+    memory: &InstanceMemory,
+    now: Timestamp,
+) -> Decision {
+    let mut mem = memory.clone();
+    mem.first_seen.get_or_insert(now);
+    if obs.state.is_running() {
+        mem.running_since_seen.get_or_insert(now);
+    } else if obs.state.is_stopped() {
+        mem.running_since_seen = None;
+    }
+
+    let quiet = |why, mem| Decision {
+        policy: None,
+        verdict: Verdict::Quiet { why },
+        idle_for: None,
+        next: None,
+        memory: mem,
+    };
+    if obs.excluded() {
+        return quiet(Quiet::Excluded, mem);
+    }
+    let Some(policy) = select(policies, &obs.workspace, &obs.name, &obs.tags) else {
+        return quiet(Quiet::NoPolicy, mem);
+    };
+    let signals = policy.idle.as_ref().map_or(
+        Signals {
+            arm: true,
+            jupyter: false,
+        },
+        |i| i.signals,
+    );
+    let is_busy = busy(obs, signals);
+    if is_busy {
+        mem.last_busy_seen = Some(now);
+    }
+    let next = next_change(policy, now);
+    let idle_for = obs
+        .state
+        .is_running()
+        .then(|| idle_since(obs, &mem, signals, now).map(|since| now.duration_since(since)))
+        .flatten();
+    let mut decision = Decision {
+        policy: Some(policy.name.clone()),
+        verdict: Verdict::Quiet {
+            why: Quiet::NothingDue,
+        },
+        idle_for,
+        next,
+        memory: InstanceMemory::default(),
+    };
+
+    // Our own request still in flight: wait for its effect, or give up on it after a while.
+    if let Some(p) = &mem.pending {
+        let done = match p.action {
+            Action::Stop => obs.state.is_stopped(),
+            Action::Start | Action::Restart => obs.state.is_running(),
+        };
+        let expired = now.duration_since(p.requested_at) > span(PENDING_EXPIRY);
+        if done || expired {
+            mem.pending = None;
+        }
+    }
+    if obs.state.is_transitional() {
+        decision.verdict = Verdict::Wait;
+        decision.memory = mem;
+        return decision;
+    }
+
+    let due = schedule_due(policy, obs, &mut mem, now)
+        .or_else(|| event_due(policy, obs, &mut mem, now))
+        .or_else(|| uptime_due(policy, obs, &mem, now, idle_for));
+    let Some((planned, source)) = due else {
+        decision.verdict = match (
+            &policy.idle,
+            obs.state.is_running(),
+            signals.jupyter,
+            obs.jupyter,
+        ) {
+            (Some(rule), true, true, JupyterActivity::Unavailable) if rule.timeout.is_some() => {
+                Verdict::Skip {
+                    planned: Planned {
+                        action: Action::Stop,
+                        reason: Reason::Idle,
+                        catch_up: false,
+                    },
+                    why: SkipReason::ActivityUnknown,
+                }
+            }
+            _ => Verdict::Quiet {
+                why: Quiet::NothingDue,
+            },
+        };
+        decision.memory = mem;
+        return decision;
+    };
+    if let Due::Missed = source {
+        decision.verdict = Verdict::Skip {
+            planned,
+            why: SkipReason::Missed,
+        };
+        decision.memory = mem;
+        return decision;
+    }
+
+    let blocked = if mem.pending.is_some() {
+        Some(SkipReason::Pending)
+    } else if planned.action == Action::Start {
+        None
+    } else if is_busy {
+        Some(SkipReason::Busy)
+    } else if obs
+        .hold_until()
+        .and_then(Result::ok)
+        .is_some_and(|until| until > now)
+    {
+        Some(SkipReason::Held)
+    } else if policy.idle.as_ref().is_some_and(|rule| {
+        running_since(obs, &mem)
+            .is_some_and(|since| now.duration_since(since) < span(rule.min_uptime))
+    }) {
+        Some(SkipReason::MinUptime)
+    } else {
+        None
+    };
+
+    match (blocked, source) {
+        (Some(why), source) => {
+            // Held back, not forgotten: a blocked transition or event stays due.
+            match source {
+                Due::Transition(at) => mem.deferred_transition = Some(at),
+                Due::Event(at) => mem.deferred_event = Some(at),
+                Due::Rule | Due::Missed => {}
+            }
+            decision.verdict = Verdict::Skip { planned, why };
+        }
+        (None, source) => {
+            match source {
+                Due::Transition(at) => {
+                    mem.handled_transition = Some(at);
+                    mem.deferred_transition = None;
+                }
+                Due::Event(at) => {
+                    mem.handled_event = Some(at);
+                    mem.deferred_event = None;
+                }
+                Due::Rule | Due::Missed => {}
+            }
+            mem.pending = Some(Pending {
+                action: planned.action,
+                requested_at: now,
+            });
+            decision.verdict = Verdict::Act(planned);
+        }
+    }
+    decision.memory = mem;
+    decision
+}
+
+/// Where a due action comes from, for the memory update.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    Transition(Timestamp),
+    Event(Timestamp),
+    /// Idle or max uptime: a condition, not a moment.
+    Rule,
+    /// Found missed (older than `catch_up`); already marked handled.
+    Missed,
+}
+
+fn is_late(now: Timestamp, at: Timestamp) -> bool {
+    now.duration_since(at) > span(CATCH_UP_MARK)
+}
+
+fn schedule_due(
+    policy: &Policy,
+    obs: &InstanceObservation,
+    mem: &mut InstanceMemory,
+    now: Timestamp,
+) -> Option<(Planned, Due)> {
+    let desired = policy.schedule.desired_at(now)?;
+    let action = match desired {
+        Desired::Down if obs.state.is_running() => Some(Action::Stop),
+        Desired::Up if obs.state.is_stopped() && policy.start == StartMode::Window => {
+            Some(Action::Start)
+        }
+        _ => None,
+    };
+    let reason = match desired {
+        Desired::Down => Reason::OutsideWindow,
+        Desired::Up => Reason::WindowOpen,
+    };
+    if policy.enforcement == Enforcement::Always {
+        return action.map(|action| {
+            (
+                Planned {
+                    action,
+                    reason,
+                    catch_up: false,
+                },
+                Due::Rule,
+            )
+        });
+    }
+    let prev: Transition = policy.schedule.previous_transition(now)?;
+    if prev.to != Some(desired) || mem.handled_transition.is_some_and(|h| h >= prev.at) {
+        return None;
+    }
+    let Some(action) = action else {
+        // Already in the desired state: nothing to do for this transition.
+        mem.handled_transition = Some(prev.at);
+        return None;
+    };
+    if superseded(obs, prev.at, mem.pending.as_ref()) {
+        mem.handled_transition = Some(prev.at);
+        return None;
+    }
+    let deferred = mem.deferred_transition == Some(prev.at);
+    let planned = Planned {
+        action,
+        reason,
+        catch_up: !deferred && is_late(now, prev.at),
+    };
+    if deferred || now.duration_since(prev.at) <= span(policy.catch_up) {
+        Some((planned, Due::Transition(prev.at)))
+    } else {
+        mem.handled_transition = Some(prev.at);
+        Some((planned, Due::Missed))
+    }
+}
+
+fn event_due(
+    policy: &Policy,
+    obs: &InstanceObservation,
+    mem: &mut InstanceMemory,
+    now: Timestamp,
+) -> Option<(Planned, Due)> {
+    let since = now.checked_sub(span(policy.catch_up)).ok()?;
+    // The latest firing of any event in the catch-up window that is not yet handled.
+    let mut latest: Option<(Timestamp, EventAction)> = None;
+    for ev in &policy.events {
+        for at in ev.cron.fire_times(&policy.schedule.tz, since, now) {
+            if mem.handled_event.is_some_and(|h| at <= h) {
+                continue;
+            }
+            if latest.is_none_or(|(t, _)| at > t) {
+                latest = Some((at, ev.action));
+            }
+        }
+    }
+    let (at, ev_action) = latest?;
+    let action = match ev_action {
+        EventAction::Start if obs.state.is_stopped() => Action::Start,
+        EventAction::Stop if obs.state.is_running() => Action::Stop,
+        EventAction::Restart if obs.state.is_running() => Action::Restart,
+        _ => {
+            mem.handled_event = Some(at);
+            return None;
+        }
+    };
+    if superseded(obs, at, mem.pending.as_ref()) {
+        mem.handled_event = Some(at);
+        return None;
+    }
+    let deferred = mem.deferred_event == Some(at);
+    Some((
+        Planned {
+            action,
+            reason: Reason::Event,
+            catch_up: !deferred && is_late(now, at),
+        },
+        Due::Event(at),
+    ))
+}
+
+fn uptime_due(
+    policy: &Policy,
+    obs: &InstanceObservation,
+    mem: &InstanceMemory,
+    now: Timestamp,
+    idle_for: Option<SignedDuration>,
+) -> Option<(Planned, Due)> {
+    let rule = policy.idle.as_ref()?;
+    if !obs.state.is_running() {
+        return None;
+    }
+    let stop = |reason| {
+        Some((
+            Planned {
+                action: Action::Stop,
+                reason,
+                catch_up: false,
+            },
+            Due::Rule,
+        ))
+    };
+    if let (Some(max), Some(since)) = (rule.max_uptime, running_since(obs, mem))
+        && now.duration_since(since) >= span(max)
+    {
+        return stop(Reason::MaxUptime);
+    }
+    if let (Some(timeout), Some(idle)) = (rule.timeout, idle_for)
+        && idle >= span(timeout)
+    {
+        return stop(Reason::Idle);
+    }
+    None
+}
+
+/// Start of the current idle period, or `None` when it cannot be known (a configured
+/// Jupyter signal that could not be read).
+fn idle_since(
+    obs: &InstanceObservation,
+    mem: &InstanceMemory,
+    signals: Signals,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let mut since = running_since(obs, mem);
+    let mut take = |t: Option<Timestamp>| {
+        if let Some(t) = t {
+            since = Some(since.map_or(t, |s| s.max(t)));
+        }
+    };
+    take(mem.first_seen);
+    take(mem.last_busy_seen);
+    if signals.jupyter {
+        match obs.jupyter {
+            JupyterActivity::Seen {
+                last_activity,
+                kernel_busy,
+            } => {
+                take(last_activity.map(|t| t.min(now)));
+                if kernel_busy {
+                    take(Some(now));
+                }
+            }
+            JupyterActivity::Unavailable => return None,
+            JupyterActivity::NotObserved => {}
+        }
+    }
+    if let Some(Ok(hold)) = obs.hold_until()
+        && hold <= now
+    {
+        take(Some(hold));
+    }
+    since
+}
+
+/// The next schedule change or cron event of a policy after `now`.
+pub fn next_change(policy: &Policy, now: Timestamp) -> Option<NextChange> {
+    let schedule = policy.schedule.next_transition(now).map(|t| NextChange {
+        at: t.at,
+        what: match t.to {
+            Some(Desired::Up) => "up",
+            Some(Desired::Down) => "down",
+            None => "any",
+        },
+    });
+    let horizon = now.checked_add(SignedDuration::from_hours(8 * 24)).ok();
+    let event = horizon.and_then(|until| {
+        policy
+            .events
+            .iter()
+            .filter_map(|ev| {
+                ev.cron
+                    .fire_times(&policy.schedule.tz, now, until)
+                    .first()
+                    .map(|at| NextChange {
+                        at: *at,
+                        what: ev.action.as_str(),
+                    })
+            })
+            .min_by_key(|n| n.at)
+    });
+    match (schedule, event) {
+        (Some(s), Some(e)) => Some(if e.at < s.at { e } else { s }),
+        (s, e) => s.or(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;
