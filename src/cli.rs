@@ -31,6 +31,8 @@ pub struct ConfigArg {
 pub enum Command {
     /// Load and check the config; print every problem as FILE:LINE:COL: message.
     Validate(ConfigArg),
+    /// The next schedule transitions and cron events of each policy, in local time.
+    Preview(PreviewArgs),
     /// Run a local emulator of the Azure endpoints lightsout uses.
     Emulator(EmulatorArgs),
     /// Manage single compute instances by hand (as the Azure ML SDK v1 does).
@@ -38,6 +40,24 @@ pub enum Command {
     Ci(CiCommand),
     /// Start the emulator in-process and walk through what lightsout does.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only this policy.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Start of the period (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339")]
+    pub from: Option<jiff::Timestamp>,
+    /// Length of the period in days.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=400))]
+    pub days: u16,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

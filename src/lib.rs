@@ -10,10 +10,12 @@
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
 //! - [`policy`]: validated policies and which instance each governs.
 //! - [`decide`]: the pure decision for one instance; [`memory`]: what is remembered between passes.
+//! - [`preview`]: a policy's upcoming changes for `lightsout preview`; [`clock`]: the one wall-clock read.
 //! - [`telemetry`]: log setup.
 
 pub mod azure;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod decide;
@@ -21,5 +23,6 @@ pub mod emulator;
 pub mod memory;
 pub mod model;
 pub mod policy;
+pub mod preview;
 pub mod schedule;
 pub mod telemetry;

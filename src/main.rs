@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Validate(args) => commands::validate(&args),
+            Command::Preview(args) => commands::preview(&args),
             Command::Emulator(args) => commands::emulator(args).await,
             Command::Ci(cmd) => commands::ci(cmd).await,
             Command::Demo(args) => commands::demo(args).await,

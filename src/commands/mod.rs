@@ -2,8 +2,10 @@
 //!
 //! Errors come back as `anyhow::Error`; a [`crate::config::ConfigError`] inside means exit 78.
 
+mod preview;
 mod validate;
 
+pub use preview::preview;
 pub use validate::validate;
 
 use crate::cli::{CiCommand, DemoArgs, EmulatorArgs};
