@@ -573,10 +573,18 @@ impl ArmClient {
                 .header(CLIENT_REQUEST_ID, uuid::Uuid::new_v4().to_string())
                 .header(header::USER_AGENT, self.inner.config.user_agent.as_str())
                 .header(header::ACCEPT, "application/json");
-            if let Some(b) = &body {
-                req = req
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(b.clone());
+            match &body {
+                // hyper omits `Content-Length: 0` for an empty body, and ARM answers 411 to a
+                // POST without a length: set it explicitly.
+                Some(b) if b.is_empty() => {
+                    req = req.header(header::CONTENT_LENGTH, "0");
+                }
+                Some(b) => {
+                    req = req
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(b.clone());
+                }
+                None => {}
             }
 
             let started = Instant::now();
