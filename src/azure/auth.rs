@@ -381,6 +381,12 @@ enum Source {
     AzureCli {
         tenant_id: Option<String>,
     },
+    /// A ready-made credential (tests of the chain logic).
+    #[cfg(test)]
+    Fixed {
+        name: &'static str,
+        cred: Arc<dyn TokenCredential>,
+    },
 }
 
 impl Source {
@@ -390,6 +396,8 @@ impl Source {
             Source::WorkloadIdentity { .. } => "workload_identity",
             Source::ManagedIdentity { .. } => "managed_identity",
             Source::AzureCli { .. } => "azure_cli",
+            #[cfg(test)]
+            Source::Fixed { name, .. } => name,
         }
     }
 
@@ -431,6 +439,8 @@ impl Source {
                     ..AzureCliCredentialOptions::default()
                 }))?
             }
+            #[cfg(test)]
+            Source::Fixed { cred, .. } => cred.clone(),
         })
     }
 }
@@ -945,5 +955,96 @@ mod tests {
         std::fs::write(&good, cert.cert.pem()).unwrap();
         assert!(build_http_client(Some(&good), HttpTimeouts::default()).is_ok());
         assert!(build_http_client(None, HttpTimeouts::default()).is_ok());
+    }
+
+    #[derive(Debug, Default)]
+    struct Scripted {
+        ok: bool,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenCredential for Scripted {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.ok {
+                Ok(AccessToken::new(
+                    "tok",
+                    azure_core::time::OffsetDateTime::now_utc()
+                        + azure_core::time::Duration::hours(1),
+                ))
+            } else {
+                Err(azure_core::Error::with_message(
+                    ErrorKind::Credential,
+                    "scripted failure",
+                ))
+            }
+        }
+    }
+
+    fn fixed_chain(creds: &[(&'static str, Arc<Scripted>)]) -> ChainCredential {
+        ChainCredential::new(
+            creds
+                .iter()
+                .map(|(name, c)| Source::Fixed {
+                    name,
+                    cred: c.clone(),
+                })
+                .collect(),
+            BuildContext {
+                http: reqwest::Client::new(),
+                authority_host: Url::parse(Cloud::Public.authority_host()).unwrap(),
+            },
+        )
+    }
+
+    fn calls(c: &Scripted) -> usize {
+        c.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn chain_uses_first_working_and_sticks_to_it() {
+        let bad = Arc::new(Scripted::default());
+        let good = Arc::new(Scripted {
+            ok: true,
+            ..Scripted::default()
+        });
+        let later = Arc::new(Scripted {
+            ok: true,
+            ..Scripted::default()
+        });
+        let chain = fixed_chain(&[
+            ("bad", bad.clone()),
+            ("good", good.clone()),
+            ("later", later.clone()),
+        ]);
+        chain.get_token(&["s/.default"], None).await.unwrap();
+        assert_eq!(chain.selected(), Some("good"));
+        chain.get_token(&["s/.default"], None).await.unwrap();
+        assert_eq!((calls(&bad), calls(&good), calls(&later)), (1, 2, 0));
+        // A forced refresh rebuilds instances but keeps the selection.
+        chain
+            .get_token(&["s/.default"], Some(force_refresh_options()))
+            .await
+            .unwrap();
+        assert_eq!(chain.selected(), Some("good"));
+        assert_eq!((calls(&bad), calls(&good)), (1, 3));
+    }
+
+    #[tokio::test]
+    async fn chain_reports_every_failure() {
+        let chain = fixed_chain(&[
+            ("first", Arc::new(Scripted::default())),
+            ("second", Arc::new(Scripted::default())),
+        ]);
+        let e = chain.get_token(&["s/.default"], None).await.unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("first: scripted failure"), "{msg}");
+        assert!(msg.contains("second: scripted failure"), "{msg}");
+        assert_eq!(chain.selected(), None);
     }
 }
