@@ -1,1 +1,35 @@
-//! Azure Resource Manager client.
+//! Azure Resource Manager client for Azure ML compute.
+//!
+//! # Layout
+//!
+//! - [`wire`]: the JSON shapes ARM sends and accepts (lenient, pure).
+//! - [`error`]: ARM error bodies and [`AzureError`], the one error type of this module.
+//! - [`retry`]: retry classification, backoff and `Retry-After` parsing (pure).
+//! - [`lro`]: long-running operations: `Azure-AsyncOperation` / `Location`, poll-URL safety (pure).
+//! - [`client`]: [`ArmClient`], the HTTP calls (list/get/create/delete/start/stop/...).
+//! - [`auth`]: the shared `reqwest::Client` and the Entra ID credential chain.
+//!
+//! Data enters as `WorkspaceRef`s and names, leaves as wire types or [`Accepted`] handles; the
+//! mapping into domain types lives elsewhere.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod lro;
+pub mod retry;
+pub mod wire;
+
+pub use auth::{
+    AuthError, AuthSettings, ChainCredential, Cloud, CredentialKind, HttpTimeouts,
+    build_credential, build_http_client,
+};
+pub use client::{
+    API_VERSION, ArmClient, ArmClientConfig, ArmEndpoint, RateLimitSnapshot, RequestEvent,
+    RequestHook, SCHEDULES_API_VERSION,
+};
+pub use error::{ArmError, AzureError, TransportKind};
+pub use lro::{Accepted, PollOutcome, PollVia};
+pub use retry::RetryPolicy;
+
+#[cfg(test)]
+mod fixture_tests;

@@ -1,0 +1,811 @@
+//! Wire types: the JSON shapes of the Azure ML compute API as Azure Resource Manager sends them.
+//!
+//! These types mirror ARM, not our domain. They are deliberately lenient:
+//! - no `deny_unknown_fields`: Azure adds fields and we must not break when it does;
+//! - almost every field is optional, and `null` is accepted wherever a value may be absent;
+//! - every enum keeps values it does not know as `Other(String)` and writes them back verbatim
+//!   (known values are matched case-insensitively and written back in their canonical spelling);
+//! - `properties.properties` is typed only for `ComputeInstance`; other compute types (AKS,
+//!   AmlCompute, Kubernetes, ...) keep their inner properties as raw JSON.
+//!
+//! Serialisation skips absent fields, so a `ComputeResource` built for a PUT yields a minimal body.
+//! Nothing here does I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::ArmError;
+
+/// Declares a string enum that accepts unknown values as `Other(String)`.
+///
+/// Known values match case-insensitively; `Other` round-trips byte for byte.
+macro_rules! string_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $wire:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $( $(#[$vmeta])* #[doc = concat!("`", $wire, "`")] $variant, )+
+            /// A value this version of lightsout does not know, kept verbatim.
+            Other(String),
+        }
+
+        impl $name {
+            /// The wire spelling of this value.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( Self::$variant => $wire, )+
+                    Self::Other(s) => s.as_str(),
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $( if s.eq_ignore_ascii_case($wire) { return Self::$variant; } )+
+                Self::Other(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self::from(s.to_owned())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                match v {
+                    $name::Other(s) => s,
+                    known => known.as_str().to_owned(),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// `properties.computeType`: the kind of compute.
+    ComputeType {
+        Aks = "AKS",
+        Kubernetes = "Kubernetes",
+        AmlCompute = "AmlCompute",
+        ComputeInstance = "ComputeInstance",
+        DataFactory = "DataFactory",
+        VirtualMachine = "VirtualMachine",
+        HdInsight = "HDInsight",
+        Databricks = "Databricks",
+        DataLakeAnalytics = "DataLakeAnalytics",
+        SynapseSpark = "SynapseSpark",
+    }
+}
+
+string_enum! {
+    /// `properties.provisioningState`: ARM provisioning state of the compute resource.
+    ProvisioningState {
+        Unknown = "Unknown",
+        Updating = "Updating",
+        Creating = "Creating",
+        Deleting = "Deleting",
+        Succeeded = "Succeeded",
+        Failed = "Failed",
+        Canceled = "Canceled",
+    }
+}
+
+string_enum! {
+    /// `properties.properties.state`: power/lifecycle state of a compute instance.
+    ComputeInstanceState {
+        Creating = "Creating",
+        CreateFailed = "CreateFailed",
+        Deleting = "Deleting",
+        Running = "Running",
+        Restarting = "Restarting",
+        Resizing = "Resizing",
+        JobRunning = "JobRunning",
+        SettingUp = "SettingUp",
+        SetupFailed = "SetupFailed",
+        Starting = "Starting",
+        Stopped = "Stopped",
+        Stopping = "Stopping",
+        UserSettingUp = "UserSettingUp",
+        UserSetupFailed = "UserSetupFailed",
+        Unknown = "Unknown",
+        Unusable = "Unusable",
+    }
+}
+
+impl ComputeInstanceState {
+    /// True while the instance moves between states; acting on it now would race Azure.
+    pub fn is_transitional(&self) -> bool {
+        matches!(
+            self,
+            Self::Creating
+                | Self::Deleting
+                | Self::Restarting
+                | Self::Resizing
+                | Self::SettingUp
+                | Self::Starting
+                | Self::Stopping
+                | Self::UserSettingUp
+        )
+    }
+
+    /// True when the VM is up and billed for compute (`Running` or `JobRunning`).
+    pub fn is_running(&self) -> bool {
+        matches!(self, Self::Running | Self::JobRunning)
+    }
+
+    /// True when the instance is stopped (compute not billed).
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, Self::Stopped)
+    }
+}
+
+string_enum! {
+    /// `lastOperation.operationName`.
+    OperationName {
+        Create = "Create",
+        Start = "Start",
+        Stop = "Stop",
+        Restart = "Restart",
+        Resize = "Resize",
+        Reimage = "Reimage",
+        Delete = "Delete",
+    }
+}
+
+string_enum! {
+    /// `lastOperation.operationStatus`.
+    OperationStatus {
+        InProgress = "InProgress",
+        Succeeded = "Succeeded",
+        CreateFailed = "CreateFailed",
+        StartFailed = "StartFailed",
+        StopFailed = "StopFailed",
+        RestartFailed = "RestartFailed",
+        ResizeFailed = "ResizeFailed",
+        ReimageFailed = "ReimageFailed",
+        DeleteFailed = "DeleteFailed",
+    }
+}
+
+string_enum! {
+    /// `lastOperation.operationTrigger`: who caused the last operation.
+    OperationTrigger {
+        User = "User",
+        Schedule = "Schedule",
+        IdleShutdown = "IdleShutdown",
+    }
+}
+
+string_enum! {
+    /// `Enabled` / `Disabled` of a start/stop schedule.
+    ScheduleStatus {
+        Enabled = "Enabled",
+        Disabled = "Disabled",
+    }
+}
+
+string_enum! {
+    /// The action a start/stop schedule performs.
+    ComputePowerAction {
+        Start = "Start",
+        Stop = "Stop",
+    }
+}
+
+string_enum! {
+    /// How a start/stop schedule is triggered.
+    TriggerType {
+        Recurrence = "Recurrence",
+        Cron = "Cron",
+    }
+}
+
+string_enum! {
+    /// Frequency unit of a recurrence schedule.
+    RecurrenceFrequency {
+        Minute = "Minute",
+        Hour = "Hour",
+        Day = "Day",
+        Week = "Week",
+        Month = "Month",
+    }
+}
+
+string_enum! {
+    /// A day of the week in a recurrence schedule.
+    WeekDay {
+        Monday = "Monday",
+        Tuesday = "Tuesday",
+        Wednesday = "Wednesday",
+        Thursday = "Thursday",
+        Friday = "Friday",
+        Saturday = "Saturday",
+        Sunday = "Sunday",
+    }
+}
+
+string_enum! {
+    /// Provisioning status of a schedule on the instance.
+    ScheduleProvisioningState {
+        Completed = "Completed",
+        Provisioning = "Provisioning",
+        Failed = "Failed",
+    }
+}
+
+string_enum! {
+    /// `sshSettings.sshPublicAccess`.
+    SshPublicAccess {
+        Enabled = "Enabled",
+        Disabled = "Disabled",
+    }
+}
+
+string_enum! {
+    /// `applicationSharingPolicy`.
+    ApplicationSharingPolicy {
+        Personal = "Personal",
+        Shared = "Shared",
+    }
+}
+
+string_enum! {
+    /// `computeInstanceAuthorizationType`.
+    ComputeInstanceAuthorizationType {
+        Personal = "personal",
+    }
+}
+
+string_enum! {
+    /// `status` of an `Azure-AsyncOperation` status resource.
+    ///
+    /// ARM defines the terminal values `Succeeded`, `Failed` and `Canceled`; every other value
+    /// (including RP-specific ones such as `Running` or `Accepted`) means "still in progress".
+    AsyncOperationStatus {
+        InProgress = "InProgress",
+        Succeeded = "Succeeded",
+        Failed = "Failed",
+        Canceled = "Canceled",
+    }
+}
+
+impl AsyncOperationStatus {
+    /// True for `Succeeded`, `Failed` and `Canceled`.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
+    }
+}
+
+/// What happens to the underlying Azure resource when a compute is deleted
+/// (`underlyingResourceAction` query parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnderlyingResourceAction {
+    /// Delete the underlying compute (for a compute instance: the VM).
+    Delete,
+    /// Detach it from the workspace and leave it running.
+    Detach,
+}
+
+impl UnderlyingResourceAction {
+    /// The query-string spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Delete => "Delete",
+            Self::Detach => "Detach",
+        }
+    }
+}
+
+/// One ARM compute resource (`Microsoft.MachineLearningServices/workspaces/computes`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeResource {
+    /// Full ARM id. Absent in create bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The compute's name (last path segment of `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ARM resource type, `Microsoft.MachineLearningServices/workspaces/computes`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// Azure region, e.g. `eastus2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Resource tags; `null` and absent both mean none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    /// Managed identity block, kept raw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Value>,
+    /// SKU block, kept raw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<Value>,
+    /// ARM `systemData`, kept raw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_data: Option<Value>,
+    /// The compute's properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<Compute>,
+}
+
+impl ComputeResource {
+    /// The compute type, if the resource says.
+    pub fn compute_type(&self) -> Option<&ComputeType> {
+        self.properties.as_ref()?.compute_type.as_ref()
+    }
+
+    /// The compute-instance properties, when this is a compute instance.
+    pub fn instance(&self) -> Option<&ComputeInstanceProperties> {
+        match self.properties.as_ref()?.properties.as_ref()? {
+            ComputeDetails::Instance(p) => Some(p),
+            ComputeDetails::Other(_) => None,
+        }
+    }
+
+    /// The instance's state, when this is a compute instance that reports one.
+    pub fn instance_state(&self) -> Option<&ComputeInstanceState> {
+        self.instance()?.state.as_ref()
+    }
+
+    /// A tag value by exact key.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
+/// `properties` of a compute resource: the fields common to every compute type plus the
+/// type-specific inner `properties`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "RawCompute", into = "RawCompute")]
+pub struct Compute {
+    /// The kind of compute; decides how `properties` is read.
+    pub compute_type: Option<ComputeType>,
+    /// ARM provisioning state.
+    pub provisioning_state: Option<ProvisioningState>,
+    /// Free-text description.
+    pub description: Option<String>,
+    /// Creation time as sent (ISO 8601 with 7 fractional digits), not parsed.
+    pub created_on: Option<String>,
+    /// Last modification time as sent.
+    pub modified_on: Option<String>,
+    /// ARM id of the underlying resource (e.g. an AKS cluster).
+    pub resource_id: Option<String>,
+    /// Location of the underlying compute.
+    pub compute_location: Option<String>,
+    /// True when the compute was attached rather than created by Azure ML.
+    pub is_attached_compute: Option<bool>,
+    /// True when local (key) auth is disabled.
+    pub disable_local_auth: Option<bool>,
+    /// Provisioning errors, kept raw.
+    pub provisioning_errors: Option<Value>,
+    /// Type-specific properties.
+    pub properties: Option<ComputeDetails>,
+}
+
+/// The type-specific inner `properties` of a compute.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ComputeDetails {
+    /// A compute instance (`computeType = ComputeInstance`).
+    Instance(Box<ComputeInstanceProperties>),
+    /// Any other compute type, kept as raw JSON.
+    Other(Value),
+}
+
+/// Serde bridge for [`Compute`]: the same fields with the inner properties as raw JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCompute {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    compute_type: Option<ComputeType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provisioning_state: Option<ProvisioningState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_on: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    modified_on: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    compute_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    is_attached_compute: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    disable_local_auth: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provisioning_errors: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    properties: Option<Value>,
+}
+
+impl TryFrom<RawCompute> for Compute {
+    type Error = serde_json::Error;
+
+    fn try_from(raw: RawCompute) -> Result<Self, Self::Error> {
+        let properties = match (raw.properties, &raw.compute_type) {
+            (None | Some(Value::Null), _) => None,
+            (Some(v), Some(ComputeType::ComputeInstance)) => Some(ComputeDetails::Instance(
+                Box::new(serde_json::from_value(v)?),
+            )),
+            (Some(v), _) => Some(ComputeDetails::Other(v)),
+        };
+        Ok(Compute {
+            compute_type: raw.compute_type,
+            provisioning_state: raw.provisioning_state,
+            description: raw.description,
+            created_on: raw.created_on,
+            modified_on: raw.modified_on,
+            resource_id: raw.resource_id,
+            compute_location: raw.compute_location,
+            is_attached_compute: raw.is_attached_compute,
+            disable_local_auth: raw.disable_local_auth,
+            provisioning_errors: raw.provisioning_errors,
+            properties,
+        })
+    }
+}
+
+impl From<Compute> for RawCompute {
+    fn from(c: Compute) -> Self {
+        let properties = match c.properties {
+            None => None,
+            // Serialising our own plain struct to a Value cannot fail (no maps with non-string
+            // keys, no custom serialisers that error); fall back to null rather than panic.
+            Some(ComputeDetails::Instance(p)) => {
+                Some(serde_json::to_value(*p).unwrap_or(Value::Null))
+            }
+            Some(ComputeDetails::Other(v)) => Some(v),
+        };
+        RawCompute {
+            compute_type: c.compute_type,
+            provisioning_state: c.provisioning_state,
+            description: c.description,
+            created_on: c.created_on,
+            modified_on: c.modified_on,
+            resource_id: c.resource_id,
+            compute_location: c.compute_location,
+            is_attached_compute: c.is_attached_compute,
+            disable_local_auth: c.disable_local_auth,
+            provisioning_errors: c.provisioning_errors,
+            properties,
+        }
+    }
+}
+
+/// Inner `properties` of a compute instance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeInstanceProperties {
+    /// Lifecycle/power state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ComputeInstanceState>,
+    /// VM size, e.g. `STANDARD_NC6` (case varies; compare case-insensitively).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_size: Option<String>,
+    /// The last operation Azure ran on the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_operation: Option<LastOperation>,
+    /// Azure-side start/stop schedules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedules: Option<ComputeSchedules>,
+    /// Azure's own idle shutdown, ISO 8601 duration such as `PT60M`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_time_before_shutdown: Option<String>,
+    /// Applications (Jupyter, ...) the instance exposes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applications: Option<Vec<Application>>,
+    /// The user a personal instance is assigned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal_compute_instance_settings: Option<PersonalComputeInstanceSettings>,
+    /// Who created the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<CreatedBy>,
+    /// SSH settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_settings: Option<SshSettings>,
+    /// Subnet the instance lives in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<ResourceId>,
+    /// Public and private IP addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connectivity_endpoints: Option<ConnectivityEndpoints>,
+    /// `personal` for personal instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_instance_authorization_type: Option<ComputeInstanceAuthorizationType>,
+    /// Who may use the applications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_sharing_policy: Option<ApplicationSharingPolicy>,
+    /// Errors reported by the instance (`null` when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ErrorResponseBody>>,
+    /// Whether the node has a public IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_node_public_ip: Option<bool>,
+    /// Custom services (RStudio, ...), kept raw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_services: Option<Vec<Value>>,
+    /// OS image versions, kept raw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_image_metadata: Option<Value>,
+    /// Setup scripts, kept raw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_scripts: Option<Value>,
+}
+
+/// `lastOperation` of a compute instance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastOperation {
+    /// What ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_name: Option<OperationName>,
+    /// When it ran, as sent (RFC 3339), not parsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_time: Option<String>,
+    /// How it went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_status: Option<OperationStatus>,
+    /// Who triggered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_trigger: Option<OperationTrigger>,
+}
+
+/// `schedules` of a compute instance; also the body of `updateSchedules`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeSchedules {
+    /// Start/stop schedules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_start_stop: Option<Vec<ComputeStartStopSchedule>>,
+}
+
+/// One Azure-side start/stop schedule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeStartStopSchedule {
+    /// Schedule id assigned by Azure (read-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Provisioning status (read-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_status: Option<ScheduleProvisioningState>,
+    /// Enabled or disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ScheduleStatus>,
+    /// Start or stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ComputePowerAction>,
+    /// Which of `cron` / `recurrence` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_type: Option<TriggerType>,
+    /// Cron trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<CronTrigger>,
+    /// Recurrence trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Recurrence>,
+    /// Deprecated `schedule` block, kept raw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Value>,
+}
+
+/// A cron trigger.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronTrigger {
+    /// 5-field cron expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    /// Local start time without offset, e.g. `2021-04-23T01:30:00`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// Windows time-zone name, e.g. `Pacific Standard Time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+/// A recurrence trigger.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recurrence {
+    /// Frequency unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<RecurrenceFrequency>,
+    /// Number of frequency units between runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<i64>,
+    /// Local start time without offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// Windows time-zone name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// At which hours/minutes/days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<RecurrenceSchedule>,
+}
+
+/// The when of a recurrence.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecurrenceSchedule {
+    /// Hours of the day (0-23).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<Vec<i32>>,
+    /// Minutes of the hour (0-59).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<Vec<i32>>,
+    /// Days of the week; `null` means every day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub week_days: Option<Vec<WeekDay>>,
+    /// Days of the month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month_days: Option<Vec<i32>>,
+}
+
+/// An application endpoint on a compute instance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// E.g. `Jupyter`, `JupyterLab`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Absolute URL of the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_uri: Option<String>,
+}
+
+/// `personalComputeInstanceSettings`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonalComputeInstanceSettings {
+    /// The assigned user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_user: Option<AssignedUser>,
+}
+
+/// An Entra ID user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedUser {
+    /// Object id (GUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// Tenant id (GUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+}
+
+/// `createdBy` of a compute instance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedBy {
+    /// User principal name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Tenant id of the creator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_org_id: Option<String>,
+    /// Object id of the creator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+/// `sshSettings`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SshSettings {
+    /// Whether the SSH port is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_public_access: Option<SshPublicAccess>,
+    /// Admin user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_user_name: Option<String>,
+    /// SSH port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_port: Option<u16>,
+    /// Admin public key (a public key, not a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_public_key: Option<String>,
+}
+
+/// A `{ "id": ... }` reference.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceId {
+    /// ARM id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// `connectivityEndpoints`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectivityEndpoints {
+    /// Public IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip_address: Option<String>,
+    /// Private IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<String>,
+}
+
+/// `{ "error": {...} }`: the ARM error envelope, also used in instance `errors` lists.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorResponseBody {
+    /// The error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ArmError>,
+}
+
+/// One page of `GET .../computes`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeList {
+    /// The computes on this page (`null` or absent = none).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub value: Vec<ComputeResource>,
+    /// Absolute URL of the next page; absent or empty on the last page. Followed verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}
+
+/// Body of `updateIdleShutdownSetting`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdleShutdownSetting {
+    /// ISO 8601 duration such as `PT60M`.
+    pub idle_time_before_shutdown: String,
+}
+
+/// Body of an `Azure-AsyncOperation` status resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStatusBody {
+    /// Operation id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Operation name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Current status.
+    pub status: AsyncOperationStatus,
+    /// Percent complete (0-100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent_complete: Option<f64>,
+    /// Start time as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// End time as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// Why the operation failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ArmError>,
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
