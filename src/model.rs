@@ -37,6 +37,10 @@ impl WorkspaceRef {
 
 impl fmt::Display for WorkspaceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.subscription_id, self.resource_group, self.workspace)
+        write!(
+            f,
+            "{}/{}/{}",
+            self.subscription_id, self.resource_group, self.workspace
+        )
     }
 }
