@@ -1,6 +1,9 @@
 //! The emulator over real HTTPS: tokens, paging, long-running operations, ARM errors,
 //! throttling, Jupyter, prices and the control API.
 
+// Helpers outside `#[test]` functions are test code too; a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, reason = "test helpers")]
+
 use std::time::Duration;
 
 use lightsout::emulator::{Emulator, EmulatorOptions, Fleet, RunningEmulator};
