@@ -169,6 +169,15 @@ fn too_many(wait: u64, is_write: bool) -> Response {
         ),
     );
     set_header(&mut r, "retry-after", &wait.to_string());
+    set_header(
+        &mut r,
+        if is_write {
+            "x-ms-ratelimit-remaining-subscription-writes"
+        } else {
+            "x-ms-ratelimit-remaining-subscription-reads"
+        },
+        "0",
+    );
     r
 }
 

@@ -8,6 +8,24 @@
 //! the emulator clock ([`machine`]), which follows the wall clock or, in virtual time, moves
 //! only when the control API advances it.
 //!
+//! Choices a client should know about:
+//! - Jupyter: an instance's `applications` name `{endpoint}/instances/{workspace}/{instance}/tree/`
+//!   (Jupyter) and `…/lab` (JupyterLab); the Jupyter Server API is under that base, e.g.
+//!   `{endpoint}/instances/{workspace}/{instance}/api/status`.
+//! - `start`/`stop`/`restart` answer 202 with `Azure-AsyncOperation`, `Location` and
+//!   `Retry-After`, except for api-versions before 2021-01-01, which answer 200 as those
+//!   API versions did (older SDKs accept only 200); the operation takes its time either way.
+//! - The status URL is `…/locations/{loc}/computeOperationsStatus/{id}`; the `Location` URL
+//!   is the same with `&type=location` (202 while running, then 200, 204 for a delete, or
+//!   500 with the error when the operation failed).
+//! - RBAC actions: `computes/read`, `computes/write` (PUT, `updateIdleShutdownSetting`,
+//!   `updateSchedules`), `computes/delete`, `computes/{start,stop,restart}/action`,
+//!   `workspaces/read`. `underlyingResourceAction=Detach` removes the instance like `Delete`.
+//! - Tokens are JWT-shaped, unsigned, and accepted only if this emulator issued them; client
+//!   assertions are checked for form and claims, not signature. The App Service MSI form
+//!   accepts any non-empty `X-IDENTITY-HEADER`. `POST /_emulator/tokens/expire` and
+//!   `/_emulator/tokens/revoke` invalidate every issued token.
+//!
 //! ```no_run
 //! # async fn f() -> Result<(), lightsout::emulator::EmulatorError> {
 //! use lightsout::emulator::{Emulator, EmulatorOptions};

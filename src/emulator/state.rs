@@ -296,6 +296,20 @@ impl Inner {
                 super::machine::Trigger::User,
             );
         }
+        // A settled fleet instance got where it is by a user's start or stop that succeeded
+        // (at `started_at`), as lastOperation on a real instance would show.
+        if machine.pending.is_none() && matches!(state, State::Running | State::Stopped) {
+            machine.last_operation = Some(super::machine::LastOperation {
+                kind: if state == State::Running {
+                    OpKind::Start
+                } else {
+                    OpKind::Stop
+                },
+                time: started_at,
+                status: super::machine::OpStatus::Succeeded,
+                trigger: super::machine::Trigger::User,
+            });
+        }
         if state == State::Creating {
             machine = Machine::creating(
                 now,
