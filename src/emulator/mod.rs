@@ -1,1 +1,512 @@
 //! Local emulator of the Azure endpoints lightsout uses.
+//!
+//! One listener (HTTPS with a generated CA, or plain HTTP) serves, as Azure does:
+//! ARM for `Microsoft.MachineLearningServices` computes ([`arm`]), Entra ID tokens and
+//! managed identity ([`auth`]), each instance's Jupyter Server API ([`jupyter`]), the Retail
+//! Prices API ([`prices`]) and a control API for tests under `/_emulator/` ([`control`]).
+//! What it serves comes from a [`Fleet`] file. Instance life cycles are pure functions of
+//! the emulator clock ([`machine`]), which follows the wall clock or, in virtual time, moves
+//! only when the control API advances it.
+//!
+//! Choices a client should know about:
+//! - Jupyter: an instance's `applications` name `{endpoint}/instances/{workspace}/{instance}/tree/`
+//!   (Jupyter) and `…/lab` (JupyterLab); the Jupyter Server API is under that base, e.g.
+//!   `{endpoint}/instances/{workspace}/{instance}/api/status`.
+//! - `start`/`stop`/`restart` answer 202 with `Azure-AsyncOperation`, `Location` and
+//!   `Retry-After`, except for api-versions before 2021-01-01, which answer 200 as those
+//!   API versions did (older SDKs accept only 200); the operation takes its time either way.
+//! - The status URL is `…/locations/{loc}/computeOperationsStatus/{id}`; the `Location` URL
+//!   is the same with `&type=location` (202 while running, then 200, 204 for a delete, or
+//!   500 with the error when the operation failed).
+//! - RBAC actions: `computes/read`, `computes/write` (PUT, `updateIdleShutdownSetting`,
+//!   `updateSchedules`), `computes/delete`, `computes/{start,stop,restart}/action`,
+//!   `workspaces/read`. `underlyingResourceAction=Detach` removes the instance like `Delete`.
+//! - Tokens are JWT-shaped, unsigned, and accepted only if this emulator issued them; client
+//!   assertions are checked for form and claims, not signature. The App Service MSI form
+//!   accepts any non-empty `X-IDENTITY-HEADER`. `POST /_emulator/tokens/expire` and
+//!   `/_emulator/tokens/revoke` invalidate every issued token.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), lightsout::emulator::EmulatorError> {
+//! use lightsout::emulator::{Emulator, EmulatorOptions};
+//! let running = Emulator::start(EmulatorOptions::default()).await?;
+//! println!("{}", serde_json::to_string(&running.ready()).unwrap_or_default());
+//! running.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod arm;
+pub mod auth;
+pub mod bucket;
+pub mod clock;
+pub mod control;
+pub mod fleet;
+pub mod http;
+pub mod iso8601;
+pub mod jupyter;
+pub mod machine;
+pub mod prices;
+pub mod rbac;
+pub mod state;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+pub use fleet::{Fleet, FleetError};
+
+use self::clock::{Clock, ClockError};
+use self::http::{Req, set_header};
+use self::state::{CallRecord, Inner, Shared};
+
+/// Largest request body accepted, in bytes.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// How long open connections get to finish on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How to run the emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorOptions {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// What to serve.
+    pub fleet: Fleet,
+    /// Serve HTTPS with a generated CA (written to `state_dir/ca.pem`).
+    pub tls: bool,
+    /// Run the emulator clock in virtual time (moved by `POST /_emulator/clock`).
+    pub virtual_time: bool,
+    /// Where `ca.pem` goes; default a fresh temporary directory, removed on shutdown.
+    pub state_dir: Option<PathBuf>,
+    /// Compute list page size; default the fleet's `page_size`, else 50.
+    pub page_size: Option<usize>,
+}
+
+impl Default for EmulatorOptions {
+    fn default() -> Self {
+        EmulatorOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            fleet: Fleet::demo(),
+            tls: true,
+            virtual_time: false,
+            state_dir: None,
+            page_size: None,
+        }
+    }
+}
+
+/// Errors starting the emulator.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    /// The listen address could not be bound.
+    #[error("failed to listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state directory could not be created.
+    #[error("failed to create state directory {path}")]
+    StateDir {
+        /// The directory.
+        path: String,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Certificates or TLS config failed.
+    #[error("failed to set up TLS")]
+    Tls(#[from] tls::TlsError),
+    /// A clock operation failed.
+    #[error("clock operation failed")]
+    Clock(#[from] ClockError),
+}
+
+impl EmulatorError {
+    /// A short stable label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EmulatorError::Bind { .. } => "bind",
+            EmulatorError::StateDir { .. } => "state_dir",
+            EmulatorError::Tls(_) => "tls",
+            EmulatorError::Clock(_) => "clock",
+        }
+    }
+}
+
+/// The line the CLI prints when the emulator is ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReadyLine {
+    /// Always `"ready"`.
+    pub event: &'static str,
+    /// `https://127.0.0.1:PORT` (or `http://`).
+    pub endpoint: String,
+    /// Path of `ca.pem`, with TLS.
+    pub ca_file: Option<String>,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Client id of the fleet's first principal.
+    pub client_id: String,
+    /// Its secret (null for a managed identity without one).
+    pub client_secret: Option<String>,
+}
+
+/// Starts emulators.
+pub struct Emulator;
+
+impl Emulator {
+    /// Binds, generates certificates if asked, and starts serving in the background.
+    pub async fn start(opts: EmulatorOptions) -> Result<RunningEmulator, EmulatorError> {
+        let listener =
+            TcpListener::bind(opts.listen)
+                .await
+                .map_err(|source| EmulatorError::Bind {
+                    addr: opts.listen,
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: opts.listen,
+                source,
+            })?;
+        let scheme = if opts.tls { "https" } else { "http" };
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            ip => ip.to_string(),
+        };
+        let endpoint = format!("{scheme}://{host}:{}", addr.port());
+
+        let (state_dir, temp_dir) = match &opts.state_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let d = std::env::temp_dir()
+                    .join(format!("lightsout-emulator-{}", uuid::Uuid::new_v4()));
+                (d.clone(), Some(d))
+            }
+        };
+        let acceptor = if opts.tls {
+            std::fs::create_dir_all(&state_dir).map_err(|source| EmulatorError::StateDir {
+                path: state_dir.display().to_string(),
+                source,
+            })?;
+            Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+                &state_dir,
+            )?))
+        } else {
+            None
+        };
+        let ca_file = opts.tls.then(|| state_dir.join("ca.pem"));
+
+        let clock = if opts.virtual_time {
+            Clock::virtual_at(opts.fleet.clock_start.unwrap_or_else(clock::wall_now))
+        } else {
+            Clock::real()
+        };
+        let page_size = opts
+            .page_size
+            .or(opts.fleet.page_size)
+            .unwrap_or(fleet::DEFAULT_PAGE_SIZE)
+            .max(1);
+        let inner = Inner::new(&opts.fleet, clock.now());
+        let shared = Arc::new(Shared {
+            fleet: opts.fleet,
+            endpoint: endpoint.clone(),
+            clock,
+            page_size,
+            inner: Mutex::new(inner),
+        });
+        let router = Router::new().fallback(dispatch).with_state(shared.clone());
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(accept_loop(
+            listener,
+            acceptor,
+            router,
+            token.clone(),
+            tracker.clone(),
+        ));
+        tracing::info!(endpoint = %endpoint, tls = opts.tls, virtual_time = shared.clock.is_virtual(), "Emulator listening.");
+        Ok(RunningEmulator {
+            endpoint,
+            addr,
+            ca_file,
+            temp_dir,
+            shared,
+            token,
+            tracker,
+        })
+    }
+}
+
+/// A started emulator. Dropping it stops serving; [`RunningEmulator::shutdown`] also
+/// waits for open connections.
+pub struct RunningEmulator {
+    endpoint: String,
+    addr: SocketAddr,
+    ca_file: Option<PathBuf>,
+    temp_dir: Option<PathBuf>,
+    shared: Arc<Shared>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for RunningEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningEmulator")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningEmulator {
+    /// `https://127.0.0.1:PORT` (or `http://` without TLS).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The bound socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The ready line (names the fleet's first principal).
+    pub fn ready(&self) -> ReadyLine {
+        let p = self.shared.fleet.principals.first();
+        ReadyLine {
+            event: "ready",
+            endpoint: self.endpoint.clone(),
+            ca_file: self.ca_file.as_ref().map(|p| p.display().to_string()),
+            tenant_id: self.shared.fleet.tenant_id.clone(),
+            client_id: p.map(|p| p.client_id.clone()).unwrap_or_default(),
+            client_secret: p.and_then(|p| p.client_secret.clone()),
+        }
+    }
+
+    /// Path of `ca.pem`, with TLS.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
+    /// The fleet being served.
+    pub fn fleet(&self) -> &Fleet {
+        &self.shared.fleet
+    }
+
+    /// The emulator clock's current time.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// Advances virtual time (as `POST /_emulator/clock` does); returns the new time.
+    pub fn advance_clock(&self, by: Duration) -> Result<jiff::Timestamp, EmulatorError> {
+        let now = self.shared.clock.advance(by)?;
+        self.shared.lock().settle(now);
+        Ok(now)
+    }
+
+    /// Stops accepting, lets open connections finish (up to a grace period), removes the
+    /// temporary state directory if the emulator made one.
+    pub async fn shutdown(self) {
+        self.token.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Emulator connections did not finish within the grace period.");
+        }
+        if let Some(d) = &self.temp_dir
+            && let Err(e) = std::fs::remove_dir_all(d)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %d.display(), error = %e, "Could not remove the emulator's temporary directory.");
+        }
+        tracing::info!("Emulator stopped.");
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// Marks a connection to drop without a response (the `reset_rate` fault).
+#[derive(Clone)]
+struct ConnKill(CancellationToken);
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    token: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = token.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "Accept failed.");
+                // Back off briefly: accept errors (e.g. too many open files) repeat at once.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (router, token, acceptor) = (router.clone(), token.clone(), acceptor.clone());
+        tracker.spawn(async move {
+            match acceptor {
+                Some(a) => {
+                    let tls = tokio::select! {
+                        _ = token.cancelled() => return,
+                        r = a.accept(tcp) => r,
+                    };
+                    match tls {
+                        Ok(s) => serve_conn(TokioIo::new(s), router, token).await,
+                        Err(e) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed.")
+                        }
+                    }
+                }
+                None => serve_conn(TokioIo::new(tcp), router, token).await,
+            }
+        });
+    }
+}
+
+async fn serve_conn<I>(io: I, router: Router, token: CancellationToken)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let kill = CancellationToken::new();
+    let k = kill.clone();
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnKill(k.clone()));
+        router.clone().oneshot(req.map(Body::new))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, svc);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "Connection ended with an error.");
+            }
+        }
+        // Dropping the connection closes the socket without a response.
+        _ = kill.cancelled() => {}
+        _ = token.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            if tokio::time::timeout(SHUTDOWN_GRACE, conn).await.is_err() {
+                tracing::debug!("Connection did not close in time.");
+            }
+        }
+    }
+}
+
+/// Routes every request by its first path segment and records it in the call log.
+async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let kill = req.extensions().get::<ConnKill>().cloned();
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => Bytes::new(),
+    };
+    let req = Req::new(
+        parts.method,
+        parts.uri.path(),
+        parts.uri.query(),
+        parts.headers,
+        body,
+    );
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let first = req.seg_lc(0).unwrap_or_default();
+
+    let (mut resp, principal) = if arm::is_arm_path(&req) {
+        match arm::handle(&shared, &req).await {
+            arm::Outcome::Respond(r, p) => (r, p),
+            arm::Outcome::Reset(p) => {
+                record(&shared, &req, 0, p, &request_id);
+                tracing::debug!(method = %req.method, path = %req.path, "Dropping connection (injected fault).");
+                if let Some(k) = kill {
+                    k.0.cancel();
+                    // The connection task drops the connection; this response is never sent.
+                    std::future::pending::<()>().await;
+                }
+                return http::empty(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        }
+    } else if first == "_emulator" {
+        (control::handle(&shared, &req), None)
+    } else if first == "instances" {
+        jupyter::handle(&shared, &req)
+    } else if first == "api" && req.seg_lc(1).as_deref() == Some("retail") {
+        (prices::handle(&shared, &req), None)
+    } else if auth::is_entra_path(&req) {
+        auth::handle(&shared, &req)
+    } else {
+        (
+            http::arm_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("The emulator serves nothing at '{}'.", req.path),
+            ),
+            None,
+        )
+    };
+
+    let correlation = req
+        .header("x-ms-correlation-request-id")
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    set_header(&mut resp, "x-ms-request-id", &request_id);
+    set_header(&mut resp, "x-ms-correlation-request-id", &correlation);
+    if let Some(c) = req.header("x-ms-client-request-id").map(str::to_owned) {
+        set_header(&mut resp, "x-ms-client-request-id", &c);
+    }
+    let status = resp.status().as_u16();
+    tracing::debug!(method = %req.method, path = %req.path, status, "Request served.");
+    let is_call_log = first == "_emulator" && req.seg_lc(1).as_deref() == Some("calls");
+    if !is_call_log {
+        record(&shared, &req, status, principal, &request_id);
+    }
+    resp
+}
+
+fn record(shared: &Shared, req: &Req, status: u16, principal: Option<usize>, request_id: &str) {
+    let time = shared.clock.now();
+    let principal = principal
+        .and_then(|i| shared.fleet.principals.get(i))
+        .map(|p| p.client_id.clone());
+    shared.lock().record_call(CallRecord {
+        seq: 0,
+        time,
+        method: req.method.to_string(),
+        path: req.path.clone(),
+        query: req.raw_query.clone(),
+        status,
+        principal,
+        request_id: request_id.to_owned(),
+    });
+}

@@ -1,3 +1,4 @@
 //! The one integration-test binary: one module per area.
 
-mod client;
+mod client; // the ARM client against a small local fake
+mod emulator; // the emulator over real HTTPS

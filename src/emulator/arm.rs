@@ -1,0 +1,1087 @@
+//! Emulated Azure Resource Manager for `Microsoft.MachineLearningServices` computes.
+//!
+//! Order of checks, as ARM does it: injected faults, authentication (401), throttling
+//! (429), `api-version` (400), RBAC on the request scope (403), then the resource provider
+//! (404, 409, 400, success). Fixed path segments match case-insensitively.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use jiff::Timestamp;
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::auth::{arm_unauthorized, authenticate};
+use super::bucket::TokenBucket;
+use super::http::{Req, arm_error, arm_error_target, empty, json, set_header};
+use super::iso8601;
+use super::machine::{Machine, OpKind, OpStatus, Refusal, Trigger, op_status};
+use super::rbac;
+use super::state::{
+    CreatedBy, Inner, Instance, OpRecord, Shared, WsState, arm_time, duration_of, instance_json,
+};
+
+/// Provider namespace, as ARM spells it.
+const NS: &str = "Microsoft.MachineLearningServices";
+/// First api-version whose start/stop/restart are long-running (202). Older ones answered
+/// 200, and SDKs generated from them accept only 200.
+const FIRST_LRO_ACTION_API: &str = "2021-01-01";
+/// Smallest and largest idle shutdown ARM accepts.
+const MIN_IDLE: Duration = Duration::from_secs(15 * 60);
+const MAX_IDLE: Duration = Duration::from_secs(3 * 24 * 3600);
+/// Longest `Retry-After` the emulator suggests, in seconds.
+const MAX_RETRY_AFTER_SECS: u64 = 15;
+
+/// What the ARM handler decided.
+pub enum Outcome {
+    /// Send this response; the principal, if authenticated.
+    Respond(Response, Option<usize>),
+    /// Drop the connection without a response (injected fault).
+    Reset(Option<usize>),
+}
+
+/// Whether the path belongs to ARM.
+pub fn is_arm_path(req: &Req) -> bool {
+    req.seg_lc(0).as_deref() == Some("subscriptions")
+}
+
+/// Serves one ARM request.
+pub async fn handle(shared: &Shared, req: &Req) -> Outcome {
+    let principal = authenticate(shared, req);
+    let who = principal.ok();
+    let is_write = req.method != Method::GET && req.method != Method::HEAD;
+
+    // Faults first: they stand for the network and the front door.
+    let (latency, roll) = {
+        let mut inner = shared.lock();
+        let f = inner.faults.clone();
+        let reset = chance(&mut inner, f.reset_rate);
+        let error = chance(&mut inner, f.error_rate);
+        let throttle = chance(&mut inner, f.throttle_rate);
+        let status = if f.statuses.is_empty() {
+            let pick = inner.rng.random_range(0..2usize);
+            [500u16, 503][pick]
+        } else {
+            let pick = inner.rng.random_range(0..f.statuses.len());
+            f.statuses[pick]
+        };
+        (f.latency_ms, (reset, error.then_some(status), throttle))
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    match roll {
+        (true, _, _) => return Outcome::Reset(who),
+        (_, Some(status), _) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let code = match status.as_u16() {
+                502 => "BadGateway",
+                503 => "ServiceUnavailable",
+                504 => "GatewayTimeout",
+                408 => "RequestTimeout",
+                429 => "TooManyRequests",
+                _ => "InternalServerError",
+            };
+            let mut r = arm_error(
+                status,
+                code,
+                "The server encountered an internal error. Please retry the request. (injected fault)",
+            );
+            if status.as_u16() == 503 || status.as_u16() == 429 {
+                set_header(&mut r, "retry-after", "1");
+            }
+            return Outcome::Respond(r, who);
+        }
+        (_, _, true) => return Outcome::Respond(too_many(1, is_write), who),
+        _ => {}
+    }
+
+    let idx = match principal {
+        Ok(i) => i,
+        Err(f) => {
+            return Outcome::Respond(arm_unauthorized(shared, f, shared.clock.wall()), None);
+        }
+    };
+    let p = &shared.fleet.principals[idx];
+    let sub = req.segs.get(1).cloned().unwrap_or_default();
+    let limits = shared.fleet.limits;
+    let wall = shared.clock.wall();
+    let (remaining, other) = {
+        let mut inner = shared.lock();
+        let mut take = |write: bool, consume: bool| {
+            let (cap, refill) = if write {
+                (limits.write_bucket, limits.write_refill_per_sec)
+            } else {
+                (limits.read_bucket, limits.read_refill_per_sec)
+            };
+            let b = inner
+                .buckets
+                .entry((
+                    sub.to_ascii_lowercase(),
+                    p.client_id.to_ascii_lowercase(),
+                    write,
+                ))
+                .or_insert_with(|| TokenBucket::new(cap, refill, wall));
+            if consume {
+                b.take(wall)
+            } else {
+                Ok(b.remaining(wall))
+            }
+        };
+        (take(is_write, true), take(!is_write, false))
+    };
+    let remaining = match remaining {
+        Ok(n) => n,
+        Err(wait) => return Outcome::Respond(too_many(wait, is_write), Some(idx)),
+    };
+
+    let mut resp = route(shared, req, idx);
+    let (mine, theirs) = if is_write {
+        (
+            "x-ms-ratelimit-remaining-subscription-writes",
+            "x-ms-ratelimit-remaining-subscription-reads",
+        )
+    } else {
+        (
+            "x-ms-ratelimit-remaining-subscription-reads",
+            "x-ms-ratelimit-remaining-subscription-writes",
+        )
+    };
+    set_header(&mut resp, mine, &remaining.to_string());
+    if let Ok(n) = other {
+        set_header(&mut resp, theirs, &n.to_string());
+    }
+    Outcome::Respond(resp, Some(idx))
+}
+
+fn chance(inner: &mut Inner, rate: f64) -> bool {
+    rate > 0.0 && inner.rng.random_bool(rate.min(1.0))
+}
+
+fn too_many(wait: u64, is_write: bool) -> Response {
+    let kind = if is_write { "write" } else { "read" };
+    let mut r = arm_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        format!(
+            "The request is being throttled as the limit has been reached for operation type - {kind}. For more information, see - https://aka.ms/srpthrottlinglimits"
+        ),
+    );
+    set_header(&mut r, "retry-after", &wait.to_string());
+    set_header(
+        &mut r,
+        if is_write {
+            "x-ms-ratelimit-remaining-subscription-writes"
+        } else {
+            "x-ms-ratelimit-remaining-subscription-reads"
+        },
+        "0",
+    );
+    r
+}
+
+/// Checks and returns the api-version, or the ARM 400.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn api_version(req: &Req) -> Result<&str, Response> {
+    let Some(v) = req.q("api-version") else {
+        return Err(arm_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        ));
+    };
+    if valid_api_version(v) {
+        Ok(v)
+    } else {
+        Err(arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidApiVersionParameter",
+            format!(
+                "The api-version '{v}' is invalid. The supported versions are '2025-12-01,2025-06-01,2024-10-01,2024-04-01,2023-10-01,2023-04-01,2022-10-01,2022-05-01,2021-07-01,2021-04-01,2021-01-01,2020-08-01'."
+            ),
+        ))
+    }
+}
+
+/// `YYYY-MM-DD` with an optional `-preview`-style suffix.
+fn valid_api_version(v: &str) -> bool {
+    let (date, suffix) = match v.get(..10) {
+        Some(d) => (d, &v[10..]),
+        None => return false,
+    };
+    let date_ok = jiff::civil::Date::strptime("%Y-%m-%d", date).is_ok()
+        && date.as_bytes().get(4) == Some(&b'-');
+    let suffix_ok = suffix.is_empty()
+        || (suffix.starts_with('-')
+            && suffix.len() > 1
+            && suffix[1..].chars().all(|c| c.is_ascii_alphanumeric()));
+    date_ok && suffix_ok
+}
+
+fn forbidden(shared: &Shared, idx: usize, action: &str, scope: &str) -> Response {
+    let oid = &shared.fleet.principals[idx].object_id;
+    arm_error(
+        StatusCode::FORBIDDEN,
+        "AuthorizationFailed",
+        format!(
+            "The client '{oid}' with object id '{oid}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."
+        ),
+    )
+}
+
+fn not_found_resource(rtype: &str, rg: &str) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        format!(
+            "The Resource '{rtype}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        ),
+    )
+}
+
+/// Routes an authenticated, unthrottled request.
+fn route(shared: &Shared, req: &Req, idx: usize) -> Response {
+    let v = match api_version(req) {
+        Ok(v) => v.to_owned(),
+        Err(r) => return r,
+    };
+    let sl: Vec<String> = req.segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let s: Vec<&str> = sl.iter().map(String::as_str).collect();
+    let ns = NS.to_ascii_lowercase();
+    let ws_route = s.len() >= 8
+        && s[2] == "resourcegroups"
+        && s[4] == "providers"
+        && s[5] == ns
+        && s[6] == "workspaces";
+    if ws_route {
+        return workspace_route(shared, req, idx, &v);
+    }
+    if s.len() == 8
+        && s[2] == "providers"
+        && s[3] == ns
+        && s[4] == "locations"
+        && s[6] == "computeoperationsstatus"
+    {
+        return operation_status(shared, req, &v);
+    }
+    let rtype = req.segs.get(4..).map(|x| x.join("/")).unwrap_or_default();
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "InvalidResourceType",
+        format!("The resource type '{rtype}' could not be found for api version '{v}'."),
+    )
+}
+
+fn method_not_allowed(req: &Req) -> Response {
+    arm_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!(
+            "The requested method '{}' is not allowed on this resource.",
+            req.method
+        ),
+    )
+}
+
+fn workspace_route(shared: &Shared, req: &Req, idx: usize, v: &str) -> Response {
+    let (sub, rg, wsn) = (&req.segs[1], &req.segs[3], &req.segs[7]);
+    let ws_scope =
+        format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{NS}/workspaces/{wsn}");
+    let n = req.segs.len();
+    let computes = n >= 9 && req.segs[8].eq_ignore_ascii_case("computes");
+    if n > 8 && !computes || n > 11 {
+        return arm_error(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            format!(
+                "The resource type 'workspaces/{}' could not be found in the namespace '{NS}' for api version '{v}'.",
+                req.segs[8..].join("/")
+            ),
+        );
+    }
+    let action = match (n, &req.method) {
+        (8, &Method::GET) => "Microsoft.MachineLearningServices/workspaces/read".to_owned(),
+        (9 | 10, &Method::GET) => {
+            "Microsoft.MachineLearningServices/workspaces/computes/read".to_owned()
+        }
+        (10, &Method::PUT) => OpKind::Create.action().to_owned(),
+        (10, &Method::DELETE) => OpKind::Delete.action().to_owned(),
+        (11, &Method::POST) => match req.segs[10].to_ascii_lowercase().as_str() {
+            "start" => OpKind::Start.action().to_owned(),
+            "stop" => OpKind::Stop.action().to_owned(),
+            "restart" => OpKind::Restart.action().to_owned(),
+            // Both change the compute's settings; ARM checks them as writes.
+            "updateidleshutdownsetting" | "updateschedules" => OpKind::Create.action().to_owned(),
+            other => {
+                return arm_error(
+                    StatusCode::NOT_FOUND,
+                    "InvalidResourceType",
+                    format!(
+                        "The resource type 'workspaces/computes/{other}' could not be found in the namespace '{NS}' for api version '{v}'."
+                    ),
+                );
+            }
+        },
+        _ => return method_not_allowed(req),
+    };
+    let scope = match n {
+        8 | 9 => ws_scope.clone(),
+        _ => format!("{ws_scope}/computes/{}", req.segs[9]),
+    };
+    if !rbac::allowed(&shared.fleet.principals[idx].actions, &action) {
+        return forbidden(shared, idx, &action, &scope);
+    }
+
+    let now = shared.clock.now();
+    let mut inner = shared.lock();
+    inner.settle(now);
+    let Some(wi) = inner.find_ws(sub, rg, wsn) else {
+        let known_sub = inner
+            .workspaces
+            .iter()
+            .any(|w| w.spec.subscription_id.eq_ignore_ascii_case(sub));
+        let known_rg = inner.workspaces.iter().any(|w| {
+            w.spec.subscription_id.eq_ignore_ascii_case(sub)
+                && w.spec.resource_group.eq_ignore_ascii_case(rg)
+        });
+        return if !known_sub {
+            arm_error(
+                StatusCode::NOT_FOUND,
+                "SubscriptionNotFound",
+                format!("The subscription '{sub}' could not be found."),
+            )
+        } else if !known_rg {
+            arm_error(
+                StatusCode::NOT_FOUND,
+                "ResourceGroupNotFound",
+                format!("Resource group '{rg}' could not be found."),
+            )
+        } else {
+            not_found_resource(&format!("{NS}/workspaces/{wsn}"), rg)
+        };
+    };
+    match n {
+        8 => json(StatusCode::OK, &workspace_json(&inner.workspaces[wi])),
+        9 => list(shared, req, &inner.workspaces[wi], v, now),
+        10 => match req.method {
+            Method::GET => {
+                let ws = &inner.workspaces[wi];
+                match ws.find(&req.segs[9]) {
+                    Some(ii) => json(
+                        StatusCode::OK,
+                        &instance_json(&shared.endpoint, ws, &ws.instances[ii], now),
+                    ),
+                    None => not_found_resource(
+                        &format!("{NS}/workspaces/{}/computes/{}", ws.spec.name, req.segs[9]),
+                        &ws.spec.resource_group,
+                    ),
+                }
+            }
+            Method::PUT => put(shared, &mut inner, req, wi, idx, v, now),
+            _ => delete(shared, &mut inner, req, wi, v, now),
+        },
+        _ => post(shared, &mut inner, req, wi, v, now),
+    }
+}
+
+fn workspace_json(ws: &WsState) -> Value {
+    json!({
+        "id": ws.id(),
+        "name": ws.spec.name,
+        "type": "Microsoft.MachineLearningServices/workspaces",
+        "location": ws.spec.location,
+        "tags": {},
+        "kind": "Default",
+        "sku": {"name": "Basic", "tier": "Basic"},
+        "identity": {"type": "SystemAssigned"},
+        "properties": {
+            "friendlyName": ws.spec.name,
+            "provisioningState": "Succeeded",
+            "hbiWorkspace": false,
+            "publicNetworkAccess": "Enabled",
+            "discoveryUrl": format!("https://{}.api.azureml.ms/discovery", ws.spec.location),
+            "workspaceId": uuid_from(&ws.id()),
+        }
+    })
+}
+
+fn uuid_from(s: &str) -> String {
+    let h = super::state::fnv(s.as_bytes());
+    let h2 = super::state::fnv(&h.to_be_bytes());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        (h >> 32) as u32,
+        (h >> 16) as u16,
+        h & 0xfff,
+        h2 & 0xfff,
+        (h2 >> 16) & 0xffff_ffff_ffff
+    )
+}
+
+fn list(shared: &Shared, req: &Req, ws: &WsState, v: &str, now: Timestamp) -> Response {
+    let skip_raw = req.q("$skip").or_else(|| req.q("$skipToken"));
+    let skip = match skip_raw.map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidSkipToken",
+                "The continuation token in the request is invalid.",
+            );
+        }
+    };
+    let size = shared.page_size.max(1);
+    let items: Vec<Value> = ws
+        .instances
+        .iter()
+        .skip(skip)
+        .take(size)
+        .map(|i| instance_json(&shared.endpoint, ws, i, now))
+        .collect();
+    let mut body = json!({"value": items});
+    if skip + size < ws.instances.len() {
+        body["nextLink"] = Value::from(format!(
+            "{}{}/computes?api-version={v}&$skip={}",
+            shared.endpoint,
+            ws.id(),
+            skip + size
+        ));
+    }
+    json(StatusCode::OK, &body)
+}
+
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn parse_body(req: &Req) -> Result<Value, Response> {
+    if req.body.is_empty() {
+        return Err(arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized: 'The request body is empty.'.",
+        ));
+    }
+    serde_json::from_slice::<Value>(&req.body).map_err(|e| {
+        arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContent",
+            format!(
+                "The request content was invalid and could not be deserialized: '{e}. Path '', line {}, position {}.'.",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+fn bad(message: impl Into<String>, target: &str) -> Response {
+    arm_error_target(StatusCode::BAD_REQUEST, "BadRequest", message, target)
+}
+
+fn valid_compute_name(n: &str) -> bool {
+    let len_ok = (3..=24).contains(&n.len());
+    let first_ok = n.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    let chars_ok = n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    len_ok && first_ok && chars_ok && !n.ends_with('-')
+}
+
+fn lro_headers(
+    shared: &Shared,
+    r: &mut Response,
+    sub: &str,
+    loc: &str,
+    id: &str,
+    v: &str,
+    wait: u64,
+) {
+    let base = format!(
+        "{}/subscriptions/{sub}/providers/{NS}/locations/{loc}/computeOperationsStatus/{id}?api-version={v}",
+        shared.endpoint
+    );
+    set_header(r, "azure-asyncoperation", &base);
+    set_header(r, "location", &format!("{base}&type=location"));
+    set_header(r, "retry-after", &wait.to_string());
+}
+
+fn retry_after(d: Duration) -> u64 {
+    d.as_secs().clamp(1, MAX_RETRY_AFTER_SECS)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename them"
+)]
+fn put(
+    shared: &Shared,
+    inner: &mut Inner,
+    req: &Req,
+    wi: usize,
+    idx: usize,
+    v: &str,
+    now: Timestamp,
+) -> Response {
+    let body = match parse_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let name = req.segs[9].clone();
+    let Some(props) = body.get("properties").filter(|p| p.is_object()) else {
+        return bad("The request body must contain 'properties'.", "properties");
+    };
+    match props.get("computeType").and_then(Value::as_str) {
+        Some(t) if t.eq_ignore_ascii_case("ComputeInstance") => {}
+        Some(t) => {
+            return bad(
+                format!(
+                    "Compute type '{t}' is not supported by the emulator; only 'ComputeInstance' is."
+                ),
+                "properties.computeType",
+            );
+        }
+        None => {
+            return bad(
+                "The property 'computeType' is required.",
+                "properties.computeType",
+            );
+        }
+    }
+    let inner_props = props.get("properties").cloned().unwrap_or(Value::Null);
+    if !inner_props.is_object() && !inner_props.is_null() {
+        return bad(
+            "'properties.properties' must be an object.",
+            "properties.properties",
+        );
+    }
+    let tags = match body.get("tags") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => {
+            let mut t = std::collections::BTreeMap::new();
+            for (k, val) in m {
+                match val.as_str() {
+                    Some(s) => {
+                        t.insert(k.clone(), s.to_owned());
+                    }
+                    None => return bad(format!("Tag '{k}' must be a string."), "tags"),
+                }
+            }
+            Some(t)
+        }
+        Some(_) => return bad("'tags' must be an object.", "tags"),
+    };
+    let idle = inner_props
+        .get("idleTimeBeforeShutdown")
+        .and_then(Value::as_str);
+    if let Some(i) = idle
+        && let Err(r) = check_idle(i)
+    {
+        return r;
+    }
+    let schedules = inner_props
+        .get("schedules")
+        .filter(|s| !s.is_null())
+        .cloned();
+    if let Some(s) = &schedules
+        && let Err(r) = check_schedules(s.get("computeStartStop").unwrap_or(&Value::Null))
+    {
+        return r;
+    }
+    let description = props
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let location = inner.workspaces[wi].spec.location.clone();
+    let sub = inner.workspaces[wi].spec.subscription_id.clone();
+
+    if let Some(ii) = inner.workspaces[wi].find(&name) {
+        // Update in place.
+        let inst = &mut inner.workspaces[wi].instances[ii];
+        if let Some(p) = &inst.machine.pending
+            && p.kind == OpKind::Delete
+        {
+            return arm_error(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!(
+                    "Compute '{}' is being deleted; it cannot be updated.",
+                    inst.name
+                ),
+            );
+        }
+        if let Some(t) = tags {
+            inst.tags = t;
+        }
+        if description.is_some() {
+            inst.description = description;
+        }
+        if let Some(i) = idle {
+            inst.idle_time_before_shutdown = Some(i.to_owned());
+        }
+        if schedules.is_some() {
+            inst.schedules = schedules;
+        }
+        inst.modified_on = now;
+        let ws = &inner.workspaces[wi];
+        return json(
+            StatusCode::OK,
+            &instance_json(&shared.endpoint, ws, &ws.instances[ii], now),
+        );
+    }
+
+    if !valid_compute_name(&name) {
+        return bad(
+            format!(
+                "Compute name '{name}' is invalid: use 3 to 24 letters, digits or hyphens, starting with a letter and not ending with a hyphen."
+            ),
+            "computeName",
+        );
+    }
+    let Some(vm_size) = inner_props.get("vmSize").and_then(Value::as_str) else {
+        return bad(
+            "The property 'vmSize' is required for a ComputeInstance.",
+            "properties.properties.vmSize",
+        );
+    };
+    let took = duration_of(&shared.fleet, OpKind::Create);
+    let fails = {
+        let rate = inner.faults.lro_fail_rate;
+        chance(inner, rate)
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let p = &shared.fleet.principals[idx];
+    let ssh = inner_props
+        .get("sshSettings")
+        .filter(|s| s.is_object())
+        .cloned()
+        .map(|mut s| {
+            if s.get("adminUserName").is_none() {
+                s["adminUserName"] = Value::from("azureuser");
+            }
+            if s.get("sshPort").is_none() {
+                s["sshPort"] = Value::from(50000);
+            }
+            s
+        })
+        .unwrap_or_else(|| json!({"sshPublicAccess": "Disabled", "adminUserName": "azureuser", "sshPort": 50000}));
+    let personal = inner_props
+        .get("personalComputeInstanceSettings")
+        .filter(|s| !s.is_null())
+        .cloned()
+        .or_else(|| {
+            Some(json!({"assignedUser": {"objectId": p.object_id, "tenantId": shared.fleet.tenant_id}}))
+        });
+    let private_ip = inner.alloc_ip();
+    let inst = Instance {
+        name: name.clone(),
+        vm_size: vm_size.to_owned(),
+        tags: tags.unwrap_or_default(),
+        description,
+        idle_time_before_shutdown: idle.map(str::to_owned),
+        schedules,
+        ssh_settings: ssh,
+        subnet: inner_props.get("subnet").filter(|s| !s.is_null()).cloned(),
+        personal,
+        sharing_policy: inner_props
+            .get("applicationSharingPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Personal")
+            .to_owned(),
+        created_by: CreatedBy {
+            user_name: p.display_name.clone(),
+            user_org_id: shared.fleet.tenant_id.clone(),
+            user_id: p.object_id.clone(),
+        },
+        created_on: now,
+        modified_on: now,
+        private_ip,
+        machine: Machine::creating(now, took, id.clone(), fails),
+    };
+    inner.ops.insert(
+        id.clone(),
+        OpRecord {
+            kind: OpKind::Create,
+            started: now,
+            ends: super::machine::add(now, took),
+            fails,
+            workspace: wi,
+            instance: name.clone(),
+            location: location.clone(),
+        },
+    );
+    inner.workspaces[wi].instances.push(inst);
+    let ws = &inner.workspaces[wi];
+    let Some(ii) = ws.find(&name) else {
+        return empty(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let mut r = json(
+        StatusCode::CREATED,
+        &instance_json(&shared.endpoint, ws, &ws.instances[ii], now),
+    );
+    lro_headers(shared, &mut r, &sub, &location, &id, v, retry_after(took));
+    r
+}
+
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn check_idle(i: &str) -> Result<Duration, Response> {
+    match iso8601::parse_duration(i) {
+        Some(d) if (MIN_IDLE..=MAX_IDLE).contains(&d) => Ok(d),
+        Some(_) => Err(bad(
+            format!(
+                "idleTimeBeforeShutdown '{i}' is out of range: it must be between PT15M and P3D."
+            ),
+            "idleTimeBeforeShutdown",
+        )),
+        None => Err(bad(
+            format!("idleTimeBeforeShutdown '{i}' is not an ISO 8601 duration such as 'PT60M'."),
+            "idleTimeBeforeShutdown",
+        )),
+    }
+}
+
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn check_schedules(list: &Value) -> Result<(), Response> {
+    let Some(items) = list.as_array() else {
+        return Err(bad(
+            "'computeStartStop' must be an array.",
+            "computeStartStop",
+        ));
+    };
+    for (i, s) in items.iter().enumerate() {
+        let target = format!("computeStartStop[{i}]");
+        if !s.is_object() {
+            return Err(bad("Each schedule must be an object.", &target));
+        }
+        let action = s.get("action").and_then(Value::as_str);
+        if !matches!(action, Some("Start" | "Stop")) {
+            return Err(bad(
+                "'action' must be 'Start' or 'Stop'.",
+                &format!("{target}.action"),
+            ));
+        }
+        let trigger = s.get("triggerType").and_then(Value::as_str);
+        match trigger {
+            Some("Recurrence") if s.get("recurrence").is_some_and(Value::is_object) => {}
+            Some("Cron") if s.get("cron").is_some_and(Value::is_object) => {}
+            _ => {
+                return Err(bad(
+                    "'triggerType' must be 'Recurrence' with a 'recurrence' object or 'Cron' with a 'cron' object.",
+                    &format!("{target}.triggerType"),
+                ));
+            }
+        }
+        if let Some(st) = s.get("status")
+            && !matches!(st.as_str(), Some("Enabled" | "Disabled"))
+        {
+            return Err(bad(
+                "'status' must be 'Enabled' or 'Disabled'.",
+                &format!("{target}.status"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn delete(
+    shared: &Shared,
+    inner: &mut Inner,
+    req: &Req,
+    wi: usize,
+    v: &str,
+    now: Timestamp,
+) -> Response {
+    match req.q("underlyingResourceAction") {
+        Some(a) if a.eq_ignore_ascii_case("Delete") || a.eq_ignore_ascii_case("Detach") => {}
+        Some(a) => {
+            return bad(
+                format!(
+                    "The value '{a}' of 'underlyingResourceAction' is invalid; use 'Delete' or 'Detach'."
+                ),
+                "underlyingResourceAction",
+            );
+        }
+        None => {
+            return bad(
+                "The query parameter 'underlyingResourceAction' is required.",
+                "underlyingResourceAction",
+            );
+        }
+    }
+    let Some(ii) = inner.workspaces[wi].find(&req.segs[9]) else {
+        // ARM answers a DELETE of a missing resource with 204.
+        return empty(StatusCode::NO_CONTENT);
+    };
+    begin_op(shared, inner, wi, ii, OpKind::Delete, v, now, true)
+}
+
+fn post(
+    shared: &Shared,
+    inner: &mut Inner,
+    req: &Req,
+    wi: usize,
+    v: &str,
+    now: Timestamp,
+) -> Response {
+    let ws = &inner.workspaces[wi];
+    let Some(ii) = ws.find(&req.segs[9]) else {
+        return not_found_resource(
+            &format!("{NS}/workspaces/{}/computes/{}", ws.spec.name, req.segs[9]),
+            &ws.spec.resource_group,
+        );
+    };
+    let action = req.segs[10].to_ascii_lowercase();
+    let kind = match action.as_str() {
+        "start" => OpKind::Start,
+        "stop" => OpKind::Stop,
+        "restart" => OpKind::Restart,
+        "updateidleshutdownsetting" => {
+            let body = match parse_body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let Some(i) = body.get("idleTimeBeforeShutdown").and_then(Value::as_str) else {
+                return bad(
+                    "The property 'idleTimeBeforeShutdown' is required.",
+                    "idleTimeBeforeShutdown",
+                );
+            };
+            if let Err(r) = check_idle(i) {
+                return r;
+            }
+            let inst = &mut inner.workspaces[wi].instances[ii];
+            inst.idle_time_before_shutdown = Some(i.to_owned());
+            inst.modified_on = now;
+            return empty(StatusCode::OK);
+        }
+        _ => {
+            let body = match parse_body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let list = body.get("computeStartStop").unwrap_or(&Value::Null);
+            if let Err(r) = check_schedules(list) {
+                return r;
+            }
+            let inst = &mut inner.workspaces[wi].instances[ii];
+            inst.schedules = Some(json!({"computeStartStop": list}));
+            inst.modified_on = now;
+            return empty(StatusCode::OK);
+        }
+    };
+    let lro = v >= FIRST_LRO_ACTION_API;
+    begin_op(shared, inner, wi, ii, kind, v, now, lro)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "internal helper with one purpose"
+)]
+fn begin_op(
+    shared: &Shared,
+    inner: &mut Inner,
+    wi: usize,
+    ii: usize,
+    kind: OpKind,
+    v: &str,
+    now: Timestamp,
+    lro: bool,
+) -> Response {
+    let took = duration_of(&shared.fleet, kind);
+    let fails = {
+        let rate = inner.faults.lro_fail_rate;
+        chance(inner, rate)
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let location = inner.workspaces[wi].spec.location.clone();
+    let sub = inner.workspaces[wi].spec.subscription_id.clone();
+    let inst = &mut inner.workspaces[wi].instances[ii];
+    let name = inst.name.clone();
+    if let Err(refusal) = inst
+        .machine
+        .begin(kind, now, took, id.clone(), fails, Trigger::User)
+    {
+        return refused(&name, kind, refusal);
+    }
+    inst.modified_on = now;
+    inner.ops.insert(
+        id.clone(),
+        OpRecord {
+            kind,
+            started: now,
+            ends: super::machine::add(now, took),
+            fails,
+            workspace: wi,
+            instance: name,
+            location: location.clone(),
+        },
+    );
+    if !lro {
+        return empty(StatusCode::OK);
+    }
+    let mut r = empty(StatusCode::ACCEPTED);
+    lro_headers(shared, &mut r, &sub, &location, &id, v, retry_after(took));
+    r
+}
+
+fn refused(name: &str, kind: OpKind, r: Refusal) -> Response {
+    match r {
+        Refusal::Busy { running } => arm_error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Operation '{}' cannot be performed on compute '{name}' because operation '{}' is in progress. Retry after it completes.",
+                kind.name(),
+                running.name()
+            ),
+        ),
+        Refusal::WrongState { wanted, current } => {
+            let (code, needed) = match wanted {
+                OpKind::Start => ("StartComputeInstanceOnlyAllowedInStoppedState", "Stopped"),
+                OpKind::Stop => ("StopComputeInstanceOnlyAllowedInRunningState", "Running"),
+                OpKind::Restart => ("RestartComputeInstanceOnlyAllowedInRunningState", "Running"),
+                OpKind::Create | OpKind::Delete => ("BadRequest", "a stable"),
+            };
+            arm_error(
+                StatusCode::BAD_REQUEST,
+                code,
+                format!(
+                    "Compute instance '{name}' is in state '{current}'. Operation '{}' is only allowed in '{needed}' state.",
+                    wanted.name()
+                ),
+            )
+        }
+    }
+}
+
+fn operation_status(shared: &Shared, req: &Req, v: &str) -> Response {
+    let id = req.segs[7].to_ascii_lowercase();
+    let now = shared.clock.now();
+    let mut inner = shared.lock();
+    inner.settle(now);
+    let Some(op) = inner.ops.get(&id).cloned() else {
+        return arm_error(
+            StatusCode::NOT_FOUND,
+            "OperationNotFound",
+            format!("The operation '{}' could not be found.", req.segs[7]),
+        );
+    };
+    let status = op_status(op.ends, op.fails, now);
+    let sub = &req.segs[1];
+    let as_location = req
+        .q("type")
+        .is_some_and(|t| t.eq_ignore_ascii_case("location"));
+    let error = json!({
+        "code": format!("{}Failed", op.kind.name()),
+        "message": format!(
+            "The {} operation on compute '{}' failed: the emulator injected an operation failure.",
+            op.kind.name().to_ascii_lowercase(),
+            op.instance
+        ),
+    });
+    if as_location {
+        return match status {
+            OpStatus::InProgress => {
+                let mut r = empty(StatusCode::ACCEPTED);
+                let remaining = op.ends.duration_since(now).as_secs().max(0).unsigned_abs();
+                lro_headers(
+                    shared,
+                    &mut r,
+                    sub,
+                    &op.location,
+                    &id,
+                    v,
+                    remaining.clamp(1, MAX_RETRY_AFTER_SECS),
+                );
+                // The Location of a running operation is itself.
+                r
+            }
+            OpStatus::Failed => json(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": error})),
+            OpStatus::Succeeded => match op.kind {
+                OpKind::Delete => empty(StatusCode::NO_CONTENT),
+                OpKind::Create => {
+                    let ws = &inner.workspaces[op.workspace];
+                    match ws.find(&op.instance) {
+                        Some(ii) => json(
+                            StatusCode::OK,
+                            &instance_json(&shared.endpoint, ws, &ws.instances[ii], now),
+                        ),
+                        None => empty(StatusCode::NO_CONTENT),
+                    }
+                }
+                _ => empty(StatusCode::OK),
+            },
+        };
+    }
+    let mut body = json!({
+        "id": format!("/subscriptions/{sub}/providers/{NS}/locations/{}/computeOperationsStatus/{id}", op.location),
+        "name": id,
+        "status": match status {
+            OpStatus::InProgress => "InProgress",
+            OpStatus::Succeeded => "Succeeded",
+            OpStatus::Failed => "Failed",
+        },
+        "startTime": arm_time(op.started),
+    });
+    match status {
+        OpStatus::InProgress => {
+            let mut r = json(StatusCode::OK, &body);
+            let remaining = op.ends.duration_since(now).as_secs().max(0).unsigned_abs();
+            set_header(
+                &mut r,
+                "retry-after",
+                &remaining.clamp(1, MAX_RETRY_AFTER_SECS).to_string(),
+            );
+            r
+        }
+        OpStatus::Succeeded => {
+            body["endTime"] = Value::from(arm_time(op.ends));
+            body["percentComplete"] = Value::from(100.0);
+            json(StatusCode::OK, &body)
+        }
+        OpStatus::Failed => {
+            body["endTime"] = Value::from(arm_time(op.ends));
+            body["error"] = error;
+            json(StatusCode::OK, &body)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions() {
+        for ok in ["2025-12-01", "2020-08-01", "2025-07-01-preview"] {
+            assert!(valid_api_version(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "2025",
+            "banana",
+            "2025-13-01",
+            "2025-12-01preview",
+            "2025-12-01-",
+        ] {
+            assert!(!valid_api_version(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn compute_names() {
+        assert!(valid_compute_name("ci-alice"));
+        assert!(!valid_compute_name("1abc"));
+        assert!(!valid_compute_name("ab"));
+        assert!(!valid_compute_name("ab_c"));
+    }
+}

@@ -1,0 +1,871 @@
+//! The fleet file: which tenant, principals, workspaces and instances the emulator serves.
+//!
+//! Parsing has two stages (STYLE H3): [`raw`] mirrors the TOML with `deny_unknown_fields`,
+//! then [`Fleet::from_raw`] validates it into domain values and reports every problem at once.
+//! No I/O here except [`Fleet::load`], which only reads the file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+/// Default duration of each long-running operation when `[timing]` omits it.
+const DEFAULT_CREATE: Duration = Duration::from_secs(3);
+const DEFAULT_START: Duration = Duration::from_secs(2);
+const DEFAULT_STOP: Duration = Duration::from_secs(2);
+const DEFAULT_RESTART: Duration = Duration::from_secs(3);
+const DEFAULT_DELETE: Duration = Duration::from_secs(1);
+
+/// ARM's documented token-bucket sizes and refill rates per subscription and principal
+/// (reads: 250 tokens, 25/s; writes: 200 tokens, 10/s).
+const DEFAULT_READ_BUCKET: u32 = 250;
+const DEFAULT_READ_REFILL_PER_SEC: f64 = 25.0;
+const DEFAULT_WRITE_BUCKET: u32 = 200;
+const DEFAULT_WRITE_REFILL_PER_SEC: f64 = 10.0;
+/// Entra ID's usual access-token lifetime.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// Page size of the compute list when neither the fleet nor the options set one.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// How long before the emulator's clock start a fleet instance in `Running` state was started,
+/// when the fleet does not say (so that `min_uptime` rules do not block every first action).
+const DEFAULT_RUNNING_FOR: Duration = Duration::from_secs(3600);
+
+/// Errors from loading or validating a fleet file.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The file could not be read.
+    #[error("failed to read fleet file {path}")]
+    Read {
+        /// The path given.
+        path: String,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or has unknown keys or wrong types.
+    #[error("{source_name}:{line}:{col}: {message}")]
+    Parse {
+        /// File name (or other label) of the text.
+        source_name: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        col: usize,
+        /// What toml said, e.g. "unknown field `foo`, expected one of …".
+        message: String,
+    },
+    /// The TOML parsed but values are invalid; every problem, one per line.
+    #[error("{source_name}: invalid fleet:\n{}", problems.join("\n"))]
+    Invalid {
+        /// File name (or other label) of the text.
+        source_name: String,
+        /// Each problem, prefixed with its key path.
+        problems: Vec<String>,
+    },
+}
+
+impl FleetError {
+    /// A short stable label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FleetError::Read { .. } => "read",
+            FleetError::Parse { .. } => "parse",
+            FleetError::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+/// Raw serde mirror of the fleet TOML. Every struct denies unknown keys.
+pub mod raw {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    /// The whole file.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawFleet {
+        /// Entra ID tenant of every principal.
+        pub tenant_id: String,
+        /// Principals that may get tokens.
+        #[serde(default)]
+        pub principal: Vec<RawPrincipal>,
+        /// Operation durations.
+        #[serde(default)]
+        pub timing: RawTiming,
+        /// Throttling and token settings.
+        #[serde(default)]
+        pub limits: RawLimits,
+        /// Compute list page size.
+        pub page_size: Option<usize>,
+        /// Start of the virtual clock (RFC 3339); default: the wall clock at start.
+        pub clock_start: Option<String>,
+        /// Seed of the fault RNG.
+        pub seed: Option<u64>,
+        /// Workspaces and their instances.
+        #[serde(default)]
+        pub workspace: Vec<RawWorkspace>,
+    }
+
+    /// One `[[principal]]`.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawPrincipal {
+        /// Application (client) id.
+        pub client_id: String,
+        /// Secret for the client-credentials flow.
+        pub client_secret: Option<String>,
+        /// Azure RBAC action patterns granted over every workspace.
+        #[serde(default)]
+        pub actions: Vec<String>,
+        /// Object id of the service principal; default derived from the client id.
+        pub object_id: Option<String>,
+        /// Whether this principal answers the managed-identity endpoints.
+        #[serde(default)]
+        pub managed_identity: bool,
+        /// Name shown in `createdBy.userName`.
+        pub display_name: Option<String>,
+    }
+
+    /// `[timing]`.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawTiming {
+        /// Create duration.
+        pub create: Option<String>,
+        /// Start duration.
+        pub start: Option<String>,
+        /// Stop duration.
+        pub stop: Option<String>,
+        /// Restart duration.
+        pub restart: Option<String>,
+        /// Delete duration.
+        pub delete: Option<String>,
+    }
+
+    /// `[limits]`.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawLimits {
+        /// Read bucket size.
+        pub read_bucket: Option<u32>,
+        /// Read tokens added per second.
+        pub read_refill_per_sec: Option<f64>,
+        /// Write bucket size.
+        pub write_bucket: Option<u32>,
+        /// Write tokens added per second.
+        pub write_refill_per_sec: Option<f64>,
+        /// Access token lifetime.
+        pub token_lifetime: Option<String>,
+    }
+
+    /// One `[[workspace]]`.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawWorkspace {
+        /// Subscription id.
+        pub subscription_id: String,
+        /// Resource group.
+        pub resource_group: String,
+        /// Azure workspace name.
+        pub name: String,
+        /// Azure region.
+        pub location: String,
+        /// Instances.
+        #[serde(default)]
+        pub instance: Vec<RawInstance>,
+    }
+
+    /// One `[[workspace.instance]]`.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawInstance {
+        /// Compute name.
+        pub name: String,
+        /// VM size.
+        pub vm_size: String,
+        /// Initial state.
+        pub state: Option<String>,
+        /// Resource tags.
+        #[serde(default)]
+        pub tags: BTreeMap<String, String>,
+        /// ISO 8601 duration, e.g. "PT60M".
+        pub idle_time_before_shutdown: Option<String>,
+        /// When the running instance was started (RFC 3339).
+        pub started_at: Option<String>,
+        /// Last Jupyter activity (RFC 3339).
+        pub last_activity: Option<String>,
+        /// `createdBy.userName`.
+        pub created_by: Option<String>,
+        /// Scripted activity.
+        #[serde(default)]
+        pub activity: Vec<RawActivity>,
+    }
+
+    /// One `[[workspace.instance.activity]]`.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawActivity {
+        /// `job` or `kernel`.
+        pub kind: String,
+        /// Start (RFC 3339).
+        pub from: String,
+        /// End (RFC 3339).
+        pub to: String,
+    }
+}
+
+/// A validated fleet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fleet {
+    /// Entra ID tenant id.
+    pub tenant_id: String,
+    /// Principals, in file order; the first one is named on the ready line.
+    pub principals: Vec<Principal>,
+    /// Operation durations.
+    pub timing: Timing,
+    /// Throttling and token settings.
+    pub limits: Limits,
+    /// Compute list page size, if the fleet sets one.
+    pub page_size: Option<usize>,
+    /// Virtual clock start, if the fleet sets one.
+    pub clock_start: Option<Timestamp>,
+    /// Seed of the fault RNG (default 0).
+    pub seed: u64,
+    /// Workspaces, in file order. Azure names are unique.
+    pub workspaces: Vec<Workspace>,
+}
+
+/// A principal that can get tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// Application (client) id.
+    pub client_id: String,
+    /// Client secret, if the client-credentials-with-secret flow is allowed.
+    pub client_secret: Option<String>,
+    /// RBAC action patterns.
+    pub actions: Vec<String>,
+    /// Object id (the `oid` claim and the id in ARM's 403 messages).
+    pub object_id: String,
+    /// Whether the managed-identity endpoints issue tokens for this principal.
+    pub managed_identity: bool,
+    /// Display name used in `createdBy`.
+    pub display_name: String,
+}
+
+/// How long each operation takes on the emulator clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Create.
+    pub create: Duration,
+    /// Start.
+    pub start: Duration,
+    /// Stop.
+    pub stop: Duration,
+    /// Restart.
+    pub restart: Duration,
+    /// Delete.
+    pub delete: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            create: DEFAULT_CREATE,
+            start: DEFAULT_START,
+            stop: DEFAULT_STOP,
+            restart: DEFAULT_RESTART,
+            delete: DEFAULT_DELETE,
+        }
+    }
+}
+
+/// Throttling and token settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Read bucket capacity (requests).
+    pub read_bucket: u32,
+    /// Read refill (requests per second).
+    pub read_refill_per_sec: f64,
+    /// Write bucket capacity (requests).
+    pub write_bucket: u32,
+    /// Write refill (requests per second).
+    pub write_refill_per_sec: f64,
+    /// Lifetime of issued access tokens.
+    pub token_lifetime: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            read_bucket: DEFAULT_READ_BUCKET,
+            read_refill_per_sec: DEFAULT_READ_REFILL_PER_SEC,
+            write_bucket: DEFAULT_WRITE_BUCKET,
+            write_refill_per_sec: DEFAULT_WRITE_REFILL_PER_SEC,
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+        }
+    }
+}
+
+/// One workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    /// Subscription id.
+    pub subscription_id: String,
+    /// Resource group.
+    pub resource_group: String,
+    /// Azure workspace name (unique in the fleet; the control API names workspaces by it).
+    pub name: String,
+    /// Azure region, e.g. "eastus2".
+    pub location: String,
+    /// Instances, in file order.
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// The initial description of one compute instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSpec {
+    /// Compute name.
+    pub name: String,
+    /// VM size, e.g. "Standard_DS3_v2".
+    pub vm_size: String,
+    /// Initial ARM state, e.g. "Running".
+    pub state: String,
+    /// Resource tags.
+    pub tags: BTreeMap<String, String>,
+    /// ISO 8601 idle shutdown setting, e.g. "PT60M".
+    pub idle_time_before_shutdown: Option<String>,
+    /// When a running instance was started; default one hour before the clock start.
+    pub started_at: Option<Timestamp>,
+    /// Last Jupyter activity; default the start time.
+    pub last_activity: Option<Timestamp>,
+    /// `createdBy.userName`; default the instance name's owner-ish placeholder.
+    pub created_by: Option<String>,
+    /// Scripted activity windows.
+    pub activity: Vec<Activity>,
+}
+
+/// A scripted activity window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// What kind of activity.
+    pub kind: ActivityKind,
+    /// Inclusive start.
+    pub from: Timestamp,
+    /// Exclusive end.
+    pub to: Timestamp,
+}
+
+/// Kind of scripted activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityKind {
+    /// A job: the instance shows `JobRunning`.
+    Job,
+    /// A busy Jupyter kernel.
+    Kernel,
+}
+
+/// States a fleet instance may start in.
+pub const INITIAL_STATES: &[&str] = &[
+    "Running",
+    "Stopped",
+    "JobRunning",
+    "Starting",
+    "Stopping",
+    "Restarting",
+    "Creating",
+    "CreateFailed",
+    "SettingUp",
+    "UserSettingUp",
+    "Resizing",
+    "Unusable",
+    "Unknown",
+];
+
+impl Fleet {
+    /// Parses fleet TOML; `source_name` labels errors (usually the file path).
+    pub fn from_toml_str(text: &str, source_name: &str) -> Result<Fleet, FleetError> {
+        let raw: raw::RawFleet = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            FleetError::Parse {
+                source_name: source_name.to_owned(),
+                line,
+                col,
+                message: e.message().to_owned(),
+            }
+        })?;
+        Fleet::from_raw(raw).map_err(|problems| FleetError::Invalid {
+            source_name: source_name.to_owned(),
+            problems,
+        })
+    }
+
+    /// Reads and parses a fleet file.
+    pub fn load(path: &Path) -> Result<Fleet, FleetError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FleetError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Fleet::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// A small fleet for demos and tests: two workspaces, five instances, one full-rights
+    /// principal, one read-only principal and one managed identity.
+    pub fn demo() -> Fleet {
+        // The text is a constant that the unit tests parse; a failure here is a bug in it.
+        match Fleet::from_toml_str(DEMO_FLEET, "<demo fleet>") {
+            Ok(f) => f,
+            Err(e) => unreachable!("built-in demo fleet is invalid: {e}"),
+        }
+    }
+
+    /// Finds a workspace by its Azure name (case-insensitive, as ARM names are).
+    pub fn workspace(&self, name: &str) -> Option<&Workspace> {
+        self.workspaces
+            .iter()
+            .find(|w| w.name.eq_ignore_ascii_case(name))
+    }
+
+    fn from_raw(raw: raw::RawFleet) -> Result<Fleet, Vec<String>> {
+        let mut problems = Vec::new();
+        if raw.tenant_id.trim().is_empty() {
+            problems.push("tenant_id: must not be empty".to_owned());
+        }
+        if raw.principal.is_empty() {
+            problems.push("principal: at least one [[principal]] is required".to_owned());
+        }
+        let mut principals = Vec::new();
+        let mut seen_clients = HashSet::new();
+        for (i, p) in raw.principal.into_iter().enumerate() {
+            if p.client_id.trim().is_empty() {
+                problems.push(format!("principal[{i}].client_id: must not be empty"));
+            }
+            if !seen_clients.insert(p.client_id.to_ascii_lowercase()) {
+                problems.push(format!(
+                    "principal[{i}].client_id: duplicate client id \"{}\"",
+                    p.client_id
+                ));
+            }
+            if p.client_secret.is_none() && !p.managed_identity {
+                problems.push(format!(
+                    "principal[{i}]: needs client_secret or managed_identity = true"
+                ));
+            }
+            for a in &p.actions {
+                if a.trim().is_empty() || a.contains(' ') {
+                    problems.push(format!("principal[{i}].actions: invalid pattern \"{a}\""));
+                }
+            }
+            let object_id = p
+                .object_id
+                .unwrap_or_else(|| derived_object_id(&p.client_id));
+            let display_name = p
+                .display_name
+                .unwrap_or_else(|| format!("app-{}", short(&p.client_id)));
+            principals.push(Principal {
+                client_id: p.client_id,
+                client_secret: p.client_secret,
+                actions: p.actions,
+                object_id,
+                managed_identity: p.managed_identity,
+                display_name,
+            });
+        }
+
+        let dur = |key: &str, v: Option<String>, d: Duration, problems: &mut Vec<String>| match v {
+            None => d,
+            Some(s) => match humantime::parse_duration(&s) {
+                Ok(x) => x,
+                Err(e) => {
+                    problems.push(format!("{key}: invalid duration \"{s}\": {e}"));
+                    d
+                }
+            },
+        };
+        let timing = Timing {
+            create: dur(
+                "timing.create",
+                raw.timing.create,
+                DEFAULT_CREATE,
+                &mut problems,
+            ),
+            start: dur(
+                "timing.start",
+                raw.timing.start,
+                DEFAULT_START,
+                &mut problems,
+            ),
+            stop: dur("timing.stop", raw.timing.stop, DEFAULT_STOP, &mut problems),
+            restart: dur(
+                "timing.restart",
+                raw.timing.restart,
+                DEFAULT_RESTART,
+                &mut problems,
+            ),
+            delete: dur(
+                "timing.delete",
+                raw.timing.delete,
+                DEFAULT_DELETE,
+                &mut problems,
+            ),
+        };
+        let d = Limits::default();
+        let limits = Limits {
+            read_bucket: raw.limits.read_bucket.unwrap_or(d.read_bucket),
+            read_refill_per_sec: raw
+                .limits
+                .read_refill_per_sec
+                .unwrap_or(d.read_refill_per_sec),
+            write_bucket: raw.limits.write_bucket.unwrap_or(d.write_bucket),
+            write_refill_per_sec: raw
+                .limits
+                .write_refill_per_sec
+                .unwrap_or(d.write_refill_per_sec),
+            token_lifetime: dur(
+                "limits.token_lifetime",
+                raw.limits.token_lifetime,
+                d.token_lifetime,
+                &mut problems,
+            ),
+        };
+        if limits.read_refill_per_sec < 0.0 || limits.write_refill_per_sec < 0.0 {
+            problems.push("limits: refill rates must not be negative".to_owned());
+        }
+        if raw.page_size == Some(0) {
+            problems.push("page_size: must be at least 1".to_owned());
+        }
+        let ts = |key: &str, v: Option<String>, problems: &mut Vec<String>| {
+            v.and_then(|s| match s.parse::<Timestamp>() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    problems.push(format!("{key}: invalid RFC 3339 time \"{s}\": {e}"));
+                    None
+                }
+            })
+        };
+        let clock_start = ts("clock_start", raw.clock_start, &mut problems);
+
+        let mut workspaces = Vec::new();
+        let mut seen_ws = HashSet::new();
+        for (wi, w) in raw.workspace.into_iter().enumerate() {
+            let wkey = format!("workspace[{wi}]");
+            for (k, v) in [
+                ("subscription_id", &w.subscription_id),
+                ("resource_group", &w.resource_group),
+                ("name", &w.name),
+                ("location", &w.location),
+            ] {
+                if v.trim().is_empty() || v.contains('/') {
+                    problems.push(format!("{wkey}.{k}: invalid value \"{v}\""));
+                }
+            }
+            if !seen_ws.insert(w.name.to_ascii_lowercase()) {
+                problems.push(format!(
+                    "{wkey}.name: duplicate workspace name \"{}\" (the control API names workspaces by it)",
+                    w.name
+                ));
+            }
+            let mut seen_inst = HashSet::new();
+            let mut instances = Vec::new();
+            for (ii, inst) in w.instance.into_iter().enumerate() {
+                let ikey = format!("{wkey}.instance[{ii}]");
+                if inst.name.trim().is_empty() || inst.name.contains('/') {
+                    problems.push(format!("{ikey}.name: invalid value \"{}\"", inst.name));
+                }
+                if !seen_inst.insert(inst.name.to_ascii_lowercase()) {
+                    problems.push(format!("{ikey}.name: duplicate instance \"{}\"", inst.name));
+                }
+                let state = inst.state.unwrap_or_else(|| "Running".to_owned());
+                let canonical = INITIAL_STATES
+                    .iter()
+                    .find(|s| s.eq_ignore_ascii_case(&state));
+                let state = match canonical {
+                    Some(s) => (*s).to_owned(),
+                    None => {
+                        problems.push(format!(
+                            "{ikey}.state: unknown state \"{state}\", expected one of {}",
+                            INITIAL_STATES.join(", ")
+                        ));
+                        state
+                    }
+                };
+                if let Some(i) = &inst.idle_time_before_shutdown
+                    && crate::emulator::iso8601::parse_duration(i).is_none()
+                {
+                    problems.push(format!(
+                        "{ikey}.idle_time_before_shutdown: invalid ISO 8601 duration \"{i}\""
+                    ));
+                }
+                let started_at = ts(
+                    &format!("{ikey}.started_at"),
+                    inst.started_at,
+                    &mut problems,
+                );
+                let last_activity = ts(
+                    &format!("{ikey}.last_activity"),
+                    inst.last_activity,
+                    &mut problems,
+                );
+                let mut activity = Vec::new();
+                for (ai, a) in inst.activity.into_iter().enumerate() {
+                    let akey = format!("{ikey}.activity[{ai}]");
+                    let kind = match a.kind.as_str() {
+                        "job" => Some(ActivityKind::Job),
+                        "kernel" => Some(ActivityKind::Kernel),
+                        other => {
+                            problems.push(format!(
+                                "{akey}.kind: unknown kind \"{other}\", expected job or kernel"
+                            ));
+                            None
+                        }
+                    };
+                    let from = ts(&format!("{akey}.from"), Some(a.from), &mut problems);
+                    let to = ts(&format!("{akey}.to"), Some(a.to), &mut problems);
+                    if let (Some(kind), Some(from), Some(to)) = (kind, from, to) {
+                        if to <= from {
+                            problems.push(format!("{akey}: `to` must be after `from`"));
+                        }
+                        activity.push(Activity { kind, from, to });
+                    }
+                }
+                instances.push(InstanceSpec {
+                    name: inst.name,
+                    vm_size: inst.vm_size,
+                    state,
+                    tags: inst.tags,
+                    idle_time_before_shutdown: inst.idle_time_before_shutdown,
+                    started_at,
+                    last_activity,
+                    created_by: inst.created_by,
+                    activity,
+                });
+            }
+            workspaces.push(Workspace {
+                subscription_id: w.subscription_id,
+                resource_group: w.resource_group,
+                name: w.name,
+                location: w.location,
+                instances,
+            });
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Fleet {
+            tenant_id: raw.tenant_id,
+            principals,
+            timing,
+            limits,
+            page_size: raw.page_size,
+            clock_start,
+            seed: raw.seed.unwrap_or(0),
+            workspaces,
+        })
+    }
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet::demo()
+    }
+}
+
+/// How long before the clock start a `Running` fleet instance is taken to have started.
+pub(crate) fn default_running_for() -> Duration {
+    DEFAULT_RUNNING_FOR
+}
+
+/// A stable object id for a principal that names none: the client id with its first
+/// group flipped, so the two differ (as they do in Entra ID) but runs are reproducible.
+fn derived_object_id(client_id: &str) -> String {
+    let flipped: String = client_id
+        .chars()
+        .enumerate()
+        .map(|(i, c)| match (i < 8, c.to_digit(16)) {
+            (true, Some(d)) => char::from_digit(15 - d, 16).unwrap_or(c),
+            _ => c,
+        })
+        .collect();
+    flipped
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The built-in demo fleet (also what `Fleet::default()` gives).
+pub const DEMO_FLEET: &str = r#"
+tenant_id = "00000000-0000-0000-0000-0000000000aa"
+
+[[principal]]
+client_id = "11111111-1111-1111-1111-111111111111"
+client_secret = "s3cret"
+actions = ["Microsoft.MachineLearningServices/workspaces/computes/*"]
+display_name = "lightsout-demo"
+
+[[principal]]
+client_id = "22222222-2222-2222-2222-222222222222"
+client_secret = "readonly"
+actions = ["Microsoft.MachineLearningServices/workspaces/computes/read", "Microsoft.MachineLearningServices/workspaces/read"]
+
+[[principal]]
+client_id = "33333333-3333-3333-3333-333333333333"
+managed_identity = true
+actions = ["*"]
+
+[timing]
+create = "3s"
+start = "2s"
+stop = "2s"
+restart = "3s"
+delete = "1s"
+
+[[workspace]]
+subscription_id = "34adfa4f-cedf-4dc0-ba29-b6d1a69ab345"
+resource_group = "testrg123"
+name = "workspaces123"
+location = "eastus2"
+
+[[workspace.instance]]
+name = "ci-alice"
+vm_size = "Standard_DS3_v2"
+state = "Running"
+tags = { team = "vision" }
+idle_time_before_shutdown = "PT60M"
+
+[[workspace.instance]]
+name = "ci-bob"
+vm_size = "Standard_DS3_v2"
+state = "Stopped"
+tags = { team = "vision" }
+
+[[workspace.instance]]
+name = "ci-carol"
+vm_size = "Standard_NC6s_v3"
+state = "JobRunning"
+tags = { team = "nlp" }
+
+[[workspace]]
+subscription_id = "34adfa4f-cedf-4dc0-ba29-b6d1a69ab345"
+resource_group = "rg-research"
+name = "mlw-research"
+location = "westeurope"
+
+[[workspace.instance]]
+name = "ci-dave"
+vm_size = "Standard_E4ds_v4"
+state = "Running"
+
+[[workspace.instance]]
+name = "ci-erin"
+vm_size = "Standard_DS11_v2"
+state = "Running"
+tags = { lightsout-hold-until = "2030-01-01T00:00:00Z" }
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_parses() {
+        let f = Fleet::demo();
+        assert_eq!(f.workspaces.len(), 2);
+        assert_eq!(
+            f.workspaces
+                .iter()
+                .map(|w| w.instances.len())
+                .sum::<usize>(),
+            5
+        );
+        assert_eq!(f.principals[0].client_secret.as_deref(), Some("s3cret"));
+        assert_ne!(f.principals[0].object_id, f.principals[0].client_id);
+        assert_eq!(f.timing.restart, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn contract_example_parses() {
+        let text = r#"
+tenant_id = "00000000-0000-0000-0000-0000000000aa"
+[[principal]]
+client_id = "11111111-1111-1111-1111-111111111111"
+client_secret = "s3cret"
+actions = ["Microsoft.MachineLearningServices/workspaces/computes/*"]
+[timing]
+create = "3s"
+start = "2s"
+[[workspace]]
+subscription_id = "34adfa4f-cedf-4dc0-ba29-b6d1a69ab345"
+resource_group = "testrg123"
+name = "workspaces123"
+location = "eastus2"
+[[workspace.instance]]
+name = "ci-alice"
+vm_size = "Standard_DS3_v2"
+state = "Running"
+tags = { team = "vision" }
+idle_time_before_shutdown = "PT60M"
+[[workspace.instance.activity]]
+kind = "job"
+from = "2026-03-30T09:00:00Z"
+to = "2026-03-30T11:30:00Z"
+"#;
+        let f = Fleet::from_toml_str(text, "f.toml").unwrap();
+        let i = &f.workspaces[0].instances[0];
+        assert_eq!(i.activity.len(), 1);
+        assert_eq!(i.activity[0].kind, ActivityKind::Job);
+        assert_eq!(f.timing.stop, DEFAULT_STOP);
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let text = "tenant_id = \"t\"\nbogus = 1\n";
+        let e = Fleet::from_toml_str(text, "fleet.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("fleet.toml:2:"), "{msg}");
+        assert!(msg.contains("bogus"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_nested_key_is_rejected() {
+        let text = "tenant_id = \"t\"\n[[principal]]\nclient_id = \"a\"\nclient_secret = \"b\"\nrole = \"x\"\n";
+        let msg = Fleet::from_toml_str(text, "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("role"), "{msg}");
+    }
+
+    #[test]
+    fn collects_every_problem() {
+        let text = r#"
+tenant_id = "t"
+[[principal]]
+client_id = "a"
+[timing]
+start = "soon"
+[[workspace]]
+subscription_id = "s"
+resource_group = "r"
+name = "w"
+location = "l"
+[[workspace.instance]]
+name = "x"
+vm_size = "v"
+state = "Sleeping"
+"#;
+        match Fleet::from_toml_str(text, "f.toml").unwrap_err() {
+            FleetError::Invalid { problems, .. } => {
+                assert_eq!(problems.len(), 3, "{problems:?}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,675 @@
+//! The life cycle of one compute instance, as pure functions of `now`.
+//!
+//! An operation (start, stop, …) is accepted by [`Machine::begin`], which puts the instance
+//! in its transitional state and records when the operation ends and whether it fails.
+//! [`Machine::settle`] applies every operation whose end time has passed. Nothing here
+//! reads a clock or does I/O; the server calls `settle(now)` before it looks at an instance.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::fleet::{Activity, ActivityKind};
+
+/// A long-running operation on an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// PUT of a new instance.
+    Create,
+    /// POST start.
+    Start,
+    /// POST stop.
+    Stop,
+    /// POST restart.
+    Restart,
+    /// DELETE.
+    Delete,
+}
+
+impl OpKind {
+    /// `lastOperation.operationName`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Create => "Create",
+            OpKind::Start => "Start",
+            OpKind::Stop => "Stop",
+            OpKind::Restart => "Restart",
+            OpKind::Delete => "Delete",
+        }
+    }
+
+    /// The RBAC action the operation needs.
+    pub fn action(self) -> &'static str {
+        match self {
+            OpKind::Create => "Microsoft.MachineLearningServices/workspaces/computes/write",
+            OpKind::Start => "Microsoft.MachineLearningServices/workspaces/computes/start/action",
+            OpKind::Stop => "Microsoft.MachineLearningServices/workspaces/computes/stop/action",
+            OpKind::Restart => {
+                "Microsoft.MachineLearningServices/workspaces/computes/restart/action"
+            }
+            OpKind::Delete => "Microsoft.MachineLearningServices/workspaces/computes/delete",
+        }
+    }
+}
+
+/// Who asked for an operation (`lastOperation.operationTrigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A user or API call.
+    User,
+    /// A native schedule.
+    Schedule,
+    /// The native idle shutdown.
+    IdleShutdown,
+}
+
+impl Trigger {
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::User => "User",
+            Trigger::Schedule => "Schedule",
+            Trigger::IdleShutdown => "IdleShutdown",
+        }
+    }
+}
+
+/// The settled (non-derived) state of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Being created.
+    Creating,
+    /// Creation failed.
+    CreateFailed,
+    /// Running (shown as `JobRunning` while a job runs).
+    Running,
+    /// Stopped.
+    Stopped,
+    /// Starting.
+    Starting,
+    /// Stopping.
+    Stopping,
+    /// Restarting.
+    Restarting,
+    /// Being deleted.
+    Deleting,
+    /// Gone; the server removes it.
+    Deleted,
+    /// A state the emulator never leaves by itself (`SettingUp`, `Unusable`, …).
+    Stuck(&'static str),
+}
+
+impl State {
+    /// Parses a fleet state name (`JobRunning` maps to `Running` plus a job).
+    pub fn from_fleet(name: &str) -> State {
+        match name {
+            "Running" | "JobRunning" => State::Running,
+            "Stopped" => State::Stopped,
+            "Starting" => State::Starting,
+            "Stopping" => State::Stopping,
+            "Restarting" => State::Restarting,
+            "Creating" => State::Creating,
+            "CreateFailed" => State::CreateFailed,
+            "SettingUp" => State::Stuck("SettingUp"),
+            "UserSettingUp" => State::Stuck("UserSettingUp"),
+            "Resizing" => State::Stuck("Resizing"),
+            "Unusable" => State::Stuck("Unusable"),
+            _ => State::Stuck("Unknown"),
+        }
+    }
+
+    /// The ARM `properties.properties.state` name (without the job overlay).
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Creating => "Creating",
+            State::CreateFailed => "CreateFailed",
+            State::Running => "Running",
+            State::Stopped => "Stopped",
+            State::Starting => "Starting",
+            State::Stopping => "Stopping",
+            State::Restarting => "Restarting",
+            State::Deleting => "Deleting",
+            State::Deleted => "Deleted",
+            State::Stuck(s) => s,
+        }
+    }
+}
+
+/// Final outcome of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpStatus {
+    /// Not finished yet.
+    InProgress,
+    /// Finished well.
+    Succeeded,
+    /// Finished badly.
+    Failed,
+}
+
+/// An operation that has been accepted and not yet applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// Operation id (the last segment of the status URL).
+    pub id: String,
+    /// What it does.
+    pub kind: OpKind,
+    /// When it was accepted.
+    pub started: Timestamp,
+    /// When it completes.
+    pub ends: Timestamp,
+    /// Whether it will fail (decided up front, from the fault settings).
+    pub fails: bool,
+    /// Who asked.
+    pub trigger: Trigger,
+    /// State to return to on failure.
+    pub previous: State,
+}
+
+/// `lastOperation` of the instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastOperation {
+    /// What it was.
+    pub kind: OpKind,
+    /// When it was accepted.
+    pub time: Timestamp,
+    /// How it went.
+    pub status: OpStatus,
+    /// Who asked.
+    pub trigger: Trigger,
+}
+
+impl LastOperation {
+    /// `operationStatus` on the wire: `InProgress`, `Succeeded` or `{Name}Failed`.
+    pub fn status_name(&self) -> String {
+        match self.status {
+            OpStatus::InProgress => "InProgress".to_owned(),
+            OpStatus::Succeeded => "Succeeded".to_owned(),
+            OpStatus::Failed => format!("{}Failed", self.kind.name()),
+        }
+    }
+}
+
+/// A Jupyter kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kernel {
+    /// Kernel id (a UUID).
+    pub id: String,
+    /// Kernel spec name.
+    pub name: String,
+    /// Whether it executes code right now.
+    pub busy: bool,
+    /// Last time it did something.
+    pub last_activity: Timestamp,
+}
+
+/// Why an operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Another operation is in progress (HTTP 409).
+    Busy {
+        /// The running operation.
+        running: OpKind,
+    },
+    /// The instance is not in the state the operation needs (HTTP 400).
+    WrongState {
+        /// The refused operation.
+        wanted: OpKind,
+        /// The current state, as shown on the wire.
+        current: &'static str,
+    },
+}
+
+/// The life-cycle state of one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Machine {
+    /// Settled state.
+    pub state: State,
+    /// The operation in progress, if any.
+    pub pending: Option<Pending>,
+    /// The last operation, if any.
+    pub last_operation: Option<LastOperation>,
+    /// When the instance last became Running (for Jupyter `started`).
+    pub started_at: Option<Timestamp>,
+    /// A job started through the control API and not yet ended.
+    pub manual_job: bool,
+    /// Last Jupyter activity.
+    pub last_activity: Timestamp,
+    /// Jupyter kernels started through the control API.
+    pub kernels: Vec<Kernel>,
+    /// Scripted activity windows from the fleet.
+    pub script: Vec<Activity>,
+}
+
+/// What a finished operation did, for the server's bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// Operation id.
+    pub id: String,
+    /// Operation kind.
+    pub kind: OpKind,
+    /// Whether it failed.
+    pub failed: bool,
+}
+
+impl Machine {
+    /// An instance in `state` at `now`, as the fleet describes it. A transitional fleet
+    /// state becomes an operation in progress that ends after its full duration.
+    pub fn new(state: State, now: Timestamp, started_at: Option<Timestamp>) -> Machine {
+        Machine {
+            state,
+            pending: None,
+            last_operation: None,
+            started_at: (state == State::Running).then(|| started_at.unwrap_or(now)),
+            manual_job: false,
+            last_activity: started_at.unwrap_or(now),
+            kernels: Vec::new(),
+            script: Vec::new(),
+        }
+    }
+
+    /// A new instance being created by a PUT.
+    pub fn creating(now: Timestamp, took: Duration, id: String, fails: bool) -> Machine {
+        let mut m = Machine::new(State::Creating, now, None);
+        m.pending = Some(Pending {
+            id,
+            kind: OpKind::Create,
+            started: now,
+            ends: add(now, took),
+            fails,
+            trigger: Trigger::User,
+            previous: State::Creating,
+        });
+        m.last_operation = Some(LastOperation {
+            kind: OpKind::Create,
+            time: now,
+            status: OpStatus::InProgress,
+            trigger: Trigger::User,
+        });
+        m
+    }
+
+    /// Accepts an operation at `now` that takes `took`, or says why not.
+    pub fn begin(
+        &mut self,
+        kind: OpKind,
+        now: Timestamp,
+        took: Duration,
+        id: String,
+        fails: bool,
+        trigger: Trigger,
+    ) -> Result<(), Refusal> {
+        self.settle(now);
+        if let Some(p) = &self.pending {
+            return Err(Refusal::Busy { running: p.kind });
+        }
+        let next = match (kind, self.state) {
+            (OpKind::Start, State::Stopped) => State::Starting,
+            (OpKind::Stop, State::Running) => State::Stopping,
+            (OpKind::Restart, State::Running) => State::Restarting,
+            (OpKind::Delete, State::Deleting | State::Deleted) => {
+                return Err(Refusal::Busy {
+                    running: OpKind::Delete,
+                });
+            }
+            (OpKind::Delete, _) => State::Deleting,
+            (wanted, _) => {
+                return Err(Refusal::WrongState {
+                    wanted,
+                    current: self.shown_state(now),
+                });
+            }
+        };
+        self.pending = Some(Pending {
+            id,
+            kind,
+            started: now,
+            ends: add(now, took),
+            fails,
+            trigger,
+            previous: self.state,
+        });
+        self.state = next;
+        self.last_operation = Some(LastOperation {
+            kind,
+            time: now,
+            status: OpStatus::InProgress,
+            trigger,
+        });
+        Ok(())
+    }
+
+    /// Applies the pending operation if it has ended by `now`.
+    pub fn settle(&mut self, now: Timestamp) -> Option<Finished> {
+        let p = self.pending.take_if(|p| p.ends <= now)?;
+        let ok = !p.fails;
+        self.state = match (p.kind, ok) {
+            (OpKind::Create | OpKind::Start | OpKind::Restart, true) => {
+                self.started_at = Some(p.ends);
+                self.last_activity = p.ends;
+                self.kernels.clear();
+                State::Running
+            }
+            (OpKind::Stop, true) => {
+                self.manual_job = false;
+                self.kernels.clear();
+                self.started_at = None;
+                State::Stopped
+            }
+            (OpKind::Delete, true) => State::Deleted,
+            (OpKind::Create, false) => State::CreateFailed,
+            (OpKind::Start, false) => State::Stopped,
+            (OpKind::Stop | OpKind::Restart, false) => State::Running,
+            (OpKind::Delete, false) => p.previous,
+        };
+        if let Some(lo) = &mut self.last_operation {
+            lo.status = if ok {
+                OpStatus::Succeeded
+            } else {
+                OpStatus::Failed
+            };
+        }
+        Some(Finished {
+            id: p.id,
+            kind: p.kind,
+            failed: !ok,
+        })
+    }
+
+    /// Whether a job runs at `now` (started by hand or scripted), on a running instance.
+    pub fn job_running(&self, now: Timestamp) -> bool {
+        self.state == State::Running
+            && (self.manual_job || self.in_window(ActivityKind::Job, now).is_some())
+    }
+
+    /// The state shown on the wire at `now` (call [`Machine::settle`] first).
+    pub fn shown_state(&self, now: Timestamp) -> &'static str {
+        if self.job_running(now) {
+            "JobRunning"
+        } else {
+            self.state.name()
+        }
+    }
+
+    /// Whether the Jupyter server answers (the VM is up).
+    pub fn jupyter_up(&self) -> bool {
+        self.state == State::Running
+    }
+
+    /// Kernels at `now`: the ones started by hand plus one per scripted kernel window open now.
+    pub fn kernels_at(&self, now: Timestamp) -> Vec<Kernel> {
+        let mut ks = self.kernels.clone();
+        if let Some((i, a)) = self.in_window(ActivityKind::Kernel, now) {
+            ks.push(Kernel {
+                id: format!("00000000-0000-4000-8000-{i:012}"),
+                name: "python3".to_owned(),
+                busy: true,
+                last_activity: a.from.max(self.started_at.unwrap_or(a.from)),
+            });
+        }
+        ks
+    }
+
+    /// Jupyter `last_activity` at `now`: the latest of touches, kernel activity, scripted
+    /// windows that have passed (their end) or are open (now).
+    pub fn last_activity_at(&self, now: Timestamp) -> Timestamp {
+        let mut t = self.last_activity;
+        for k in &self.kernels {
+            t = t.max(if k.busy { now } else { k.last_activity });
+        }
+        for a in &self.script {
+            if a.from <= now {
+                t = t.max(a.to.min(now));
+            }
+        }
+        t.min(now)
+    }
+
+    fn in_window(&self, kind: ActivityKind, now: Timestamp) -> Option<(usize, &Activity)> {
+        self.script
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.kind == kind && a.from <= now && now < a.to)
+    }
+}
+
+/// The status of an operation at `now`, from its recorded end and outcome.
+pub fn op_status(ends: Timestamp, fails: bool, now: Timestamp) -> OpStatus {
+    if now < ends {
+        OpStatus::InProgress
+    } else if fails {
+        OpStatus::Failed
+    } else {
+        OpStatus::Succeeded
+    }
+}
+
+/// `now + took`, saturating at the end of time (a fleet could name absurd durations).
+pub fn add(now: Timestamp, took: Duration) -> Timestamp {
+    SignedDuration::try_from(took)
+        .ok()
+        .and_then(|d| now.checked_add(d).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+    fn t0() -> Timestamp {
+        t("2026-03-30T09:00:00Z")
+    }
+    const TWO: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn start_runs_through_starting_to_running() {
+        let mut m = Machine::new(State::Stopped, t0(), None);
+        m.begin(OpKind::Start, t0(), TWO, "op1".into(), false, Trigger::User)
+            .unwrap();
+        assert_eq!(m.shown_state(t0()), "Starting");
+        assert_eq!(m.settle(t("2026-03-30T09:00:01Z")), None);
+        assert_eq!(m.state, State::Starting);
+        let f = m.settle(t("2026-03-30T09:00:02Z")).unwrap();
+        assert_eq!(f.kind, OpKind::Start);
+        assert!(!f.failed);
+        assert_eq!(m.state, State::Running);
+        assert_eq!(m.started_at, Some(t("2026-03-30T09:00:02Z")));
+        let lo = m.last_operation.as_ref().unwrap();
+        assert_eq!(lo.status_name(), "Succeeded");
+        assert_eq!(lo.time, t0());
+    }
+
+    #[test]
+    fn stop_then_start_cycle() {
+        let mut m = Machine::new(State::Running, t0(), None);
+        m.begin(OpKind::Stop, t0(), TWO, "a".into(), false, Trigger::User)
+            .unwrap();
+        assert_eq!(m.state, State::Stopping);
+        m.settle(t("2026-03-30T09:00:05Z"));
+        assert_eq!(m.state, State::Stopped);
+        m.begin(
+            OpKind::Start,
+            t("2026-03-30T09:00:05Z"),
+            TWO,
+            "b".into(),
+            false,
+            Trigger::Schedule,
+        )
+        .unwrap();
+        assert_eq!(
+            m.last_operation.as_ref().unwrap().trigger,
+            Trigger::Schedule
+        );
+    }
+
+    #[test]
+    fn begin_settles_first() {
+        let mut m = Machine::new(State::Running, t0(), None);
+        m.begin(OpKind::Stop, t0(), TWO, "a".into(), false, Trigger::User)
+            .unwrap();
+        // Two seconds later the stop is done, so a start is allowed without a settle call.
+        m.begin(
+            OpKind::Start,
+            t("2026-03-30T09:00:02Z"),
+            TWO,
+            "b".into(),
+            false,
+            Trigger::User,
+        )
+        .unwrap();
+        assert_eq!(m.state, State::Starting);
+    }
+
+    #[test]
+    fn busy_refuses_with_conflict() {
+        let mut m = Machine::new(State::Stopped, t0(), None);
+        m.begin(OpKind::Start, t0(), TWO, "a".into(), false, Trigger::User)
+            .unwrap();
+        let e = m
+            .begin(OpKind::Stop, t0(), TWO, "b".into(), false, Trigger::User)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::Busy {
+                running: OpKind::Start
+            }
+        );
+        let e = m
+            .begin(OpKind::Delete, t0(), TWO, "c".into(), false, Trigger::User)
+            .unwrap_err();
+        assert!(matches!(e, Refusal::Busy { .. }));
+    }
+
+    #[test]
+    fn start_only_when_stopped() {
+        let mut m = Machine::new(State::Running, t0(), None);
+        let e = m
+            .begin(OpKind::Start, t0(), TWO, "a".into(), false, Trigger::User)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            Refusal::WrongState {
+                wanted: OpKind::Start,
+                current: "Running"
+            }
+        );
+    }
+
+    #[test]
+    fn stop_and_restart_only_when_running() {
+        let mut m = Machine::new(State::Stopped, t0(), None);
+        for k in [OpKind::Stop, OpKind::Restart] {
+            assert!(matches!(
+                m.begin(k, t0(), TWO, "a".into(), false, Trigger::User),
+                Err(Refusal::WrongState {
+                    current: "Stopped",
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn failed_start_returns_to_stopped_with_start_failed() {
+        let mut m = Machine::new(State::Stopped, t0(), None);
+        m.begin(OpKind::Start, t0(), TWO, "a".into(), true, Trigger::User)
+            .unwrap();
+        let f = m.settle(t("2026-03-30T10:00:00Z")).unwrap();
+        assert!(f.failed);
+        assert_eq!(m.state, State::Stopped);
+        assert_eq!(
+            m.last_operation.as_ref().unwrap().status_name(),
+            "StartFailed"
+        );
+    }
+
+    #[test]
+    fn restart_and_delete() {
+        let mut m = Machine::new(State::Running, t0(), None);
+        m.begin(OpKind::Restart, t0(), TWO, "a".into(), false, Trigger::User)
+            .unwrap();
+        assert_eq!(m.shown_state(t0()), "Restarting");
+        m.settle(t("2026-03-30T09:00:03Z"));
+        assert_eq!(m.state, State::Running);
+        m.begin(
+            OpKind::Delete,
+            t("2026-03-30T09:00:03Z"),
+            TWO,
+            "b".into(),
+            false,
+            Trigger::User,
+        )
+        .unwrap();
+        assert_eq!(m.state, State::Deleting);
+        m.settle(t("2026-03-30T09:00:09Z"));
+        assert_eq!(m.state, State::Deleted);
+    }
+
+    #[test]
+    fn create_then_running_or_failed() {
+        let mut m = Machine::creating(t0(), TWO, "c".into(), false);
+        assert_eq!(m.shown_state(t0()), "Creating");
+        m.settle(t("2026-03-30T09:00:02Z"));
+        assert_eq!(m.state, State::Running);
+        let mut m = Machine::creating(t0(), TWO, "c".into(), true);
+        m.settle(t("2026-03-30T09:00:02Z"));
+        assert_eq!(m.state, State::CreateFailed);
+        assert_eq!(
+            m.last_operation.as_ref().unwrap().status_name(),
+            "CreateFailed"
+        );
+    }
+
+    #[test]
+    fn job_overlay_and_stop_ends_job() {
+        let mut m = Machine::new(State::Running, t0(), None);
+        m.manual_job = true;
+        assert_eq!(m.shown_state(t0()), "JobRunning");
+        m.begin(OpKind::Stop, t0(), TWO, "a".into(), false, Trigger::User)
+            .unwrap();
+        m.settle(t("2026-03-30T09:00:02Z"));
+        assert_eq!(m.shown_state(t("2026-03-30T09:00:02Z")), "Stopped");
+        assert!(!m.manual_job);
+    }
+
+    #[test]
+    fn scripted_windows() {
+        let mut m = Machine::new(State::Running, t0(), None);
+        m.script = vec![
+            Activity {
+                kind: ActivityKind::Job,
+                from: t("2026-03-30T10:00:00Z"),
+                to: t("2026-03-30T11:00:00Z"),
+            },
+            Activity {
+                kind: ActivityKind::Kernel,
+                from: t("2026-03-30T12:00:00Z"),
+                to: t("2026-03-30T12:30:00Z"),
+            },
+        ];
+        assert_eq!(m.shown_state(t("2026-03-30T09:59:59Z")), "Running");
+        assert_eq!(m.shown_state(t("2026-03-30T10:00:00Z")), "JobRunning");
+        assert_eq!(m.shown_state(t("2026-03-30T11:00:00Z")), "Running");
+        assert_eq!(
+            m.last_activity_at(t("2026-03-30T11:30:00Z")),
+            t("2026-03-30T11:00:00Z")
+        );
+        assert_eq!(m.kernels_at(t("2026-03-30T12:10:00Z")).len(), 1);
+        assert!(m.kernels_at(t("2026-03-30T12:10:00Z"))[0].busy);
+        assert_eq!(
+            m.last_activity_at(t("2026-03-30T12:10:00Z")),
+            t("2026-03-30T12:10:00Z")
+        );
+        assert!(m.kernels_at(t("2026-03-30T13:00:00Z")).is_empty());
+    }
+
+    #[test]
+    fn op_status_from_time() {
+        let e = t("2026-03-30T09:00:02Z");
+        assert_eq!(op_status(e, false, t0()), OpStatus::InProgress);
+        assert_eq!(op_status(e, false, e), OpStatus::Succeeded);
+        assert_eq!(op_status(e, true, e), OpStatus::Failed);
+    }
+}

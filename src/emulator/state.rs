@@ -1,0 +1,581 @@
+//! The emulator's shared state: instances, operations, tokens, buckets, faults, call log.
+//!
+//! One `std::sync::Mutex` guards everything mutable; handlers lock it briefly and never
+//! across an `.await`. Instances are settled lazily: [`Inner::settle`] applies every
+//! operation whose end has passed on the emulator clock before anything reads state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use jiff::Timestamp;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::bucket::TokenBucket;
+use super::clock::Clock;
+use super::fleet::{Fleet, InstanceSpec, Principal, Workspace};
+use super::machine::{Machine, OpKind, State};
+
+/// Most calls the call log keeps; older ones are dropped first.
+const MAX_CALLS: usize = 100_000;
+/// The OS image version every emulated instance reports.
+const OS_IMAGE_VERSION: &str = "25.03.10";
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The fleet as loaded.
+    pub fleet: Fleet,
+    /// `https://127.0.0.1:PORT` (or `http://`).
+    pub endpoint: String,
+    /// Emulator clock.
+    pub clock: Clock,
+    /// Compute list page size.
+    pub page_size: usize,
+    /// Mutable state.
+    pub inner: Mutex<Inner>,
+}
+
+impl Shared {
+    /// Locks the mutable state, tolerating poisoning (a panicking handler must not wedge
+    /// every later request).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Principal by client id (case-insensitive).
+    pub fn principal(&self, client_id: &str) -> Option<(usize, &Principal)> {
+        self.fleet
+            .principals
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.client_id.eq_ignore_ascii_case(client_id))
+    }
+}
+
+/// Fault injection settings (`POST /_emulator/faults`). Rates are probabilities in 0..=1.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Faults {
+    /// Share of ARM requests answered with one of `statuses`.
+    pub error_rate: f64,
+    /// Statuses for injected errors (default 500 and 503).
+    pub statuses: Vec<u16>,
+    /// Share of ARM requests answered 429.
+    pub throttle_rate: f64,
+    /// Share of ARM requests whose connection is dropped without a response.
+    pub reset_rate: f64,
+    /// Delay added to every ARM request, in milliseconds.
+    pub latency_ms: u64,
+    /// Share of long-running operations that fail.
+    pub lro_fail_rate: f64,
+    /// Seed of the fault RNG; reseeded on every POST.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+/// An access token the emulator issued.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// Index of the principal in the fleet.
+    pub principal: usize,
+    /// Wall-clock expiry.
+    pub expires: Timestamp,
+}
+
+/// A long-running operation, for its status and location URLs.
+#[derive(Debug, Clone)]
+pub struct OpRecord {
+    /// What it does.
+    pub kind: OpKind,
+    /// When it was accepted.
+    pub started: Timestamp,
+    /// When it ends.
+    pub ends: Timestamp,
+    /// Whether it fails.
+    pub fails: bool,
+    /// Index of the workspace.
+    pub workspace: usize,
+    /// Instance name.
+    pub instance: String,
+    /// Region of the status URL.
+    pub location: String,
+}
+
+/// One line of the call log.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    /// Sequence number, from 1.
+    pub seq: u64,
+    /// Emulator-clock time of the request.
+    pub time: Timestamp,
+    /// HTTP method.
+    pub method: String,
+    /// Path without query.
+    pub path: String,
+    /// Query string, if any.
+    pub query: Option<String>,
+    /// Response status (0 when the connection was dropped).
+    pub status: u16,
+    /// Client id of the authenticated principal, if any.
+    pub principal: Option<String>,
+    /// `x-ms-request-id` of the response.
+    pub request_id: String,
+}
+
+/// `createdBy` of an instance.
+#[derive(Debug, Clone)]
+pub struct CreatedBy {
+    /// User or app name.
+    pub user_name: String,
+    /// Tenant id.
+    pub user_org_id: String,
+    /// Object id.
+    pub user_id: String,
+}
+
+/// One compute instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Compute name, as created.
+    pub name: String,
+    /// VM size.
+    pub vm_size: String,
+    /// Resource tags.
+    pub tags: BTreeMap<String, String>,
+    /// Description.
+    pub description: Option<String>,
+    /// ISO 8601 idle shutdown, if set.
+    pub idle_time_before_shutdown: Option<String>,
+    /// `schedules` object, if set.
+    pub schedules: Option<Value>,
+    /// `sshSettings`.
+    pub ssh_settings: Value,
+    /// `subnet`, if any.
+    pub subnet: Option<Value>,
+    /// `personalComputeInstanceSettings`, if any.
+    pub personal: Option<Value>,
+    /// `applicationSharingPolicy`.
+    pub sharing_policy: String,
+    /// Creator.
+    pub created_by: CreatedBy,
+    /// Creation time.
+    pub created_on: Timestamp,
+    /// Last modification.
+    pub modified_on: Timestamp,
+    /// Private IP address (stable per instance).
+    pub private_ip: String,
+    /// Life cycle.
+    pub machine: Machine,
+}
+
+/// A workspace and its instances.
+#[derive(Debug, Clone)]
+pub struct WsState {
+    /// The fleet's workspace (its `instances` are only the initial set).
+    pub spec: Workspace,
+    /// Current instances, in creation order.
+    pub instances: Vec<Instance>,
+}
+
+impl WsState {
+    /// ARM id of the workspace.
+    pub fn id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
+            self.spec.subscription_id, self.spec.resource_group, self.spec.name
+        )
+    }
+
+    /// Index of an instance by name (case-insensitive).
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.instances
+            .iter()
+            .position(|i| i.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// All mutable state.
+#[derive(Debug)]
+pub struct Inner {
+    /// Workspaces, in fleet order.
+    pub workspaces: Vec<WsState>,
+    /// Operations by id.
+    pub ops: HashMap<String, OpRecord>,
+    /// Issued tokens.
+    pub tokens: HashMap<String, IssuedToken>,
+    /// Token buckets by (subscription, client id, is_write).
+    pub buckets: HashMap<(String, String, bool), TokenBucket>,
+    /// Fault settings.
+    pub faults: Faults,
+    /// Fault RNG.
+    pub rng: StdRng,
+    /// Call log.
+    pub calls: Vec<CallRecord>,
+    /// Last call sequence number.
+    pub seq: u64,
+    /// Private IP counter.
+    next_ip: u32,
+}
+
+impl Inner {
+    /// Builds the initial state from the fleet at clock time `now`.
+    pub fn new(fleet: &Fleet, now: Timestamp) -> Inner {
+        let mut inner = Inner {
+            workspaces: Vec::new(),
+            ops: HashMap::new(),
+            tokens: HashMap::new(),
+            buckets: HashMap::new(),
+            faults: Faults::default(),
+            rng: StdRng::seed_from_u64(fleet.seed),
+            calls: Vec::new(),
+            seq: 0,
+            next_ip: 4,
+        };
+        let creator = fleet.principals.first();
+        for w in &fleet.workspaces {
+            let mut ws = WsState {
+                spec: w.clone(),
+                instances: Vec::new(),
+            };
+            for spec in &w.instances {
+                let inst = inner.instance_from_spec(fleet, spec, creator, now);
+                ws.instances.push(inst);
+            }
+            inner.workspaces.push(ws);
+        }
+        inner
+    }
+
+    fn instance_from_spec(
+        &mut self,
+        fleet: &Fleet,
+        spec: &InstanceSpec,
+        creator: Option<&Principal>,
+        now: Timestamp,
+    ) -> Instance {
+        let state = State::from_fleet(&spec.state);
+        let started_at = spec.started_at.unwrap_or_else(|| {
+            jiff::SignedDuration::try_from(super::fleet::default_running_for())
+                .ok()
+                .and_then(|d| now.checked_sub(d).ok())
+                .unwrap_or(now)
+        });
+        let mut machine = Machine::new(state, now, Some(started_at));
+        if spec.state == "JobRunning" {
+            machine.manual_job = true;
+        }
+        if let Some(a) = spec.last_activity {
+            machine.last_activity = a;
+        }
+        machine.script = spec.activity.clone();
+        // A transitional fleet state is an operation already in progress.
+        let op = match state {
+            State::Starting => Some(OpKind::Start),
+            State::Stopping => Some(OpKind::Stop),
+            State::Restarting => Some(OpKind::Restart),
+            _ => None,
+        };
+        if let Some(kind) = op {
+            let prev = if kind == OpKind::Start {
+                State::Stopped
+            } else {
+                State::Running
+            };
+            machine.state = prev;
+            let took = duration_of(fleet, kind);
+            // Cannot be refused: no operation is pending and the state fits.
+            let _refused = machine.begin(
+                kind,
+                now,
+                took,
+                uuid::Uuid::new_v4().to_string(),
+                false,
+                super::machine::Trigger::User,
+            );
+        }
+        // A settled fleet instance got where it is by a user's start or stop that succeeded
+        // (at `started_at`), as lastOperation on a real instance would show.
+        if machine.pending.is_none() && matches!(state, State::Running | State::Stopped) {
+            machine.last_operation = Some(super::machine::LastOperation {
+                kind: if state == State::Running {
+                    OpKind::Start
+                } else {
+                    OpKind::Stop
+                },
+                time: started_at,
+                status: super::machine::OpStatus::Succeeded,
+                trigger: super::machine::Trigger::User,
+            });
+        }
+        if state == State::Creating {
+            machine = Machine::creating(
+                now,
+                fleet.timing.create,
+                uuid::Uuid::new_v4().to_string(),
+                false,
+            );
+        }
+        let created_by = match (&spec.created_by, creator) {
+            (Some(n), _) => CreatedBy {
+                user_name: n.clone(),
+                user_org_id: fleet.tenant_id.clone(),
+                user_id: derived_user_id(n),
+            },
+            (None, Some(p)) => CreatedBy {
+                user_name: p.display_name.clone(),
+                user_org_id: fleet.tenant_id.clone(),
+                user_id: p.object_id.clone(),
+            },
+            (None, None) => CreatedBy {
+                user_name: "unknown".to_owned(),
+                user_org_id: fleet.tenant_id.clone(),
+                user_id: "00000000-0000-0000-0000-000000000000".to_owned(),
+            },
+        };
+        let created_on = started_at.min(now);
+        Instance {
+            name: spec.name.clone(),
+            vm_size: spec.vm_size.clone(),
+            tags: spec.tags.clone(),
+            description: None,
+            idle_time_before_shutdown: spec.idle_time_before_shutdown.clone(),
+            schedules: None,
+            ssh_settings: json!({"sshPublicAccess": "Disabled", "adminUserName": "azureuser", "sshPort": 50000}),
+            subnet: None,
+            personal: Some(
+                json!({"assignedUser": {"objectId": created_by.user_id, "tenantId": fleet.tenant_id}}),
+            ),
+            sharing_policy: "Personal".to_owned(),
+            created_by,
+            created_on,
+            modified_on: created_on,
+            private_ip: self.alloc_ip(),
+            machine,
+        }
+    }
+
+    /// Allocates a private IP address in 10.0.0.0/16.
+    pub fn alloc_ip(&mut self) -> String {
+        let n = self.next_ip;
+        self.next_ip = self.next_ip.wrapping_add(1);
+        format!("10.0.{}.{}", (n >> 8) & 0xff, n & 0xff)
+    }
+
+    /// Applies every operation that has ended by `now`; removes deleted instances.
+    pub fn settle(&mut self, now: Timestamp) {
+        for ws in &mut self.workspaces {
+            for inst in &mut ws.instances {
+                if let Some(p) = &inst.machine.pending
+                    && p.ends <= now
+                {
+                    inst.modified_on = p.ends;
+                }
+                inst.machine.settle(now);
+            }
+            ws.instances.retain(|i| i.machine.state != State::Deleted);
+        }
+    }
+
+    /// Index of a workspace by subscription, resource group and name (case-insensitive).
+    pub fn find_ws(&self, sub: &str, rg: &str, name: &str) -> Option<usize> {
+        self.workspaces.iter().position(|w| {
+            w.spec.subscription_id.eq_ignore_ascii_case(sub)
+                && w.spec.resource_group.eq_ignore_ascii_case(rg)
+                && w.spec.name.eq_ignore_ascii_case(name)
+        })
+    }
+
+    /// Index of a workspace by Azure name only (the control API's key).
+    pub fn find_ws_by_name(&self, name: &str) -> Option<usize> {
+        self.workspaces
+            .iter()
+            .position(|w| w.spec.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Appends to the call log, dropping the oldest entries past the cap.
+    pub fn record_call(&mut self, mut c: CallRecord) {
+        self.seq += 1;
+        c.seq = self.seq;
+        if self.calls.len() >= MAX_CALLS {
+            self.calls.drain(..MAX_CALLS / 10);
+        }
+        self.calls.push(c);
+    }
+}
+
+/// The configured duration of an operation.
+pub fn duration_of(fleet: &Fleet, kind: OpKind) -> std::time::Duration {
+    match kind {
+        OpKind::Create => fleet.timing.create,
+        OpKind::Start => fleet.timing.start,
+        OpKind::Stop => fleet.timing.stop,
+        OpKind::Restart => fleet.timing.restart,
+        OpKind::Delete => fleet.timing.delete,
+    }
+}
+
+/// ARM's timestamp form in the fixtures: `2021-04-01T22:00:00.0000000+00:00`.
+pub fn arm_time(t: Timestamp) -> String {
+    format!(
+        "{}.{:07}+00:00",
+        t.strftime("%Y-%m-%dT%H:%M:%S"),
+        t.subsec_nanosecond() / 100
+    )
+}
+
+/// Jupyter's timestamp form: `2026-03-30T09:00:00.000000Z`.
+pub fn jupyter_time(t: Timestamp) -> String {
+    format!(
+        "{}.{:06}Z",
+        t.strftime("%Y-%m-%dT%H:%M:%S"),
+        t.subsec_nanosecond() / 1000
+    )
+}
+
+/// Base URL of an instance's Jupyter server on the emulator.
+pub fn jupyter_base(endpoint: &str, ws: &str, inst: &str) -> String {
+    format!("{endpoint}/instances/{ws}/{inst}")
+}
+
+/// A deterministic GUID-shaped id for a user name.
+fn derived_user_id(name: &str) -> String {
+    let h = fnv(name.as_bytes());
+    let h2 = fnv(&h.to_le_bytes());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        (h >> 32) as u32,
+        (h >> 16) as u16,
+        h & 0xfff,
+        (h2 >> 52) & 0xfff,
+        h2 & 0xffff_ffff_ffff
+    )
+}
+
+/// 64-bit FNV-1a, for stable made-up identifiers.
+pub fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The ARM resource JSON of an instance at `now` (settled).
+pub fn instance_json(endpoint: &str, ws: &WsState, inst: &Instance, now: Timestamp) -> Value {
+    let m = &inst.machine;
+    let shown = m.shown_state(now);
+    let provisioning = match m.state {
+        State::Creating => "Creating",
+        State::Deleting => "Deleting",
+        State::CreateFailed => "Failed",
+        _ => "Succeeded",
+    };
+    let base = jupyter_base(endpoint, &ws.spec.name, &inst.name);
+    let last_operation = m.last_operation.as_ref().map(|lo| {
+        json!({
+            "operationName": lo.kind.name(),
+            "operationTime": arm_time(lo.time),
+            "operationStatus": lo.status_name(),
+            "operationTrigger": lo.trigger.name(),
+        })
+    });
+    let errors = if m.state == State::CreateFailed {
+        json!([{"error": {"code": "ComputeInstanceCreateFailed", "message": "The compute instance failed to provision."}}])
+    } else {
+        Value::Null
+    };
+    let up = matches!(
+        m.state,
+        State::Running | State::Restarting | State::Stopping
+    );
+    json!({
+        "id": format!("{}/computes/{}", ws.id(), inst.name),
+        "name": inst.name,
+        "type": "Microsoft.MachineLearningServices/workspaces/computes",
+        "location": ws.spec.location,
+        "tags": inst.tags,
+        "systemData": {
+            "createdAt": arm_time(inst.created_on),
+            "createdBy": inst.created_by.user_name,
+            "createdByType": "Application",
+            "lastModifiedAt": arm_time(inst.modified_on),
+            "lastModifiedBy": inst.created_by.user_name,
+            "lastModifiedByType": "Application",
+        },
+        "properties": {
+            "computeType": "ComputeInstance",
+            "computeLocation": ws.spec.location,
+            "description": inst.description,
+            "createdOn": arm_time(inst.created_on),
+            "modifiedOn": arm_time(inst.modified_on),
+            "provisioningState": provisioning,
+            "provisioningErrors": Value::Null,
+            "isAttachedCompute": false,
+            "disableLocalAuth": true,
+            "properties": {
+                "vmSize": inst.vm_size,
+                "subnet": inst.subnet,
+                "applicationSharingPolicy": inst.sharing_policy,
+                "sshSettings": inst.ssh_settings,
+                "osImageMetadata": {
+                    "currentImageVersion": OS_IMAGE_VERSION,
+                    "latestImageVersion": OS_IMAGE_VERSION,
+                    "isLatestOsImageVersion": true,
+                },
+                "computeInstanceAuthorizationType": "personal",
+                "personalComputeInstanceSettings": inst.personal,
+                "createdBy": {
+                    "userName": inst.created_by.user_name,
+                    "userOrgId": inst.created_by.user_org_id,
+                    "userId": inst.created_by.user_id,
+                },
+                "connectivityEndpoints": {
+                    "publicIpAddress": if up { Value::from("20.0.0.1") } else { Value::Null },
+                    "privateIpAddress": inst.private_ip,
+                },
+                "applications": [
+                    {"displayName": "Jupyter", "endpointUri": format!("{base}/tree/")},
+                    {"displayName": "JupyterLab", "endpointUri": format!("{base}/lab")},
+                ],
+                "errors": errors,
+                "state": shown,
+                "lastOperation": last_operation,
+                "schedules": inst.schedules.clone().unwrap_or_else(|| json!({"computeStartStop": []})),
+                "idleTimeBeforeShutdown": inst.idle_time_before_shutdown,
+                "enableNodePublicIp": true,
+                "customServices": Value::Null,
+                "dataMounts": [],
+                "versions": {"runtime": "0.1.20250310.1"},
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm_time_matches_fixture_shape() {
+        let t: Timestamp = "2021-04-01T22:00:00Z".parse().unwrap();
+        assert_eq!(arm_time(t), "2021-04-01T22:00:00.0000000+00:00");
+        assert_eq!(jupyter_time(t), "2021-04-01T22:00:00.000000Z");
+    }
+
+    #[test]
+    fn fleet_builds_instances() {
+        let f = Fleet::demo();
+        let now: Timestamp = "2026-03-30T09:00:00Z".parse().unwrap();
+        let inner = Inner::new(&f, now);
+        let ws = &inner.workspaces[0];
+        let carol = &ws.instances[ws.find("ci-carol").unwrap()];
+        assert_eq!(carol.machine.shown_state(now), "JobRunning");
+        let v = instance_json("https://e", ws, carol, now);
+        assert_eq!(v["properties"]["properties"]["state"], "JobRunning");
+        assert_eq!(
+            v["properties"]["properties"]["applications"][0]["endpointUri"],
+            "https://e/instances/workspaces123/ci-carol/tree/"
+        );
+    }
+}
