@@ -9,14 +9,23 @@ use std::hint::black_box;
 
 use lightsout::decide::decide;
 use lightsout::memory::InstanceMemory;
-use lightsout::model::{InstanceObservation, InstanceState, JupyterActivity, LastOperation, OperationKind, OperationTrigger};
+use lightsout::model::{
+    InstanceObservation, InstanceState, JupyterActivity, LastOperation, OperationKind,
+    OperationTrigger,
+};
 
 const INSTANCES: usize = 10_000;
 const POLICIES: usize = 50;
 const PASSES: usize = 30;
 
 fn config() -> String {
-    let zones = ["Europe/Paris", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "UTC"];
+    let zones = [
+        "Europe/Paris",
+        "America/New_York",
+        "Australia/Sydney",
+        "Asia/Kolkata",
+        "UTC",
+    ];
     let mut s = String::from(
         "[[workspace]]\nname = \"ws\"\nsubscription_id = \"34adfa4f-cedf-4dc0-ba29-b6d1a69ab345\"\nresource_group = \"rg\"\nworkspace = \"w\"\n",
     );
@@ -36,7 +45,12 @@ fn main() {
         .unwrap_or_else(|e| panic!("{e}"));
     let policies = cfg.policies;
     let now: jiff::Timestamp = "2026-03-27T18:00:00.5Z".parse().unwrap_or_default();
-    let states = [InstanceState::Running, InstanceState::JobRunning, InstanceState::Stopped, InstanceState::Starting];
+    let states = [
+        InstanceState::Running,
+        InstanceState::JobRunning,
+        InstanceState::Stopped,
+        InstanceState::Starting,
+    ];
     let fleet: Vec<(InstanceObservation, InstanceMemory)> = (0..INSTANCES)
         .map(|i| {
             let obs = InstanceObservation {
@@ -51,7 +65,10 @@ fn main() {
                     succeeded: true,
                     trigger: OperationTrigger::User,
                 }),
-                jupyter: JupyterActivity::Seen { last_activity: None, kernel_busy: i % 7 == 0 },
+                jupyter: JupyterActivity::Seen {
+                    last_activity: None,
+                    kernel_busy: i % 7 == 0,
+                },
             };
             (obs, InstanceMemory::default())
         })

@@ -5,6 +5,7 @@
 //! - [`cli`]: the command line (clap types only); [`commands`]: one function per subcommand.
 //! - [`config`]: the TOML file: raw structs, then validated settings with positioned errors.
 //! - [`model`]: domain vocabulary shared by every layer (pure).
+//! - [`connect`]: builds the ARM client from settings.
 //! - [`azure`]: the ARM client: wire types, errors, retries, long-running operations, auth.
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod connect;
 pub mod decide;
 pub mod emulator;
 pub mod memory;
@@ -25,4 +27,5 @@ pub mod model;
 pub mod policy;
 pub mod preview;
 pub mod schedule;
+pub mod shutdown;
 pub mod telemetry;

@@ -2,17 +2,15 @@
 //!
 //! Errors come back as `anyhow::Error`; a [`crate::config::ConfigError`] inside means exit 78.
 
+mod emulator;
 mod preview;
 mod validate;
 
+pub use emulator::emulator;
 pub use preview::preview;
 pub use validate::validate;
 
-use crate::cli::{CiCommand, DemoArgs, EmulatorArgs};
-
-pub async fn emulator(_args: EmulatorArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the emulator is not wired in yet")
-}
+use crate::cli::{CiCommand, DemoArgs};
 
 pub async fn ci(_cmd: CiCommand) -> anyhow::Result<()> {
     anyhow::bail!("ci is not wired in yet")

@@ -17,6 +17,7 @@ use super::Diagnostic;
 use super::raw::{
     RawAzure, RawConfig, RawDaemon, RawHttp, RawIdle, RawPolicy, RawPricing, RawWorkspace,
 };
+use crate::azure::{AuthSettings, Cloud, CredentialKind};
 use crate::model::WorkspaceRef;
 use crate::policy::{DEFAULT_CATCH_UP, Enforcement, Event, IdleRule, Policy, Signals, StartMode};
 use crate::schedule::{CronExpr, Desired, EventAction, Exception, Schedule, Window};
@@ -68,67 +69,6 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
 }
 
-/// Which Azure cloud: sets the default ARM endpoint and authority host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cloud {
-    Public,
-    China,
-    UsGov,
-}
-
-impl Cloud {
-    fn parse(s: &str) -> Option<Cloud> {
-        match s {
-            "public" => Some(Cloud::Public),
-            "china" => Some(Cloud::China),
-            "usgov" => Some(Cloud::UsGov),
-            _ => None,
-        }
-    }
-
-    /// ARM endpoint of this cloud.
-    pub fn arm_endpoint(self) -> &'static str {
-        match self {
-            Cloud::Public => "https://management.azure.com",
-            Cloud::China => "https://management.chinacloudapi.cn",
-            Cloud::UsGov => "https://management.usgovcloudapi.net",
-        }
-    }
-
-    /// Entra ID authority host of this cloud.
-    pub fn authority_host(self) -> &'static str {
-        match self {
-            Cloud::Public => "https://login.microsoftonline.com",
-            Cloud::China => "https://login.chinacloudapi.cn",
-            Cloud::UsGov => "https://login.microsoftonline.us",
-        }
-    }
-}
-
-/// How lightsout gets its Entra ID tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialKind {
-    /// Environment client secret, then workload identity, then managed identity, then Azure CLI.
-    Auto,
-    ClientSecret,
-    ManagedIdentity,
-    WorkloadIdentity,
-    AzureCli,
-}
-
-impl CredentialKind {
-    fn parse(s: &str) -> Option<CredentialKind> {
-        match s {
-            "auto" => Some(CredentialKind::Auto),
-            "client_secret" => Some(CredentialKind::ClientSecret),
-            "managed_identity" => Some(CredentialKind::ManagedIdentity),
-            "workload_identity" => Some(CredentialKind::WorkloadIdentity),
-            "azure_cli" => Some(CredentialKind::AzureCli),
-            _ => None,
-        }
-    }
-}
-
 /// `[azure]`. Holds no secret: the client secret comes from the environment or a file.
 #[derive(Debug, Clone)]
 pub struct AzureSettings {
@@ -140,6 +80,20 @@ pub struct AzureSettings {
     pub client_id: Option<String>,
     pub client_secret_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
+}
+
+impl AzureSettings {
+    /// What the credential builder needs (everything but the ARM endpoint).
+    pub fn auth(&self) -> AuthSettings {
+        AuthSettings {
+            credential: self.credential,
+            tenant_id: self.tenant_id.clone(),
+            client_id: self.client_id.clone(),
+            client_secret_file: self.client_secret_file.clone(),
+            authority_host: self.authority_host.clone(),
+            ca_file: self.ca_file.clone(),
+        }
+    }
 }
 
 impl Default for AzureSettings {
@@ -402,13 +356,13 @@ fn url_field(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Url>
 fn check_azure(c: &mut Checker<'_>, raw: &RawAzure) -> AzureSettings {
     let mut s = AzureSettings::default();
     if let Some(v) = &raw.cloud {
-        match Cloud::parse(v.get_ref()) {
-            Some(cloud) => {
+        match v.get_ref().parse::<Cloud>() {
+            Ok(cloud) => {
                 s.cloud = cloud;
                 s.arm_endpoint = parse_known_url(cloud.arm_endpoint());
                 s.authority_host = parse_known_url(cloud.authority_host());
             }
-            None => c.error(
+            Err(_) => c.error(
                 v.span(),
                 format!(
                     "azure.cloud: expected one of public, china, usgov, got {:?}",
@@ -428,9 +382,9 @@ fn check_azure(c: &mut Checker<'_>, raw: &RawAzure) -> AzureSettings {
         s.authority_host = u;
     }
     if let Some(v) = &raw.credential {
-        match CredentialKind::parse(v.get_ref()) {
-            Some(k) => s.credential = k,
-            None => c.error(
+        match v.get_ref().parse::<CredentialKind>() {
+            Ok(k) => s.credential = k,
+            Err(_) => c.error(
                 v.span(),
                 format!(
                     "azure.credential: expected one of auto, client_secret, managed_identity, workload_identity, azure_cli, got {:?}",

@@ -1,13 +1,11 @@
 """Microsoft's Python SDK against the lightsout emulator, over HTTPS.
 
-Starts the emulator (``$LIGHTSOUT_BIN emulator ...``; if ``LIGHTSOUT_BIN`` names the
-``examples/emulator`` binary, or is unset and that example is built, it is run without the
-subcommand), reads its ready line, then uses ``azure-identity`` and
+Starts the emulator (``$LIGHTSOUT_BIN emulator ...``, default ``target/debug/lightsout``),
+reads its ready line, then uses ``azure-identity`` and
 ``azure-mgmt-machinelearningservices`` to list, get, create, start, stop, restart and delete
 compute instances, checking the state after each long-running operation.
 
-Run: ``pip install -r tests/python/requirements.txt && cargo build --example emulator &&
-pytest tests/python``.
+Run: ``make test-python`` (installs tests/python/requirements.txt, builds, runs pytest).
 """
 
 import json
@@ -79,18 +77,13 @@ state = "JobRunning"
 
 
 def _command(fleet_path):
-    """The emulator command line: the real CLI, or the example binary standing in for it."""
+    """The emulator command line of the real CLI."""
     args = ["--listen", "127.0.0.1:0", "--tls", "--fleet", str(fleet_path)]
-    explicit = os.environ.get("LIGHTSOUT_BIN")
-    if explicit:
-        if pathlib.Path(explicit).name == "emulator":
-            return [explicit, *args]
-        return [explicit, "emulator", *args]
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    example = target / "debug" / "examples" / "emulator"
-    if example.exists():
-        return [str(example), *args]
-    return [str(target / "debug" / "lightsout"), "emulator", *args]
+    binary = os.environ.get("LIGHTSOUT_BIN")
+    if not binary:
+        target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+        binary = str(target / "debug" / "lightsout")
+    return [binary, "emulator", *args]
 
 
 @pytest.fixture(scope="module")

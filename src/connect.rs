@@ -1,0 +1,34 @@
+//! Build the ARM client from validated settings: one shared HTTP client, one credential.
+//!
+//! The only place the process environment is read for credentials (`AZURE_*`), so the
+//! rest of the code receives a ready [`ArmClient`].
+
+use crate::azure::{
+    ArmClient, ArmClientConfig, ArmEndpoint, AuthError, AzureError, HttpTimeouts, build_credential,
+    build_http_client,
+};
+use crate::config::AzureSettings;
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot set up Azure authentication")]
+    Auth(#[source] AuthError),
+    #[error("invalid ARM endpoint")]
+    Endpoint(#[source] AzureError),
+}
+
+/// A client for the ARM endpoint of `settings`, authenticated as they say.
+pub fn arm_client(
+    settings: &AzureSettings,
+    config: ArmClientConfig,
+) -> Result<ArmClient, ConnectError> {
+    let http = build_http_client(settings.ca_file.as_deref(), HttpTimeouts::default())
+        .map_err(ConnectError::Auth)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let credential =
+        build_credential(&settings.auth(), http.clone(), &env).map_err(ConnectError::Auth)?;
+    let endpoint =
+        ArmEndpoint::new(settings.arm_endpoint.clone()).map_err(ConnectError::Endpoint)?;
+    Ok(ArmClient::new(http, credential, endpoint, config))
+}
