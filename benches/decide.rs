@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
 
-use lightsout::decide::decide;
+use lightsout::decide::Engine;
 use lightsout::memory::InstanceMemory;
 use lightsout::model::{
     InstanceObservation, InstanceState, JupyterActivity, LastOperation, OperationKind,
@@ -79,8 +79,9 @@ fn main() {
     for _ in 0..PASSES {
         let start = std::time::SystemTime::now();
         acted = 0;
+        let engine = Engine::new(black_box(&policies), now);
         for (obs, mem) in &fleet {
-            let d = decide(black_box(&policies), obs, mem, now);
+            let d = engine.decide(obs, mem);
             if matches!(d.verdict, lightsout::decide::Verdict::Act(_)) {
                 acted += 1;
             }

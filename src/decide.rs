@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::memory::{InstanceMemory, Pending};
 use crate::model::{Action, InstanceObservation, JupyterActivity, OperationKind, OperationTrigger};
-use crate::policy::{Enforcement, Policy, Signals, StartMode, select};
+use crate::policy::{Enforcement, Policy, Signals, StartMode};
 use crate::schedule::{Desired, EventAction, Transition};
 
 /// Why an action is planned (the `reason` of logs, the audit log and metric labels).
@@ -199,13 +199,122 @@ fn superseded(obs: &InstanceObservation, t: Timestamp, pending: Option<&Pending>
     })
 }
 
-/// Decide for one instance.
+/// What a policy's calendar says at one instant: the same for every instance it governs,
+/// so it is worked out once per pass.
+#[derive(Debug, Clone)]
+struct Calendar {
+    desired: Option<Desired>,
+    previous: Option<Transition>,
+    next: Option<NextChange>,
+    /// Cron firings within `catch_up` before now, ascending.
+    recent_events: Vec<(Timestamp, EventAction)>,
+}
+
+impl Calendar {
+    fn at(policy: &Policy, now: Timestamp) -> Calendar {
+        let mut recent_events = Vec::new();
+        if let Ok(since) = now.checked_sub(span(policy.catch_up)) {
+            for ev in &policy.events {
+                for at in ev.cron.fire_times(&policy.schedule.tz, since, now) {
+                    recent_events.push((at, ev.action));
+                }
+            }
+        }
+        recent_events.sort_by_key(|(at, _)| *at);
+        Calendar {
+            desired: policy.schedule.desired_at(now),
+            previous: policy.schedule.previous_transition(now),
+            next: next_change(policy, now),
+            recent_events,
+        }
+    }
+}
+
+/// Decisions for many instances at one instant: policy calendars are computed once, on
+/// first use, and shared.
+pub struct Engine<'a> {
+    policies: &'a [Policy],
+    now: Timestamp,
+    calendars: Vec<std::sync::OnceLock<Calendar>>,
+    /// Every policy's instance globs in one set (one scan per name instead of one per
+    /// glob); `glob_owner[i]` is the policy of glob `i`. `None` if the set cannot be built.
+    names: Option<(globset::GlobSet, Vec<usize>)>,
+}
+
+impl<'a> Engine<'a> {
+    /// An engine for `policies` at `now`.
+    pub fn new(policies: &'a [Policy], now: Timestamp) -> Engine<'a> {
+        let mut builder = globset::GlobSetBuilder::new();
+        let mut owners = Vec::new();
+        for (i, p) in policies.iter().enumerate() {
+            for g in &p.instances {
+                builder.add(g.glob().clone());
+                owners.push(i);
+            }
+        }
+        Engine {
+            policies,
+            now,
+            calendars: policies
+                .iter()
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            names: builder.build().ok().map(|set| (set, owners)),
+        }
+    }
+
+    /// Index of the first policy governing the instance.
+    fn select(&self, obs: &InstanceObservation) -> Option<usize> {
+        let candidate = globset::Candidate::new(&obs.name);
+        let Some((set, owners)) = &self.names else {
+            return self
+                .policies
+                .iter()
+                .position(|p| p.matches_candidate(&obs.workspace, &candidate, &obs.tags));
+        };
+        let mut name_ok = vec![false; self.policies.len()];
+        for glob in set.matches_candidate(&candidate) {
+            if let Some(&owner) = owners.get(glob)
+                && let Some(slot) = name_ok.get_mut(owner)
+            {
+                *slot = true;
+            }
+        }
+        self.policies.iter().enumerate().position(|(i, p)| {
+            (p.instances.is_empty() || name_ok[i])
+                && p.matches_except_name(&obs.workspace, &obs.tags)
+        })
+    }
+
+    /// Decide for one instance (see [`decide`]).
+    pub fn decide(&self, obs: &InstanceObservation, memory: &InstanceMemory) -> Decision {
+        decide_with(self, obs, memory)
+    }
+
+    fn calendar(&self, index: usize) -> Option<&Calendar> {
+        let cell = self.calendars.get(index)?;
+        let policy = self.policies.get(index)?;
+        Some(cell.get_or_init(|| Calendar::at(policy, self.now)))
+    }
+}
+
+/// Decide for one instance at `now`. For many instances at once, use [`Engine`], which
+/// works out each policy's calendar once.
 pub fn decide(
     policies: &[Policy],
     obs: &InstanceObservation,
     memory: &InstanceMemory,
     now: Timestamp,
 ) -> Decision {
+    Engine::new(policies, now).decide(obs, memory)
+}
+
+fn decide_with(
+    engine: &Engine<'_>,
+    obs: &InstanceObservation,
+    memory: &InstanceMemory,
+) -> Decision {
+    let (policies, now) = (engine.policies, engine.now);
     let mut mem = memory.clone();
     mem.first_seen.get_or_insert(now);
     if obs.state.is_running() {
@@ -224,7 +333,10 @@ pub fn decide(
     if obs.excluded() {
         return quiet(Quiet::Excluded, mem);
     }
-    let Some(policy) = select(policies, &obs.workspace, &obs.name, &obs.tags) else {
+    let Some(index) = engine.select(obs) else {
+        return quiet(Quiet::NoPolicy, mem);
+    };
+    let (policy, Some(cal)) = (&policies[index], engine.calendar(index)) else {
         return quiet(Quiet::NoPolicy, mem);
     };
     let signals = policy.idle.as_ref().map_or(
@@ -238,7 +350,7 @@ pub fn decide(
     if is_busy {
         mem.last_busy_seen = Some(now);
     }
-    let next = next_change(policy, now);
+    let next = cal.next;
     let idle_for = obs
         .state
         .is_running()
@@ -271,8 +383,8 @@ pub fn decide(
         return decision;
     }
 
-    let due = schedule_due(policy, obs, &mut mem, now)
-        .or_else(|| event_due(policy, obs, &mut mem, now))
+    let due = schedule_due(policy, cal, obs, &mut mem, now)
+        .or_else(|| event_due(cal, obs, &mut mem, now))
         .or_else(|| uptime_due(policy, obs, &mem, now, idle_for));
     let Some((planned, source)) = due else {
         decision.verdict = match (
@@ -378,11 +490,12 @@ fn is_late(now: Timestamp, at: Timestamp) -> bool {
 
 fn schedule_due(
     policy: &Policy,
+    cal: &Calendar,
     obs: &InstanceObservation,
     mem: &mut InstanceMemory,
     now: Timestamp,
 ) -> Option<(Planned, Due)> {
-    let desired = policy.schedule.desired_at(now)?;
+    let desired = cal.desired?;
     let action = match desired {
         Desired::Down if obs.state.is_running() => Some(Action::Stop),
         Desired::Up if obs.state.is_stopped() && policy.start == StartMode::Window => {
@@ -406,7 +519,7 @@ fn schedule_due(
             )
         });
     }
-    let prev: Transition = policy.schedule.previous_transition(now)?;
+    let prev: Transition = cal.previous?;
     if prev.to != Some(desired) || mem.handled_transition.is_some_and(|h| h >= prev.at) {
         return None;
     }
@@ -434,25 +547,17 @@ fn schedule_due(
 }
 
 fn event_due(
-    policy: &Policy,
+    cal: &Calendar,
     obs: &InstanceObservation,
     mem: &mut InstanceMemory,
     now: Timestamp,
 ) -> Option<(Planned, Due)> {
-    let since = now.checked_sub(span(policy.catch_up)).ok()?;
-    // The latest firing of any event in the catch-up window that is not yet handled.
-    let mut latest: Option<(Timestamp, EventAction)> = None;
-    for ev in &policy.events {
-        for at in ev.cron.fire_times(&policy.schedule.tz, since, now) {
-            if mem.handled_event.is_some_and(|h| at <= h) {
-                continue;
-            }
-            if latest.is_none_or(|(t, _)| at > t) {
-                latest = Some((at, ev.action));
-            }
-        }
-    }
-    let (at, ev_action) = latest?;
+    // The latest firing in the catch-up window that is not yet handled.
+    let (at, ev_action) = *cal
+        .recent_events
+        .iter()
+        .rev()
+        .find(|(at, _)| mem.handled_event.is_none_or(|h| *at > h))?;
     let action = match ev_action {
         EventAction::Start if obs.state.is_stopped() => Action::Start,
         EventAction::Stop if obs.state.is_running() => Action::Stop,

@@ -85,12 +85,37 @@ impl Policy {
         instance: &str,
         tags: &BTreeMap<String, String>,
     ) -> bool {
+        self.matches_candidate(workspace, &globset::Candidate::new(instance), tags)
+    }
+
+    /// [`Policy::matches`] with the instance name prepared once for many policies.
+    pub fn matches_candidate(
+        &self,
+        workspace: &str,
+        instance: &globset::Candidate<'_>,
+        tags: &BTreeMap<String, String>,
+    ) -> bool {
         if let Some(ws) = &self.workspaces
             && !ws.iter().any(|w| w == workspace)
         {
             return false;
         }
-        if !self.instances.is_empty() && !self.instances.iter().any(|g| g.is_match(instance)) {
+        if !self.instances.is_empty()
+            && !self
+                .instances
+                .iter()
+                .any(|g| g.is_match_candidate(instance))
+        {
+            return false;
+        }
+        self.matches_except_name(workspace, tags)
+    }
+
+    /// The workspace and tag conditions only (the name is matched elsewhere).
+    pub fn matches_except_name(&self, workspace: &str, tags: &BTreeMap<String, String>) -> bool {
+        if let Some(ws) = &self.workspaces
+            && !ws.iter().any(|w| w == workspace)
+        {
             return false;
         }
         self.tags.iter().all(|(k, v)| tags.get(k) == Some(v))
