@@ -31,6 +31,8 @@ pub struct ConfigArg {
 pub enum Command {
     /// Load and check the config; print every problem as FILE:LINE:COL: message.
     Validate(ConfigArg),
+    /// Observe every instance once and print what lightsout would do and why. Acts on nothing.
+    Plan(PlanArgs),
     /// The next schedule transitions and cron events of each policy, in local time.
     Preview(PreviewArgs),
     /// Run a local emulator of the Azure endpoints lightsout uses.
@@ -40,6 +42,15 @@ pub enum Command {
     Ci(CiCommand),
     /// Start the emulator in-process and walk through what lightsout does.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,8 @@
 //! - [`model`]: domain vocabulary shared by every layer (pure).
 //! - [`connect`]: builds the ARM client from settings.
 //! - [`azure`]: the ARM client: wire types, errors, retries, long-running operations, auth.
+//! - [`plan`]: decisions as rows for `plan`, `/v1/status` and `simulate`.
+//! - [`observe`]: one observation pass over every workspace (ARM list + Jupyter).
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
 //! - [`policy`]: validated policies and which instance each governs.
@@ -24,6 +26,8 @@ pub mod decide;
 pub mod emulator;
 pub mod memory;
 pub mod model;
+pub mod observe;
+pub mod plan;
 pub mod policy;
 pub mod preview;
 pub mod schedule;

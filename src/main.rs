@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Validate(args) => commands::validate(&args),
+            Command::Plan(args) => commands::plan(&args).await,
             Command::Preview(args) => commands::preview(&args),
             Command::Emulator(args) => commands::emulator(args).await,
             Command::Ci(cmd) => commands::ci(cmd).await,

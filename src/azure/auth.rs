@@ -590,7 +590,7 @@ impl TokenCredential for ChainCredential {
             match cred.get_token(scopes, options.clone()).await {
                 Ok(token) => {
                     self.lock().selected = Some(i);
-                    tracing::info!(credential = source.name(), "acquired an access token");
+                    tracing::debug!(credential = source.name(), "acquired an access token");
                     return Ok(token);
                 }
                 Err(e) => {

@@ -525,6 +525,74 @@ impl ArmClient {
         )
     }
 
+    /// GET a JSON document from an instance's Jupyter server with the ARM bearer token, no
+    /// retries (a failed probe means "activity unknown" for this pass). The URL comes from
+    /// the instance's `applications`; the token goes only to the ARM host or an Azure ML
+    /// instance host (`*.azureml.ms`, `*.azureml.net`, `*.azureml.cn`, `*.azureml.us`).
+    pub async fn jupyter_get<T: DeserializeOwned>(&self, url: &Url) -> Result<T, AzureError> {
+        const OP: &str = "jupyter";
+        let host = url.host_str().unwrap_or_default();
+        let same_host = url.host_str() == self.inner.endpoint.base().host_str()
+            && url.port_or_known_default() == self.inner.endpoint.base().port_or_known_default();
+        let instance_host = [".azureml.ms", ".azureml.net", ".azureml.cn", ".azureml.us"]
+            .iter()
+            .any(|suffix| host.ends_with(suffix));
+        if !(same_host || instance_host) || !matches!(url.scheme(), "https" | "http") {
+            return Err(AzureError::InvalidUrl {
+                operation: OP,
+                reason: "Jupyter URL is neither on the ARM host nor an Azure ML instance host",
+                url_prefix: url.as_str().chars().take(80).collect(),
+            });
+        }
+        let token = self.bearer(OP, false).await?;
+        let started = Instant::now();
+        let result = self
+            .inner
+            .http
+            .get(url.clone())
+            .bearer_auth(token.secret())
+            .send()
+            .await;
+        let status = result.as_ref().ok().map(|r| r.status().as_u16());
+        if let Some(hook) = &self.inner.config.on_request {
+            hook(&RequestEvent {
+                operation: OP,
+                method: Method::GET,
+                status,
+                elapsed: started.elapsed(),
+            });
+        }
+        let response = result.map_err(|source| AzureError::Transport {
+            operation: OP,
+            kind: TransportKind::of(&source),
+            source,
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| AzureError::Transport {
+                operation: OP,
+                kind: TransportKind::of(&source),
+                source,
+            })?;
+        if !(200..300).contains(&status) {
+            return Err(AzureError::Arm {
+                operation: OP,
+                status,
+                request_id: None,
+                error: Box::new(super::error::ArmError::from_body(status, &body)),
+                retry_after: None,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|source| AzureError::Decode {
+            operation: OP,
+            what: "Jupyter response",
+            snippet: snippet(&String::from_utf8_lossy(&body)),
+            source,
+        })
+    }
+
     async fn bearer(&self, op: &'static str, force_refresh: bool) -> Result<Secret, AzureError> {
         let scope = self.inner.endpoint.scope();
         let options = force_refresh.then(auth::force_refresh_options);

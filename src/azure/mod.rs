@@ -6,6 +6,7 @@
 //! - [`error`]: ARM error bodies and [`AzureError`], the one error type of this module.
 //! - [`retry`]: retry classification, backoff and `Retry-After` parsing (pure).
 //! - [`lro`]: long-running operations: `Azure-AsyncOperation` / `Location`, poll-URL safety (pure).
+//! - [`convert`]: wire shapes into the engine's model (pure).
 //! - [`client`]: [`ArmClient`], the HTTP calls (list/get/create/delete/start/stop/...).
 //! - [`auth`]: the shared `reqwest::Client` and the Entra ID credential chain.
 //!
@@ -14,6 +15,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod convert;
 pub mod error;
 pub mod lro;
 pub mod retry;

@@ -3,10 +3,12 @@
 //! Errors come back as `anyhow::Error`; a [`crate::config::ConfigError`] inside means exit 78.
 
 mod emulator;
+mod plan;
 mod preview;
 mod validate;
 
 pub use emulator::emulator;
+pub use plan::plan;
 pub use preview::preview;
 pub use validate::validate;
 

@@ -1,0 +1,149 @@
+//! Wire shapes into the engine's vocabulary. Pure.
+//!
+//! Lenient like the wire types: a compute that is not a compute instance is skipped, an
+//! unknown state is kept as `Other` (which the engine treats as "wait"), an unparsable
+//! `lastOperation` time drops the last operation rather than the instance.
+
+use url::Url;
+
+use super::wire::{self, ComputeResource};
+use crate::model::{
+    InstanceObservation, InstanceState, JupyterActivity, LastOperation, OperationKind,
+    OperationTrigger,
+};
+
+/// The engine's view of one compute, or `None` if it is not a compute instance.
+pub fn instance_observation(
+    workspace_alias: &str,
+    r: &ComputeResource,
+) -> Option<InstanceObservation> {
+    let props = r.instance()?;
+    let name = r.name.clone().or_else(|| {
+        r.id.as_deref()
+            .and_then(|id| id.rsplit('/').next())
+            .map(str::to_owned)
+    })?;
+    let state = props.state.as_ref().map_or(InstanceState::Unknown, |s| {
+        InstanceState::from_azure(s.as_str())
+    });
+    Some(InstanceObservation {
+        workspace: workspace_alias.to_owned(),
+        name,
+        state,
+        vm_size: props.vm_size.clone().unwrap_or_default(),
+        tags: r.tags.clone().unwrap_or_default(),
+        last_operation: props.last_operation.as_ref().and_then(last_operation),
+        jupyter: JupyterActivity::NotObserved,
+    })
+}
+
+fn last_operation(op: &wire::LastOperation) -> Option<LastOperation> {
+    let at = op
+        .operation_time
+        .as_deref()?
+        .parse::<jiff::Timestamp>()
+        .ok()?;
+    let kind = match op.operation_name.as_ref()? {
+        wire::OperationName::Create => OperationKind::Create,
+        wire::OperationName::Start => OperationKind::Start,
+        wire::OperationName::Stop => OperationKind::Stop,
+        wire::OperationName::Restart => OperationKind::Restart,
+        wire::OperationName::Reimage => OperationKind::Reimage,
+        wire::OperationName::Delete => OperationKind::Delete,
+        other => OperationKind::Other(other.as_str().to_owned()),
+    };
+    let trigger = match op.operation_trigger.as_ref() {
+        Some(wire::OperationTrigger::User) => OperationTrigger::User,
+        Some(wire::OperationTrigger::Schedule) => OperationTrigger::Schedule,
+        Some(wire::OperationTrigger::IdleShutdown) => OperationTrigger::IdleShutdown,
+        Some(other) => OperationTrigger::Other(other.as_str().to_owned()),
+        None => OperationTrigger::Other(String::new()),
+    };
+    Some(LastOperation {
+        kind,
+        at,
+        succeeded: matches!(op.operation_status, Some(wire::OperationStatus::Succeeded)),
+        trigger,
+    })
+}
+
+/// Base URL of the instance's Jupyter Server API (ends with `/`), from its `applications`:
+/// the Jupyter or JupyterLab URL without its trailing `tree`/`lab` page.
+pub fn jupyter_base(r: &ComputeResource) -> Option<Url> {
+    let apps = r.instance()?.applications.as_ref()?;
+    let app = apps.iter().find(|a| {
+        a.display_name.as_deref().is_some_and(|n| {
+            n.eq_ignore_ascii_case("jupyter") || n.eq_ignore_ascii_case("jupyterlab")
+        })
+    })?;
+    let mut url = Url::parse(app.endpoint_uri.as_deref()?).ok()?;
+    let path = url.path().trim_end_matches('/');
+    let base = path
+        .strip_suffix("/tree")
+        .or_else(|| path.strip_suffix("/lab"))
+        .unwrap_or(path)
+        .to_owned();
+    url.set_path(&format!("{base}/"));
+    url.set_query(None);
+    Some(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(path: &str) -> ComputeResource {
+        let full = format!("{}/tests/fixtures/azure/{path}", env!("CARGO_MANIFEST_DIR"));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(full).unwrap()).unwrap();
+        serde_json::from_value(doc["responses"]["200"]["body"].clone()).unwrap()
+    }
+
+    #[test]
+    fn compute_instance_fixture_converts() {
+        let r = fixture("2025-12-01/Compute/get/ComputeInstance.json");
+        let o = instance_observation("research", &r).unwrap();
+        assert_eq!(o.name, "compute123");
+        assert_eq!(o.state, InstanceState::Running);
+        assert_eq!(o.vm_size, "STANDARD_NC6");
+        assert_eq!(o.workspace, "research");
+        assert_eq!(
+            jupyter_base(&r).unwrap().as_str(),
+            "https://compute123.eastus2.azureml.net/jupyter/"
+        );
+    }
+
+    #[test]
+    fn other_compute_types_are_skipped() {
+        let r = fixture("2025-12-01/Compute/get/AKSCompute.json");
+        assert!(instance_observation("research", &r).is_none());
+    }
+
+    #[test]
+    fn unknown_state_and_last_operation() {
+        let r: ComputeResource = serde_json::from_value(serde_json::json!({
+            "name": "ci-x",
+            "tags": {"lightsout": "off"},
+            "properties": {"computeType": "ComputeInstance", "properties": {
+                "state": "Hibernating", "vmSize": "Standard_DS3_v2",
+                "lastOperation": {"operationName": "Start", "operationTime": "2026-03-27T08:00:00Z",
+                                  "operationStatus": "Succeeded", "operationTrigger": "Schedule"},
+                "applications": [{"displayName": "Jupyter", "endpointUri": "https://127.0.0.1:8443/instances/w/ci-x/tree/"}]
+            }}
+        }))
+        .unwrap();
+        let o = instance_observation("a", &r).unwrap();
+        assert_eq!(o.state, InstanceState::Other("Hibernating".into()));
+        assert!(o.state.is_transitional());
+        assert!(o.excluded());
+        let op = o.last_operation.unwrap();
+        assert_eq!(
+            (op.kind, op.succeeded, op.trigger),
+            (OperationKind::Start, true, OperationTrigger::Schedule)
+        );
+        assert_eq!(
+            jupyter_base(&r).unwrap().as_str(),
+            "https://127.0.0.1:8443/instances/w/ci-x/"
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! `lightsout plan`: observe every instance once, decide, print; acts on nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::validate::config_path;
+use crate::azure::ArmClientConfig;
+use crate::cli::PlanArgs;
+use crate::decide::Engine;
+use crate::plan::{PlanRow, decide_all, next_cell, short_duration};
+use crate::{clock, config, connect, observe};
+
+/// Print every instance's decision; exit 1 if a workspace could not be observed.
+pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
+    let path = config_path(&args.config);
+    let (cfg, _) = config::load(&path)?;
+    let client = connect::arm_client(&cfg.azure, ArmClientConfig::default())?;
+    let policies = Arc::new(cfg.policies.clone());
+    let snapshots = observe::observe(&client, &cfg.workspaces, &policies).await;
+    let now = clock::now();
+    let engine = Engine::new(&policies, now);
+    let memory = BTreeMap::new();
+    let mut rows = Vec::new();
+    let mut failed = Vec::new();
+    for snap in &snapshots {
+        match &snap.instances {
+            Ok(instances) => {
+                for (i, (_, d)) in decide_all(&engine, instances, &memory).iter().enumerate() {
+                    if let Some(obs) = instances.get(i) {
+                        rows.push(PlanRow::new(obs, d));
+                    }
+                }
+            }
+            Err(e) => failed.push((snap.alias.clone(), format!("{e:#}"))),
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", table(&rows, now));
+    }
+    for (alias, error) in &failed {
+        eprintln!("error: workspace {alias} could not be observed: {error}");
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} workspaces could not be observed",
+            failed.len(),
+            snapshots.len()
+        );
+    }
+    Ok(())
+}
+
+fn table(rows: &[PlanRow], now: jiff::Timestamp) -> String {
+    let mut out = String::new();
+    let header = [
+        "WORKSPACE",
+        "INSTANCE",
+        "STATE",
+        "POLICY",
+        "DECISION",
+        "REASON",
+        "IDLE",
+        "NEXT",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            let decision = match (r.decision, r.action) {
+                ("act", Some(a)) => a.to_owned(),
+                ("skip", Some(a)) => format!("{a} (held: {})", r.skip.unwrap_or("?")),
+                (d, _) => d.to_owned(),
+            };
+            let reason = if r.catch_up {
+                format!("{} (catch-up)", r.reason)
+            } else {
+                r.reason.to_owned()
+            };
+            [
+                r.workspace.clone(),
+                r.instance.clone(),
+                r.state.clone(),
+                r.policy.clone().unwrap_or_else(|| "-".into()),
+                decision,
+                reason,
+                r.idle_seconds.map_or_else(|| "-".into(), short_duration),
+                next_cell(r.next.as_ref(), now),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut line = |cols: Vec<&str>| {
+        let text: Vec<String> = cols
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(text.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in &cells {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}

@@ -1,0 +1,160 @@
+//! One observation pass: list every configured workspace (one list call per page, never a
+//! GET per instance) and ask the Jupyter servers of running instances whose policy counts
+//! Jupyter activity.
+//!
+//! I/O through [`ArmClient`]. A workspace that cannot be listed is reported as such and
+//! its instances are left out: nothing is decided on partial data.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::azure::convert::{instance_observation, jupyter_base};
+use crate::azure::{ArmClient, AzureError};
+use crate::config::Workspace;
+use crate::model::{InstanceObservation, JupyterActivity};
+use crate::policy::Policy;
+
+/// Workspaces listed at once.
+pub const WORKSPACE_PARALLELISM: usize = 8;
+/// Jupyter servers asked at once.
+pub const JUPYTER_PARALLELISM: usize = 16;
+
+/// What one workspace looked like.
+#[derive(Debug)]
+pub struct WorkspaceSnapshot {
+    /// The workspace alias.
+    pub alias: String,
+    /// Its compute instances, or why they could not be listed.
+    pub instances: Result<Vec<InstanceObservation>, AzureError>,
+}
+
+/// `GET /api/status` of a Jupyter server.
+#[derive(Debug, Deserialize)]
+struct JupyterStatus {
+    last_activity: Option<jiff::Timestamp>,
+}
+
+/// One entry of `GET /api/kernels`.
+#[derive(Debug, Deserialize)]
+struct JupyterKernel {
+    execution_state: Option<String>,
+    last_activity: Option<jiff::Timestamp>,
+}
+
+/// Observe every workspace; the result is in the order of `workspaces`.
+pub async fn observe(
+    client: &ArmClient,
+    workspaces: &[Workspace],
+    policies: &Arc<Vec<Policy>>,
+) -> Vec<WorkspaceSnapshot> {
+    let gate = Arc::new(Semaphore::new(WORKSPACE_PARALLELISM));
+    let jupyter_gate = Arc::new(Semaphore::new(JUPYTER_PARALLELISM));
+    let mut tasks = JoinSet::new();
+    for (index, ws) in workspaces.iter().cloned().enumerate() {
+        let (client, gate, jupyter_gate, policies) = (
+            client.clone(),
+            gate.clone(),
+            jupyter_gate.clone(),
+            policies.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let instances = observe_workspace(&client, &ws, &policies, &jupyter_gate).await;
+            (
+                index,
+                WorkspaceSnapshot {
+                    alias: ws.name,
+                    instances,
+                },
+            )
+        });
+    }
+    let mut out: Vec<Option<WorkspaceSnapshot>> = workspaces.iter().map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, snap)) => {
+                if let Some(slot) = out.get_mut(index) {
+                    *slot = Some(snap);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "observation task failed"),
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
+async fn observe_workspace(
+    client: &ArmClient,
+    ws: &Workspace,
+    policies: &[Policy],
+    jupyter_gate: &Arc<Semaphore>,
+) -> Result<Vec<InstanceObservation>, AzureError> {
+    let resources = client.list_computes(&ws.reference).await?;
+    let mut instances = Vec::new();
+    let mut probes = JoinSet::new();
+    for r in &resources {
+        let Some(obs) = instance_observation(&ws.name, r) else {
+            continue;
+        };
+        let wants_jupyter = obs.state.is_running()
+            && crate::policy::select(policies, &obs.workspace, &obs.name, &obs.tags)
+                .and_then(|p| p.idle.as_ref())
+                .is_some_and(|rule| rule.signals.jupyter);
+        if wants_jupyter {
+            let index = instances.len();
+            let (client, gate, base) = (client.clone(), jupyter_gate.clone(), jupyter_base(r));
+            probes.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                (index, probe_jupyter(&client, base).await)
+            });
+        }
+        instances.push(obs);
+    }
+    while let Some(joined) = probes.join_next().await {
+        if let Ok((index, activity)) = joined
+            && let Some(obs) = instances.get_mut(index)
+        {
+            obs.jupyter = activity;
+        }
+    }
+    Ok(instances)
+}
+
+/// Ask a Jupyter server for its activity; any failure means "unavailable" for this pass.
+async fn probe_jupyter(client: &ArmClient, base: Option<url::Url>) -> JupyterActivity {
+    let Some(base) = base else {
+        return JupyterActivity::Unavailable;
+    };
+    // `no_track_activity` keeps our own polling from counting as use (jupyter_server).
+    let (Ok(status_url), Ok(kernels_url)) = (
+        base.join("api/status?no_track_activity=1"),
+        base.join("api/kernels?no_track_activity=1"),
+    ) else {
+        return JupyterActivity::Unavailable;
+    };
+    let status = client.jupyter_get::<JupyterStatus>(&status_url).await;
+    let kernels = client.jupyter_get::<Vec<JupyterKernel>>(&kernels_url).await;
+    match (status, kernels) {
+        (Ok(status), Ok(kernels)) => {
+            let kernel_busy = kernels
+                .iter()
+                .any(|k| k.execution_state.as_deref() == Some("busy"));
+            let last_activity = kernels
+                .iter()
+                .filter_map(|k| k.last_activity)
+                .chain(status.last_activity)
+                .max();
+            JupyterActivity::Seen {
+                last_activity,
+                kernel_busy,
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::debug!(error = %e, url = %base, "Jupyter server did not answer");
+            JupyterActivity::Unavailable
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! A pass's decisions as rows for people and scripts (`lightsout plan`, `/v1/status`,
+//! `simulate`). Pure.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::decide::{Decision, Engine, NextChange, Verdict};
+use crate::memory::InstanceMemory;
+use crate::model::InstanceObservation;
+
+/// Key of an instance across workspaces: (workspace alias, instance name).
+pub type InstanceKey = (String, String);
+
+/// One instance's decision, flattened for display.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanRow {
+    pub workspace: String,
+    pub instance: String,
+    pub state: String,
+    pub vm_size: String,
+    pub policy: Option<String>,
+    /// `act`, `skip`, `wait` or `none`.
+    pub decision: &'static str,
+    /// `start`, `stop` or `restart` when an action is planned or held back.
+    pub action: Option<&'static str>,
+    /// Why the action (`outside_window`, `idle`, …) or why nothing (`no_policy`, …).
+    pub reason: &'static str,
+    /// Why a due action is held back (`busy`, `held`, …).
+    pub skip: Option<&'static str>,
+    pub catch_up: bool,
+    pub idle_seconds: Option<i64>,
+    pub next: Option<NextChange>,
+}
+
+impl PlanRow {
+    /// The row for an observation and its decision.
+    pub fn new(obs: &InstanceObservation, d: &Decision) -> PlanRow {
+        let (decision, action, reason, skip, catch_up) = match d.verdict {
+            Verdict::Act(p) => (
+                "act",
+                Some(p.action.as_str()),
+                p.reason.as_str(),
+                None,
+                p.catch_up,
+            ),
+            Verdict::Skip { planned, why } => (
+                "skip",
+                Some(planned.action.as_str()),
+                planned.reason.as_str(),
+                Some(why.as_str()),
+                planned.catch_up,
+            ),
+            Verdict::Wait => ("wait", None, "transitional", None, false),
+            Verdict::Quiet { why } => (
+                "none",
+                None,
+                match why {
+                    crate::decide::Quiet::Excluded => "excluded",
+                    crate::decide::Quiet::NoPolicy => "no_policy",
+                    crate::decide::Quiet::NothingDue => "nothing_due",
+                },
+                None,
+                false,
+            ),
+        };
+        PlanRow {
+            workspace: obs.workspace.clone(),
+            instance: obs.name.clone(),
+            state: obs.state.to_string(),
+            vm_size: obs.vm_size.clone(),
+            policy: d.policy.clone(),
+            decision,
+            action,
+            reason,
+            skip,
+            catch_up,
+            idle_seconds: d.idle_for.map(|s| s.as_secs()),
+            next: d.next,
+        }
+    }
+}
+
+/// Decide for every observed instance at `now` with the remembered state.
+pub fn decide_all(
+    engine: &Engine<'_>,
+    observations: &[InstanceObservation],
+    memory: &BTreeMap<InstanceKey, InstanceMemory>,
+) -> Vec<(InstanceKey, Decision)> {
+    observations
+        .iter()
+        .map(|obs| {
+            let key = (obs.workspace.clone(), obs.name.clone());
+            let mem = memory.get(&key).cloned().unwrap_or_default();
+            let d = engine.decide(obs, &mem);
+            (key, d)
+        })
+        .collect()
+}
+
+/// Human duration, e.g. `1h05m`, `12m`, `40s`.
+pub fn short_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// A `next` cell: `down at 2026-03-27T18:00:00Z`.
+pub fn next_cell(next: Option<&NextChange>, _now: Timestamp) -> String {
+    next.map_or_else(|| "-".to_owned(), |n| format!("{} at {}", n.what, n.at))
+}
