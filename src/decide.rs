@@ -72,6 +72,10 @@ pub enum SkipReason {
     ActivityUnknown,
     /// Decided but not acted on: dry run.
     DryRun,
+    /// A previous operation failed; waiting before trying again.
+    Backoff,
+    /// Operations failed repeatedly; given up until the instance changes.
+    GaveUp,
 }
 
 impl SkipReason {
@@ -86,6 +90,8 @@ impl SkipReason {
             SkipReason::Missed => "missed",
             SkipReason::ActivityUnknown => "activity_unknown",
             SkipReason::DryRun => "dry_run",
+            SkipReason::Backoff => "backoff",
+            SkipReason::GaveUp => "gave_up",
         }
     }
 }
@@ -407,6 +413,9 @@ fn decide_with(
                 why: Quiet::NothingDue,
             },
         };
+        // Nothing due: earlier failures no longer matter.
+        mem.failures = 0;
+        mem.retry_at = None;
         decision.memory = mem;
         return decision;
     };
@@ -421,6 +430,10 @@ fn decide_with(
 
     let blocked = if mem.pending.is_some() {
         Some(SkipReason::Pending)
+    } else if mem.failures >= crate::memory::MAX_FAILURES {
+        Some(SkipReason::GaveUp)
+    } else if mem.retry_at.is_some_and(|t| t > now) {
+        Some(SkipReason::Backoff)
     } else if planned.action == Action::Start {
         None
     } else if is_busy {
@@ -451,20 +464,25 @@ fn decide_with(
             decision.verdict = Verdict::Skip { planned, why };
         }
         (None, source) => {
+            let (mut transition, mut event) = (None, None);
             match source {
                 Due::Transition(at) => {
                     mem.handled_transition = Some(at);
                     mem.deferred_transition = None;
+                    transition = Some(at);
                 }
                 Due::Event(at) => {
                     mem.handled_event = Some(at);
                     mem.deferred_event = None;
+                    event = Some(at);
                 }
                 Due::Rule | Due::Missed => {}
             }
             mem.pending = Some(Pending {
                 action: planned.action,
                 requested_at: now,
+                transition,
+                event,
             });
             decision.verdict = Verdict::Act(planned);
         }

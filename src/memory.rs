@@ -31,6 +31,12 @@ pub struct InstanceMemory {
     pub deferred_event: Option<Timestamp>,
     /// lightsout's own request in flight, if any.
     pub pending: Option<Pending>,
+    /// Operations of ours that failed in a row (reset when nothing is due).
+    #[serde(default)]
+    pub failures: u32,
+    /// After a failure, no new request before this instant.
+    #[serde(default)]
+    pub retry_at: Option<Timestamp>,
 }
 
 /// A request lightsout sent and has not yet seen the effect of.
@@ -39,4 +45,55 @@ pub struct Pending {
     pub action: Action,
     /// When the intent was recorded (just before the request went out).
     pub requested_at: Timestamp,
+    /// The schedule transition this request answers, so a failure can make it due again.
+    #[serde(default)]
+    pub transition: Option<Timestamp>,
+    /// The cron firing this request answers.
+    #[serde(default)]
+    pub event: Option<Timestamp>,
+}
+
+/// Consecutive failed operations after which lightsout stops retrying until the instance
+/// changes or nothing is due any more.
+pub const MAX_FAILURES: u32 = 3;
+
+impl InstanceMemory {
+    /// Our operation failed (or could not be sent) at `now`: make what it answered due
+    /// again, after a backoff that grows with each failure (1, 5, 15 minutes).
+    pub fn operation_failed(&mut self, now: Timestamp) {
+        if let Some(p) = self.pending.take() {
+            if let Some(t) = p.transition
+                && self.handled_transition == Some(t)
+            {
+                self.handled_transition = None;
+                self.deferred_transition = Some(t);
+            }
+            if let Some(e) = p.event
+                && self.handled_event == Some(e)
+            {
+                self.handled_event = None;
+                self.deferred_event = Some(e);
+            }
+        }
+        self.failures = self.failures.saturating_add(1);
+        let backoff_mins: i64 = match self.failures {
+            0 | 1 => 1,
+            2 => 5,
+            _ => 15,
+        };
+        self.retry_at = now.checked_add(jiff::SignedDuration::from_mins(backoff_mins)).ok();
+    }
+
+    /// Azure refused our request for a known reason (conflict, wrong state): do not retry
+    /// it blindly; the next observation decides afresh.
+    pub fn operation_refused(&mut self) {
+        self.pending = None;
+    }
+
+    /// Our operation finished well.
+    pub fn operation_succeeded(&mut self) {
+        self.pending = None;
+        self.failures = 0;
+        self.retry_at = None;
+    }
 }

@@ -605,6 +605,8 @@ fn arb_memory() -> impl Strategy<Value = InstanceMemory> {
                 handled_event,
                 deferred_event: None,
                 pending: None,
+                failures: 0,
+                retry_at: None,
             },
         )
 }
@@ -681,6 +683,34 @@ proptest! {
                     && p[1].schedule.previous_transition(next) == p[1].schedule.previous_transition(now);
                 prop_assert!(!(same_transition && o.name != "strict-1"), "{:?} then {:?}", d.verdict, again.verdict);
             }
+        }
+    }
+}
+
+#[test]
+fn a_failed_stop_is_retried_after_backoff_then_given_up() {
+    let p = office();
+    let mut o = obs(InstanceState::Running);
+    o.last_operation = started("2026-03-27T08:00:00Z", OperationTrigger::User);
+    let d = decide(&p, &o, &known_since("2026-03-27T07:00:00Z"), ts(FRI_1900));
+    assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
+    let mut mem = d.memory;
+    let mut at = ts(FRI_1900);
+    for attempt in 1..=crate::memory::MAX_FAILURES {
+        mem.operation_failed(at);
+        assert_eq!(mem.failures, attempt);
+        // Within the backoff: held back.
+        let d = decide(&p, &o, &mem, at.checked_add(SignedDuration::from_secs(30)).unwrap());
+        let want = if attempt < crate::memory::MAX_FAILURES { SkipReason::Backoff } else { SkipReason::GaveUp };
+        assert_eq!(d.verdict, skip(Action::Stop, Reason::OutsideWindow, want));
+        // After it: the same transition is due again (not missed, even past catch_up).
+        at = mem.retry_at.unwrap();
+        let d = decide(&p, &o, &mem, at);
+        if attempt < crate::memory::MAX_FAILURES {
+            assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false), "attempt {attempt}");
+            mem = d.memory;
+        } else {
+            assert_eq!(d.verdict, skip(Action::Stop, Reason::OutsideWindow, SkipReason::GaveUp));
         }
     }
 }
