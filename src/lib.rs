@@ -9,6 +9,7 @@
 //! - [`azure`]: the ARM client: wire types, errors, retries, long-running operations, auth.
 //! - [`plan`]: decisions as rows for `plan`, `/v1/status` and `simulate`.
 //! - [`observe`]: one observation pass over every workspace (ARM list + Jupyter).
+//! - [`actuate`]: sending start/stop/restart within concurrency and write budgets.
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
 //! - [`policy`]: validated policies and which instance each governs.
@@ -33,3 +34,4 @@ pub mod preview;
 pub mod schedule;
 pub mod shutdown;
 pub mod telemetry;
+pub mod actuate;
