@@ -2,10 +2,12 @@
 //!
 //! Errors come back as `anyhow::Error`; a [`crate::config::ConfigError`] inside means exit 78.
 
+mod audit;
 mod emulator;
 mod preview;
 mod validate;
 
+pub use audit::audit;
 pub use emulator::emulator;
 pub use preview::preview;
 pub use validate::validate;
