@@ -450,3 +450,9 @@ fn audit_record_json_has_the_contract_fields() {
     assert_eq!(r["outcome"], "pending");
     assert_eq!(r["id"], 1);
 }
+
+#[test]
+fn store_can_move_to_a_blocking_thread() {
+    fn is_send<T: Send>() {}
+    is_send::<Store>();
+}
