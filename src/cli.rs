@@ -42,6 +42,8 @@ pub enum Command {
     Ci(CiCommand),
     /// Start the emulator in-process and walk through what lightsout does.
     Demo(DemoArgs),
+    /// The audit log: every action lightsout took or recorded, with its outcome.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +69,21 @@ pub struct PreviewArgs {
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=400))]
     pub days: u16,
     /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only records at or after this instant (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub since: Option<jiff::Timestamp>,
+    /// Only this compute instance (by name, in any workspace).
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// Print a JSON array of records instead of a table.
     #[arg(long)]
     pub json: bool,
 }

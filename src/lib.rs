@@ -15,6 +15,7 @@
 //! - [`policy`]: validated policies and which instance each governs.
 //! - [`decide`]: the pure decision for one instance; [`memory`]: what is remembered between passes.
 //! - [`preview`]: a policy's upcoming changes for `lightsout preview`; [`clock`]: the one wall-clock read.
+//! - [`store`]: durable memory and audit log (SQLite under `daemon.state_dir`).
 //! - [`telemetry`]: log setup.
 
 pub mod azure;
@@ -33,5 +34,6 @@ pub mod policy;
 pub mod preview;
 pub mod schedule;
 pub mod shutdown;
+pub mod store;
 pub mod telemetry;
 pub mod actuate;

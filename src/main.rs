@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             Command::Emulator(args) => commands::emulator(args).await,
             Command::Ci(cmd) => commands::ci(cmd).await,
             Command::Demo(args) => commands::demo(args).await,
+            Command::Audit(args) => commands::audit(&args),
         }
     });
     match result {

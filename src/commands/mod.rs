@@ -2,11 +2,13 @@
 //!
 //! Errors come back as `anyhow::Error`; a [`crate::config::ConfigError`] inside means exit 78.
 
+mod audit;
 mod emulator;
 mod plan;
 mod preview;
 mod validate;
 
+pub use audit::audit;
 pub use emulator::emulator;
 pub use plan::plan;
 pub use preview::preview;

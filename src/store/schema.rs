@@ -1,0 +1,55 @@
+//! The database schema as an ordered list of migrations, numbered by `PRAGMA user_version`.
+//!
+//! Migration `n` (1-based) takes a database at version `n - 1` to version `n`. They run in
+//! one `BEGIN IMMEDIATE` transaction together with the `user_version` update, so a crash
+//! during a migration leaves the previous version intact. Adding a table (for example the
+//! cost-accounting counters) is one more entry at the end of [`MIGRATIONS`]; an entry that
+//! has shipped is never edited.
+
+/// Every migration, oldest first. `MIGRATIONS[i]` brings the schema to version `i + 1`.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // Version 1: memory per instance, the audit log, and a small key-value table.
+    r#"
+    -- What lightsout remembers of each instance: `memory` is the JSON of
+    -- `memory::InstanceMemory`, so adding a memory field needs no migration.
+    CREATE TABLE instances (
+        workspace  TEXT NOT NULL,
+        instance   TEXT NOT NULL,
+        memory     TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (workspace, instance)
+    ) WITHOUT ROWID;
+
+    -- Append-only: a row is inserted as `pending` (or `missed`, `dry_run`) and updated at
+    -- most until its outcome is final. AUTOINCREMENT: ids are never reused, so they are
+    -- monotonic across deletions and restarts.
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          TEXT    NOT NULL,
+        workspace   TEXT    NOT NULL,
+        instance    TEXT    NOT NULL,
+        action      TEXT    NOT NULL CHECK (action IN ('start', 'stop', 'restart')),
+        reason      TEXT    NOT NULL,
+        policy      TEXT    NOT NULL,
+        catch_up    INTEGER NOT NULL CHECK (catch_up IN (0, 1)),
+        dry_run     INTEGER NOT NULL CHECK (dry_run IN (0, 1)),
+        outcome     TEXT    NOT NULL CHECK (outcome IN
+                        ('pending', 'succeeded', 'failed', 'refused', 'missed', 'dry_run')),
+        request_id  TEXT,
+        error       TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX audit_by_time ON audit (at, id);
+    CREATE INDEX audit_by_instance ON audit (instance, at);
+    CREATE INDEX audit_pending ON audit (id) WHERE outcome = 'pending';
+
+    -- Small durable values (last pass time and the like).
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

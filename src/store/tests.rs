@@ -1,0 +1,458 @@
+//! Unit tests of the store against real SQLite files in temporary directories.
+
+use super::*;
+use crate::memory::Pending;
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn intent(at: &str, instance: &str) -> Intent {
+    Intent {
+        at: ts(at),
+        workspace: "research".into(),
+        instance: instance.into(),
+        action: Action::Stop,
+        reason: Reason::OutsideWindow,
+        policy: "office-hours".into(),
+        catch_up: false,
+        dry_run: false,
+    }
+}
+
+fn pending_memory(at: &str) -> InstanceMemory {
+    InstanceMemory {
+        first_seen: Some(ts("2026-03-01T00:00:00Z")),
+        handled_transition: Some(ts(at)),
+        pending: Some(Pending {
+            action: Action::Stop,
+            requested_at: ts(at),
+        }),
+        ..InstanceMemory::default()
+    }
+}
+
+#[test]
+fn migrates_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("nested/state");
+    let store = Store::open(&state).unwrap();
+    assert_eq!(store.path(), state.join(DB_FILE));
+    assert_eq!(user_version(&store.conn).unwrap(), SCHEMA_VERSION);
+    let mode: String = store
+        .conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = store
+        .conn
+        .pragma_query_value(None, "synchronous", |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous=FULL");
+    assert!(store.load_memory().unwrap().is_empty());
+    assert!(store.audit(&AuditFilter::default()).unwrap().is_empty());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir_mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        let db_mode = std::fs::metadata(state.join(DB_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(db_mode & 0o077, 0, "database not readable by others");
+    }
+}
+
+#[test]
+fn reopening_keeps_data_and_does_not_migrate_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = InstanceKey::new("research", "ci-a");
+    let id = {
+        let mut store = Store::open(dir.path()).unwrap();
+        store.put_meta("last_pass", "2026-03-27T18:00:00Z").unwrap();
+        store
+            .record_intent(
+                &intent("2026-03-27T18:00:00Z", "ci-a"),
+                &pending_memory("2026-03-27T18:00:00Z"),
+            )
+            .unwrap()
+    };
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.get_meta("last_pass").unwrap().as_deref(),
+        Some("2026-03-27T18:00:00Z")
+    );
+    assert_eq!(store.get_meta("absent").unwrap(), None);
+    let memory = store.load_memory().unwrap();
+    assert_eq!(memory[&key], pending_memory("2026-03-27T18:00:00Z"));
+    let pending = store.pending_intents().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, id);
+    assert_eq!(pending[0].outcome, Outcome::Pending);
+}
+
+#[test]
+fn a_newer_schema_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+    }
+    let err = Store::open(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), "too_new", "{err}");
+    assert!(err.to_string().contains("newer"), "{err}");
+    let err = Store::open_read_only(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), "too_new");
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION + 1);
+}
+
+#[test]
+fn a_second_writer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), "locked", "{err}");
+    drop(first);
+    Store::open(dir.path()).unwrap();
+}
+
+#[test]
+fn intent_and_memory_are_written_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let mut i = intent("2026-03-27T18:00:00.5Z", "ci-a");
+    i.catch_up = true;
+    let id = store
+        .record_intent(&i, &pending_memory("2026-03-27T18:00:00.5Z"))
+        .unwrap();
+    drop(store);
+
+    let store = Store::open_read_only(dir.path()).unwrap();
+    let memory = store.load_memory().unwrap();
+    assert_eq!(
+        memory[&InstanceKey::new("research", "ci-a")],
+        pending_memory("2026-03-27T18:00:00.5Z")
+    );
+    let records = store.audit(&AuditFilter::default()).unwrap();
+    assert_eq!(
+        records,
+        vec![AuditRecord {
+            id,
+            at: ts("2026-03-27T18:00:00.5Z"),
+            workspace: "research".into(),
+            instance: "ci-a".into(),
+            action: Action::Stop,
+            reason: "outside_window".into(),
+            policy: "office-hours".into(),
+            catch_up: true,
+            outcome: Outcome::Pending,
+            error: None,
+            dry_run: false,
+            request_id: None,
+            finished_at: None,
+        }]
+    );
+}
+
+#[test]
+fn a_failing_intent_leaves_no_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    // Break the memory table so the second half of the transaction fails.
+    store
+        .conn
+        .execute_batch(
+            "CREATE TRIGGER no_memory BEFORE INSERT ON instances \
+             BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+        )
+        .unwrap();
+    let err = store
+        .record_intent(
+            &intent("2026-03-27T18:00:00Z", "ci-a"),
+            &pending_memory("2026-03-27T18:00:00Z"),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), "sql");
+    assert!(store.audit(&AuditFilter::default()).unwrap().is_empty());
+    assert!(store.load_memory().unwrap().is_empty());
+}
+
+#[test]
+fn outcomes_update_a_pending_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let at = "2026-03-27T18:00:00Z";
+    let id = store
+        .record_intent(&intent(at, "ci-a"), &pending_memory(at))
+        .unwrap();
+    let later = ts("2026-03-27T18:00:01Z");
+    let done = ts("2026-03-27T18:03:00Z");
+
+    // Accepted: still pending, request id kept.
+    store
+        .record_outcome(id, Outcome::Pending, Some("req-1"), None, later)
+        .unwrap();
+    let pending = store.pending_intents().unwrap();
+    assert_eq!(pending[0].request_id.as_deref(), Some("req-1"));
+    assert_eq!(pending[0].finished_at, None);
+
+    store
+        .record_outcome(id, Outcome::Succeeded, None, None, done)
+        .unwrap();
+    assert!(store.pending_intents().unwrap().is_empty());
+    let r = &store.audit(&AuditFilter::default()).unwrap()[0];
+    assert_eq!(r.outcome, Outcome::Succeeded);
+    assert_eq!(r.request_id.as_deref(), Some("req-1"), "not erased by None");
+    assert_eq!(r.finished_at, Some(done));
+
+    let err = store
+        .record_outcome(id, Outcome::Failed, None, Some("late"), done)
+        .unwrap_err();
+    assert_eq!(err.kind(), "already_final");
+    let err = store
+        .record_outcome(AuditId(9999), Outcome::Failed, None, None, done)
+        .unwrap_err();
+    assert_eq!(err.kind(), "unknown_audit");
+
+    // Refused with an error text; an overlong text is clipped.
+    let id2 = store
+        .record_intent(&intent(at, "ci-b"), &pending_memory(at))
+        .unwrap();
+    let long = "é".repeat(MAX_ERROR_BYTES);
+    store
+        .record_outcome(id2, Outcome::Refused, Some("req-2"), Some(&long), done)
+        .unwrap();
+    let r = store
+        .audit(&AuditFilter {
+            instance: Some("ci-b".into()),
+            ..AuditFilter::default()
+        })
+        .unwrap()
+        .remove(0);
+    assert_eq!(r.outcome, Outcome::Refused);
+    let error = r.error.unwrap();
+    assert!(error.len() <= MAX_ERROR_BYTES && error.len() >= MAX_ERROR_BYTES - 1);
+}
+
+#[test]
+fn dry_run_and_missed_rows_are_final_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let at = "2026-03-27T18:00:00Z";
+    let mut dry = intent(at, "ci-a");
+    dry.dry_run = true;
+    store
+        .record_intent(&dry, &InstanceMemory::default())
+        .unwrap();
+    store
+        .record_missed(&intent(at, "ci-b"), &InstanceMemory::default())
+        .unwrap();
+    assert!(store.pending_intents().unwrap().is_empty());
+    let records = store.audit(&AuditFilter::default()).unwrap();
+    assert_eq!(records[0].outcome, Outcome::DryRun);
+    assert!(records[0].dry_run);
+    assert_eq!(records[1].outcome, Outcome::Missed);
+    assert_eq!(records[1].finished_at, Some(ts(at)));
+}
+
+#[test]
+fn audit_filters_by_since_instance_and_limit_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let m = InstanceMemory::default();
+    // Inserted out of time order; sub-second times must sort as times, not as text.
+    store
+        .record_intent(&intent("2026-03-27T18:00:01Z", "ci-a"), &m)
+        .unwrap();
+    store
+        .record_intent(&intent("2026-03-27T18:00:00.5Z", "ci-b"), &m)
+        .unwrap();
+    store
+        .record_intent(&intent("2026-03-27T18:00:00Z", "ci-a"), &m)
+        .unwrap();
+    store
+        .record_intent(&intent("2026-03-27T19:00:00Z", "ci-b"), &m)
+        .unwrap();
+
+    let all = store.audit(&AuditFilter::default()).unwrap();
+    let times: Vec<String> = all.iter().map(|r| r.at.to_string()).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-03-27T18:00:00Z",
+            "2026-03-27T18:00:00.5Z",
+            "2026-03-27T18:00:01Z",
+            "2026-03-27T19:00:00Z"
+        ]
+    );
+
+    let since = store
+        .audit(&AuditFilter {
+            since: Some(ts("2026-03-27T18:00:00.5Z")),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    assert_eq!(since.len(), 3);
+
+    let a = store
+        .audit(&AuditFilter {
+            instance: Some("ci-a".into()),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    assert!(a.iter().all(|r| r.instance == "ci-a"));
+    assert_eq!(a.len(), 2);
+
+    let latest = store
+        .audit(&AuditFilter {
+            limit: Some(2),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    assert_eq!(latest, all[2..]);
+
+    let none = store
+        .audit(&AuditFilter {
+            workspace: Some("other".into()),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[test]
+fn a_corrupt_memory_row_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let good = InstanceKey::new("research", "ci-a");
+    store
+        .save_memory(
+            &[
+                (good.clone(), pending_memory("2026-03-27T18:00:00Z")),
+                (
+                    InstanceKey::new("research", "ci-b"),
+                    InstanceMemory::default(),
+                ),
+            ],
+            ts("2026-03-27T18:00:00Z"),
+        )
+        .unwrap();
+    store
+        .conn
+        .execute(
+            "UPDATE instances SET memory = '{\"first_seen\": 12' WHERE instance = 'ci-b'",
+            [],
+        )
+        .unwrap();
+    let memory = store.load_memory().unwrap();
+    assert_eq!(memory.len(), 1);
+    assert!(memory.contains_key(&good));
+}
+
+#[test]
+fn save_memory_upserts_and_forget_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let a = InstanceKey::new("research", "ci-a");
+    let b = InstanceKey::new("research", "ci-b");
+    let now = ts("2026-03-27T18:00:00Z");
+    store
+        .save_memory(
+            &[
+                (a.clone(), InstanceMemory::default()),
+                (b.clone(), InstanceMemory::default()),
+            ],
+            now,
+        )
+        .unwrap();
+    store
+        .save_memory(&[(a.clone(), pending_memory("2026-03-27T18:00:00Z"))], now)
+        .unwrap();
+    store.forget(std::slice::from_ref(&b)).unwrap();
+    let memory = store.load_memory().unwrap();
+    assert_eq!(memory.len(), 1);
+    assert_eq!(memory[&a], pending_memory("2026-03-27T18:00:00Z"));
+}
+
+#[test]
+fn read_only_reads_alongside_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = Store::open_read_only(dir.path()).unwrap_err();
+    assert_eq!(missing.kind(), "missing");
+
+    let mut writer = Store::open(dir.path()).unwrap();
+    let at = "2026-03-27T18:00:00Z";
+    let id = writer
+        .record_intent(&intent(at, "ci-a"), &pending_memory(at))
+        .unwrap();
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.audit(&AuditFilter::default()).unwrap().len(), 1);
+
+    // The writer goes on writing while a reader is open; the reader sees the new data.
+    writer
+        .record_outcome(id, Outcome::Succeeded, Some("r"), None, ts(at))
+        .unwrap();
+    writer
+        .record_intent(&intent(at, "ci-b"), &pending_memory(at))
+        .unwrap();
+    let records = reader.audit(&AuditFilter::default()).unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].outcome, Outcome::Succeeded);
+
+    // Writes through the reader fail.
+    let mut reader = reader;
+    assert!(reader.put_meta("k", "v").is_err());
+    drop(writer);
+    // Still readable once the writer has closed (and checkpointed the WAL away).
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.pending_intents().unwrap().len(), 1);
+}
+
+#[test]
+fn a_never_migrated_database_is_too_old_for_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Connection::open(dir.path().join(DB_FILE)).unwrap());
+    let err = Store::open_read_only(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), "too_old", "{err}");
+}
+
+#[test]
+fn audit_record_json_has_the_contract_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    store
+        .record_intent(
+            &intent("2026-03-27T18:00:00Z", "ci-a"),
+            &InstanceMemory::default(),
+        )
+        .unwrap();
+    let json = serde_json::to_value(store.audit(&AuditFilter::default()).unwrap()).unwrap();
+    let r = &json[0];
+    for field in [
+        "at",
+        "workspace",
+        "instance",
+        "action",
+        "reason",
+        "policy",
+        "catch_up",
+        "outcome",
+        "error",
+    ] {
+        assert!(r.get(field).is_some(), "missing {field} in {r}");
+    }
+    assert_eq!(r["at"], "2026-03-27T18:00:00Z");
+    assert_eq!(r["action"], "stop");
+    assert_eq!(r["outcome"], "pending");
+    assert_eq!(r["id"], 1);
+}
+
+#[test]
+fn store_can_move_to_a_blocking_thread() {
+    fn is_send<T: Send>() {}
+    is_send::<Store>();
+}
