@@ -27,6 +27,8 @@ fn pending_memory(at: &str) -> InstanceMemory {
         pending: Some(Pending {
             action: Action::Stop,
             requested_at: ts(at),
+            transition: Some(ts(at)),
+            event: None,
         }),
         ..InstanceMemory::default()
     }

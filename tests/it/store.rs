@@ -79,6 +79,8 @@ fn write_until_killed(dir: &Path) -> Result<(), StoreError> {
         m.pending = Some(Pending {
             action: Action::Stop,
             requested_at: at,
+            transition: Some(at),
+            event: None,
         });
         let intent = Intent {
             at,
