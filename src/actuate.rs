@@ -73,7 +73,9 @@ impl WriteBudget {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_second))
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / self.per_second,
+            ))
         }
     }
 }
@@ -120,7 +122,10 @@ impl Actuator {
             match (wait, arm_low) {
                 (Ok(()), false) => return,
                 (Ok(()), true) => {
-                    tracing::warn!(subscription, "ARM write budget nearly spent; pausing writes");
+                    tracing::warn!(
+                        subscription,
+                        "ARM write budget nearly spent; pausing writes"
+                    );
                     tokio::time::sleep(Duration::from_secs(30)).await;
                     return;
                 }

@@ -18,6 +18,7 @@
 //! - [`store`]: durable memory and audit log (SQLite under `daemon.state_dir`).
 //! - [`telemetry`]: log setup.
 
+pub mod actuate;
 pub mod azure;
 pub mod cli;
 pub mod clock;
@@ -36,4 +37,3 @@ pub mod schedule;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
-pub mod actuate;

@@ -81,7 +81,9 @@ impl InstanceMemory {
             2 => 5,
             _ => 15,
         };
-        self.retry_at = now.checked_add(jiff::SignedDuration::from_mins(backoff_mins)).ok();
+        self.retry_at = now
+            .checked_add(jiff::SignedDuration::from_mins(backoff_mins))
+            .ok();
     }
 
     /// Azure refused our request for a known reason (conflict, wrong state): do not retry

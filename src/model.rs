@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use serde::Serialize;
+
 /// The address of one Azure ML workspace in Azure Resource Manager.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkspaceRef {
@@ -240,5 +242,29 @@ impl Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Which instance a memory belongs to: workspace alias (from the config) and instance name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct InstanceKey {
+    /// Workspace alias from the config.
+    pub workspace: String,
+    /// Compute instance name.
+    pub instance: String,
+}
+
+impl InstanceKey {
+    pub fn new(workspace: impl Into<String>, instance: impl Into<String>) -> InstanceKey {
+        InstanceKey {
+            workspace: workspace.into(),
+            instance: instance.into(),
+        }
+    }
+}
+
+impl fmt::Display for InstanceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.workspace, self.instance)
     }
 }

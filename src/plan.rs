@@ -8,10 +8,7 @@ use serde::Serialize;
 
 use crate::decide::{Decision, Engine, NextChange, Verdict};
 use crate::memory::InstanceMemory;
-use crate::model::InstanceObservation;
-
-/// Key of an instance across workspaces: (workspace alias, instance name).
-pub type InstanceKey = (String, String);
+use crate::model::{InstanceKey, InstanceObservation};
 
 /// One instance's decision, flattened for display.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,7 +88,7 @@ pub fn decide_all(
     observations
         .iter()
         .map(|obs| {
-            let key = (obs.workspace.clone(), obs.name.clone());
+            let key = InstanceKey::new(&obs.workspace, &obs.name);
             let mem = memory.get(&key).cloned().unwrap_or_default();
             let d = engine.decide(obs, &mem);
             (key, d)

@@ -700,17 +700,33 @@ fn a_failed_stop_is_retried_after_backoff_then_given_up() {
         mem.operation_failed(at);
         assert_eq!(mem.failures, attempt);
         // Within the backoff: held back.
-        let d = decide(&p, &o, &mem, at.checked_add(SignedDuration::from_secs(30)).unwrap());
-        let want = if attempt < crate::memory::MAX_FAILURES { SkipReason::Backoff } else { SkipReason::GaveUp };
+        let d = decide(
+            &p,
+            &o,
+            &mem,
+            at.checked_add(SignedDuration::from_secs(30)).unwrap(),
+        );
+        let want = if attempt < crate::memory::MAX_FAILURES {
+            SkipReason::Backoff
+        } else {
+            SkipReason::GaveUp
+        };
         assert_eq!(d.verdict, skip(Action::Stop, Reason::OutsideWindow, want));
         // After it: the same transition is due again (not missed, even past catch_up).
         at = mem.retry_at.unwrap();
         let d = decide(&p, &o, &mem, at);
         if attempt < crate::memory::MAX_FAILURES {
-            assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false), "attempt {attempt}");
+            assert_eq!(
+                d.verdict,
+                act(Action::Stop, Reason::OutsideWindow, false),
+                "attempt {attempt}"
+            );
             mem = d.memory;
         } else {
-            assert_eq!(d.verdict, skip(Action::Stop, Reason::OutsideWindow, SkipReason::GaveUp));
+            assert_eq!(
+                d.verdict,
+                skip(Action::Stop, Reason::OutsideWindow, SkipReason::GaveUp)
+            );
         }
     }
 }

@@ -37,6 +37,7 @@ use serde::Serialize;
 use crate::decide::Reason;
 use crate::memory::InstanceMemory;
 use crate::model::Action;
+pub use crate::model::InstanceKey;
 
 pub use schema::SCHEMA_VERSION;
 
@@ -150,30 +151,6 @@ impl StoreError {
 /// Wrap a SQLite error with what was being done.
 fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sql { op, source }
-}
-
-/// Which instance a memory belongs to: workspace alias (from the config) and instance name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct InstanceKey {
-    /// Workspace alias from the config.
-    pub workspace: String,
-    /// Compute instance name.
-    pub instance: String,
-}
-
-impl InstanceKey {
-    pub fn new(workspace: impl Into<String>, instance: impl Into<String>) -> InstanceKey {
-        InstanceKey {
-            workspace: workspace.into(),
-            instance: instance.into(),
-        }
-    }
-}
-
-impl fmt::Display for InstanceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.workspace, self.instance)
-    }
 }
 
 /// Id of an audit record: assigned by the store, strictly increasing, never reused.
