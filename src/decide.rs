@@ -171,6 +171,28 @@ fn span(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
 }
 
+/// Whether the observation shows the effect of our pending request.
+pub fn pending_done(p: &Pending, obs: &InstanceObservation) -> bool {
+    match p.action {
+        Action::Stop => obs.state.is_stopped(),
+        Action::Start => obs.state.is_running(),
+        // A restart passes through Restarting; Running again with a newer lastOperation.
+        Action::Restart => {
+            obs.state.is_running()
+                && obs.last_operation.as_ref().is_some_and(|op| {
+                    // A minute of slack for clock skew between Azure and us.
+                    op.kind == OperationKind::Restart
+                        && op.at >= p.requested_at - SignedDuration::from_mins(1)
+                })
+        }
+    }
+}
+
+/// Whether our pending request has had no visible effect for too long.
+pub fn pending_expired(p: &Pending, now: Timestamp) -> bool {
+    now.duration_since(p.requested_at) > span(PENDING_EXPIRY)
+}
+
 fn busy(obs: &InstanceObservation, signals: Signals) -> bool {
     obs.state == crate::model::InstanceState::JobRunning
         || (signals.jupyter
@@ -372,16 +394,10 @@ fn decide_with(
         memory: InstanceMemory::default(),
     };
 
-    // Our own request still in flight: wait for its effect, or give up on it after a while.
-    if let Some(p) = &mem.pending {
-        let done = match p.action {
-            Action::Stop => obs.state.is_stopped(),
-            Action::Start | Action::Restart => obs.state.is_running(),
-        };
-        let expired = now.duration_since(p.requested_at) > span(PENDING_EXPIRY);
-        if done || expired {
-            mem.pending = None;
-        }
+    // Our own request still in flight: its effect ends it. (One that never shows an effect
+    // is given up on by the daemon, which records that as a failure.)
+    if mem.pending.as_ref().is_some_and(|p| pending_done(p, obs)) {
+        mem.pending = None;
     }
     if obs.state.is_transitional() {
         decision.verdict = Verdict::Wait;

@@ -10,6 +10,7 @@
 //! - [`plan`]: decisions as rows for `plan`, `/v1/status` and `simulate`.
 //! - [`observe`]: one observation pass over every workspace (ARM list + Jupyter).
 //! - [`actuate`]: sending start/stop/restart within concurrency and write budgets.
+//! - [`daemon`]: the reconcile loop: observe, decide, act, record, sleep to the next boundary.
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
 //! - [`policy`]: validated policies and which instance each governs.
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connect;
+pub mod daemon;
 pub mod decide;
 pub mod emulator;
 pub mod memory;
@@ -36,4 +38,5 @@ pub mod preview;
 pub mod schedule;
 pub mod shutdown;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;

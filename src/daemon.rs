@@ -1,0 +1,649 @@
+//! The reconcile loop: observe every workspace, decide, act, record; then sleep until the
+//! next poll or the next schedule boundary, whichever comes first.
+//!
+//! Level-triggered: each pass starts again from what Azure says. Memory and the audit log
+//! live in the [`Store`]; an action's intent is written (with the memory that makes it
+//! "handled") before its request is sent, so a crash never causes a second request for
+//! the same transition. A workspace that cannot be observed is left alone for the pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::actuate::{Actuator, SendOutcome};
+use crate::azure::{Accepted, ArmClient, AzureError};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::decide::{
+    Decision, Engine, Planned, SkipReason, Verdict, next_change, pending_done, pending_expired,
+};
+use crate::memory::InstanceMemory;
+use crate::model::{InstanceKey, InstanceObservation, WorkspaceRef};
+use crate::observe::observe;
+use crate::plan::PlanRow;
+use crate::policy::Policy;
+use crate::store::{Intent, Outcome, Store, StoreError};
+
+/// How the daemon behaves beyond its config.
+#[derive(Debug, Clone, Copy)]
+pub struct DaemonOptions {
+    /// Decide and record, act on nothing.
+    pub dry_run: bool,
+    /// Follow each accepted operation to its end in the background (real time). Off in
+    /// virtual time, where the passes confirm outcomes from the observed state.
+    pub follow_operations: bool,
+}
+
+/// An action the daemon requested (or, in a dry run, would have).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionTaken {
+    /// When the request was sent (UTC).
+    pub at: Timestamp,
+    pub workspace: String,
+    pub instance: String,
+    pub action: &'static str,
+    pub reason: &'static str,
+    pub policy: String,
+    pub catch_up: bool,
+}
+
+/// What one pass saw and did.
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    /// The instant decisions were made at.
+    pub at: Option<Timestamp>,
+    pub actions: Vec<ActionTaken>,
+    /// Every observed instance's decision.
+    pub rows: Vec<PlanRow>,
+    /// Workspace aliases that could not be observed.
+    pub failed_workspaces: Vec<String>,
+    /// When the next pass should run (poll interval or the next boundary).
+    pub next_wake: Option<Timestamp>,
+}
+
+/// Shared view of the loop for the HTTP server and health checks.
+#[derive(Debug, Default)]
+pub struct Status {
+    inner: Mutex<StatusInner>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct StatusInner {
+    last_pass: Option<Timestamp>,
+    passes: u64,
+    rows: Vec<PlanRow>,
+}
+
+impl Status {
+    /// The latest pass's rows and when it ran.
+    pub fn snapshot(&self) -> (Option<Timestamp>, u64, Vec<PlanRow>) {
+        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (s.last_pass, s.passes, s.rows.clone())
+    }
+
+    fn set(&self, at: Timestamp, rows: Vec<PlanRow>) {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        s.last_pass = Some(at);
+        s.passes += 1;
+        s.rows = rows;
+    }
+}
+
+/// The end of an operation followed in the background.
+#[derive(Debug)]
+struct OperationEnded {
+    key: InstanceKey,
+    audit: crate::store::AuditId,
+    result: Result<(), AzureError>,
+}
+
+/// A request about to be sent.
+struct Send {
+    key: InstanceKey,
+    audit: crate::store::AuditId,
+    workspace: WorkspaceRef,
+    planned: Planned,
+}
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("state store failed")]
+    Store(#[source] StoreError),
+}
+
+/// The long-running service.
+pub struct Daemon {
+    cfg: Arc<Config>,
+    policies: Arc<Vec<Policy>>,
+    client: ArmClient,
+    actuator: Actuator,
+    store: Store,
+    memory: BTreeMap<InstanceKey, InstanceMemory>,
+    options: DaemonOptions,
+    clock: Arc<dyn Clock>,
+    status: Arc<Status>,
+    ended_tx: mpsc::UnboundedSender<OperationEnded>,
+    ended_rx: mpsc::UnboundedReceiver<OperationEnded>,
+    followers: JoinSet<()>,
+    started: Timestamp,
+}
+
+impl Daemon {
+    /// A daemon on `store`, talking to Azure through `client`.
+    pub fn new(
+        cfg: Config,
+        client: ArmClient,
+        store: Store,
+        options: DaemonOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Daemon, DaemonError> {
+        let memory = store.load_memory().map_err(DaemonError::Store)?;
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+        let actuator = Actuator::new(client.clone(), cfg.daemon.max_concurrent_actions);
+        let started = clock.now();
+        Ok(Daemon {
+            policies: Arc::new(cfg.policies.clone()),
+            cfg: Arc::new(cfg),
+            client,
+            actuator,
+            store,
+            memory,
+            options,
+            clock,
+            status: Arc::new(Status::default()),
+            ended_tx,
+            ended_rx,
+            followers: JoinSet::new(),
+            started,
+        })
+    }
+
+    /// The shared status (for the HTTP server).
+    pub fn status(&self) -> Arc<Status> {
+        self.status.clone()
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Replace the config (SIGHUP). The client is rebuilt by the caller when `[azure]`
+    /// changed; memory and the store carry over.
+    pub fn reload(&mut self, cfg: Config, client: Option<ArmClient>) {
+        if let Some(client) = client {
+            self.actuator = Actuator::new(client.clone(), cfg.daemon.max_concurrent_actions);
+            self.client = client;
+        } else {
+            self.actuator = Actuator::new(self.client.clone(), cfg.daemon.max_concurrent_actions);
+        }
+        self.policies = Arc::new(cfg.policies.clone());
+        self.cfg = Arc::new(cfg);
+    }
+
+    /// One full pass: observe, decide, act, record.
+    pub async fn pass(&mut self) -> PassReport {
+        self.drain_ended();
+        let snapshots = observe(&self.client, &self.cfg.workspaces, &self.policies).await;
+        // Decide at the instant after observing: a pass woken for a boundary must see it.
+        let now = self.clock.now();
+        let policies = self.policies.clone();
+        let engine = Engine::new(&policies, now);
+        let mut report = PassReport {
+            at: Some(now),
+            ..PassReport::default()
+        };
+        let mut updates: Vec<(InstanceKey, InstanceMemory)> = Vec::new();
+        let mut sends: Vec<Send> = Vec::new();
+        let mut observed_ok: BTreeSet<String> = BTreeSet::new();
+        let mut seen: BTreeSet<InstanceKey> = BTreeSet::new();
+        for snap in &snapshots {
+            let instances = match &snap.instances {
+                Ok(instances) => instances,
+                Err(e) => {
+                    tracing::warn!(workspace = %snap.alias, error = %format!("{e:#}"), kind = e.kind(),
+                        "workspace could not be observed; left alone this pass");
+                    report.failed_workspaces.push(snap.alias.clone());
+                    continue;
+                }
+            };
+            observed_ok.insert(snap.alias.clone());
+            let Some(ws) = self.cfg.workspace(&snap.alias).map(|w| w.reference.clone()) else {
+                continue;
+            };
+            for obs in instances {
+                let key = InstanceKey::new(&obs.workspace, &obs.name);
+                seen.insert(key.clone());
+                let mut before = self.memory.get(&key).cloned().unwrap_or_default();
+                self.settle_pending(&key, obs, &mut before, now);
+                let d = engine.decide(obs, &before);
+                report.rows.push(PlanRow::new(obs, &d));
+                self.log_decision(obs, &d);
+                match d.verdict {
+                    Verdict::Act(planned) => {
+                        if let Some(send) =
+                            self.record_intent(&key, &ws, obs, &d, planned, now, &mut report)
+                        {
+                            sends.push(send);
+                        }
+                        continue;
+                    }
+                    Verdict::Skip {
+                        planned,
+                        why: SkipReason::Missed,
+                    } => {
+                        let intent = self.intent(obs, &d, planned, now, false);
+                        if let Err(e) = self.store.record_missed(&intent, &d.memory) {
+                            tracing::error!(error = %e, "cannot record a missed transition");
+                        }
+                        self.memory.insert(key, d.memory);
+                        continue;
+                    }
+                    _ => {}
+                }
+                if self.memory.get(&key) != Some(&d.memory) {
+                    updates.push((key.clone(), d.memory.clone()));
+                    self.memory.insert(key, d.memory);
+                }
+            }
+        }
+        // Instances gone from a workspace we did observe are forgotten.
+        let gone: Vec<InstanceKey> = self
+            .memory
+            .keys()
+            .filter(|k| observed_ok.contains(&k.workspace) && !seen.contains(*k))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            for k in &gone {
+                self.memory.remove(k);
+            }
+            if let Err(e) = self.store.forget(&gone) {
+                tracing::error!(error = %e, "cannot forget deleted instances");
+            }
+        }
+        if !updates.is_empty()
+            && let Err(e) = self.store.save_memory(&updates, now)
+        {
+            tracing::error!(error = %e, "cannot save memory");
+        }
+        self.send_all(sends, now).await;
+        report.next_wake = Some(self.next_wake(now));
+        self.status.set(now, report.rows.clone());
+        report
+    }
+
+    /// Before deciding: close our pending request if its effect shows, or give up on it.
+    fn settle_pending(
+        &mut self,
+        key: &InstanceKey,
+        obs: &InstanceObservation,
+        mem: &mut InstanceMemory,
+        now: Timestamp,
+    ) {
+        let Some(p) = mem.pending.clone() else {
+            return;
+        };
+        let (outcome, error) = if pending_done(&p, obs) {
+            mem.operation_succeeded();
+            (Outcome::Succeeded, None)
+        } else if pending_expired(&p, now) {
+            mem.operation_failed(now);
+            (
+                Outcome::Failed,
+                Some("no effect observed within 30 minutes"),
+            )
+        } else if p.requested_at < self.started && self.never_sent(key, obs, &p) {
+            // Written before a crash, and Azure shows no sign of it: it was not sent.
+            mem.operation_failed(now);
+            (
+                Outcome::Failed,
+                Some("not sent: the daemon stopped before the request went out"),
+            )
+        } else {
+            return;
+        };
+        self.finish_latest_pending(key, outcome, error, now);
+    }
+
+    /// An intent recorded by an earlier run, with no request id, that Azure's lastOperation
+    /// does not reflect.
+    fn never_sent(
+        &self,
+        key: &InstanceKey,
+        obs: &InstanceObservation,
+        p: &crate::memory::Pending,
+    ) -> bool {
+        let accepted = self
+            .store
+            .pending_intents()
+            .map(|v| {
+                v.iter().any(|r| {
+                    InstanceKey::new(&r.workspace, &r.instance) == *key && r.request_id.is_some()
+                })
+            })
+            .unwrap_or(true);
+        let azure_saw_it = obs
+            .last_operation
+            .as_ref()
+            .is_some_and(|op| op.at >= p.requested_at - SignedDuration::from_mins(1));
+        !accepted && !azure_saw_it && !obs.state.is_transitional()
+    }
+
+    fn finish_latest_pending(
+        &mut self,
+        key: &InstanceKey,
+        outcome: Outcome,
+        error: Option<&str>,
+        now: Timestamp,
+    ) {
+        let pending = match self.store.pending_intents() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read pending intents");
+                return;
+            }
+        };
+        for record in pending
+            .iter()
+            .filter(|r| InstanceKey::new(&r.workspace, &r.instance) == *key)
+        {
+            if let Err(e) = self
+                .store
+                .record_outcome(record.id, outcome, None, error, now)
+            {
+                tracing::warn!(error = %e, audit = %record.id, "cannot record an outcome");
+            }
+        }
+    }
+
+    fn intent(
+        &self,
+        obs: &InstanceObservation,
+        d: &Decision,
+        p: Planned,
+        now: Timestamp,
+        dry_run: bool,
+    ) -> Intent {
+        Intent {
+            at: now,
+            workspace: obs.workspace.clone(),
+            instance: obs.name.clone(),
+            action: p.action,
+            reason: p.reason,
+            policy: d.policy.clone().unwrap_or_default(),
+            catch_up: p.catch_up,
+            dry_run,
+        }
+    }
+
+    /// Write the intent and the memory that marks it handled, before anything is sent.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename them"
+    )]
+    fn record_intent(
+        &mut self,
+        key: &InstanceKey,
+        ws: &WorkspaceRef,
+        obs: &InstanceObservation,
+        d: &Decision,
+        planned: Planned,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Option<Send> {
+        let dry_run = self.options.dry_run || self.cfg.daemon.dry_run;
+        let intent = self.intent(obs, d, planned, now, dry_run);
+        let audit = match self.store.record_intent(&intent, &d.memory) {
+            Ok(id) => id,
+            Err(e) => {
+                // Not recorded, so not sent: the audit log never misses an action.
+                tracing::error!(error = %e, instance = %obs.name, "cannot record intent; not acting");
+                return None;
+            }
+        };
+        self.memory.insert(key.clone(), d.memory.clone());
+        report.actions.push(ActionTaken {
+            at: now,
+            workspace: obs.workspace.clone(),
+            instance: obs.name.clone(),
+            action: planned.action.as_str(),
+            reason: planned.reason.as_str(),
+            policy: intent.policy.clone(),
+            catch_up: planned.catch_up,
+        });
+        if dry_run {
+            return None;
+        }
+        Some(Send {
+            key: key.clone(),
+            audit,
+            workspace: ws.clone(),
+            planned,
+        })
+    }
+
+    fn log_decision(&self, obs: &InstanceObservation, d: &Decision) {
+        let policy = d.policy.as_deref().unwrap_or("-");
+        match d.verdict {
+            Verdict::Act(p) => tracing::info!(
+                workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy,
+                action = %p.action, reason = %p.reason, catch_up = p.catch_up,
+                dry_run = self.options.dry_run || self.cfg.daemon.dry_run, "acting"
+            ),
+            Verdict::Skip { planned, why } => tracing::info!(
+                workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy,
+                action = %planned.action, reason = %planned.reason, skipped = why.as_str(), "not acting"
+            ),
+            Verdict::Wait | Verdict::Quiet { .. } => tracing::debug!(
+                workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy, "nothing to do"
+            ),
+        }
+    }
+
+    /// Send every planned request (bounded by the actuator) and record what Azure said.
+    async fn send_all(&mut self, sends: Vec<Send>, now: Timestamp) {
+        let mut tasks = JoinSet::new();
+        for s in sends {
+            let actuator = self.actuator.clone();
+            tasks.spawn(async move {
+                let outcome = actuator
+                    .send(&s.workspace, &s.key.instance, s.planned.action)
+                    .await;
+                (s, outcome)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((s, outcome)) = joined else {
+                continue;
+            };
+            self.record_send(s, outcome, now);
+        }
+    }
+
+    fn record_send(&mut self, s: Send, outcome: SendOutcome, now: Timestamp) {
+        let mut mem = self.memory.get(&s.key).cloned().unwrap_or_default();
+        let (result, request_id, error) = match &outcome {
+            SendOutcome::Accepted(op) => {
+                (Outcome::Pending, op.request_id().map(str::to_owned), None)
+            }
+            SendOutcome::Refused(e) => {
+                mem.operation_refused();
+                (
+                    Outcome::Refused,
+                    e.request_id().map(str::to_owned),
+                    Some(error_text(e)),
+                )
+            }
+            SendOutcome::Failed(e) => {
+                mem.operation_failed(now);
+                (
+                    Outcome::Failed,
+                    e.request_id().map(str::to_owned),
+                    Some(error_text(e)),
+                )
+            }
+        };
+        match &error {
+            None => {
+                tracing::info!(instance = %s.key, action = %s.planned.action, request_id = request_id.as_deref().unwrap_or("-"), "request accepted")
+            }
+            Some(err) => {
+                tracing::warn!(instance = %s.key, action = %s.planned.action, outcome = result.as_str(), error = %err, "request not carried out")
+            }
+        }
+        if let Err(e) = self.store.record_outcome(
+            s.audit,
+            result,
+            request_id.as_deref(),
+            error.as_deref(),
+            now,
+        ) {
+            tracing::error!(error = %e, "cannot record an outcome");
+        }
+        if result != Outcome::Pending {
+            if let Err(e) = self.store.save_memory(&[(s.key.clone(), mem.clone())], now) {
+                tracing::error!(error = %e, "cannot save memory");
+            }
+            self.memory.insert(s.key, mem);
+            return;
+        }
+        if let (true, SendOutcome::Accepted(op @ Accepted::Pending { .. })) =
+            (self.options.follow_operations, outcome)
+        {
+            let (client, tx, key, audit) =
+                (self.client.clone(), self.ended_tx.clone(), s.key, s.audit);
+            self.followers.spawn(async move {
+                let result = client.wait_operation(&op, |_| {}).await;
+                // The receiver lives as long as the daemon; a closed channel means shutdown.
+                drop(tx.send(OperationEnded { key, audit, result }));
+            });
+        }
+    }
+
+    /// Record the ends of operations followed in the background.
+    fn drain_ended(&mut self) {
+        while let Ok(ended) = self.ended_rx.try_recv() {
+            self.record_ended(ended);
+        }
+    }
+
+    fn record_ended(&mut self, ended: OperationEnded) {
+        let now = self.clock.now();
+        let mut mem = self.memory.get(&ended.key).cloned().unwrap_or_default();
+        let (outcome, error) = match &ended.result {
+            Ok(()) => {
+                mem.operation_succeeded();
+                (Outcome::Succeeded, None)
+            }
+            Err(e @ AzureError::OperationFailed { .. }) => {
+                mem.operation_failed(now);
+                (Outcome::Failed, Some(error_text(e)))
+            }
+            Err(e) => {
+                // Lost track (timeout, network): the next passes confirm from the state.
+                tracing::warn!(instance = %ended.key, error = %error_text(e), "lost track of an operation");
+                return;
+            }
+        };
+        tracing::info!(instance = %ended.key, outcome = outcome.as_str(), error = error.as_deref().unwrap_or("-"), "operation ended");
+        if let Err(e) = self
+            .store
+            .record_outcome(ended.audit, outcome, None, error.as_deref(), now)
+        {
+            tracing::debug!(error = %e, "outcome already recorded");
+        }
+        if let Err(e) = self
+            .store
+            .save_memory(&[(ended.key.clone(), mem.clone())], now)
+        {
+            tracing::error!(error = %e, "cannot save memory");
+        }
+        self.memory.insert(ended.key, mem);
+    }
+
+    /// The next instant a pass is due: the poll interval, or just after the next schedule
+    /// change or cron event of any policy, whichever is sooner.
+    pub fn next_wake(&self, now: Timestamp) -> Timestamp {
+        let poll = SignedDuration::try_from(self.cfg.daemon.poll_interval)
+            .unwrap_or(SignedDuration::from_secs(60));
+        let by_poll = now.checked_add(poll).unwrap_or(now);
+        self.policies
+            .iter()
+            .filter_map(|p| next_change(p, now))
+            // A hair after the boundary, so the pass is surely on the far side of it.
+            .filter_map(|n| n.at.checked_add(SignedDuration::from_millis(50)).ok())
+            .fold(by_poll, Timestamp::min)
+    }
+
+    /// Run passes until `shutdown` is cancelled; `on_pass` sees each report (readiness,
+    /// watchdog). `reload` yields new configs (SIGHUP).
+    pub async fn run(
+        &mut self,
+        shutdown: CancellationToken,
+        reload: &mut mpsc::Receiver<(Config, Option<ArmClient>)>,
+        mut on_pass: impl FnMut(&PassReport),
+    ) {
+        loop {
+            let report = self.pass().await;
+            on_pass(&report);
+            let wake = report.next_wake.unwrap_or_else(|| self.clock.now());
+            loop {
+                let until = wake.duration_since(self.clock.now());
+                if until <= SignedDuration::ZERO {
+                    break;
+                }
+                // Sleep in steps of at most a minute: wall-clock jumps and suspends are
+                // noticed; the monotonic clock alone would miss them.
+                let step = Duration::try_from(until)
+                    .unwrap_or_default()
+                    .min(Duration::from_secs(60));
+                tokio::select! {
+                    () = shutdown.cancelled() => return self.drain().await,
+                    () = tokio::time::sleep(step) => {}
+                    Some(ended) = self.ended_rx.recv() => self.record_ended(ended),
+                    Some((cfg, client)) = reload.recv() => {
+                        self.reload(cfg, client);
+                        tracing::info!("configuration reloaded");
+                        break;
+                    }
+                }
+            }
+            if shutdown.is_cancelled() {
+                return self.drain().await;
+            }
+        }
+    }
+
+    /// Give operations followed in the background a moment to end, then record what is
+    /// known. Requests are never abandoned half-sent: `pass` awaits its sends.
+    pub async fn drain(&mut self) {
+        let grace = Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.followers.is_empty() {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => break,
+                Some(ended) = self.ended_rx.recv() => self.record_ended(ended),
+                _ = self.followers.join_next() => {}
+            }
+        }
+        self.drain_ended();
+        self.followers.abort_all();
+        tracing::info!("stopped; pending operations will be confirmed at the next start");
+    }
+}
+
+/// An error as one line, with its chain and ARM code; never contains a token.
+fn error_text(e: &AzureError) -> String {
+    match e.arm_code() {
+        Some(code) => format!("{code}: {e:#}"),
+        None => format!("{e:#}"),
+    }
+}
