@@ -12,6 +12,7 @@
 //! - [`policy`]: validated policies and which instance each governs.
 //! - [`decide`]: the pure decision for one instance; [`memory`]: what is remembered between passes.
 //! - [`preview`]: a policy's upcoming changes for `lightsout preview`; [`clock`]: the one wall-clock read.
+//! - [`progress`]: progress of a long-running operation on stderr (spinner or plain lines).
 //! - [`telemetry`]: log setup.
 
 pub mod azure;
@@ -26,6 +27,7 @@ pub mod memory;
 pub mod model;
 pub mod policy;
 pub mod preview;
+pub mod progress;
 pub mod schedule;
 pub mod shutdown;
 pub mod telemetry;
