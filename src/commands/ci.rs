@@ -852,6 +852,13 @@ async fn act(
         Action::Create => bail!("create goes through `ci create`"),
     };
     let accepted = result.map_err(|e| t.explain(&e, Some(name)))?;
+    // ARM answers 204 to a DELETE of something that is not there (an existing instance gets
+    // 202): say so rather than "accepted".
+    if action.removes() && matches!(accepted, Accepted::Completed { status: 204, .. }) && !args.json
+    {
+        println!("{name}: not found in {}; nothing to delete.", t.describe());
+        return Ok(());
+    }
     conclude(&t, name, action, &accepted, wait, args.json, started).await
 }
 

@@ -193,6 +193,15 @@ async fn lifecycle_create_reuse_list_show_stop_start_restart_delete() {
                 .contains("underlyingResourceAction=Delete")
         );
 
+        // Deleting it again: nothing there, nothing to do.
+        let r = ci(vec!["delete", "ci-new"]).await;
+        assert!(
+            r.success()
+                .stdout
+                .contains("ci-new: not found in workspace 'lab'"),
+            "{r:#?}"
+        );
+
         let r = ci(vec!["show", "ci-new"]).await;
         r.code(1);
         assert!(
