@@ -117,8 +117,9 @@ pub struct DemoArgs {
     pub pace: std::time::Duration,
 }
 
-/// Which workspace a `ci` command talks to.
+/// Which workspace a `ci` command talks to: `--workspace` or the three ids (one is required).
 #[derive(Debug, Clone, Args)]
+#[group(id = "target", required = true, multiple = true, args = ["workspace", "subscription"])]
 pub struct WorkspaceArgs {
     #[command(flatten)]
     pub config: ConfigArg,
@@ -225,8 +226,26 @@ pub struct CreateArgs {
     #[arg(long, value_name = "RESOURCE_ID")]
     pub subnet: Option<String>,
     /// Native idle shutdown, e.g. "60m" (Azure accepts 15 minutes to 3 days).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_idle_time)]
     pub idle_time_before_shutdown: Option<std::time::Duration>,
+}
+
+/// Shortest idle shutdown Azure accepts (`idleTimeBeforeShutdown`).
+pub const MIN_IDLE_TIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// Longest idle shutdown Azure accepts.
+pub const MAX_IDLE_TIME: std::time::Duration = std::time::Duration::from_secs(3 * 24 * 3600);
+
+/// A humantime duration within Azure's idle-shutdown bounds, so a bad value is a usage error
+/// (exit 2) before anything is sent.
+fn parse_idle_time(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if (MIN_IDLE_TIME..=MAX_IDLE_TIME).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!(
+            "must be between 15m and 3days (Azure's bounds), got {s:?}"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -255,5 +274,33 @@ mod tests {
             "w",
         ]);
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn ci_needs_a_workspace() {
+        let r = Cli::try_parse_from(["lightsout", "ci", "list"]);
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn idle_time_within_azure_bounds() {
+        let parse = |v: &str| {
+            Cli::try_parse_from([
+                "lightsout",
+                "ci",
+                "create",
+                "ci-x",
+                "-w",
+                "lab",
+                "--idle-time-before-shutdown",
+                v,
+            ])
+        };
+        assert!(parse("15m").is_ok());
+        assert!(parse("3days").is_ok());
+        assert!(parse("14m").is_err());
+        assert!(parse("3days 1s").is_err());
+        assert!(parse("soon").is_err());
     }
 }

@@ -17,6 +17,7 @@
 //! - [`decide`]: the pure decision for one instance; [`memory`]: what is remembered between passes.
 //! - [`preview`]: a policy's upcoming changes for `lightsout preview`; [`clock`]: the one wall-clock read.
 //! - [`store`]: durable memory and audit log (SQLite under `daemon.state_dir`).
+//! - [`progress`]: progress of a long-running operation on stderr (spinner or plain lines).
 //! - [`telemetry`]: log setup.
 
 pub mod actuate;
@@ -35,6 +36,7 @@ pub mod observe;
 pub mod plan;
 pub mod policy;
 pub mod preview;
+pub mod progress;
 pub mod schedule;
 pub mod shutdown;
 pub mod store;

@@ -3,22 +3,20 @@
 //! Errors come back as `anyhow::Error`; a [`crate::config::ConfigError`] inside means exit 78.
 
 mod audit;
+mod ci;
 mod emulator;
 mod plan;
 mod preview;
 mod validate;
 
 pub use audit::audit;
+pub use ci::ci;
 pub use emulator::emulator;
 pub use plan::plan;
 pub use preview::preview;
 pub use validate::validate;
 
-use crate::cli::{CiCommand, DemoArgs};
-
-pub async fn ci(_cmd: CiCommand) -> anyhow::Result<()> {
-    anyhow::bail!("ci is not wired in yet")
-}
+use crate::cli::DemoArgs;
 
 pub async fn demo(_args: DemoArgs) -> anyhow::Result<()> {
     anyhow::bail!("demo is not wired in yet")
