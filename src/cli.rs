@@ -29,6 +29,8 @@ pub struct ConfigArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon: observe, decide, act and record, pass after pass.
+    Run(RunArgs),
     /// Load and check the config; print every problem as FILE:LINE:COL: message.
     Validate(ConfigArg),
     /// Observe every instance once and print what lightsout would do and why. Acts on nothing.
@@ -44,6 +46,18 @@ pub enum Command {
     Demo(DemoArgs),
     /// The audit log: every action lightsout took or recorded, with its outcome.
     Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Decide and record, act on nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One full pass (observe, decide, act, record), then exit.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,7 @@
 //! - [`preview`]: a policy's upcoming changes for `lightsout preview`; [`clock`]: the one wall-clock read.
 //! - [`store`]: durable memory and audit log (SQLite under `daemon.state_dir`).
 //! - [`progress`]: progress of a long-running operation on stderr (spinner or plain lines).
-//! - [`telemetry`]: log setup.
+//! - [`table`]: plain-text tables for command output; [`telemetry`]: log setup.
 
 pub mod actuate;
 pub mod azure;
@@ -41,4 +41,5 @@ pub mod schedule;
 pub mod shutdown;
 pub mod store;
 pub mod systemd;
+pub mod table;
 pub mod telemetry;

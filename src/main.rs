@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => commands::run(&args).await,
             Command::Validate(args) => commands::validate(&args),
             Command::Plan(args) => commands::plan(&args).await,
             Command::Preview(args) => commands::preview(&args),

@@ -24,3 +24,23 @@ pub async fn signal() {
         () = term => {}
     }
 }
+
+/// Exit status when a second signal cuts the drain short (128 + SIGINT).
+pub const EXIT_FORCED: i32 = 130;
+
+/// A token cancelled at the first SIGINT or SIGTERM. A second signal ends the process at
+/// once: the user asked twice, and the store is crash-safe by design.
+pub fn install() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let first = token.clone();
+    tokio::spawn(async move {
+        signal().await;
+        tracing::info!("shutting down (a second signal exits at once)");
+        first.cancel();
+        signal().await;
+        tracing::warn!("second signal: exiting now");
+        #[allow(clippy::exit, reason = "the documented behaviour of a second signal")]
+        std::process::exit(EXIT_FORCED);
+    });
+    token
+}

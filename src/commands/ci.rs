@@ -529,14 +529,7 @@ fn ago(now: jiff::Timestamp, then: jiff::Timestamp) -> String {
 /// The `ci list` table.
 fn table(views: &[InstanceView], now: jiff::Timestamp) -> String {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-    let mut rows = vec![[
-        "NAME".to_owned(),
-        "STATE".to_owned(),
-        "VM SIZE".to_owned(),
-        "LAST OPERATION".to_owned(),
-        "IDLE SHUTDOWN".to_owned(),
-        "USER".to_owned(),
-    ]];
+    let mut rows = Vec::new();
     for v in views {
         rows.push([
             v.name.clone(),
@@ -551,23 +544,18 @@ fn table(views: &[InstanceView], now: jiff::Timestamp) -> String {
             dash(&v.created_by.clone().or_else(|| v.assigned_user.clone())),
         ]);
     }
-    let mut widths = [0usize; 6];
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in &rows {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    crate::table::render(
+        &[
+            "NAME",
+            "STATE",
+            "VM SIZE",
+            "LAST OPERATION",
+            "IDLE SHUTDOWN",
+            "USER",
+        ],
+        &rows,
+    )
 }
 
 /// `  key             value`, one line of `ci show`.

@@ -7,6 +7,7 @@ mod ci;
 mod emulator;
 mod plan;
 mod preview;
+mod run;
 mod validate;
 
 pub use audit::audit;
@@ -14,6 +15,7 @@ pub use ci::ci;
 pub use emulator::emulator;
 pub use plan::plan;
 pub use preview::preview;
+pub use run::run;
 pub use validate::validate;
 
 use crate::cli::DemoArgs;

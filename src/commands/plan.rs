@@ -53,7 +53,6 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
 }
 
 fn table(rows: &[PlanRow], now: jiff::Timestamp) -> String {
-    let mut out = String::new();
     let header = [
         "WORKSPACE",
         "INSTANCE",
@@ -89,24 +88,6 @@ fn table(rows: &[PlanRow], now: jiff::Timestamp) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut line = |cols: Vec<&str>| {
-        let text: Vec<String> = cols
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(text.join("  ").trim_end());
-        out.push('\n');
-    };
-    line(header.to_vec());
-    for row in &cells {
-        line(row.iter().map(String::as_str).collect());
-    }
-    out
+    let rows: Vec<Vec<String>> = cells.into_iter().map(Vec::from).collect();
+    crate::table::render(&header, &rows)
 }

@@ -70,7 +70,7 @@ pub struct HttpSettings {
 }
 
 /// `[azure]`. Holds no secret: the client secret comes from the environment or a file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureSettings {
     pub cloud: Cloud,
     pub arm_endpoint: Url,
