@@ -37,6 +37,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// The next schedule transitions and cron events of each policy, in local time.
     Preview(PreviewArgs),
+    /// Run the real engine against the in-process emulator in virtual time; print every
+    /// action and the cost summary. Deterministic.
+    Simulate(SimulateArgs),
     /// Run a local emulator of the Azure endpoints lightsout uses.
     Emulator(EmulatorArgs),
     /// Manage single compute instances by hand (as the Azure ML SDK v1 does).
@@ -100,6 +103,28 @@ pub struct AuditArgs {
     /// Print a JSON array of records instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Configuration file (its workspaces must be in the fleet).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+    /// Fleet file (emulator format, with scripted activity).
+    #[arg(long, value_name = "FILE")]
+    pub fleet: PathBuf,
+    /// Start of virtual time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub from: jiff::Timestamp,
+    /// End of virtual time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub to: jiff::Timestamp,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// A period the daemon is down, FROM/TO in RFC 3339 (repeatable): to see catch-up.
+    #[arg(long, value_name = "FROM/TO")]
+    pub outage: Vec<crate::simulate::Outage>,
 }
 
 #[derive(Debug, Args)]

@@ -18,16 +18,26 @@ pub enum ConnectError {
     Endpoint(#[source] AzureError),
 }
 
-/// A client for the ARM endpoint of `settings`, authenticated as they say.
+/// A client for the ARM endpoint of `settings`, authenticated as they say, with
+/// credentials from the process environment.
 pub fn arm_client(
     settings: &AzureSettings,
     config: ArmClientConfig,
 ) -> Result<ArmClient, ConnectError> {
+    arm_client_with_env(settings, config, &|name: &str| std::env::var(name).ok())
+}
+
+/// [`arm_client`] with the environment given (e.g. `simulate`, which supplies the
+/// emulator's secret without touching the process environment).
+pub fn arm_client_with_env(
+    settings: &AzureSettings,
+    config: ArmClientConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ArmClient, ConnectError> {
     let http = build_http_client(settings.ca_file.as_deref(), HttpTimeouts::default())
         .map_err(ConnectError::Auth)?;
-    let env = |name: &str| std::env::var(name).ok();
     let credential =
-        build_credential(&settings.auth(), http.clone(), &env).map_err(ConnectError::Auth)?;
+        build_credential(&settings.auth(), http.clone(), env).map_err(ConnectError::Auth)?;
     let endpoint =
         ArmEndpoint::new(settings.arm_endpoint.clone()).map_err(ConnectError::Endpoint)?;
     Ok(ArmClient::new(http, credential, endpoint, config))

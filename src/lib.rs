@@ -11,6 +11,7 @@
 //! - [`observe`]: one observation pass over every workspace (ARM list + Jupyter).
 //! - [`actuate`]: sending start/stop/restart within concurrency and write budgets.
 //! - [`daemon`]: the reconcile loop: observe, decide, act, record, sleep to the next boundary.
+//! - [`simulate`]: the daemon against the in-process emulator in virtual time.
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
 //! - [`policy`]: validated policies and which instance each governs.
@@ -39,6 +40,7 @@ pub mod preview;
 pub mod progress;
 pub mod schedule;
 pub mod shutdown;
+pub mod simulate;
 pub mod store;
 pub mod systemd;
 pub mod table;

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             Command::Validate(args) => commands::validate(&args),
             Command::Plan(args) => commands::plan(&args).await,
             Command::Preview(args) => commands::preview(&args),
+            Command::Simulate(args) => commands::simulate(&args).await,
             Command::Emulator(args) => commands::emulator(args).await,
             Command::Ci(cmd) => commands::ci(cmd).await,
             Command::Demo(args) => commands::demo(args).await,

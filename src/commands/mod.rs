@@ -8,6 +8,7 @@ mod emulator;
 mod plan;
 mod preview;
 mod run;
+mod simulate;
 mod validate;
 
 pub use audit::audit;
@@ -16,6 +17,7 @@ pub use emulator::emulator;
 pub use plan::plan;
 pub use preview::preview;
 pub use run::run;
+pub use simulate::simulate;
 pub use validate::validate;
 
 use crate::cli::DemoArgs;

@@ -255,6 +255,16 @@ impl Emulator {
     }
 }
 
+/// The emulator's clock as a [`crate::clock::Clock`] (virtual or real, as started).
+#[derive(Clone)]
+pub struct EmulatorClock(Arc<Shared>);
+
+impl crate::clock::Clock for EmulatorClock {
+    fn now(&self) -> jiff::Timestamp {
+        self.0.clock.now()
+    }
+}
+
 /// A started emulator. Dropping it stops serving; [`RunningEmulator::shutdown`] also
 /// waits for open connections.
 pub struct RunningEmulator {
@@ -312,6 +322,11 @@ impl RunningEmulator {
     /// The emulator clock's current time.
     pub fn now(&self) -> jiff::Timestamp {
         self.shared.clock.now()
+    }
+
+    /// A handle on the emulator's clock, for a daemon running in its virtual time.
+    pub fn clock(&self) -> EmulatorClock {
+        EmulatorClock(self.shared.clone())
     }
 
     /// Advances virtual time (as `POST /_emulator/clock` does); returns the new time.

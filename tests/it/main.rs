@@ -1,7 +1,9 @@
 //! The one integration-test binary: one module per area.
+#![allow(clippy::unwrap_used, reason = "test helpers may panic on bad fixtures")]
 
 mod cli_ci; // `lightsout ci` (the binary) against the emulator binary
 mod client; // the ARM client against a small local fake
 mod emulator; // the emulator over real HTTPS
+mod simulate; // the daemon against the in-process emulator in virtual time
 mod store; // the SQLite state under SIGKILL, and `lightsout audit`
 mod support; // spawning the emulator and lightsout binaries
