@@ -151,9 +151,15 @@ pub struct EmulatorArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Pause between steps, for reading along (e.g. "1s"; "0s" runs straight through).
-    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
-    pub pace: std::time::Duration,
+    /// How much faster than real time the emulated clock runs.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub speed: u32,
+    /// How long the daemon part runs, in emulated time.
+    #[arg(long, default_value = "75m", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Skip the by-hand lifecycle part.
+    #[arg(long)]
+    pub skip_lifecycle: bool,
 }
 
 /// Which workspace a `ci` command talks to: `--workspace` or the three ids (one is required).

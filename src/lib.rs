@@ -11,6 +11,7 @@
 //! - [`observe`]: one observation pass over every workspace (ARM list + Jupyter).
 //! - [`actuate`]: sending start/stop/restart within concurrency and write budgets.
 //! - [`daemon`]: the reconcile loop: observe, decide, act, record, sleep to the next boundary.
+//! - [`demo`]: the emulator and the daemon in one process, clock running fast.
 //! - [`simulate`]: the daemon against the in-process emulator in virtual time.
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
@@ -30,6 +31,7 @@ pub mod config;
 pub mod connect;
 pub mod daemon;
 pub mod decide;
+pub mod demo;
 pub mod emulator;
 pub mod memory;
 pub mod model;

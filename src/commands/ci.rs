@@ -779,7 +779,7 @@ fn read_public_key(arg: &str) -> anyhow::Result<String> {
 }
 
 /// The PUT body: only what we mean to set (wire types skip absent fields).
-fn create_body(
+pub(crate) fn create_body(
     location: &str,
     vm_size: &str,
     idle: Option<String>,

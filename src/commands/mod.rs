@@ -3,7 +3,7 @@
 //! Errors come back as `anyhow::Error`; a [`crate::config::ConfigError`] inside means exit 78.
 
 mod audit;
-mod ci;
+pub(crate) mod ci;
 mod emulator;
 mod plan;
 mod preview;
@@ -22,6 +22,7 @@ pub use validate::validate;
 
 use crate::cli::DemoArgs;
 
-pub async fn demo(_args: DemoArgs) -> anyhow::Result<()> {
-    anyhow::bail!("demo is not wired in yet")
+/// `lightsout demo`.
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    crate::demo::run(args).await
 }
