@@ -19,7 +19,11 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
     let snapshots = observe::observe(&client, &cfg.workspaces, &policies).await;
     let now = clock::now();
     let engine = Engine::new(&policies, now);
-    let memory = BTreeMap::new();
+    // What the daemon remembers, if it has run here: the plan then matches its view.
+    let memory = match crate::store::Store::open_read_only(&cfg.daemon.state_dir) {
+        Ok(store) => store.load_memory().unwrap_or_default(),
+        Err(_) => BTreeMap::new(),
+    };
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     for snap in &snapshots {

@@ -1,0 +1,310 @@
+//! `lightsout run` (the binary) against the emulator binary: passes act on policy, record
+//! before sending, never repeat a request across restarts or crashes, honour signals and
+//! act within a second of a schedule boundary.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use crate::support::{ADMIN, BIN, EmulatorProcess, FAST, GENEROUS, fleet, within};
+
+/// The emulator's config plus a state dir and `policy` (TOML).
+fn daemon_config(emu: &EmulatorProcess, policy: &str, poll: &str) -> PathBuf {
+    let base = std::fs::read_to_string(emu.config(ADMIN.0)).unwrap();
+    let state = emu.dir.path().join("lightsout-state");
+    let text = format!(
+        "[daemon]\nstate_dir = \"{}\"\npoll_interval = \"{poll}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n{base}\n{policy}\n",
+        state.display()
+    );
+    let path = emu.dir.path().join("daemon.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Stop everything, always (an exception covering all time), and idle after 45 minutes.
+const ALWAYS_DOWN: &str = r#"
+[[policy]]
+name = "closed"
+enforcement = "always"
+exceptions = [ { from = "2000-01-01T00:00", to = "2100-01-01T00:00", state = "down" } ]
+"#;
+
+fn posts<'a>(calls: &'a [Value], suffix: &str) -> Vec<&'a Value> {
+    calls
+        .iter()
+        .filter(|c| {
+            c["method"] == "POST" && c["path"].as_str().is_some_and(|p| p.ends_with(suffix))
+        })
+        .collect()
+}
+
+async fn audit(emu: &EmulatorProcess, config: &Path) -> Vec<Value> {
+    let run = emu.run(config, ADMIN.1, &["audit", "--json"]).await;
+    run.success();
+    run.json().as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn once_acts_on_policy_and_records_it() {
+    within(120, async {
+        let emu = EmulatorProcess::start(&fleet(
+            GENEROUS,
+            FAST,
+            &[
+                ("ci-a", "Running"),
+                ("ci-b", "JobRunning"),
+                ("ci-c", "Stopped"),
+            ],
+        ))
+        .await;
+        let config = daemon_config(&emu, ALWAYS_DOWN, "60s");
+        emu.run(&config, ADMIN.1, &["run", "--once"])
+            .await
+            .success();
+        let calls = emu.calls().await;
+        assert_eq!(posts(&calls, "/ci-a/stop").len(), 1, "{calls:#?}");
+        assert!(
+            posts(&calls, "/ci-b/stop").is_empty(),
+            "a busy instance is never stopped"
+        );
+        assert!(
+            posts(&calls, "/ci-c/stop").is_empty(),
+            "a stopped instance is not stopped again"
+        );
+        // One list call per page (2 per page, 3 instances): never a GET per instance.
+        let gets: Vec<_> = calls
+            .iter()
+            .filter(|c| c["method"] == "GET" && c["path"].as_str().unwrap().ends_with("/computes"))
+            .collect();
+        assert_eq!(gets.len(), 2, "{gets:#?}");
+        let records = audit(&emu, &config).await;
+        assert_eq!(records.len(), 1, "{records:#?}");
+        let r = &records[0];
+        assert_eq!(
+            (
+                r["instance"].as_str(),
+                r["action"].as_str(),
+                r["reason"].as_str()
+            ),
+            (Some("ci-a"), Some("stop"), Some("outside_window"))
+        );
+        assert_eq!(r["policy"], "closed");
+        assert!(
+            matches!(r["outcome"].as_str(), Some("pending" | "succeeded")),
+            "{r:#?}"
+        );
+        assert!(
+            r["request_id"].is_string(),
+            "the accepted request's id is kept: {r:#?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dry_run_decides_and_records_but_sends_nothing() {
+    within(120, async {
+        let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &[("ci-a", "Running")])).await;
+        let config = daemon_config(&emu, ALWAYS_DOWN, "60s");
+        emu.run(&config, ADMIN.1, &["run", "--once", "--dry-run"])
+            .await
+            .success();
+        let calls = emu.calls().await;
+        assert!(posts(&calls, "/stop").is_empty(), "{calls:#?}");
+        let records = audit(&emu, &config).await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["outcome"], "dry_run");
+        assert_eq!(records[0]["dry_run"], true);
+    })
+    .await;
+}
+
+/// A window that closed a few minutes ago: one transition, within catch-up.
+fn just_closed() -> String {
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let from = now.checked_sub(jiff::SignedDuration::from_mins(3)).unwrap();
+    format!(
+        "[[policy]]\nname = \"evening\"\ncatch_up = \"1h\"\nexceptions = [ {{ from = \"{}\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n",
+        from.strftime("%Y-%m-%dT%H:%M")
+    )
+}
+
+#[tokio::test]
+async fn one_transition_one_request_across_restarts_and_a_user_override() {
+    within(120, async {
+        let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &[("ci-a", "Running")])).await;
+        let config = daemon_config(&emu, &just_closed(), "60s");
+        emu.run(&config, ADMIN.1, &["run", "--once"])
+            .await
+            .success();
+        let first = emu.audit_of(&config).await;
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            first[0]["catch_up"], true,
+            "acted 3 minutes late: a catch-up"
+        );
+        // Restart at once (operation maybe still running) and again after it ended.
+        emu.run(&config, ADMIN.1, &["run", "--once"])
+            .await
+            .success();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        emu.run(&config, ADMIN.1, &["run", "--once"])
+            .await
+            .success();
+        // The user starts it again: the transition is answered; no new stop.
+        emu.run(
+            &config,
+            ADMIN.1,
+            &["ci", "start", "ci-a", "--workspace", "lab", "--wait"],
+        )
+        .await
+        .success();
+        emu.run(&config, ADMIN.1, &["run", "--once"])
+            .await
+            .success();
+        let calls = emu.calls().await;
+        assert_eq!(posts(&calls, "/ci-a/stop").len(), 1, "{calls:#?}");
+        let records = emu.audit_of(&config).await;
+        assert_eq!(records.len(), 1, "{records:#?}");
+        assert_eq!(records[0]["outcome"], "succeeded");
+    })
+    .await;
+}
+
+impl EmulatorProcess {
+    async fn audit_of(&self, config: &Path) -> Vec<Value> {
+        audit(self, config).await
+    }
+}
+
+fn spawn_run(config: &Path, log: &Path) -> Child {
+    Command::new(BIN)
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(config)
+        .env_clear()
+        .env("AZURE_CLIENT_SECRET", ADMIN.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn signal(child: &Child, sig: &str) {
+    let pid = child.id().unwrap().to_string();
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn wait_for_log(log: &Path, needle: &str) {
+    // Up to 90 s: a schedule boundary can be a minute away.
+    for _ in 0..900 {
+        if std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{needle:?} never appeared in the log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+#[tokio::test]
+async fn sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_drains() {
+    within(120, async {
+        let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &[("ci-a", "Stopped")])).await;
+        let config = daemon_config(&emu, ALWAYS_DOWN, "5s");
+        let good = std::fs::read_to_string(&config).unwrap();
+        let log = emu.dir.path().join("daemon.log");
+        let mut child = spawn_run(&config, &log);
+        wait_for_log(&log, "pass done").await;
+        std::fs::write(&config, format!("{good}\n[daemon]\nbogus = 1\n")).unwrap();
+        signal(&child, "HUP").await;
+        wait_for_log(&log, "new configuration rejected").await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "still running after a bad reload"
+        );
+        std::fs::write(&config, &good).unwrap();
+        signal(&child, "HUP").await;
+        wait_for_log(&log, "configuration reloaded").await;
+        signal(&child, "TERM").await;
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.code(), Some(0));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(!text.contains(ADMIN.1), "the secret never appears in logs");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sigkill_after_intent_does_not_repeat_the_request() {
+    within(120, async {
+        // Slow operations: the daemon is killed while its stop is still running in Azure.
+        let slow =
+            "create = \"1s\"\nstart = \"1s\"\nstop = \"20s\"\nrestart = \"1s\"\ndelete = \"1s\"";
+        let emu = EmulatorProcess::start(&fleet(GENEROUS, slow, &[("ci-a", "Running")])).await;
+        let config = daemon_config(&emu, ALWAYS_DOWN, "5s");
+        let log = emu.dir.path().join("daemon.log");
+        let mut child = spawn_run(&config, &log);
+        wait_for_log(&log, "request accepted").await;
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        // Restarted while the stop still runs (Stopping), and again once it has ended.
+        emu.run(&config, ADMIN.1, &["run", "--once"])
+            .await
+            .success();
+        let calls = emu.calls().await;
+        assert_eq!(posts(&calls, "/ci-a/stop").len(), 1, "{calls:#?}");
+        let records = audit(&emu, &config).await;
+        assert_eq!(records.len(), 1, "{records:#?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_boundary_is_acted_on_within_a_second() {
+    within(150, async {
+        let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &[("ci-a", "Running")])).await;
+        // The next whole minute at least 5 s away: a `down` exception begins then.
+        let now = jiff::Timestamp::now();
+        let mut boundary = now.to_zoned(jiff::tz::TimeZone::UTC).round(jiff::Unit::Minute).unwrap().timestamp();
+        while boundary.duration_since(now) < jiff::SignedDuration::from_secs(5) {
+            boundary = boundary.checked_add(jiff::SignedDuration::from_mins(1)).unwrap();
+        }
+        let local = boundary.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m-%dT%H:%M").to_string();
+        let policy = format!(
+            "[[policy]]\nname = \"boundary\"\nexceptions = [ {{ from = \"{local}\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n"
+        );
+        // A poll interval far longer than the wait: only the boundary can wake the daemon.
+        let config = daemon_config(&emu, &policy, "300s");
+        let log = emu.dir.path().join("daemon.log");
+        let mut child = spawn_run(&config, &log);
+        wait_for_log(&log, "request accepted").await;
+        signal(&child, "TERM").await;
+        child.wait().await.unwrap();
+        let calls = emu.calls().await;
+        let stops = posts(&calls, "/ci-a/stop");
+        assert_eq!(stops.len(), 1);
+        let at: jiff::Timestamp = stops[0]["time"].as_str().unwrap().parse().unwrap();
+        let late = at.duration_since(boundary);
+        eprintln!("boundary latency: {late:?}");
+        assert!(late >= jiff::SignedDuration::ZERO && late < jiff::SignedDuration::from_secs(1), "stop sent {late:?} after the boundary");
+    })
+    .await;
+}
