@@ -124,7 +124,7 @@ async fn dry_run_decides_and_records_but_sends_nothing() {
 
 /// A window that closed a few minutes ago: one transition, within catch-up.
 fn just_closed() -> String {
-    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let now = lightsout::clock::now().to_zoned(jiff::tz::TimeZone::UTC);
     let from = now.checked_sub(jiff::SignedDuration::from_mins(3)).unwrap();
     format!(
         "[[policy]]\nname = \"evening\"\ncatch_up = \"1h\"\nexceptions = [ {{ from = \"{}\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n",
@@ -282,7 +282,7 @@ async fn a_boundary_is_acted_on_within_a_second() {
     within(150, async {
         let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &[("ci-a", "Running")])).await;
         // The next whole minute at least 5 s away: a `down` exception begins then.
-        let now = jiff::Timestamp::now();
+        let now = lightsout::clock::now();
         let mut boundary = now.to_zoned(jiff::tz::TimeZone::UTC).round(jiff::Unit::Minute).unwrap().timestamp();
         while boundary.duration_since(now) < jiff::SignedDuration::from_secs(5) {
             boundary = boundary.checked_add(jiff::SignedDuration::from_mins(1)).unwrap();
