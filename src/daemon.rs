@@ -38,8 +38,6 @@ pub struct DaemonOptions {
     /// Follow each accepted operation to its end in the background (real time). Off in
     /// virtual time, where the passes confirm outcomes from the observed state.
     pub follow_operations: bool,
-    /// Keep writes within a per-subscription budget (real time only).
-    pub limit_writes: bool,
 }
 
 /// An action the daemon requested (or, in a dry run, would have).
@@ -148,11 +146,7 @@ impl Daemon {
     ) -> Result<Daemon, DaemonError> {
         let memory = store.load_memory().map_err(DaemonError::Store)?;
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
-        let actuator = Actuator::new(
-            client.clone(),
-            cfg.daemon.max_concurrent_actions,
-            options.limit_writes,
-        );
+        let actuator = Actuator::new(client.clone(), cfg.daemon.max_concurrent_actions);
         let started = clock.now();
         Ok(Daemon {
             policies: Arc::new(cfg.policies.clone()),
@@ -185,18 +179,10 @@ impl Daemon {
     /// changed; memory and the store carry over.
     pub fn reload(&mut self, cfg: Config, client: Option<ArmClient>) {
         if let Some(client) = client {
-            self.actuator = Actuator::new(
-                client.clone(),
-                cfg.daemon.max_concurrent_actions,
-                self.options.limit_writes,
-            );
+            self.actuator = Actuator::new(client.clone(), cfg.daemon.max_concurrent_actions);
             self.client = client;
         } else {
-            self.actuator = Actuator::new(
-                self.client.clone(),
-                cfg.daemon.max_concurrent_actions,
-                self.options.limit_writes,
-            );
+            self.actuator = Actuator::new(self.client.clone(), cfg.daemon.max_concurrent_actions);
         }
         self.policies = Arc::new(cfg.policies.clone());
         self.cfg = Arc::new(cfg);

@@ -235,7 +235,6 @@ async fn daemon_part(
     let options = DaemonOptions {
         dry_run: false,
         follow_operations: false,
-        limit_writes: true,
     };
     let mut daemon = Daemon::new(
         cfg.clone(),

@@ -196,6 +196,8 @@ async fn run(
     let env = move |name: &str| (name == "AZURE_CLIENT_SECRET").then(|| secret.clone());
     // Virtual time does not move while a request waits: retry at once, never sleep long.
     let client_config = ArmClientConfig {
+        // Real-time request budgets mean nothing when a month passes in seconds.
+        budget: None,
         retry: RetryPolicy::try_new(
             3,
             Duration::from_millis(1),
@@ -213,7 +215,6 @@ async fn run(
     let options = DaemonOptions {
         dry_run: false,
         follow_operations: false,
-        limit_writes: false,
     };
     let mut daemon = Daemon::new(
         cfg.clone(),

@@ -146,6 +146,8 @@ pub struct ArmClientConfig {
     pub user_agent: String,
     /// Optional per-request callback for metrics.
     pub on_request: Option<RequestHook>,
+    /// Per-subscription request budgets; `None` turns them off (virtual time).
+    pub budget: Option<super::budget::BudgetLimits>,
 }
 
 impl Default for ArmClientConfig {
@@ -158,6 +160,7 @@ impl Default for ArmClientConfig {
             max_pages: DEFAULT_MAX_PAGES,
             user_agent: default_user_agent(),
             on_request: None,
+            budget: Some(super::budget::BudgetLimits::default()),
         }
     }
 }
@@ -202,6 +205,7 @@ struct Inner {
     endpoint: ArmEndpoint,
     config: ArmClientConfig,
     rate_limits: Mutex<HashMap<String, RateLimitSnapshot>>,
+    budgets: Option<super::budget::Budgets>,
 }
 
 impl fmt::Debug for ArmClient {
@@ -237,8 +241,9 @@ impl ArmClient {
                 http,
                 credential,
                 endpoint,
-                config,
                 rate_limits: Mutex::new(HashMap::new()),
+                budgets: config.budget.map(super::budget::Budgets::new),
+                config,
             }),
         }
     }
@@ -655,6 +660,7 @@ impl ArmClient {
                 None => {}
             }
 
+            self.spend_budget(url, &method).await;
             let started = Instant::now();
             let result = req.send().await;
             let elapsed = started.elapsed();
@@ -793,6 +799,27 @@ impl ArmClient {
                 elapsed,
             });
         }
+    }
+
+    /// Wait for the subscription's read or write budget (no-op without budgets).
+    async fn spend_budget(&self, url: &Url, method: &Method) {
+        let (Some(budgets), Some(sub)) = (&self.inner.budgets, subscription_of(url)) else {
+            return;
+        };
+        let read = matches!(*method, Method::GET | Method::HEAD);
+        let remaining = self.rate_limits(&sub).and_then(|r| {
+            if read {
+                r.reads_remaining
+            } else {
+                r.writes_remaining
+            }
+        });
+        let kind = if read {
+            super::budget::Kind::Read
+        } else {
+            super::budget::Kind::Write
+        };
+        budgets.wait(&sub, kind, remaining).await;
     }
 
     fn record_rate_limits(&self, url: &Url, headers: &HeaderMap) {

@@ -7,6 +7,7 @@
 //! - [`retry`]: retry classification, backoff and `Retry-After` parsing (pure).
 //! - [`lro`]: long-running operations: `Azure-AsyncOperation` / `Location`, poll-URL safety (pure).
 //! - [`convert`]: wire shapes into the engine's model (pure).
+//! - [`budget`]: per-subscription read and write budgets under ARM's throttling limits.
 //! - [`client`]: [`ArmClient`], the HTTP calls (list/get/create/delete/start/stop/...).
 //! - [`auth`]: the shared `reqwest::Client` and the Entra ID credential chain.
 //!
@@ -14,6 +15,7 @@
 //! mapping into domain types lives elsewhere.
 
 pub mod auth;
+pub mod budget;
 pub mod client;
 pub mod convert;
 pub mod error;

@@ -40,7 +40,6 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let options = DaemonOptions {
         dry_run: args.dry_run,
         follow_operations: true,
-        limit_writes: true,
     };
     let mut daemon = Daemon::new(cfg, client, store, options, Arc::new(WallClock))?;
     tracing::info!(
