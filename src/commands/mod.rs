@@ -7,6 +7,7 @@ mod ci;
 mod emulator;
 mod plan;
 mod preview;
+mod report;
 mod run;
 mod validate;
 
@@ -15,6 +16,7 @@ pub use ci::ci;
 pub use emulator::emulator;
 pub use plan::plan;
 pub use preview::preview;
+pub use report::report;
 pub use run::run;
 pub use validate::validate;
 

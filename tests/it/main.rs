@@ -3,5 +3,6 @@
 mod cli_ci; // `lightsout ci` (the binary) against the emulator binary
 mod client; // the ARM client against a small local fake
 mod emulator; // the emulator over real HTTPS
+mod metrics; // `lightsout run`: /metrics, health, status, costs across a restart, `report`
 mod store; // the SQLite state under SIGKILL, and `lightsout audit`
 mod support; // spawning the emulator and lightsout binaries
