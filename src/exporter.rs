@@ -91,6 +91,10 @@ impl PassHook for Exporter {
         self.shared
             .poll_interval_ms
             .store(millis(cfg.daemon.poll_interval), Ordering::Relaxed);
+        self.shared
+            .metrics
+            .poll_interval
+            .set(cfg.daemon.poll_interval.as_secs_f64());
         let book = {
             let mut b = self.book.lock().unwrap_or_else(|p| p.into_inner());
             if *b.settings() != cfg.pricing {

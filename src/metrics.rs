@@ -12,11 +12,12 @@
 //! that could not be listed are left as they were.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use prometheus::{
-    CounterVec, Encoder as _, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::azure::RequestEvent;
@@ -60,7 +61,14 @@ struct Exported {
 
 /// The registry and every metric in it.
 pub struct Metrics {
+    /// Everything but the per-instance families; gathered at each scrape.
     registry: Registry,
+    /// The per-instance families (one series or more per instance): they change only at a
+    /// pass, so they are rendered then, and a scrape copies the text. At 10,000 instances
+    /// gathering them takes tens of milliseconds; copying the text takes about one.
+    per_instance: Registry,
+    /// The per-instance families as rendered at the latest pass.
+    per_instance_text: RwLock<Arc<String>>,
     /// `lightsout_up`: 1 while the process serves metrics.
     pub up: IntGauge,
     /// `lightsout_build_info{version}`: always 1.
@@ -93,6 +101,8 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// `lightsout_last_reconcile_timestamp_seconds`.
     pub last_reconcile: Gauge,
+    /// `lightsout_poll_interval_seconds`: the configured poll interval (for staleness alerts).
+    pub poll_interval: Gauge,
     /// `lightsout_reconcile_passes_total`.
     pub passes: IntCounter,
     /// `lightsout_workspace_observe_failures_total{workspace}`.
@@ -105,6 +115,8 @@ pub struct Metrics {
     pub state_errors: IntCounterVec,
     exported: Mutex<BTreeMap<InstanceKey, Exported>>,
     states: Mutex<BTreeSet<(String, String)>>,
+    /// Size of the previous exposition, to allocate the next one at once.
+    last_size: AtomicUsize,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -116,10 +128,15 @@ impl Metrics {
     /// `lightsout_build_info` carries `version`.
     pub fn new(version: &str) -> Result<Metrics, MetricsError> {
         let r = Registry::new();
+        // Per-instance families go to their own registry, rendered once per pass.
+        let per_instance = Registry::new();
         macro_rules! reg {
-            ($m:expr) => {{
+            ($m:expr) => {
+                reg!(r, $m)
+            };
+            ($r:ident, $m:expr) => {{
                 let m = $m.map_err(MetricsError::Register)?;
-                r.register(Box::new(m.clone()))
+                $r.register(Box::new(m.clone()))
                     .map_err(MetricsError::Register)?;
                 m
             }};
@@ -144,21 +161,30 @@ impl Metrics {
                 "Compute instances by Azure state, at the latest pass.",
                 &["workspace", "state"]
             )),
-            instance_running: reg!(ig(
-                "lightsout_instance_running",
-                "1 when the compute instance is running (Running or JobRunning), 0 otherwise.",
-                &["workspace", "instance", "vm_size"]
-            )),
-            instance_idle_seconds: reg!(gv(
-                "lightsout_instance_idle_seconds",
-                "How long the running compute instance has been idle, in seconds (absent when unknown).",
-                &["workspace", "instance"]
-            )),
-            instance_unpriced: reg!(ig(
-                "lightsout_instance_unpriced",
-                "1 when no compute price is known for the instance's vm size: its compute cost is not counted.",
-                &["workspace", "instance", "vm_size"]
-            )),
+            instance_running: reg!(
+                per_instance,
+                ig(
+                    "lightsout_instance_running",
+                    "1 when the compute instance is running (Running or JobRunning), 0 otherwise.",
+                    &["workspace", "instance", "vm_size"]
+                )
+            ),
+            instance_idle_seconds: reg!(
+                per_instance,
+                gv(
+                    "lightsout_instance_idle_seconds",
+                    "How long the running compute instance has been idle, in seconds (absent when unknown).",
+                    &["workspace", "instance"]
+                )
+            ),
+            instance_unpriced: reg!(
+                per_instance,
+                ig(
+                    "lightsout_instance_unpriced",
+                    "1 when no compute price is known for the instance's vm size: its compute cost is not counted.",
+                    &["workspace", "instance", "vm_size"]
+                )
+            ),
             unpriced_instances: reg!(IntGauge::new(
                 "lightsout_unpriced_instances",
                 "Compute instances whose vm size has no known compute price."
@@ -168,26 +194,38 @@ impl Metrics {
                 "Start, stop and restart requests by lightsout, by outcome when sent (accepted, refused, failed, dry_run).",
                 &["workspace", "action", "reason", "outcome"]
             )),
-            cost_accrued: reg!(cv(
-                "lightsout_cost_accrued_total",
-                "Money spent while observed, at the running and stopped rates, in the currency label.",
-                &money
-            )),
-            cost_avoided: reg!(cv(
-                "lightsout_cost_avoided_total",
-                "Compute money not spent because lightsout stopped the instance, in the currency label.",
-                &money
-            )),
-            idle_cost: reg!(cv(
-                "lightsout_idle_cost_total",
-                "Compute money spent while the instance ran idle (5 minutes or more), in the currency label.",
-                &money
-            )),
-            hourly_cost: reg!(gv(
-                "lightsout_hourly_cost",
-                "Current burn rate per hour in the currency label (absent while the compute price is unknown).",
-                &money
-            )),
+            cost_accrued: reg!(
+                per_instance,
+                cv(
+                    "lightsout_cost_accrued_total",
+                    "Money spent while observed, at the running and stopped rates, in the currency label.",
+                    &money
+                )
+            ),
+            cost_avoided: reg!(
+                per_instance,
+                cv(
+                    "lightsout_cost_avoided_total",
+                    "Compute money not spent because lightsout stopped the instance, in the currency label.",
+                    &money
+                )
+            ),
+            idle_cost: reg!(
+                per_instance,
+                cv(
+                    "lightsout_idle_cost_total",
+                    "Compute money spent while the instance ran idle (5 minutes or more), in the currency label.",
+                    &money
+                )
+            ),
+            hourly_cost: reg!(
+                per_instance,
+                gv(
+                    "lightsout_hourly_cost",
+                    "Current burn rate per hour in the currency label (absent while the compute price is unknown).",
+                    &money
+                )
+            ),
             arm_requests: reg!(ic(
                 "lightsout_arm_requests_total",
                 "HTTP requests to Azure Resource Manager by client operation and status code (error: no response).",
@@ -211,6 +249,10 @@ impl Metrics {
             last_reconcile: reg!(Gauge::new(
                 "lightsout_last_reconcile_timestamp_seconds",
                 "Unix time of the latest completed reconcile pass, in seconds."
+            )),
+            poll_interval: reg!(Gauge::new(
+                "lightsout_poll_interval_seconds",
+                "The configured poll interval, in seconds: a pass is due at least this often."
             )),
             passes: reg!(IntCounter::new(
                 "lightsout_reconcile_passes_total",
@@ -237,26 +279,54 @@ impl Metrics {
             )),
             exported: Mutex::new(BTreeMap::new()),
             states: Mutex::new(BTreeSet::new()),
+            last_size: AtomicUsize::new(0),
             registry: r,
+            per_instance,
+            per_instance_text: RwLock::new(Arc::new(String::new())),
         };
         m.up.set(1);
         m.build_info.with_label_values(&[version]).set(1);
         Ok(m)
     }
 
-    /// The registry (for extra collectors in tests).
+    /// The registry of the process-wide families (for extra collectors in tests).
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
-    /// The exposition in the Prometheus text format (0.0.4).
+    /// The exposition in the Prometheus text format (0.0.4): the process-wide families,
+    /// gathered now, then the per-instance families as of the latest pass.
     pub fn render(&self) -> Result<String, MetricsError> {
         let families = self.registry.gather();
-        let mut buf = Vec::with_capacity(64 * 1024);
+        let instances = self
+            .per_instance_text
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut text = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 4096);
         TextEncoder::new()
-            .encode(&families, &mut buf)
+            .encode_utf8(&families, &mut text)
             .map_err(MetricsError::Encode)?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
+        text.push_str(&instances);
+        self.last_size.store(text.len(), Ordering::Relaxed);
+        Ok(text)
+    }
+
+    /// Render the per-instance families for the scrapes until the next pass.
+    fn render_instances(&self) {
+        let families = self.per_instance.gather();
+        let mut text = String::with_capacity(self.last_size.load(Ordering::Relaxed));
+        match TextEncoder::new().encode_utf8(&families, &mut text) {
+            Ok(()) => {
+                *self
+                    .per_instance_text
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner()) = Arc::new(text);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{:#}", MetricsError::Encode(e)), "cannot render the per-instance metrics; serving the previous ones")
+            }
+        }
     }
 
     /// One finished ARM request (the client's `on_request` hook).
@@ -303,6 +373,7 @@ impl Metrics {
         }
         self.record_states(report);
         self.record_instances(report, costs);
+        self.render_instances();
     }
 
     fn record_states(&self, report: &PassReport) {
