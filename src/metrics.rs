@@ -521,3 +521,118 @@ fn sync_counter(c: &CounterVec, labels: &[&str], target: f64) {
         m.inc_by(diff);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::{Amounts, InstanceCost};
+    use crate::plan::PlanRow;
+
+    fn row(ws: &str, instance: &str, state: &str, idle: Option<i64>) -> PlanRow {
+        PlanRow {
+            workspace: ws.into(),
+            instance: instance.into(),
+            state: state.into(),
+            vm_size: "Standard_DS3_v2".into(),
+            policy: None,
+            decision: "none",
+            action: None,
+            reason: "nothing_due",
+            skip: None,
+            catch_up: false,
+            idle_seconds: idle,
+            next: None,
+        }
+    }
+
+    fn costs(keys: &[(&str, &str, bool)]) -> CostView {
+        CostView {
+            currency: "USD".into(),
+            instances: keys
+                .iter()
+                .map(|(ws, i, unpriced)| {
+                    (
+                        InstanceKey::new(*ws, *i),
+                        InstanceCost {
+                            vm_size: "Standard_DS3_v2".into(),
+                            hourly: (!unpriced).then_some(0.3),
+                            unpriced: *unpriced,
+                            stopped_by_lightsout: false,
+                            idle: false,
+                            totals: Amounts {
+                                accrued: 1.5,
+                                ..Amounts::default()
+                            },
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn gone_instances_lose_their_series_unless_their_workspace_failed() {
+        let m = Metrics::new("1.2.3").unwrap();
+        let report = PassReport {
+            rows: vec![
+                row("a", "x", "Running", Some(400)),
+                row("a", "y", "Stopped", None),
+                row("b", "z", "Running", None),
+            ],
+            ..PassReport::default()
+        };
+        m.record_pass(
+            &report,
+            &costs(&[("a", "x", false), ("a", "y", true), ("b", "z", false)]),
+            0.0,
+        );
+        let text = m.render().unwrap();
+        assert!(text.contains("lightsout_build_info{version=\"1.2.3\"} 1"));
+        assert!(
+            text.contains(r#"lightsout_instance_idle_seconds{instance="x",workspace="a"} 400"#)
+        );
+        assert!(text.contains(
+            r#"lightsout_cost_accrued_total{currency="USD",instance="y",workspace="a"} 1.5"#
+        ));
+        assert!(text.contains("lightsout_unpriced_instances 1"));
+        assert!(text.contains(r#"lightsout_instances{state="Running",workspace="a"} 1"#));
+        // Next pass: y is gone from `a`; `b` could not be listed; x stopped.
+        let report = PassReport {
+            rows: vec![row("a", "x", "Stopped", None)],
+            failed_workspaces: vec!["b".into()],
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &costs(&[("a", "x", false)]), 0.0);
+        let text = m.render().unwrap();
+        assert!(!text.contains("instance=\"y\""), "{text}");
+        assert!(!text.contains("lightsout_instance_idle_seconds{"), "{text}");
+        assert!(text.contains("instance=\"z\""), "{text}");
+        assert!(text.contains("lightsout_unpriced_instances 0"));
+        assert!(text.contains(r#"lightsout_instances{state="Running",workspace="a"} 0"#));
+        assert!(text.contains(r#"lightsout_instances{state="Stopped",workspace="a"} 1"#));
+        assert!(text.contains(r#"lightsout_workspace_observe_failures_total{workspace="b"} 1"#));
+    }
+
+    #[test]
+    fn counters_follow_durable_totals_and_never_go_down() {
+        let m = Metrics::new("t").unwrap();
+        let report = PassReport {
+            rows: vec![row("a", "x", "Running", None)],
+            ..PassReport::default()
+        };
+        let mut c = costs(&[("a", "x", false)]);
+        m.record_pass(&report, &c, 0.0);
+        let labels = ["a", "x", "USD"];
+        assert_eq!(m.cost_accrued.with_label_values(&labels).get(), 1.5);
+        c.instances
+            .values_mut()
+            .for_each(|i| i.totals.accrued = 2.0);
+        m.record_pass(&report, &c, 0.0);
+        assert_eq!(m.cost_accrued.with_label_values(&labels).get(), 2.0);
+        c.instances
+            .values_mut()
+            .for_each(|i| i.totals.accrued = 1.0);
+        m.record_pass(&report, &c, 0.0);
+        assert_eq!(m.cost_accrued.with_label_values(&labels).get(), 2.0);
+    }
+}
