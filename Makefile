@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: check fmt fmt-check lint test test-rust test-python python-deps build release demo
+.PHONY: check fmt fmt-check lint test test-rust test-python python-deps build release demo test-prometheus bench
 
 check: fmt-check lint test
 
@@ -35,3 +35,11 @@ release:
 
 demo:
 	$(CARGO) run --release -- demo
+
+# A real Prometheus scraping the daemon against the emulator (.ci/run runs it after check).
+test-prometheus:
+	bash tests/prometheus/run.sh
+
+bench:
+	$(CARGO) bench --bench decide
+	$(CARGO) bench --bench metrics

@@ -49,6 +49,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// The audit log: every action lightsout took or recorded, with its outcome.
     Audit(AuditArgs),
+    /// Money accrued, avoided and burned idle, from the state database.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +105,37 @@ pub struct AuditArgs {
     /// Print a JSON array of records instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `lightsout report` groups its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportBy {
+    Workspace,
+    Instance,
+    Day,
+}
+
+/// Output format of `lightsout report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only the UTC days from the one containing this instant (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub since: Option<jiff::Timestamp>,
+    /// One row per workspace, per instance, or per day.
+    #[arg(long, value_enum, default_value = "day")]
+    pub by: ReportBy,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]

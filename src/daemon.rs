@@ -51,6 +51,10 @@ pub struct ActionTaken {
     pub reason: &'static str,
     pub policy: String,
     pub catch_up: bool,
+    /// What became of the request when it was sent: `accepted`, `refused`, `failed`, or
+    /// `dry_run` (for the `outcome` label of `lightsout_actions_total`; not in JSON output).
+    #[serde(skip)]
+    pub outcome: &'static str,
 }
 
 /// What one pass saw and did.
@@ -65,6 +69,16 @@ pub struct PassReport {
     pub failed_workspaces: Vec<String>,
     /// When the next pass should run (poll interval or the next boundary).
     pub next_wake: Option<Timestamp>,
+    /// How long the pass took (monotonic clock), for the pass-duration histogram.
+    pub duration: Duration,
+}
+
+/// Sees every pass: its report, the config in force and the store (cost accounting and
+/// metrics). Runs at the end of the pass, inside it, so it must be quick and never wait on
+/// the network.
+pub trait PassHook: std::marker::Send {
+    /// Called once per pass, after its requests were sent and recorded.
+    fn after_pass(&mut self, cfg: &Config, report: &PassReport, store: &mut Store);
 }
 
 /// Shared view of the loop for the HTTP server and health checks.
@@ -133,6 +147,7 @@ pub struct Daemon {
     ended_rx: mpsc::UnboundedReceiver<OperationEnded>,
     followers: JoinSet<()>,
     started: Timestamp,
+    hook: Option<Box<dyn PassHook>>,
 }
 
 impl Daemon {
@@ -162,12 +177,18 @@ impl Daemon {
             ended_rx,
             followers: JoinSet::new(),
             started,
+            hook: None,
         })
     }
 
     /// The shared status (for the HTTP server).
     pub fn status(&self) -> Arc<Status> {
         self.status.clone()
+    }
+
+    /// Install the hook that sees every pass (see [`PassHook`]).
+    pub fn set_hook(&mut self, hook: Box<dyn PassHook>) {
+        self.hook = Some(hook);
     }
 
     /// The config in force.
@@ -190,6 +211,7 @@ impl Daemon {
 
     /// One full pass: observe, decide, act, record.
     pub async fn pass(&mut self) -> PassReport {
+        let began = tokio::time::Instant::now();
         self.drain_ended();
         let snapshots = observe(&self.client, &self.cfg.workspaces, &self.policies).await;
         // Decide at the instant after observing: a pass woken for a boundary must see it.
@@ -274,9 +296,21 @@ impl Daemon {
         {
             tracing::error!(error = %e, "cannot save memory");
         }
-        self.send_all(sends, now).await;
+        let outcomes = self.send_all(sends, now).await;
+        for a in &mut report.actions {
+            if let Some((_, o)) = outcomes
+                .iter()
+                .find(|(k, _)| k.workspace == a.workspace && k.instance == a.instance)
+            {
+                a.outcome = o;
+            }
+        }
         report.next_wake = Some(self.next_wake(now));
         self.status.set(now, report.rows.clone());
+        report.duration = began.elapsed();
+        if let Some(hook) = self.hook.as_mut() {
+            hook.after_pass(&self.cfg, &report, &mut self.store);
+        }
         report
     }
 
@@ -418,6 +452,7 @@ impl Daemon {
             reason: planned.reason.as_str(),
             policy: intent.policy.clone(),
             catch_up: planned.catch_up,
+            outcome: if dry_run { "dry_run" } else { "not_sent" },
         });
         if dry_run {
             return None;
@@ -449,7 +484,12 @@ impl Daemon {
     }
 
     /// Send every planned request (bounded by the actuator) and record what Azure said.
-    async fn send_all(&mut self, sends: Vec<Send>, now: Timestamp) {
+    async fn send_all(
+        &mut self,
+        sends: Vec<Send>,
+        now: Timestamp,
+    ) -> Vec<(InstanceKey, &'static str)> {
+        let mut outcomes = Vec::new();
         let mut tasks = JoinSet::new();
         for s in sends {
             let actuator = self.actuator.clone();
@@ -464,8 +504,15 @@ impl Daemon {
             let Ok((s, outcome)) = joined else {
                 continue;
             };
+            let label = match &outcome {
+                SendOutcome::Accepted(_) => "accepted",
+                SendOutcome::Refused(_) => "refused",
+                SendOutcome::Failed(_) => "failed",
+            };
+            outcomes.push((s.key.clone(), label));
             self.record_send(s, outcome, now);
         }
+        outcomes
     }
 
     fn record_send(&mut self, s: Send, outcome: SendOutcome, now: Timestamp) {

@@ -21,6 +21,10 @@
 //! - [`store`]: durable memory and audit log (SQLite under `daemon.state_dir`).
 //! - [`progress`]: progress of a long-running operation on stderr (spinner or plain lines).
 //! - [`table`]: plain-text tables for command output; [`telemetry`]: log setup.
+//! - [`pricing`]: compute prices (config table, Azure Retail Prices API with a disk cache).
+//! - [`cost`]: money accrued, avoided and burned idle, integrated between passes, durable.
+//! - [`metrics`]: every Prometheus metric; [`exporter`]: the pass hook feeding them;
+//!   [`http`]: `/metrics`, `/healthz`, `/readyz`, `/v1/status`.
 
 pub mod actuate;
 pub mod azure;
@@ -29,16 +33,21 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connect;
+pub mod cost;
 pub mod daemon;
 pub mod decide;
 pub mod demo;
 pub mod emulator;
+pub mod exporter;
+pub mod http;
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod policy;
 pub mod preview;
+pub mod pricing;
 pub mod progress;
 pub mod schedule;
 pub mod shutdown;

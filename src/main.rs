@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             Command::Ci(cmd) => commands::ci(cmd).await,
             Command::Demo(args) => commands::demo(args).await,
             Command::Audit(args) => commands::audit(&args),
+            Command::Report(args) => commands::report(&args),
         }
     });
     match result {

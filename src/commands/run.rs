@@ -1,21 +1,41 @@
-//! `lightsout run`: the daemon, with signals (drain, reload), systemd notifications and
-//! `--once` / `--dry-run`.
+//! `lightsout run`: the daemon, with signals (drain, reload), systemd notifications,
+//! `--once` / `--dry-run`, and (except with `--once`) the HTTP server for metrics, health
+//! and status. Cost accounting runs after every pass, `--once` included.
 
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use super::validate::config_path;
-use crate::azure::{ArmClient, ArmClientConfig};
+use crate::azure::{ArmClient, ArmClientConfig, HttpTimeouts, build_http_client};
 use crate::cli::RunArgs;
 use crate::clock::WallClock;
+use crate::config::PriceSource;
 use crate::config::{self, Config};
+use crate::cost::Accountant;
 use crate::daemon::{Daemon, DaemonOptions, PassReport};
+use crate::exporter::{Exporter, Shared};
+use crate::metrics::Metrics;
+use crate::pricing::{PriceBook, SharedBook};
 use crate::store::Store;
 use crate::systemd::Notifier;
-use crate::{connect, shutdown};
+use crate::{connect, http, pricing, shutdown};
+
+/// How long the HTTP server may take to finish its requests after the daemon stopped.
+const HTTP_GRACE: Duration = Duration::from_secs(5);
+
+/// The ARM client settings, with request metrics.
+fn client_config(metrics: &Arc<Metrics>) -> ArmClientConfig {
+    let m = metrics.clone();
+    ArmClientConfig {
+        on_request: Some(Arc::new(move |e| m.arm_request(e))),
+        ..ArmClientConfig::default()
+    }
+}
 
 /// Load the config, logging its warnings.
 fn load(path: &Path) -> Result<Config, config::ConfigError> {
@@ -30,18 +50,38 @@ fn load(path: &Path) -> Result<Config, config::ConfigError> {
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let path = config_path(&args.config);
     let cfg = load(&path)?;
-    let client = connect::arm_client(&cfg.azure, ArmClientConfig::default())?;
+    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))?);
+    let client = connect::arm_client(&cfg.azure, client_config(&metrics))?;
     let store = Store::open(&cfg.daemon.state_dir).with_context(|| {
         format!(
             "cannot open the state in {}",
             cfg.daemon.state_dir.display()
         )
     })?;
+    let accountant = Accountant::load(&store).context("cannot read the cost accounting state")?;
+    let mut book = PriceBook::new(&cfg.pricing);
+    if cfg.pricing.source == PriceSource::RetailApi {
+        book.load_cache(&cfg.daemon.state_dir);
+    }
+    let book: SharedBook = Arc::new(Mutex::new(book));
+    let prices_http = build_http_client(cfg.azure.ca_file.as_deref(), HttpTimeouts::default())
+        .context("cannot build the HTTP client for prices")?;
+    let state_dir = cfg.daemon.state_dir.clone();
+    let listen = cfg.http.listen;
+    let poll = cfg.daemon.poll_interval;
     let options = DaemonOptions {
         dry_run: args.dry_run,
         follow_operations: true,
     };
     let mut daemon = Daemon::new(cfg, client, store, options, Arc::new(WallClock))?;
+    let shared = Shared::new(metrics.clone(), daemon.status(), poll, crate::clock::now());
+    let (seen_tx, seen_rx) = tokio::sync::watch::channel(BTreeSet::new());
+    daemon.set_hook(Box::new(Exporter::new(
+        accountant,
+        book.clone(),
+        shared.clone(),
+        seen_tx,
+    )));
     tracing::info!(
         config = %path.display(),
         workspaces = daemon.config().workspaces.len(),
@@ -54,6 +94,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         let report = daemon.pass().await;
         daemon.drain().await;
         summarize(&report);
+        // Fill the price cache for the next run (this one priced from the cache).
+        let pairs = seen_rx.borrow().clone();
+        let never = tokio_util::sync::CancellationToken::new();
+        pricing::refresh_round(&book, &prices_http, &state_dir, &pairs, &metrics, &never).await;
         if !report.failed_workspaces.is_empty() {
             anyhow::bail!(
                 "{} workspaces could not be observed: {}",
@@ -65,6 +109,17 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
 
     let token = shutdown::install();
+    let listener = http::bind(listen).await?;
+    tracing::info!(listen = %listen, "serving /metrics, /healthz, /readyz and /v1/status");
+    let server = tokio::spawn(http::serve(listener, shared, token.clone()));
+    let refresher = pricing::spawn_refresher(
+        book,
+        prices_http,
+        state_dir,
+        seen_rx,
+        metrics.clone(),
+        token.clone(),
+    );
     let notifier = Notifier::from_env();
     let (reload_tx, mut reload_rx) = mpsc::channel::<(Config, Option<ArmClient>)>(1);
     spawn_reloader(
@@ -72,6 +127,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         daemon.config().azure.clone(),
         reload_tx,
         notifier.clone(),
+        metrics.clone(),
     );
     if let Some(every) = notifier.watchdog_interval() {
         spawn_watchdog(
@@ -97,6 +153,14 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         })
         .await;
     notifier.stopping();
+    refresher.abort();
+    match tokio::time::timeout(HTTP_GRACE, server).await {
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(error = %format!("{e:#}"), "HTTP server ended with an error")
+        }
+        Ok(_) => {}
+        Err(_) => tracing::warn!("HTTP server did not stop in time"),
+    }
     Ok(())
 }
 
@@ -116,6 +180,7 @@ fn spawn_reloader(
     mut azure: config::AzureSettings,
     tx: mpsc::Sender<(Config, Option<ArmClient>)>,
     notifier: Notifier,
+    metrics: Arc<Metrics>,
 ) {
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -133,7 +198,7 @@ fn spawn_reloader(
                     let client = if cfg.azure == azure {
                         None
                     } else {
-                        match connect::arm_client(&cfg.azure, ArmClientConfig::default()) {
+                        match connect::arm_client(&cfg.azure, client_config(&metrics)) {
                             Ok(c) => Some(c),
                             Err(e) => {
                                 tracing::error!(error = %format!("{e:#}"), "new [azure] settings rejected; keeping the running configuration");

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use validate::{
-    AzureSettings, Config, DaemonSettings, HttpSettings, PricingSettings, Workspace,
+    AzureSettings, Config, DaemonSettings, HttpSettings, PriceSource, PricingSettings, Workspace,
 };
 
 /// Where the config comes from when neither `--config` nor `$LIGHTSOUT_CONFIG` is given.

@@ -130,7 +130,7 @@ pub enum PriceSource {
 }
 
 /// `[pricing]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PricingSettings {
     /// ISO 4217 code, upper case.
     pub currency: String,

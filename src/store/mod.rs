@@ -20,6 +20,7 @@
 //! order is time order. Memory is stored as JSON text, so a new memory field needs no
 //! migration; the schema itself is versioned by `PRAGMA user_version` (see [`schema`]).
 
+mod cost;
 mod schema;
 #[cfg(test)]
 mod tests;

@@ -49,6 +49,33 @@ pub(super) const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // Version 2: cost accounting (see `cost.rs`).
+    r#"
+    -- Money and time per UTC day and instance, added to at every pass. Amounts are in
+    -- `currency`; the per-instance counters of /metrics are the sums over all days.
+    CREATE TABLE cost_daily (
+        day              TEXT NOT NULL,
+        workspace        TEXT NOT NULL,
+        instance         TEXT NOT NULL,
+        currency         TEXT NOT NULL,
+        accrued          REAL NOT NULL DEFAULT 0,
+        avoided          REAL NOT NULL DEFAULT 0,
+        idle             REAL NOT NULL DEFAULT 0,
+        running_seconds  REAL NOT NULL DEFAULT 0,
+        stopped_seconds  REAL NOT NULL DEFAULT 0,
+        unpriced_seconds REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, workspace, instance, currency)
+    ) WITHOUT ROWID;
+
+    -- The latest observation of each instance that the next pass integrates from: `state`
+    -- is the JSON of `cost::Observed`, written in the same transaction as the amounts.
+    CREATE TABLE cost_state (
+        workspace TEXT NOT NULL,
+        instance  TEXT NOT NULL,
+        state     TEXT NOT NULL,
+        PRIMARY KEY (workspace, instance)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes and understands.

@@ -1,0 +1,222 @@
+//! The daemon's HTTP server (`[http] listen`, 127.0.0.1:9464 by default):
+//!
+//! - `GET /metrics`: every metric, Prometheus text format 0.0.4.
+//! - `GET /healthz`: 200 while the loop is alive (last pass, or start-up, younger than
+//!   three poll intervals), else 503.
+//! - `GET /readyz`: 200 once the config is loaded and the first pass is done, else 503.
+//! - `GET /v1/status`: JSON: each instance's state, policy, decision, reason, idle time,
+//!   next transition, hourly cost and totals.
+//!
+//! Reads only [`Shared`]; it never touches Azure or the store. Stops with the daemon's
+//! cancellation token (graceful: in-flight requests finish).
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cost::InstanceCost;
+use crate::exporter::Shared;
+use crate::model::InstanceKey;
+use crate::plan::PlanRow;
+
+/// Content type of the Prometheus text format.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The loop is stuck when no pass completed within this many poll intervals.
+const STALE_AFTER_POLLS: u32 = 3;
+
+/// Errors of the HTTP server.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+impl HttpError {
+    /// Short stable name for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HttpError::Bind { .. } => "bind",
+            HttpError::Serve(_) => "serve",
+        }
+    }
+}
+
+/// The routes, on `shared`.
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/status", get(status))
+        .with_state(shared)
+}
+
+/// Bind `addr` (before anything else starts, so a taken port fails the start-up).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })
+}
+
+/// Serve until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Shared,
+    shutdown: CancellationToken,
+) -> Result<(), HttpError> {
+    axum::serve(listener, router(shared))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(HttpError::Serve)
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    match s.metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot render metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n").into_response()
+        }
+    }
+}
+
+/// Health at `now`: `Ok` with the age of the last pass, or `Err` with it when stale.
+fn health(s: &Shared, now: Timestamp) -> Result<SignedDuration, SignedDuration> {
+    let (last, _, _) = s.status.snapshot();
+    let age = now.duration_since(last.unwrap_or(s.started));
+    let limit = SignedDuration::try_from(s.poll_interval() * STALE_AFTER_POLLS)
+        .unwrap_or(SignedDuration::MAX);
+    if age < limit { Ok(age) } else { Err(age) }
+}
+
+async fn healthz(State(s): State<Shared>) -> Response {
+    match health(&s, crate::clock::now()) {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(age) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stale: no pass for {}s\n", age.as_secs()),
+        )
+            .into_response(),
+    }
+}
+
+async fn readyz(State(s): State<Shared>) -> Response {
+    let (_, passes, _) = s.status.snapshot();
+    if passes > 0 {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "first pass not done\n").into_response()
+    }
+}
+
+/// `/v1/status`.
+#[derive(Debug, Serialize)]
+struct StatusDoc {
+    last_pass: Option<Timestamp>,
+    passes: u64,
+    healthy: bool,
+    currency: String,
+    /// Sum of the known hourly figures.
+    hourly_cost: f64,
+    instances: Vec<InstanceDoc>,
+}
+
+#[derive(Debug, Serialize)]
+struct InstanceDoc {
+    #[serde(flatten)]
+    row: PlanRow,
+    /// Current burn per hour; null while the compute price is unknown.
+    hourly_cost: Option<f64>,
+    unpriced: bool,
+    stopped_by_lightsout: bool,
+    cost: Option<CostDoc>,
+}
+
+#[derive(Debug, Serialize)]
+struct CostDoc {
+    accrued: f64,
+    avoided: f64,
+    idle: f64,
+}
+
+fn status_doc(s: &Shared, now: Timestamp) -> StatusDoc {
+    let (last_pass, passes, rows) = s.status.snapshot();
+    let costs = s.costs.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let instances: Vec<InstanceDoc> = rows
+        .into_iter()
+        .map(|row| {
+            let c: Option<&InstanceCost> = costs
+                .instances
+                .get(&InstanceKey::new(&row.workspace, &row.instance));
+            InstanceDoc {
+                hourly_cost: c.and_then(|c| c.hourly),
+                unpriced: c.is_some_and(|c| c.unpriced),
+                stopped_by_lightsout: c.is_some_and(|c| c.stopped_by_lightsout),
+                cost: c.map(|c| CostDoc {
+                    accrued: c.totals.accrued,
+                    avoided: c.totals.avoided,
+                    idle: c.totals.idle,
+                }),
+                row,
+            }
+        })
+        .collect();
+    StatusDoc {
+        last_pass,
+        passes,
+        healthy: health(s, now).is_ok(),
+        currency: costs.currency.clone(),
+        hourly_cost: instances.iter().filter_map(|i| i.hourly_cost).sum(),
+        instances,
+    }
+}
+
+async fn status(State(s): State<Shared>) -> Response {
+    axum::Json(status_doc(&s, crate::clock::now())).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::daemon::Status;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn health_is_relative_to_three_polls() {
+        let started: Timestamp = "2026-03-27T12:00:00Z".parse().unwrap();
+        let s = Shared::new(
+            Arc::new(Metrics::new("test").unwrap()),
+            Arc::new(Status::default()),
+            Duration::from_secs(60),
+            started,
+        );
+        let at = |secs: i64| {
+            started
+                .checked_add(SignedDuration::from_secs(secs))
+                .unwrap()
+        };
+        assert!(health(&s, at(179)).is_ok());
+        assert_eq!(health(&s, at(180)), Err(SignedDuration::from_secs(180)));
+        let doc = status_doc(&s, at(10));
+        assert_eq!(doc.passes, 0);
+        assert!(doc.healthy);
+        assert!(doc.instances.is_empty());
+    }
+}

@@ -1,0 +1,638 @@
+//! Every Prometheus metric lightsout exports, declared in one place with its help text and
+//! base units (seconds, the configured currency).
+//!
+//! The registry belongs to [`Metrics`], which the app owns and shares (no global registry).
+//! Labels are bounded: workspace aliases (from the config), instance names and vm sizes
+//! (from Azure, bounded by the fleet), Azure's state names (unknown ones become `Other`),
+//! action, reason and outcome words, client operation names, HTTP status codes, currency.
+//! No error text, no timestamps.
+//!
+//! Per-instance series follow the fleet: an instance that is gone from a workspace that
+//! was listed successfully loses all its series at that pass; the series of a workspace
+//! that could not be listed are left as they were.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use prometheus::{
+    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::azure::RequestEvent;
+use crate::cost::CostView;
+use crate::daemon::PassReport;
+use crate::model::{InstanceKey, InstanceState};
+
+/// Errors of the metrics layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot register a metric")]
+    Register(#[source] prometheus::Error),
+    #[error("cannot encode the metrics")]
+    Encode(#[source] prometheus::Error),
+}
+
+impl MetricsError {
+    /// Short stable name for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MetricsError::Register(_) => "register",
+            MetricsError::Encode(_) => "encode",
+        }
+    }
+}
+
+/// Buckets of the pass duration, in seconds.
+const PASS_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+/// Buckets of one ARM request, in seconds.
+const REQUEST_BUCKETS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Which per-instance series one instance has, so they can all be removed when it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Exported {
+    vm_size: String,
+    currency: Option<String>,
+    hourly: bool,
+    idle: bool,
+    unpriced: bool,
+}
+
+/// The registry and every metric in it.
+pub struct Metrics {
+    /// Everything but the per-instance families; gathered at each scrape.
+    registry: Registry,
+    /// The per-instance families (one series or more per instance): they change only at a
+    /// pass, so they are rendered then, and a scrape copies the text. At 10,000 instances
+    /// gathering them takes tens of milliseconds; copying the text takes about one.
+    per_instance: Registry,
+    /// The per-instance families as rendered at the latest pass.
+    per_instance_text: RwLock<Arc<String>>,
+    /// `lightsout_up`: 1 while the process serves metrics.
+    pub up: IntGauge,
+    /// `lightsout_build_info{version}`: always 1.
+    pub build_info: IntGaugeVec,
+    /// `lightsout_instances{workspace,state}`.
+    pub instances: IntGaugeVec,
+    /// `lightsout_instance_running{workspace,instance,vm_size}`: 1 running, 0 not.
+    pub instance_running: IntGaugeVec,
+    /// `lightsout_instance_idle_seconds{workspace,instance}`: only when idle time is known.
+    pub instance_idle_seconds: GaugeVec,
+    /// `lightsout_instance_unpriced{workspace,instance,vm_size}`: 1 when no price is known.
+    pub instance_unpriced: IntGaugeVec,
+    /// `lightsout_unpriced_instances`: how many instances have no known compute price.
+    pub unpriced_instances: IntGauge,
+    /// `lightsout_actions_total{workspace,action,reason,outcome}`.
+    pub actions: IntCounterVec,
+    /// `lightsout_cost_accrued_total{workspace,instance,currency}`.
+    pub cost_accrued: CounterVec,
+    /// `lightsout_cost_avoided_total{workspace,instance,currency}`.
+    pub cost_avoided: CounterVec,
+    /// `lightsout_idle_cost_total{workspace,instance,currency}`.
+    pub idle_cost: CounterVec,
+    /// `lightsout_hourly_cost{workspace,instance,currency}`.
+    pub hourly_cost: GaugeVec,
+    /// `lightsout_arm_requests_total{operation,status}`.
+    pub arm_requests: IntCounterVec,
+    /// `lightsout_arm_request_duration_seconds{operation}`.
+    pub arm_request_duration: HistogramVec,
+    /// `lightsout_reconcile_duration_seconds`.
+    pub reconcile_duration: Histogram,
+    /// `lightsout_last_reconcile_timestamp_seconds`.
+    pub last_reconcile: Gauge,
+    /// `lightsout_poll_interval_seconds`: the configured poll interval (for staleness alerts).
+    pub poll_interval: Gauge,
+    /// `lightsout_reconcile_passes_total`.
+    pub passes: IntCounter,
+    /// `lightsout_workspace_observe_failures_total{workspace}`.
+    pub observe_failures: IntCounterVec,
+    /// `lightsout_prices_age_seconds`.
+    pub prices_age: Gauge,
+    /// `lightsout_price_requests_total{outcome}`.
+    pub price_requests: IntCounterVec,
+    /// `lightsout_state_errors_total{kind}`.
+    pub state_errors: IntCounterVec,
+    exported: Mutex<BTreeMap<InstanceKey, Exported>>,
+    states: Mutex<BTreeSet<(String, String)>>,
+    /// Size of the previous exposition, to allocate the next one at once.
+    last_size: AtomicUsize,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered; `lightsout_up` is 1 and
+    /// `lightsout_build_info` carries `version`.
+    pub fn new(version: &str) -> Result<Metrics, MetricsError> {
+        let r = Registry::new();
+        // Per-instance families go to their own registry, rendered once per pass.
+        let per_instance = Registry::new();
+        macro_rules! reg {
+            ($m:expr) => {
+                reg!(r, $m)
+            };
+            ($r:ident, $m:expr) => {{
+                let m = $m.map_err(MetricsError::Register)?;
+                $r.register(Box::new(m.clone()))
+                    .map_err(MetricsError::Register)?;
+                m
+            }};
+        }
+        let ic = |n: &str, h: &str, l: &[&str]| IntCounterVec::new(opts(n, h), l);
+        let cv = |n: &str, h: &str, l: &[&str]| CounterVec::new(opts(n, h), l);
+        let gv = |n: &str, h: &str, l: &[&str]| GaugeVec::new(opts(n, h), l);
+        let ig = |n: &str, h: &str, l: &[&str]| IntGaugeVec::new(opts(n, h), l);
+        let money = ["workspace", "instance", "currency"];
+        let m = Metrics {
+            up: reg!(IntGauge::new(
+                "lightsout_up",
+                "1 while lightsout runs and serves metrics."
+            )),
+            build_info: reg!(ig(
+                "lightsout_build_info",
+                "Always 1; the version label says which lightsout runs.",
+                &["version"]
+            )),
+            instances: reg!(ig(
+                "lightsout_instances",
+                "Compute instances by Azure state, at the latest pass.",
+                &["workspace", "state"]
+            )),
+            instance_running: reg!(
+                per_instance,
+                ig(
+                    "lightsout_instance_running",
+                    "1 when the compute instance is running (Running or JobRunning), 0 otherwise.",
+                    &["workspace", "instance", "vm_size"]
+                )
+            ),
+            instance_idle_seconds: reg!(
+                per_instance,
+                gv(
+                    "lightsout_instance_idle_seconds",
+                    "How long the running compute instance has been idle, in seconds (absent when unknown).",
+                    &["workspace", "instance"]
+                )
+            ),
+            instance_unpriced: reg!(
+                per_instance,
+                ig(
+                    "lightsout_instance_unpriced",
+                    "1 when no compute price is known for the instance's vm size: its compute cost is not counted.",
+                    &["workspace", "instance", "vm_size"]
+                )
+            ),
+            unpriced_instances: reg!(IntGauge::new(
+                "lightsout_unpriced_instances",
+                "Compute instances whose vm size has no known compute price."
+            )),
+            actions: reg!(ic(
+                "lightsout_actions_total",
+                "Start, stop and restart requests by lightsout, by outcome when sent (accepted, refused, failed, dry_run).",
+                &["workspace", "action", "reason", "outcome"]
+            )),
+            cost_accrued: reg!(
+                per_instance,
+                cv(
+                    "lightsout_cost_accrued_total",
+                    "Money spent while observed, at the running and stopped rates, in the currency label.",
+                    &money
+                )
+            ),
+            cost_avoided: reg!(
+                per_instance,
+                cv(
+                    "lightsout_cost_avoided_total",
+                    "Compute money not spent because lightsout stopped the instance, in the currency label.",
+                    &money
+                )
+            ),
+            idle_cost: reg!(
+                per_instance,
+                cv(
+                    "lightsout_idle_cost_total",
+                    "Compute money spent while the instance ran idle (5 minutes or more), in the currency label.",
+                    &money
+                )
+            ),
+            hourly_cost: reg!(
+                per_instance,
+                gv(
+                    "lightsout_hourly_cost",
+                    "Current burn rate per hour in the currency label (absent while the compute price is unknown).",
+                    &money
+                )
+            ),
+            arm_requests: reg!(ic(
+                "lightsout_arm_requests_total",
+                "HTTP requests to Azure Resource Manager by client operation and status code (error: no response).",
+                &["operation", "status"]
+            )),
+            arm_request_duration: reg!(HistogramVec::new(
+                HistogramOpts::new(
+                    "lightsout_arm_request_duration_seconds",
+                    "Time from sending an ARM request to its response headers, in seconds."
+                )
+                .buckets(REQUEST_BUCKETS.to_vec()),
+                &["operation"]
+            )),
+            reconcile_duration: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    "lightsout_reconcile_duration_seconds",
+                    "Duration of one reconcile pass (observe, decide, act, record), in seconds."
+                )
+                .buckets(PASS_BUCKETS.to_vec())
+            )),
+            last_reconcile: reg!(Gauge::new(
+                "lightsout_last_reconcile_timestamp_seconds",
+                "Unix time of the latest completed reconcile pass, in seconds."
+            )),
+            poll_interval: reg!(Gauge::new(
+                "lightsout_poll_interval_seconds",
+                "The configured poll interval, in seconds: a pass is due at least this often."
+            )),
+            passes: reg!(IntCounter::new(
+                "lightsout_reconcile_passes_total",
+                "Reconcile passes completed."
+            )),
+            observe_failures: reg!(ic(
+                "lightsout_workspace_observe_failures_total",
+                "Passes in which a workspace could not be listed (its instances were left alone).",
+                &["workspace"]
+            )),
+            prices_age: reg!(Gauge::new(
+                "lightsout_prices_age_seconds",
+                "Age of the oldest retail price in use, in seconds (0 for the table source)."
+            )),
+            price_requests: reg!(ic(
+                "lightsout_price_requests_total",
+                "Queries to the Azure Retail Prices API by outcome (ok, or the error kind).",
+                &["outcome"]
+            )),
+            state_errors: reg!(ic(
+                "lightsout_state_errors_total",
+                "Failed writes or reads of the state database by the accounting, by error kind.",
+                &["kind"]
+            )),
+            exported: Mutex::new(BTreeMap::new()),
+            states: Mutex::new(BTreeSet::new()),
+            last_size: AtomicUsize::new(0),
+            registry: r,
+            per_instance,
+            per_instance_text: RwLock::new(Arc::new(String::new())),
+        };
+        m.up.set(1);
+        m.build_info.with_label_values(&[version]).set(1);
+        Ok(m)
+    }
+
+    /// The registry of the process-wide families (for extra collectors in tests).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The exposition in the Prometheus text format (0.0.4): the process-wide families,
+    /// gathered now, then the per-instance families as of the latest pass.
+    pub fn render(&self) -> Result<String, MetricsError> {
+        let families = self.registry.gather();
+        let instances = self
+            .per_instance_text
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut text = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 4096);
+        TextEncoder::new()
+            .encode_utf8(&families, &mut text)
+            .map_err(MetricsError::Encode)?;
+        text.push_str(&instances);
+        self.last_size.store(text.len(), Ordering::Relaxed);
+        Ok(text)
+    }
+
+    /// Render the per-instance families for the scrapes until the next pass.
+    fn render_instances(&self) {
+        let families = self.per_instance.gather();
+        let mut text = String::with_capacity(self.last_size.load(Ordering::Relaxed));
+        match TextEncoder::new().encode_utf8(&families, &mut text) {
+            Ok(()) => {
+                *self
+                    .per_instance_text
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner()) = Arc::new(text);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{:#}", MetricsError::Encode(e)), "cannot render the per-instance metrics; serving the previous ones")
+            }
+        }
+    }
+
+    /// One finished ARM request (the client's `on_request` hook).
+    pub fn arm_request(&self, e: &RequestEvent) {
+        let status = e
+            .status
+            .map_or_else(|| "error".to_owned(), |s| s.to_string());
+        self.arm_requests
+            .with_label_values(&[e.operation, status.as_str()])
+            .inc();
+        self.arm_request_duration
+            .with_label_values(&[e.operation])
+            .observe(e.elapsed.as_secs_f64());
+    }
+
+    /// One query to the retail prices API.
+    pub fn price_request(&self, outcome: &str) {
+        self.price_requests.with_label_values(&[outcome]).inc();
+    }
+
+    /// The accounting could not use the state database.
+    pub fn state_error(&self, kind: &str) {
+        self.state_errors.with_label_values(&[kind]).inc();
+    }
+
+    /// Update everything a pass tells: instance series, actions, costs, loop health.
+    pub fn record_pass(&self, report: &PassReport, costs: &CostView, prices_age_seconds: f64) {
+        self.passes.inc();
+        self.reconcile_duration
+            .observe(report.duration.as_secs_f64());
+        if let Some(at) = report.at {
+            self.last_reconcile.set(at.as_millisecond() as f64 / 1000.0);
+        }
+        self.prices_age.set(prices_age_seconds);
+        for ws in &report.failed_workspaces {
+            self.observe_failures
+                .with_label_values(&[ws.as_str()])
+                .inc();
+        }
+        for a in &report.actions {
+            self.actions
+                .with_label_values(&[a.workspace.as_str(), a.action, a.reason, a.outcome])
+                .inc();
+        }
+        self.record_states(report);
+        self.record_instances(report, costs);
+        self.render_instances();
+    }
+
+    fn record_states(&self, report: &PassReport) {
+        let failed: BTreeSet<&str> = report
+            .failed_workspaces
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for row in &report.rows {
+            let state = match InstanceState::from_azure(&row.state) {
+                InstanceState::Other(_) => "Other".to_owned(),
+                s => s.as_str().to_owned(),
+            };
+            *counts.entry((row.workspace.clone(), state)).or_default() += 1;
+        }
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        // A state no longer seen in a listed workspace drops to 0 (kept, so a dashboard's
+        // line ends at 0 rather than vanishing).
+        for (ws, state) in states.iter() {
+            if !failed.contains(ws.as_str()) && !counts.contains_key(&(ws.clone(), state.clone())) {
+                self.instances
+                    .with_label_values(&[ws.as_str(), state.as_str()])
+                    .set(0);
+            }
+        }
+        for ((ws, state), n) in counts {
+            self.instances
+                .with_label_values(&[ws.as_str(), state.as_str()])
+                .set(n);
+            states.insert((ws, state));
+        }
+    }
+
+    fn record_instances(&self, report: &PassReport, costs: &CostView) {
+        let failed: BTreeSet<&str> = report
+            .failed_workspaces
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
+        let mut now: BTreeMap<InstanceKey, Exported> = BTreeMap::new();
+        let currency = costs.currency.as_str();
+        for row in &report.rows {
+            let key = InstanceKey::new(&row.workspace, &row.instance);
+            let (ws, inst) = (row.workspace.as_str(), row.instance.as_str());
+            let running = InstanceState::from_azure(&row.state).is_running();
+            self.instance_running
+                .with_label_values(&[ws, inst, row.vm_size.as_str()])
+                .set(i64::from(running));
+            let idle = running && row.idle_seconds.is_some();
+            if let (true, Some(s)) = (running, row.idle_seconds) {
+                self.instance_idle_seconds
+                    .with_label_values(&[ws, inst])
+                    .set(s as f64);
+            }
+            let cost = costs.instances.get(&key);
+            let unpriced = cost.is_some_and(|c| c.unpriced);
+            if unpriced {
+                self.instance_unpriced
+                    .with_label_values(&[ws, inst, row.vm_size.as_str()])
+                    .set(1);
+            }
+            let mut hourly = false;
+            if let Some(c) = cost {
+                sync_counter(&self.cost_accrued, &[ws, inst, currency], c.totals.accrued);
+                sync_counter(&self.cost_avoided, &[ws, inst, currency], c.totals.avoided);
+                sync_counter(&self.idle_cost, &[ws, inst, currency], c.totals.idle);
+                if let Some(h) = c.hourly {
+                    self.hourly_cost
+                        .with_label_values(&[ws, inst, currency])
+                        .set(h);
+                    hourly = true;
+                }
+            }
+            now.insert(
+                key,
+                Exported {
+                    vm_size: row.vm_size.clone(),
+                    currency: cost.map(|_| currency.to_owned()),
+                    hourly,
+                    idle,
+                    unpriced,
+                },
+            );
+        }
+        // Remove what no longer applies: gone instances (of listed workspaces), a changed vm
+        // size or currency, an idle time or price that is no longer known.
+        let mut keep: BTreeMap<InstanceKey, Exported> = BTreeMap::new();
+        for (key, old) in std::mem::take(&mut *exported) {
+            match now.get(&key) {
+                None if failed.contains(key.workspace.as_str()) => {
+                    keep.insert(key, old);
+                }
+                None => self.remove(&key, &old, None),
+                Some(new) => self.remove(&key, &old, Some(new)),
+            }
+        }
+        keep.extend(now);
+        *exported = keep;
+        self.unpriced_instances
+            .set(exported.values().filter(|e| e.unpriced).count() as i64);
+    }
+
+    /// Remove the series of `old` that `new` (the instance's series now) does not have.
+    fn remove(&self, key: &InstanceKey, old: &Exported, new: Option<&Exported>) {
+        let (ws, inst) = (key.workspace.as_str(), key.instance.as_str());
+        // Removing a series that does not exist is not an error worth reporting.
+        let gone_size = new.is_none_or(|n| n.vm_size != old.vm_size);
+        if gone_size {
+            drop(
+                self.instance_running
+                    .remove_label_values(&[ws, inst, old.vm_size.as_str()]),
+            );
+        }
+        if old.unpriced && (gone_size || new.is_some_and(|n| !n.unpriced)) {
+            drop(
+                self.instance_unpriced
+                    .remove_label_values(&[ws, inst, old.vm_size.as_str()]),
+            );
+        }
+        if old.idle && new.is_none_or(|n| !n.idle) {
+            drop(self.instance_idle_seconds.remove_label_values(&[ws, inst]));
+        }
+        if let Some(c) = &old.currency {
+            let gone_currency = new.is_none_or(|n| n.currency.as_ref() != Some(c));
+            let labels = [ws, inst, c.as_str()];
+            if gone_currency {
+                drop(self.cost_accrued.remove_label_values(&labels));
+                drop(self.cost_avoided.remove_label_values(&labels));
+                drop(self.idle_cost.remove_label_values(&labels));
+            }
+            if old.hourly && (gone_currency || new.is_some_and(|n| !n.hourly)) {
+                drop(self.hourly_cost.remove_label_values(&labels));
+            }
+        }
+    }
+}
+
+/// Bring a counter up to `target` (a durable total); counters never go down.
+fn sync_counter(c: &CounterVec, labels: &[&str], target: f64) {
+    let m = c.with_label_values(labels);
+    let diff = target - m.get();
+    if diff > 0.0 {
+        m.inc_by(diff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::{Amounts, InstanceCost};
+    use crate::plan::PlanRow;
+
+    fn row(ws: &str, instance: &str, state: &str, idle: Option<i64>) -> PlanRow {
+        PlanRow {
+            workspace: ws.into(),
+            instance: instance.into(),
+            state: state.into(),
+            vm_size: "Standard_DS3_v2".into(),
+            policy: None,
+            decision: "none",
+            action: None,
+            reason: "nothing_due",
+            skip: None,
+            catch_up: false,
+            idle_seconds: idle,
+            next: None,
+        }
+    }
+
+    fn costs(keys: &[(&str, &str, bool)]) -> CostView {
+        CostView {
+            currency: "USD".into(),
+            instances: keys
+                .iter()
+                .map(|(ws, i, unpriced)| {
+                    (
+                        InstanceKey::new(*ws, *i),
+                        InstanceCost {
+                            vm_size: "Standard_DS3_v2".into(),
+                            hourly: (!unpriced).then_some(0.3),
+                            unpriced: *unpriced,
+                            stopped_by_lightsout: false,
+                            idle: false,
+                            totals: Amounts {
+                                accrued: 1.5,
+                                ..Amounts::default()
+                            },
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn gone_instances_lose_their_series_unless_their_workspace_failed() {
+        let m = Metrics::new("1.2.3").unwrap();
+        let report = PassReport {
+            rows: vec![
+                row("a", "x", "Running", Some(400)),
+                row("a", "y", "Stopped", None),
+                row("b", "z", "Running", None),
+            ],
+            ..PassReport::default()
+        };
+        m.record_pass(
+            &report,
+            &costs(&[("a", "x", false), ("a", "y", true), ("b", "z", false)]),
+            0.0,
+        );
+        let text = m.render().unwrap();
+        assert!(text.contains("lightsout_build_info{version=\"1.2.3\"} 1"));
+        assert!(
+            text.contains(r#"lightsout_instance_idle_seconds{instance="x",workspace="a"} 400"#)
+        );
+        assert!(text.contains(
+            r#"lightsout_cost_accrued_total{currency="USD",instance="y",workspace="a"} 1.5"#
+        ));
+        assert!(text.contains("lightsout_unpriced_instances 1"));
+        assert!(text.contains(r#"lightsout_instances{state="Running",workspace="a"} 1"#));
+        // Next pass: y is gone from `a`; `b` could not be listed; x stopped.
+        let report = PassReport {
+            rows: vec![row("a", "x", "Stopped", None)],
+            failed_workspaces: vec!["b".into()],
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &costs(&[("a", "x", false)]), 0.0);
+        let text = m.render().unwrap();
+        assert!(!text.contains("instance=\"y\""), "{text}");
+        assert!(!text.contains("lightsout_instance_idle_seconds{"), "{text}");
+        assert!(text.contains("instance=\"z\""), "{text}");
+        assert!(text.contains("lightsout_unpriced_instances 0"));
+        assert!(text.contains(r#"lightsout_instances{state="Running",workspace="a"} 0"#));
+        assert!(text.contains(r#"lightsout_instances{state="Stopped",workspace="a"} 1"#));
+        assert!(text.contains(r#"lightsout_workspace_observe_failures_total{workspace="b"} 1"#));
+    }
+
+    #[test]
+    fn counters_follow_durable_totals_and_never_go_down() {
+        let m = Metrics::new("t").unwrap();
+        let report = PassReport {
+            rows: vec![row("a", "x", "Running", None)],
+            ..PassReport::default()
+        };
+        let mut c = costs(&[("a", "x", false)]);
+        m.record_pass(&report, &c, 0.0);
+        let labels = ["a", "x", "USD"];
+        assert_eq!(m.cost_accrued.with_label_values(&labels).get(), 1.5);
+        c.instances
+            .values_mut()
+            .for_each(|i| i.totals.accrued = 2.0);
+        m.record_pass(&report, &c, 0.0);
+        assert_eq!(m.cost_accrued.with_label_values(&labels).get(), 2.0);
+        c.instances
+            .values_mut()
+            .for_each(|i| i.totals.accrued = 1.0);
+        m.record_pass(&report, &c, 0.0);
+        assert_eq!(m.cost_accrued.with_label_values(&labels).get(), 2.0);
+    }
+}
