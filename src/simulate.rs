@@ -3,10 +3,11 @@
 //! The very code `lightsout run` uses (observe, decide, act, record) runs pass after pass;
 //! between passes the emulator's clock jumps to the daemon's next wake-up (the poll
 //! interval or the next schedule boundary), so a month takes seconds. Deterministic: one
-//! daemon, one emulator, virtual time, seeded faults. The cost summary integrates prices
-//! over the states seen at each pass.
+//! daemon, one emulator, virtual time, seeded faults. The cost summary is the daemon's own
+//! accounting (`cost::Accountant`) over the run.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,16 +16,12 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::azure::{ArmClientConfig, CredentialKind, RetryPolicy};
-use crate::config::{Config, PricingSettings};
-use crate::daemon::{ActionTaken, Daemon, DaemonOptions};
+use crate::config::Config;
+use crate::cost::{Accountant, CostView};
+use crate::pricing::PriceBook;
+use crate::daemon::{ActionTaken, Daemon, DaemonOptions, PassHook};
 use crate::emulator::{Emulator, EmulatorOptions, Fleet};
-use crate::model::InstanceKey;
-use crate::plan::PlanRow;
 use crate::store::Store;
-
-/// An instance counts as idle for cost once it has been idle this long: short pauses
-/// between notebook cells are not waste (15 minutes is also Azure's shortest idle shutdown).
-pub const IDLE_COST_GRACE_SECONDS: i64 = 15 * 60;
 
 /// Money over the simulated period, in the config's currency.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -34,7 +31,7 @@ pub struct CostSummary {
     pub spent: f64,
     /// Compute not spent because lightsout stopped the instance (until it next started).
     pub avoided: f64,
-    /// Compute spent while running idle (idle for at least 15 minutes).
+    /// Compute spent while running idle (see `cost::IDLE_COST_AFTER`).
     pub idle: f64,
     /// Compute if every instance had run the whole period.
     pub always_on: f64,
@@ -71,41 +68,50 @@ pub enum SimulateError {
     Daemon(#[source] crate::daemon::DaemonError),
 }
 
-/// Prices of one sample, per hour.
-fn rates(p: &PricingSettings, vm_size: &str) -> Option<f64> {
-    p.vm_hourly.get(&vm_size.to_ascii_lowercase()).copied()
+/// The pass hook of a simulation: the daemon's own accounting ([`Accountant`]) on the
+/// table prices, its latest figures kept for the summary.
+struct Accounting {
+    accountant: Accountant,
+    book: PriceBook,
+    latest: Arc<Mutex<CostView>>,
 }
 
-/// Add the cost of `row`'s state held for `hours` to `cost`.
-fn integrate(
-    cost: &mut CostSummary,
-    pricing: &PricingSettings,
-    row: &PlanRow,
-    stopped_by_us: bool,
-    hours: f64,
-    unpriced: &mut BTreeSet<String>,
-) {
-    let stopped_rate: f64 = pricing.stopped_hourly.values().sum();
-    let Some(compute) = rates(pricing, &row.vm_size) else {
-        unpriced.insert(row.vm_size.clone());
-        return;
+impl PassHook for Accounting {
+    fn after_pass(&mut self, cfg: &Config, report: &crate::daemon::PassReport, store: &mut Store) {
+        let view = match self.accountant.pass(cfg, report, &self.book, store) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot record costs");
+                self.accountant.view_with(&self.book)
+            }
+        };
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = view;
+    }
+}
+
+/// The summary of the accountant's totals; always-on prices every observed second of
+/// every instance at its compute rate.
+fn summarize(cfg: &Config, book: &PriceBook, view: &CostView) -> (CostSummary, Vec<String>) {
+    let mut cost = CostSummary {
+        currency: view.currency.clone(),
+        ..CostSummary::default()
     };
-    cost.always_on += compute * hours;
-    if row.state == "Stopped" {
-        cost.spent += stopped_rate * hours;
-        if stopped_by_us {
-            cost.avoided += compute * hours;
-        }
-    } else {
-        // Billed as allocated in every other state (running, starting, stopping, …).
-        cost.spent += compute * hours;
-        if row
-            .idle_seconds
-            .is_some_and(|s| s >= IDLE_COST_GRACE_SECONDS)
-        {
-            cost.idle += compute * hours;
+    let mut unpriced = BTreeSet::new();
+    for (key, c) in &view.instances {
+        cost.spent += c.totals.accrued;
+        cost.avoided += c.totals.avoided;
+        cost.idle += c.totals.idle;
+        let region = cfg.workspace(&key.workspace).and_then(|w| w.region.as_deref());
+        match book.compute_hourly(&c.vm_size, region).known() {
+            Some(p) => {
+                cost.always_on += p * (c.totals.running_seconds + c.totals.stopped_seconds) / 3600.0;
+            }
+            None => {
+                unpriced.insert(c.vm_size.clone());
+            }
         }
     }
+    (round_cost(cost), unpriced.into_iter().collect())
 }
 
 /// A period during which the daemon is not running (its memory survives, as across a
@@ -211,7 +217,7 @@ async fn run(
     let client = crate::connect::arm_client_with_env(&cfg.azure, client_config, &env)
         .map_err(SimulateError::Connect)?;
     let store = Store::open(&temp.join("state")).map_err(SimulateError::Store)?;
-    let pricing = cfg.pricing.clone();
+    let book = PriceBook::new(&cfg.pricing);
     let options = DaemonOptions {
         dry_run: false,
         follow_operations: false,
@@ -225,41 +231,18 @@ async fn run(
     )
     .map_err(SimulateError::Daemon)?;
 
-    let mut cost = CostSummary {
-        currency: pricing.currency.clone(),
-        ..CostSummary::default()
-    };
-    let mut unpriced = BTreeSet::new();
+    let latest = Arc::new(Mutex::new(CostView::default()));
+    daemon.set_hook(Box::new(Accounting {
+        accountant: Accountant::default(),
+        book: book.clone(),
+        latest: latest.clone(),
+    }));
     let mut actions = Vec::new();
-    let mut last: Option<(Timestamp, Vec<PlanRow>)> = None;
-    let mut stopped_by_us: BTreeSet<InstanceKey> = BTreeSet::new();
     let mut passes = 0usize;
     loop {
         let report = daemon.pass().await;
         passes += 1;
         let now = report.at.unwrap_or_else(|| emulator.now());
-        if let Some((then, rows)) = &last {
-            let hours = now.duration_since(*then).as_secs_f64() / 3600.0;
-            account(
-                &mut cost,
-                &pricing,
-                rows,
-                &stopped_by_us,
-                hours,
-                &mut unpriced,
-            );
-        }
-        for row in &report.rows {
-            let key = InstanceKey::new(&row.workspace, &row.instance);
-            if row.state != "Stopped" && row.state != "Stopping" {
-                stopped_by_us.remove(&key);
-            }
-        }
-        for a in &report.actions {
-            if a.action == "stop" {
-                stopped_by_us.insert(InstanceKey::new(&a.workspace, &a.instance));
-            }
-        }
         actions.extend(report.actions.iter().cloned());
         if now >= to {
             break;
@@ -273,31 +256,18 @@ async fn run(
         let Ok(step) = Duration::try_from(step) else {
             break;
         };
-        last = Some((now, report.rows));
         if emulator.advance_clock(step).is_err() {
             break;
         }
     }
+    let view = latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (cost, unpriced) = summarize(cfg, &book, &view);
     Ok(Simulation {
         actions,
-        cost: round_cost(cost),
-        unpriced: unpriced.into_iter().collect(),
+        cost,
+        unpriced,
         passes,
     })
-}
-
-fn account(
-    cost: &mut CostSummary,
-    pricing: &PricingSettings,
-    rows: &[PlanRow],
-    stopped_by_us: &BTreeSet<InstanceKey>,
-    hours: f64,
-    unpriced: &mut BTreeSet<String>,
-) {
-    for row in rows {
-        let ours = stopped_by_us.contains(&InstanceKey::new(&row.workspace, &row.instance));
-        integrate(cost, pricing, row, ours, hours, unpriced);
-    }
 }
 
 /// Cents are enough for a summary, and rounding makes the JSON stable across platforms.
