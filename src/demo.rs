@@ -19,10 +19,15 @@ use crate::azure::wire::UnderlyingResourceAction;
 use crate::azure::{ArmClient, ArmClientConfig, CredentialKind};
 use crate::cli::DemoArgs;
 use crate::config::Config;
+use crate::cost::Accountant;
 use crate::daemon::{Daemon, DaemonOptions};
 use crate::emulator::{Emulator, EmulatorOptions, Fleet, RunningEmulator};
+use crate::exporter::{Exporter, Shared};
+use crate::http;
+use crate::metrics::Metrics;
 use crate::model::WorkspaceRef;
 use crate::plan::PlanRow;
+use crate::pricing::{PriceBook, SharedBook};
 use crate::store::Store;
 
 /// The demo's configuration, as shipped in `config/demo.toml`.
@@ -106,7 +111,13 @@ async fn story(
     cfg.azure.tenant_id = Some(ready.tenant_id.clone());
     cfg.azure.client_id = Some(ready.client_id.clone());
     let env = move |name: &str| (name == "AZURE_CLIENT_SECRET").then(|| secret.clone());
-    let client = crate::connect::arm_client_with_env(&cfg.azure, ArmClientConfig::default(), &env)?;
+    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))?);
+    let m = metrics.clone();
+    let client_config = ArmClientConfig {
+        on_request: Some(Arc::new(move |e| m.arm_request(e))),
+        ..ArmClientConfig::default()
+    };
+    let client = crate::connect::arm_client_with_env(&cfg.azure, client_config, &env)?;
     println!(
         "lightsout demo: an emulated Azure ML workspace at {}, its clock running {}x (Ctrl-C ends it)",
         ready.endpoint, args.speed
@@ -124,7 +135,7 @@ async fn story(
     }
     tokio::select! {
         () = stop.cancelled() => Ok(()),
-        r = daemon_part(args, cfg, client, emulator, temp, stop) => r,
+        r = daemon_part(args, cfg, client, metrics, emulator, temp, stop) => r,
     }
 }
 
@@ -219,6 +230,7 @@ async fn daemon_part(
     args: &DemoArgs,
     cfg: &Config,
     client: ArmClient,
+    metrics: Arc<Metrics>,
     emulator: &Arc<RunningEmulator>,
     temp: &std::path::Path,
     stop: &CancellationToken,
@@ -236,6 +248,7 @@ async fn daemon_part(
         dry_run: false,
         follow_operations: false,
     };
+    let accountant = Accountant::load(&store)?;
     let mut daemon = Daemon::new(
         cfg.clone(),
         client,
@@ -243,6 +256,31 @@ async fn daemon_part(
         options,
         Arc::new(emulator.clock()),
     )?;
+    let shared = Shared::new(
+        metrics,
+        daemon.status(),
+        cfg.daemon.poll_interval,
+        emulator.now(),
+    );
+    let book: SharedBook = Arc::new(std::sync::Mutex::new(PriceBook::new(&cfg.pricing)));
+    let (seen_tx, _seen_rx) = tokio::sync::watch::channel(Default::default());
+    daemon.set_hook(Box::new(Exporter::new(
+        accountant,
+        book,
+        shared.clone(),
+        seen_tx,
+    )));
+    // The configured port, or any free one if it is taken (another lightsout, say).
+    let listener = match http::bind(cfg.http.listen).await {
+        Ok(l) => l,
+        Err(_) => http::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?,
+    };
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(http::serve(listener, shared.clone(), stop.child_token()));
+    say(
+        emulator,
+        &format!("        metrics at {url}/metrics, decisions at {url}/v1/status"),
+    );
     let end = emulator.now().checked_add(
         SignedDuration::try_from(args.duration).unwrap_or(SignedDuration::from_hours(2)),
     )?;
@@ -271,6 +309,22 @@ async fn daemon_part(
         }
     }
     summary(&last_rows, emulator);
+    let costs = shared
+        .costs
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let total = |f: fn(&crate::cost::Amounts) -> f64| -> f64 {
+        costs.instances.values().map(|c| f(&c.totals)).sum()
+    };
+    println!(
+        "  money ({}): spent {:.2}, avoided {:.2}, burned idle {:.2}",
+        costs.currency,
+        total(|a| a.accrued),
+        total(|a| a.avoided),
+        total(|a| a.idle)
+    );
+    server.abort();
     Ok(())
 }
 

@@ -7,9 +7,9 @@
 //! accounting (`cost::Accountant`) over the run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -18,9 +18,9 @@ use serde::Serialize;
 use crate::azure::{ArmClientConfig, CredentialKind, RetryPolicy};
 use crate::config::Config;
 use crate::cost::{Accountant, CostView};
-use crate::pricing::PriceBook;
 use crate::daemon::{ActionTaken, Daemon, DaemonOptions, PassHook};
 use crate::emulator::{Emulator, EmulatorOptions, Fleet};
+use crate::pricing::PriceBook;
 use crate::store::Store;
 
 /// Money over the simulated period, in the config's currency.
@@ -101,10 +101,13 @@ fn summarize(cfg: &Config, book: &PriceBook, view: &CostView) -> (CostSummary, V
         cost.spent += c.totals.accrued;
         cost.avoided += c.totals.avoided;
         cost.idle += c.totals.idle;
-        let region = cfg.workspace(&key.workspace).and_then(|w| w.region.as_deref());
+        let region = cfg
+            .workspace(&key.workspace)
+            .and_then(|w| w.region.as_deref());
         match book.compute_hourly(&c.vm_size, region).known() {
             Some(p) => {
-                cost.always_on += p * (c.totals.running_seconds + c.totals.stopped_seconds) / 3600.0;
+                cost.always_on +=
+                    p * (c.totals.running_seconds + c.totals.stopped_seconds) / 3600.0;
             }
             None => {
                 unpriced.insert(c.vm_size.clone());

@@ -24,6 +24,8 @@ fn demo_stops_the_idle_keeps_the_busy_skips_the_held() {
         "ci-erin    Running     held by its owner: not stopped",
         "ci-frank   Running     opted out",
         "ci-dave    Stopped",
+        "metrics at http://127.0.0.1:",
+        "money (USD): spent ",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
