@@ -32,6 +32,10 @@ fn main() -> ExitCode {
             Command::Ci(cmd) => commands::ci(cmd).await,
             Command::Demo(args) => commands::demo(args).await,
             Command::Audit(args) => commands::audit(&args),
+            Command::Doctor(args) => commands::doctor(&args).await,
+            Command::Healthcheck(args) => commands::healthcheck(&args).await,
+            Command::Completions(args) => commands::completions(&args),
+            Command::Manpage => commands::manpage(),
         }
     });
     match result {
