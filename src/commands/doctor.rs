@@ -121,7 +121,11 @@ pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
         Err(e) => {
             list.line(
                 Mark::Fail,
-                &format!("credential ({}): {e:#}", cfg.azure.credential.as_str()),
+                &format!(
+                    "credential ({}): {}",
+                    cfg.azure.credential.as_str(),
+                    error_chain(&e)
+                ),
                 Some(&credential_fix(&cfg.azure)),
             );
             return list.finish();
@@ -265,7 +269,9 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 fn credential_fix(azure: &AzureSettings) -> String {
     let secret = "service principal: set tenant_id and client_id, and the secret in \
                   AZURE_CLIENT_SECRET or the file named by client_secret_file (under systemd: \
-                  /etc/lightsout/client-secret with client_secret_file = \"client-secret\")";
+                  /etc/lightsout/client-secret with client_secret_file = \"client-secret\"; \
+                  outside the service run `CREDENTIALS_DIRECTORY=/etc/lightsout lightsout doctor` \
+                  as root so that the relative name resolves the same way)";
     let managed = "managed identity: enable a system-assigned identity on the VM, or attach a \
                    user-assigned one and set client_id to its client id";
     let workload = "workload identity: annotate the service account with \
