@@ -3,6 +3,9 @@
 //! Order of checks, as ARM does it: injected faults, authentication (401), throttling
 //! (429), `api-version` (400), RBAC on the request scope (403), then the resource provider
 //! (404, 409, 400, success). Fixed path segments match case-insensitively.
+//!
+//! Also `GET {workspace}/providers/Microsoft.Authorization/permissions`: the caller's own
+//! `actions` from the fleet, as ARM's permissions API answers (`lightsout doctor` asks it).
 
 use std::time::Duration;
 
