@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: check fmt fmt-check lint test test-rust test-python python-deps build release demo test-prometheus bench
+.PHONY: check fmt fmt-check lint test test-rust test-python python-deps build release demo test-prometheus bench packaging deb
 
 check: fmt-check lint test
 
@@ -43,3 +43,11 @@ test-prometheus:
 bench:
 	$(CARGO) bench --bench decide
 	$(CARGO) bench --bench metrics
+# Issue 7: unit, Dockerfile, Kubernetes manifests and the Debian package (root installs it
+# with dpkg -i, checks it and purges it). CI runs it after `make check`.
+packaging:
+	bash tests/packaging/run.sh
+
+# Only build the .deb (after `make release`).
+deb: release
+	tests/packaging/build-deb.sh

@@ -51,6 +51,35 @@ pub enum Command {
     Audit(AuditArgs),
     /// Money accrued, avoided and burned idle, from the state database.
     Report(ReportArgs),
+    /// Check config, credential, ARM and the identity's RBAC actions per workspace; print a
+    /// checklist with the fix for each failure.
+    Doctor(ConfigArg),
+    /// Ask the running daemon's /healthz; exit 0 when healthy, 1 otherwise (for HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout.
+    #[command(hide = true)]
+    Manpage,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// URL to ask instead of http://<[http] listen>/healthz from the config.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<url::Url>,
+    /// Give up after this long.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Which shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

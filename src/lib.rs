@@ -16,6 +16,7 @@
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
 //! - [`policy`]: validated policies and which instance each governs.
+//! - [`doctor`]: which RBAC actions a config needs and how granted ones measure up (pure).
 //! - [`decide`]: the pure decision for one instance; [`memory`]: what is remembered between passes.
 //! - [`preview`]: a policy's upcoming changes for `lightsout preview`; [`clock`]: the one wall-clock read.
 //! - [`store`]: durable memory and audit log (SQLite under `daemon.state_dir`).
@@ -37,6 +38,7 @@ pub mod cost;
 pub mod daemon;
 pub mod decide;
 pub mod demo;
+pub mod doctor;
 pub mod emulator;
 pub mod exporter;
 pub mod http;

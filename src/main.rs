@@ -34,6 +34,10 @@ fn main() -> ExitCode {
             Command::Demo(args) => commands::demo(args).await,
             Command::Audit(args) => commands::audit(&args),
             Command::Report(args) => commands::report(&args),
+            Command::Doctor(args) => commands::doctor(&args).await,
+            Command::Healthcheck(args) => commands::healthcheck(&args).await,
+            Command::Completions(args) => commands::completions(&args),
+            Command::Manpage => commands::manpage(),
         }
     });
     match result {

@@ -30,7 +30,7 @@ use super::lro::{self, Accepted, PollOutcome, PollVia};
 use super::retry::{self, RetryDecision, RetryPolicy};
 use super::wire::{
     AsyncOperationStatus, ComputeList, ComputeResource, ComputeSchedules, IdleShutdownSetting,
-    UnderlyingResourceAction,
+    Permission, PermissionList, UnderlyingResourceAction,
 };
 use crate::model::WorkspaceRef;
 
@@ -39,6 +39,8 @@ pub const API_VERSION: &str = "2025-12-01";
 /// API version for `updateSchedules`: the newest one whose spec has the operation
 /// (only 2021-07-01 among the versions we have examples for).
 pub const SCHEDULES_API_VERSION: &str = "2021-07-01";
+/// API version of `Microsoft.Authorization/permissions` (what the caller may do at a scope).
+pub const PERMISSIONS_API_VERSION: &str = "2022-04-01";
 /// Default delay between polls when the server gives no `Retry-After`.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Default cap on a server-requested poll delay.
@@ -396,6 +398,51 @@ impl ArmClient {
         let url = self.compute_url(OP, ws, name, "/updateSchedules", SCHEDULES_API_VERSION, &[])?;
         let body = encode(OP, schedules)?;
         self.mutate(OP, Method::POST, &url, Some(body)).await
+    }
+
+    /// Acquires an access token for the ARM scope and drops it: proves the credential works
+    /// (`lightsout doctor`). The token is never shown.
+    pub async fn check_token(&self) -> Result<(), AzureError> {
+        self.bearer("acquire_token", false).await.map(drop)
+    }
+
+    /// What the calling identity may do at the workspace's scope:
+    /// `GET {workspace}/providers/Microsoft.Authorization/permissions`, following `nextLink`.
+    /// Every role assignment that applies (inherited ones included) is one entry.
+    pub async fn workspace_permissions(
+        &self,
+        ws: &WorkspaceRef,
+    ) -> Result<Vec<Permission>, AzureError> {
+        const OP: &str = "list_permissions";
+        let mut url = self.inner.endpoint.url(
+            OP,
+            &format!(
+                "{}/providers/Microsoft.Authorization/permissions",
+                ws.arm_path()
+            ),
+            &[("api-version", PERMISSIONS_API_VERSION)],
+        )?;
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for _ in 0..self.inner.config.max_pages {
+            let r = self.send(OP, Method::GET, &url, None).await?;
+            let page: PermissionList = decode(OP, "permission list", &r.body)?;
+            out.extend(page.value);
+            let Some(link) = page.next_link.filter(|l| !l.trim().is_empty()) else {
+                return Ok(out);
+            };
+            url = lro::check_url(OP, link.trim(), self.inner.endpoint.base())?;
+            if !seen.insert(url.as_str().to_owned()) {
+                return Err(AzureError::Protocol {
+                    operation: OP,
+                    reason: "nextLink loop".to_owned(),
+                });
+            }
+        }
+        Err(AzureError::Protocol {
+            operation: OP,
+            reason: format!("more than {} pages", self.inner.config.max_pages),
+        })
     }
 
     /// Polls a pending operation once. A `Completed` operation reports `Succeeded`.

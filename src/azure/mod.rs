@@ -28,8 +28,8 @@ pub use auth::{
     build_credential, build_http_client,
 };
 pub use client::{
-    API_VERSION, ArmClient, ArmClientConfig, ArmEndpoint, RateLimitSnapshot, RequestEvent,
-    RequestHook, SCHEDULES_API_VERSION,
+    API_VERSION, ArmClient, ArmClientConfig, ArmEndpoint, PERMISSIONS_API_VERSION,
+    RateLimitSnapshot, RequestEvent, RequestHook, SCHEDULES_API_VERSION,
 };
 pub use error::{ArmError, AzureError, TransportKind};
 pub use lro::{Accepted, PollOutcome, PollVia};

@@ -768,6 +768,77 @@ pub struct ComputeList {
     pub next_link: Option<String>,
 }
 
+/// One entry of `GET {scope}/providers/Microsoft.Authorization/permissions`: what one role
+/// assignment (or deny assignment) lets the caller do at that scope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Permission {
+    /// Allowed control-plane action patterns (`*` wildcards).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub actions: Vec<String>,
+    /// Patterns carved out of `actions` of this same entry.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub not_actions: Vec<String>,
+    /// Data-plane actions (unused by lightsout; kept for completeness).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub data_actions: Vec<String>,
+    /// Data-plane carve-outs.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub not_data_actions: Vec<String>,
+}
+
+impl Permission {
+    /// Whether this entry grants `action`: some `actions` pattern matches and no `notActions`
+    /// pattern does (ARM's evaluation, per entry; case-insensitive, `*` matches any run).
+    pub fn grants(&self, action: &str) -> bool {
+        self.actions.iter().any(|p| action_matches(p, action))
+            && !self.not_actions.iter().any(|p| action_matches(p, action))
+    }
+}
+
+/// Whether the caller's permissions grant `action` through any entry.
+pub fn permissions_grant(permissions: &[Permission], action: &str) -> bool {
+    permissions.iter().any(|p| p.grants(action))
+}
+
+/// Whether the RBAC action pattern `pattern` covers `action` (`*` matches any run of characters,
+/// ASCII case ignored), as in role definitions.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    let p = pattern.to_ascii_lowercase().into_bytes();
+    let s = action.to_ascii_lowercase().into_bytes();
+    // Iterative wildcard match, backtracking to the last `*`.
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if p.get(pi) == Some(&b'*') {
+            star = Some((pi, si));
+            pi += 1;
+        } else if p.get(pi) == s.get(si) {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// One page of the permissions list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionList {
+    /// The entries on this page.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub value: Vec<Permission>,
+    /// Absolute URL of the next page, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}
+
 /// Body of `updateIdleShutdownSetting`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -808,4 +879,47 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod permission_tests {
+    use super::*;
+
+    const START: &str = "Microsoft.MachineLearningServices/workspaces/computes/start/action";
+    const READ: &str = "Microsoft.MachineLearningServices/workspaces/computes/read";
+
+    #[test]
+    fn patterns() {
+        assert!(action_matches("*", START));
+        assert!(action_matches(
+            "microsoft.machinelearningservices/workspaces/computes/*",
+            START
+        ));
+        assert!(action_matches("*/read", READ));
+        assert!(!action_matches("*/read", START));
+        assert!(!action_matches(READ, START));
+        assert!(action_matches(
+            "Microsoft.MachineLearningServices/*/action",
+            START
+        ));
+    }
+
+    #[test]
+    fn not_actions_carve_out_of_their_own_entry_only() {
+        let body = br#"{"value":[
+            {"actions":["*"],"notActions":["Microsoft.MachineLearningServices/workspaces/computes/start/action"],"dataActions":[],"notDataActions":[]},
+            {"actions":null,"notActions":[]}
+        ]}"#;
+        let list: PermissionList = serde_json::from_slice(body).unwrap();
+        assert!(permissions_grant(&list.value, READ));
+        assert!(!permissions_grant(&list.value, START));
+        let more = Permission {
+            actions: vec![START.to_owned()],
+            ..Permission::default()
+        };
+        let mut all = list.value.clone();
+        all.push(more);
+        assert!(permissions_grant(&all, START));
+        assert!(!permissions_grant(&[], READ));
+    }
 }

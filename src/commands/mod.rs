@@ -4,7 +4,10 @@
 
 mod audit;
 pub(crate) mod ci;
+mod docs;
+mod doctor;
 mod emulator;
+mod health;
 mod plan;
 mod preview;
 mod report;
@@ -14,7 +17,10 @@ mod validate;
 
 pub use audit::audit;
 pub use ci::ci;
+pub use docs::{completions, manpage};
+pub use doctor::doctor;
 pub use emulator::emulator;
+pub use health::healthcheck;
 pub use plan::plan;
 pub use preview::preview;
 pub use report::report;

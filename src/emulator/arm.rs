@@ -3,6 +3,9 @@
 //! Order of checks, as ARM does it: injected faults, authentication (401), throttling
 //! (429), `api-version` (400), RBAC on the request scope (403), then the resource provider
 //! (404, 409, 400, success). Fixed path segments match case-insensitively.
+//!
+//! Also `GET {workspace}/providers/Microsoft.Authorization/permissions`: the caller's own
+//! `actions` from the fleet, as ARM's permissions API answers (`lightsout doctor` asks it).
 
 use std::time::Duration;
 
@@ -292,6 +295,13 @@ fn workspace_route(shared: &Shared, req: &Req, idx: usize, v: &str) -> Response 
     let ws_scope =
         format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{NS}/workspaces/{wsn}");
     let n = req.segs.len();
+    if n == 11
+        && req.segs[8].eq_ignore_ascii_case("providers")
+        && req.segs[9].eq_ignore_ascii_case("Microsoft.Authorization")
+        && req.segs[10].eq_ignore_ascii_case("permissions")
+    {
+        return permissions(shared, req, idx, sub, rg, wsn);
+    }
     let computes = n >= 9 && req.segs[8].eq_ignore_ascii_case("computes");
     if n > 8 && !computes || n > 11 {
         return arm_error(
@@ -386,6 +396,35 @@ fn workspace_route(shared: &Shared, req: &Req, idx: usize, v: &str) -> Response 
         },
         _ => post(shared, &mut inner, req, wi, v, now),
     }
+}
+
+/// `GET {workspace}/providers/Microsoft.Authorization/permissions`: the caller's own
+/// permissions at the workspace scope, from its fleet `actions`, in ARM's shape. Any
+/// authenticated principal may ask about itself (no RBAC check, as in Azure, where listing
+/// one's own permissions needs no role).
+fn permissions(shared: &Shared, req: &Req, idx: usize, sub: &str, rg: &str, wsn: &str) -> Response {
+    if req.method != Method::GET {
+        return method_not_allowed(req);
+    }
+    let known = {
+        let inner = shared.lock();
+        inner.find_ws(sub, rg, wsn).is_some()
+    };
+    if !known {
+        return not_found_resource(&format!("{NS}/workspaces/{wsn}"), rg);
+    }
+    let actions = &shared.fleet.principals[idx].actions;
+    let value = if actions.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({
+            "actions": actions,
+            "notActions": [],
+            "dataActions": [],
+            "notDataActions": [],
+        })]
+    };
+    json(StatusCode::OK, &json!({ "value": value }))
 }
 
 fn workspace_json(ws: &WsState) -> Value {

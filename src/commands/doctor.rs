@@ -1,0 +1,318 @@
+//! `lightsout doctor`: a checklist of everything the daemon needs from its environment: the
+//! config, a token, ARM, and per workspace the RBAC actions this config uses (asked of Azure's
+//! `Microsoft.Authorization/permissions` API). Every failure comes with its fix; any failure
+//! makes the exit code non-zero (78 for a bad config, else 1).
+
+use std::time::Duration;
+
+use crate::azure::{ArmClient, ArmClientConfig, AzureError, CredentialKind, RetryPolicy};
+use crate::cli::ConfigArg;
+use crate::config::{self, AzureSettings, Workspace};
+use crate::connect;
+use crate::doctor::{self, Need, Verdict};
+
+use super::validate::config_path;
+
+/// One line of the checklist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Ok,
+    Fail,
+    Warn,
+}
+
+/// Prints the checklist on stdout and counts failures.
+#[derive(Debug, Default)]
+struct Checklist {
+    failures: usize,
+    warnings: usize,
+}
+
+impl Checklist {
+    fn line(&mut self, mark: Mark, what: &str, fix: Option<&str>) {
+        let tag = match mark {
+            Mark::Ok => "[ ok ]",
+            Mark::Fail => {
+                self.failures += 1;
+                "[FAIL]"
+            }
+            Mark::Warn => {
+                self.warnings += 1;
+                "[warn]"
+            }
+        };
+        println!("{tag} {what}");
+        if let Some(fix) = fix {
+            println!("       fix: {fix}");
+        }
+    }
+
+    fn finish(&self) -> anyhow::Result<()> {
+        println!();
+        if self.failures == 0 {
+            println!(
+                "all checks passed ({} warning{})",
+                self.warnings,
+                if self.warnings == 1 { "" } else { "s" }
+            );
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "{} check{} failed",
+                self.failures,
+                if self.failures == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+/// Run every check; see the module doc.
+pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
+    let mut list = Checklist::default();
+    let path = config_path(arg);
+    let cfg = match config::load(&path) {
+        Ok((cfg, warnings)) => {
+            list.line(
+                Mark::Ok,
+                &format!(
+                    "config {}: valid ({} workspaces, {} policies)",
+                    path.display(),
+                    cfg.workspaces.len(),
+                    cfg.policies.len()
+                ),
+                None,
+            );
+            for w in &warnings {
+                list.line(Mark::Warn, &w.render(&path), None);
+            }
+            cfg
+        }
+        Err(e) => {
+            list.line(
+                Mark::Fail,
+                &format!("config {}", path.display()),
+                Some("correct the problems below (`lightsout validate` lists them all)"),
+            );
+            return Err(e.into());
+        }
+    };
+    if cfg.workspaces.is_empty() {
+        list.line(
+            Mark::Fail,
+            "no [[workspace]] configured",
+            Some("add one [[workspace]] per Azure ML workspace to the config"),
+        );
+        return list.finish();
+    }
+
+    let client_config = ArmClientConfig {
+        retry: RetryPolicy::try_new(
+            2,
+            Duration::from_millis(500),
+            Duration::from_secs(5),
+            0.2,
+            Duration::from_secs(10),
+        )
+        .unwrap_or_default(),
+        ..ArmClientConfig::default()
+    };
+    let client = match connect::arm_client(&cfg.azure, client_config) {
+        Ok(c) => c,
+        Err(e) => {
+            list.line(
+                Mark::Fail,
+                &format!(
+                    "credential ({}): {}",
+                    cfg.azure.credential.as_str(),
+                    error_chain(&e)
+                ),
+                Some(&credential_fix(&cfg.azure)),
+            );
+            return list.finish();
+        }
+    };
+
+    match client.check_token().await {
+        Ok(()) => list.line(
+            Mark::Ok,
+            &format!(
+                "token: acquired for {} (credential {})",
+                client.endpoint().scope(),
+                cfg.azure.credential.as_str()
+            ),
+            None,
+        ),
+        Err(e) => {
+            list.line(
+                Mark::Fail,
+                &format!(
+                    "token ({}): {}",
+                    cfg.azure.credential.as_str(),
+                    error_chain(&e)
+                ),
+                Some(&credential_fix(&cfg.azure)),
+            );
+            return list.finish();
+        }
+    }
+
+    let needs = doctor::needs(&cfg);
+    let assignee = cfg
+        .azure
+        .client_id
+        .clone()
+        .or_else(|| std::env::var("AZURE_CLIENT_ID").ok())
+        .unwrap_or_else(|| "<object id of the identity>".to_owned());
+    for ws in &cfg.workspaces {
+        check_workspace(&mut list, &client, &cfg.azure, ws, &needs, &assignee).await;
+    }
+    list.finish()
+}
+
+async fn check_workspace(
+    list: &mut Checklist,
+    client: &ArmClient,
+    azure: &AzureSettings,
+    ws: &Workspace,
+    needs: &[Need],
+    assignee: &str,
+) {
+    let scope = ws.reference.arm_path();
+    println!();
+    println!("workspace {} ({})", ws.name, ws.reference);
+    let permissions = match client.workspace_permissions(&ws.reference).await {
+        Ok(p) => {
+            list.line(
+                Mark::Ok,
+                &format!("ARM reached at {}", azure.arm_endpoint),
+                None,
+            );
+            p
+        }
+        Err(e) => {
+            let fix = arm_fix(&e, azure, &scope, assignee);
+            list.line(
+                Mark::Fail,
+                &format!("permissions at the workspace: {}", error_chain(&e)),
+                Some(&fix),
+            );
+            return;
+        }
+    };
+    let verdicts = doctor::evaluate(needs, &permissions);
+    for (need, verdict) in &verdicts {
+        match verdict {
+            Verdict::Granted => list.line(
+                Mark::Ok,
+                &format!("{}: {}", need.action, need.feature),
+                None,
+            ),
+            Verdict::Missing => list.line(
+                Mark::Fail,
+                &format!("{} missing, needed for: {}", need.action, need.feature),
+                Some(&doctor::grant_fix(need.action)),
+            ),
+            Verdict::NotNeeded => list.line(
+                Mark::Warn,
+                &format!(
+                    "{} not granted: unused by this config ({})",
+                    need.action, need.unused_because
+                ),
+                None,
+            ),
+        }
+    }
+    if verdicts.iter().any(|(_, v)| *v == Verdict::Missing) {
+        println!("       to grant everything lightsout needs here:");
+        for command in doctor::role_fix(&scope, assignee) {
+            println!("         {command}");
+        }
+    }
+    let can_read = verdicts
+        .iter()
+        .any(|(n, v)| n.action == doctor::READ && *v == Verdict::Granted);
+    if can_read {
+        match client.list_computes(&ws.reference).await {
+            Ok(computes) => list.line(
+                Mark::Ok,
+                &format!("list computes: {} found", computes.len()),
+                None,
+            ),
+            Err(e) => {
+                let fix = arm_fix(&e, azure, &scope, assignee);
+                list.line(
+                    Mark::Fail,
+                    &format!("list computes: {}", error_chain(&e)),
+                    Some(&fix),
+                );
+            }
+        }
+    }
+}
+
+/// The error and its sources, on one line.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// What to do when no credential or token could be had, by credential kind.
+fn credential_fix(azure: &AzureSettings) -> String {
+    let secret = "service principal: set tenant_id and client_id, and the secret in \
+                  AZURE_CLIENT_SECRET or the file named by client_secret_file (under systemd: \
+                  /etc/lightsout/client-secret with client_secret_file = \"client-secret\"; \
+                  outside the service run `CREDENTIALS_DIRECTORY=/etc/lightsout lightsout doctor` \
+                  as root so that the relative name resolves the same way)";
+    let managed = "managed identity: enable a system-assigned identity on the VM, or attach a \
+                   user-assigned one and set client_id to its client id";
+    let workload = "workload identity: annotate the service account with \
+                    azure.workload.identity/client-id, label the pod \
+                    azure.workload.identity/use: \"true\", and check that AZURE_FEDERATED_TOKEN_FILE \
+                    is set in the container";
+    let cli = "Azure CLI: run `az login` as the user that runs lightsout";
+    match azure.credential {
+        CredentialKind::ClientSecret => secret.to_owned(),
+        CredentialKind::ManagedIdentity => managed.to_owned(),
+        CredentialKind::WorkloadIdentity => workload.to_owned(),
+        CredentialKind::AzureCli => cli.to_owned(),
+        CredentialKind::Auto => format!(
+            "credential = \"auto\" tried each in turn; set the one you mean explicitly. {secret}; {workload}; {managed}; {cli}"
+        ),
+    }
+}
+
+/// What to do about a failed ARM call at `scope`.
+fn arm_fix(e: &AzureError, azure: &AzureSettings, scope: &str, assignee: &str) -> String {
+    match e.status() {
+        Some(401) => format!(
+            "ARM refused the token: check that tenant_id is the tenant of the subscription, and that arm_endpoint ({}) matches the cloud of authority_host",
+            azure.arm_endpoint
+        ),
+        Some(403) => {
+            let action = e
+                .missing_action()
+                .unwrap_or_else(|| doctor::PERMISSIONS_READ.to_owned());
+            let [create, assign] = doctor::role_fix(scope, assignee);
+            format!("grant {action} to the identity at this workspace: {create}; then {assign}")
+        }
+        Some(404) => "check subscription_id, resource_group and workspace of this [[workspace]] (the workspace's own name, not its alias)".to_owned(),
+        Some(429) => "ARM is throttling this subscription; try again in a minute".to_owned(),
+        Some(_) => "ARM answered with an error; try again, and quote the request id above to Azure support if it persists".to_owned(),
+        None => match e {
+            AzureError::Auth { .. } => credential_fix(azure),
+            _ => format!(
+                "cannot talk to {}: check DNS, the firewall or proxy (HTTPS_PROXY), and for a private CA set ca_file",
+                azure.arm_endpoint
+            ),
+        },
+    }
+}
