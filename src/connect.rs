@@ -16,6 +16,8 @@ pub enum ConnectError {
     Auth(#[source] AuthError),
     #[error("invalid ARM endpoint")]
     Endpoint(#[source] AzureError),
+    #[error("the emulator's first principal has no client secret")]
+    NoSecret,
 }
 
 /// A client for the ARM endpoint of `settings`, authenticated as they say, with
@@ -41,4 +43,26 @@ pub fn arm_client_with_env(
     let endpoint =
         ArmEndpoint::new(settings.arm_endpoint.clone()).map_err(ConnectError::Endpoint)?;
     Ok(ArmClient::new(http, credential, endpoint, config))
+}
+
+/// Point `settings` at an in-process emulator (its endpoint for ARM and Entra ID, its CA,
+/// its first principal) and build a client for it. The secret is handed over directly,
+/// never through the process environment.
+pub fn emulator_client(
+    settings: &mut AzureSettings,
+    emulator: &crate::emulator::RunningEmulator,
+    config: ArmClientConfig,
+) -> Result<ArmClient, ConnectError> {
+    let ready = emulator.ready();
+    let secret = ready.client_secret.clone().ok_or(ConnectError::NoSecret)?;
+    let endpoint = url::Url::parse(&ready.endpoint).map_err(|_| ConnectError::NoSecret)?;
+    settings.arm_endpoint = endpoint.clone();
+    settings.authority_host = endpoint;
+    settings.ca_file = emulator.ca_file().map(std::path::Path::to_path_buf);
+    settings.credential = crate::azure::CredentialKind::ClientSecret;
+    settings.tenant_id = Some(ready.tenant_id);
+    settings.client_id = Some(ready.client_id);
+    settings.client_secret_file = None;
+    let env = move |name: &str| (name == "AZURE_CLIENT_SECRET").then(|| secret.clone());
+    arm_client_with_env(settings, config, &env)
 }

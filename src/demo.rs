@@ -16,12 +16,12 @@ use jiff::SignedDuration;
 use tokio_util::sync::CancellationToken;
 
 use crate::azure::wire::UnderlyingResourceAction;
-use crate::azure::{ArmClient, ArmClientConfig, CredentialKind};
+use crate::azure::{ArmClient, ArmClientConfig};
 use crate::cli::DemoArgs;
 use crate::config::Config;
 use crate::cost::Accountant;
 use crate::daemon::{Daemon, DaemonOptions};
-use crate::emulator::{Emulator, EmulatorOptions, Fleet, RunningEmulator};
+use crate::emulator::{Emulator, Fleet, RunningEmulator};
 use crate::exporter::{Exporter, Shared};
 use crate::http;
 use crate::metrics::Metrics;
@@ -44,15 +44,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let fleet = Fleet::from_toml_str(DEMO_FLEET, "config/demo-fleet.toml")?;
     let temp = std::env::temp_dir().join(format!("lightsout-demo-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&temp).context("cannot create the demo's temporary directory")?;
-    let emulator = Emulator::start(EmulatorOptions {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        fleet,
-        tls: true,
-        virtual_time: true,
-        state_dir: Some(temp.join("emulator")),
-        page_size: None,
-    })
-    .await?;
+    let emulator = Emulator::start_virtual(fleet, temp.join("emulator")).await?;
     let emulator = Arc::new(emulator);
     let stop = crate::shutdown::install();
     let pacer = spawn_pacer(emulator.clone(), args.speed, stop.clone());
@@ -102,22 +94,13 @@ async fn story(
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let ready = emulator.ready();
-    let secret = ready.client_secret.clone().unwrap_or_default();
-    let endpoint = url::Url::parse(&ready.endpoint)?;
-    cfg.azure.arm_endpoint = endpoint.clone();
-    cfg.azure.authority_host = endpoint;
-    cfg.azure.ca_file = emulator.ca_file().map(std::path::Path::to_path_buf);
-    cfg.azure.credential = CredentialKind::ClientSecret;
-    cfg.azure.tenant_id = Some(ready.tenant_id.clone());
-    cfg.azure.client_id = Some(ready.client_id.clone());
-    let env = move |name: &str| (name == "AZURE_CLIENT_SECRET").then(|| secret.clone());
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))?);
     let m = metrics.clone();
     let client_config = ArmClientConfig {
         on_request: Some(Arc::new(move |e| m.arm_request(e))),
         ..ArmClientConfig::default()
     };
-    let client = crate::connect::arm_client_with_env(&cfg.azure, client_config, &env)?;
+    let client = crate::connect::emulator_client(&mut cfg.azure, emulator, client_config)?;
     println!(
         "lightsout demo: an emulated Azure ML workspace at {}, its clock running {}x (Ctrl-C ends it)",
         ready.endpoint, args.speed

@@ -7,7 +7,6 @@
 //! accounting (`cost::Accountant`) over the run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,11 +14,11 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::azure::{ArmClientConfig, CredentialKind, RetryPolicy};
+use crate::azure::{ArmClientConfig, RetryPolicy};
 use crate::config::Config;
 use crate::cost::{Accountant, CostView};
 use crate::daemon::{ActionTaken, Daemon, DaemonOptions, PassHook};
-use crate::emulator::{Emulator, EmulatorOptions, Fleet};
+use crate::emulator::{Emulator, Fleet};
 use crate::pricing::PriceBook;
 use crate::store::Store;
 
@@ -56,8 +55,6 @@ pub enum SimulateError {
     EmptyPeriod,
     #[error("cannot start the emulator")]
     Emulator(#[source] crate::emulator::EmulatorError),
-    #[error("the fleet's first principal has no client secret")]
-    NoSecret,
     #[error("cannot connect to the emulator")]
     Connect(#[source] crate::connect::ConnectError),
     #[error("cannot create a temporary state directory")]
@@ -166,16 +163,9 @@ pub async fn simulate(
     fleet.limits.write_bucket = u32::MAX / 2;
     fleet.limits.write_refill_per_sec = 1e9;
     let temp = tempdir().map_err(SimulateError::TempDir)?;
-    let emulator = Emulator::start(EmulatorOptions {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        fleet,
-        tls: true,
-        virtual_time: true,
-        state_dir: Some(temp.join("emulator")),
-        page_size: None,
-    })
-    .await
-    .map_err(SimulateError::Emulator)?;
+    let emulator = Emulator::start_virtual(fleet, temp.join("emulator"))
+        .await
+        .map_err(SimulateError::Emulator)?;
     let result = run(&mut cfg, &emulator, &temp, to, outages).await;
     emulator.shutdown().await;
     if let Err(e) = std::fs::remove_dir_all(&temp) {
@@ -191,18 +181,7 @@ async fn run(
     to: Timestamp,
     outages: &[Outage],
 ) -> Result<Simulation, SimulateError> {
-    let ready = emulator.ready();
-    let secret = ready.client_secret.clone().ok_or(SimulateError::NoSecret)?;
-    let endpoint = url::Url::parse(&ready.endpoint).map_err(|_| SimulateError::NoSecret)?;
-    cfg.azure.arm_endpoint = endpoint.clone();
-    cfg.azure.authority_host = endpoint;
-    cfg.azure.ca_file = emulator.ca_file().map(std::path::Path::to_path_buf);
-    cfg.azure.credential = CredentialKind::ClientSecret;
-    cfg.azure.tenant_id = Some(ready.tenant_id.clone());
-    cfg.azure.client_id = Some(ready.client_id.clone());
-    cfg.azure.client_secret_file = None;
     cfg.daemon.dry_run = false;
-    let env = move |name: &str| (name == "AZURE_CLIENT_SECRET").then(|| secret.clone());
     // Virtual time does not move while a request waits: retry at once, never sleep long.
     let client_config = ArmClientConfig {
         // Real-time request budgets mean nothing when a month passes in seconds.
@@ -217,7 +196,7 @@ async fn run(
         .unwrap_or_else(|_| RetryPolicy::no_retries()),
         ..ArmClientConfig::default()
     };
-    let client = crate::connect::arm_client_with_env(&cfg.azure, client_config, &env)
+    let client = crate::connect::emulator_client(&mut cfg.azure, emulator, client_config)
         .map_err(SimulateError::Connect)?;
     let store = Store::open(&temp.join("state")).map_err(SimulateError::Store)?;
     let book = PriceBook::new(&cfg.pricing);

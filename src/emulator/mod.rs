@@ -170,6 +170,24 @@ pub struct ReadyLine {
 pub struct Emulator;
 
 impl Emulator {
+    /// An in-process emulator for a daemon in virtual time (`simulate`, `demo`): loopback,
+    /// TLS (the credentials insist on https), its clock starting at the fleet's
+    /// `clock_start`, state (the CA) under `state_dir`.
+    pub async fn start_virtual(
+        fleet: Fleet,
+        state_dir: PathBuf,
+    ) -> Result<RunningEmulator, EmulatorError> {
+        Emulator::start(EmulatorOptions {
+            listen: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+            fleet,
+            tls: true,
+            virtual_time: true,
+            state_dir: Some(state_dir),
+            page_size: None,
+        })
+        .await
+    }
+
     /// Binds, generates certificates if asked, and starts serving in the background.
     pub async fn start(opts: EmulatorOptions) -> Result<RunningEmulator, EmulatorError> {
         let listener =
