@@ -14,6 +14,11 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// A notifier for this socket path (`@name` for an abstract socket) and watchdog timeout.
+    pub fn new(socket: Option<String>, watchdog: Option<Duration>) -> Notifier {
+        Notifier { socket, watchdog }
+    }
+
     /// From `$NOTIFY_SOCKET` and `$WATCHDOG_USEC` (read once at start-up).
     pub fn from_env() -> Notifier {
         let socket = std::env::var("NOTIFY_SOCKET")
@@ -73,5 +78,33 @@ impl Notifier {
     /// A one-line status shown by `systemctl status`.
     pub fn status(&self, text: &str) {
         self.send(&format!("STATUS={text}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sends_states_to_the_socket_and_halves_the_watchdog() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let server = UnixDatagram::bind(&path).unwrap();
+        server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let n = Notifier::new(Some(path.display().to_string()), Some(Duration::from_secs(30)));
+        assert_eq!(n.watchdog_interval(), Some(Duration::from_secs(15)));
+        let mut buf = [0u8; 64];
+        for (send, want) in [
+            (Notifier::ready as fn(&Notifier), "READY=1"),
+            (Notifier::watchdog, "WATCHDOG=1"),
+            (Notifier::reloading, "RELOADING=1"),
+            (Notifier::stopping, "STOPPING=1"),
+        ] {
+            send(&n);
+            let len = server.recv(&mut buf).unwrap();
+            assert_eq!(std::str::from_utf8(&buf[..len]).unwrap(), want);
+        }
+        // Outside systemd: nothing to send to, nothing fails.
+        Notifier::new(None, None).ready();
     }
 }
