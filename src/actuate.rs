@@ -74,3 +74,45 @@ impl Actuator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::ArmError;
+
+    fn arm(status: u16, code: &str) -> AzureError {
+        AzureError::Arm {
+            operation: "stop",
+            status,
+            request_id: None,
+            error: Box::new(ArmError {
+                code: code.into(),
+                message: "m".into(),
+                ..ArmError::default()
+            }),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn refusals_are_told_apart_from_failures() {
+        for (status, code) in [
+            (409, "Conflict"),
+            (400, "StartComputeInstanceOnlyAllowedInStoppedState"),
+            (400, "DiskFull"),
+            (403, "AuthorizationFailed"),
+            (404, "ResourceNotFound"),
+        ] {
+            assert!(
+                matches!(classify(arm(status, code)), SendOutcome::Refused(_)),
+                "{status} {code}"
+            );
+        }
+        for status in [429, 500, 503] {
+            assert!(
+                matches!(classify(arm(status, "x")), SendOutcome::Failed(_)),
+                "{status}"
+            );
+        }
+    }
+}

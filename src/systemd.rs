@@ -90,8 +90,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify.sock");
         let server = UnixDatagram::bind(&path).unwrap();
-        server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let n = Notifier::new(Some(path.display().to_string()), Some(Duration::from_secs(30)));
+        server
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let n = Notifier::new(
+            Some(path.display().to_string()),
+            Some(Duration::from_secs(30)),
+        );
         assert_eq!(n.watchdog_interval(), Some(Duration::from_secs(15)));
         let mut buf = [0u8; 64];
         for (send, want) in [

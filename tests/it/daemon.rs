@@ -308,3 +308,34 @@ async fn a_boundary_is_acted_on_within_a_second() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_failed_operation_is_recorded_and_not_hammered() {
+    within(120, async {
+        let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &[("ci-a", "Running")])).await;
+        emu.faults(serde_json::json!({"lro_fail_rate": 1.0})).await;
+        let config = daemon_config(&emu, ALWAYS_DOWN, "5s");
+        let log = emu.dir.path().join("daemon.log");
+        let mut child = spawn_run(&config, &log);
+        wait_for_log(&log, "operation ended").await;
+        // Two more passes (5 s apart): the retry waits a minute, so nothing new is sent.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        signal(&child, "TERM").await;
+        child.wait().await.unwrap();
+        let calls = emu.calls().await;
+        assert_eq!(posts(&calls, "/ci-a/stop").len(), 1, "{calls:#?}");
+        let records = audit(&emu, &config).await;
+        assert_eq!(records.len(), 1, "{records:#?}");
+        assert_eq!(records[0]["outcome"], "failed");
+        assert!(
+            records[0]["error"].as_str().unwrap().contains("Failed"),
+            "{records:#?}"
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("\"skipped\":\"backoff\""),
+            "the next passes say why they wait"
+        );
+    })
+    .await;
+}
