@@ -132,3 +132,110 @@ async fn same_inputs_same_output() {
     let b = serde_json::to_string(&run("10m", &[]).await).unwrap();
     assert_eq!(a, b);
 }
+
+/// A month (March 2026, across Paris's DST change) of a small fleet: on Tuesdays and
+/// Thursdays bob's job runs past the 19:00 window close.
+fn month_fleet() -> (String, Vec<(jiff::Timestamp, jiff::Timestamp)>) {
+    let mut text = String::from(
+        "tenant_id = \"00000000-0000-0000-0000-0000000000aa\"\nseed = 3\n\n[[principal]]\nclient_id = \"11111111-1111-1111-1111-111111111111\"\nclient_secret = \"s3cret\"\nactions = [\"Microsoft.MachineLearningServices/workspaces/computes/*\"]\n\n[timing]\ncreate = \"3m\"\nstart = \"2m\"\nstop = \"2m\"\nrestart = \"3m\"\ndelete = \"1m\"\n\n[[workspace]]\nsubscription_id = \"34adfa4f-cedf-4dc0-ba29-b6d1a69ab345\"\nresource_group = \"rg-research\"\nname = \"mlw-research\"\nlocation = \"westeurope\"\n",
+    );
+    let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+    let at = |day: jiff::civil::Date, h: i8, m: i8| {
+        day.at(h, m, 0, 0)
+            .to_zoned(paris.clone())
+            .unwrap()
+            .timestamp()
+    };
+    let mut alice = String::new();
+    let mut bob = String::new();
+    let mut jobs = Vec::new();
+    let mut day = jiff::civil::date(2026, 3, 2);
+    while day < jiff::civil::date(2026, 4, 1) {
+        use jiff::civil::Weekday::*;
+        let weekday = day.weekday();
+        if !matches!(weekday, Saturday | Sunday) {
+            for (a, b) in [((8, 15), (12, 0)), ((13, 30), (17, 30))] {
+                alice.push_str(&format!(
+                    "[[workspace.instance.activity]]\nkind = \"kernel\"\nfrom = \"{}\"\nto = \"{}\"\n",
+                    at(day, a.0, a.1),
+                    at(day, b.0, b.1)
+                ));
+            }
+        }
+        if matches!(weekday, Tuesday | Thursday) {
+            let (job_from, job_to) = (at(day, 16, 0), at(day, 21, 30));
+            bob.push_str(&format!(
+                "[[workspace.instance.activity]]\nkind = \"kernel\"\nfrom = \"{}\"\nto = \"{}\"\n[[workspace.instance.activity]]\nkind = \"job\"\nfrom = \"{job_from}\"\nto = \"{job_to}\"\n",
+                at(day, 8, 10),
+                at(day, 15, 55)
+            ));
+            jobs.push((job_from, job_to));
+        }
+        day = day.tomorrow().unwrap();
+    }
+    text.push_str(&format!("\n[[workspace.instance]]\nname = \"ci-alice\"\nvm_size = \"Standard_DS3_v2\"\nstate = \"Stopped\"\n{alice}"));
+    text.push_str(&format!("\n[[workspace.instance]]\nname = \"ci-bob\"\nvm_size = \"Standard_NC6s_v3\"\nstate = \"Stopped\"\n{bob}"));
+    text.push_str("\n[[workspace.instance]]\nname = \"ci-dave\"\nvm_size = \"Standard_E4ds_v4\"\nstate = \"Running\"\n");
+    (text, jobs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_with_jobs_crossing_the_evening_window() {
+    let (fleet_text, jobs) = month_fleet();
+    let fleet = Fleet::from_toml_str(&fleet_text, "month.toml").unwrap();
+    let (cfg, _) = example("5m");
+    let sim = tokio::time::timeout(
+        std::time::Duration::from_secs(600),
+        simulate(
+            cfg,
+            fleet,
+            "2026-03-02T00:00:00Z".parse().unwrap(),
+            "2026-04-01T00:00:00Z".parse().unwrap(),
+            &[],
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let bob = of(&sim, "ci-bob");
+    assert_eq!(jobs.len(), 9);
+    for (from, to) in &jobs {
+        // Never stopped while its job runs...
+        assert!(
+            !bob.iter()
+                .any(|a| a.action == "stop" && a.at > *from && a.at < *to),
+            "bob stopped during the job {from}..{to}: {bob:#?}"
+        );
+        // ...and stopped within one poll after it ends (the window closed at 19:00).
+        let stop = bob
+            .iter()
+            .find(|a| a.action == "stop" && a.at >= *to)
+            .unwrap_or_else(|| panic!("bob not stopped after the job ending {to}"));
+        assert!(
+            stop.at.duration_since(*to) <= jiff::SignedDuration::from_mins(5),
+            "{stop:?}"
+        );
+        assert_eq!(stop.reason, "outside_window");
+    }
+    // Every weekday morning the window opens at 08:00 Paris time, before and after the
+    // DST change: 07:00Z in CET, 06:00Z in CEST.
+    let starts: Vec<String> = of(&sim, "ci-alice")
+        .iter()
+        .filter(|a| a.action == "start")
+        .map(|a| a.at.to_string())
+        .collect();
+    assert!(
+        starts.contains(&"2026-03-27T07:00:00Z".to_string()),
+        "{starts:?}"
+    );
+    assert!(
+        starts.contains(&"2026-03-30T06:00:00Z".to_string()),
+        "{starts:?}"
+    );
+    assert_eq!(
+        starts.len(),
+        22,
+        "one start per weekday in March 2026: {starts:?}"
+    );
+    assert!(sim.cost.avoided > sim.cost.spent);
+}
