@@ -217,7 +217,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub speed: u32,
     /// How long the daemon part runs, in emulated time.
-    #[arg(long, default_value = "75m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3h", value_parser = humantime::parse_duration)]
     pub duration: std::time::Duration,
     /// Skip the by-hand lifecycle part.
     #[arg(long)]

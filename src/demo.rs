@@ -81,9 +81,11 @@ fn spawn_pacer(
     })
 }
 
+/// Print a line stamped with the emulated time in Paris, where the demo's team works.
 fn say(emulator: &RunningEmulator, text: &str) {
-    let t = emulator.now().to_zoned(jiff::tz::TimeZone::UTC);
-    println!("[{}] {text}", t.strftime("%H:%M"));
+    let zone = jiff::tz::TimeZone::get("Europe/Paris").unwrap_or(jiff::tz::TimeZone::UTC);
+    let t = emulator.now().to_zoned(zone);
+    println!("[{}] {text}", t.strftime("%a %H:%M"));
 }
 
 async fn story(
@@ -220,7 +222,7 @@ async fn daemon_part(
 ) -> anyhow::Result<()> {
     say(
         emulator,
-        "part 2: the daemon looks after the fleet (policy: stop after 45 minutes idle)",
+        "part 2: the daemon looks after two workspaces (office hours 08:00-19:00 with a 45-minute idle rule; a batch window 18:00-23:00)",
     );
     say(
         emulator,

@@ -3,9 +3,9 @@
 use std::process::Command;
 
 #[test]
-fn demo_stops_the_idle_keeps_the_busy_skips_the_held() {
+fn demo_stops_the_idle_keeps_the_busy_skips_the_held_starts_on_a_window() {
     let out = Command::new(env!("CARGO_BIN_EXE_lightsout"))
-        .args(["demo", "--speed", "600", "--duration", "60m"])
+        .args(["demo", "--speed", "600"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -21,13 +21,20 @@ fn demo_stops_the_idle_keeps_the_busy_skips_the_held() {
         "ci-demo: deleted",
         "ci-dave    Running     stop requested (idle",
         "gpu-carol  JobRunning  busy (a job runs): never stopped",
+        "gpu-carol  Running     stop requested (outside_window",
         "ci-erin    Running     held by its owner: not stopped",
+        "ci-alice   Running     stop requested (outside_window",
+        "batch-01   Stopped     start requested (window_open)",
         "ci-frank   Running     opted out",
-        "ci-dave    Stopped",
         "metrics at http://127.0.0.1:",
         "money (USD): spent ",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
-    assert!(!stdout.contains("gpu-carol  JobRunning  stop requested"));
+    // The job is never cut short: carol's stop comes after 19:40, when the job ended.
+    let carol_stop = stdout
+        .lines()
+        .find(|l| l.contains("gpu-carol  Running     stop requested"))
+        .unwrap();
+    assert!(carol_stop.starts_with("[Thu 19:4"), "{carol_stop}");
 }
