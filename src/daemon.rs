@@ -522,7 +522,7 @@ impl Daemon {
                 (Outcome::Pending, op.request_id().map(str::to_owned), None)
             }
             SendOutcome::Refused(e) => {
-                mem.operation_refused();
+                mem.operation_refused(now);
                 (
                     Outcome::Refused,
                     e.request_id().map(str::to_owned),

@@ -53,6 +53,9 @@ pub struct Pending {
     pub event: Option<Timestamp>,
 }
 
+/// Pause after Azure refused a request before the same condition may ask again.
+pub const REFUSAL_BACKOFF: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
+
 /// Consecutive failed operations after which lightsout stops retrying until the instance
 /// changes or nothing is due any more.
 pub const MAX_FAILURES: u32 = 3;
@@ -86,10 +89,14 @@ impl InstanceMemory {
             .ok();
     }
 
-    /// Azure refused our request for a known reason (conflict, wrong state): do not retry
-    /// it blindly; the next observation decides afresh.
-    pub fn operation_refused(&mut self) {
+    /// Azure refused our request for a known reason (conflict, wrong state, permission):
+    /// not retried blindly. What it answered stays handled; a condition that stays due (an
+    /// idle rule, `enforcement = "always"`) is asked again only after a long pause, and
+    /// given up after [`MAX_FAILURES`] refusals in a row.
+    pub fn operation_refused(&mut self, now: Timestamp) {
         self.pending = None;
+        self.failures = self.failures.saturating_add(1);
+        self.retry_at = now.checked_add(REFUSAL_BACKOFF).ok();
     }
 
     /// Our operation finished well.

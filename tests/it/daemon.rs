@@ -339,3 +339,100 @@ async fn a_failed_operation_is_recorded_and_not_hammered() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn under_faults_every_due_action_happens_once() {
+    within(150, async {
+        let names: Vec<String> = (0..8).map(|i| format!("ci-{i}")).collect();
+        let instances: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "Running")).collect();
+        let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &instances)).await;
+        // 30% errors (500/503), 20% throttled, 5% connection resets.
+        emu.faults(serde_json::json!({"error_rate": 0.3, "statuses": [500, 503], "throttle_rate": 0.2, "reset_rate": 0.05, "latency_ms": 20})).await;
+        let config = daemon_config(&emu, ALWAYS_DOWN, "5s");
+        let log = emu.dir.path().join("daemon.log");
+        let mut child = spawn_run(&config, &log);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        emu.faults(serde_json::json!({})).await;
+        // Faults off: within a few passes every instance is stopped.
+        let mut stopped = false;
+        for _ in 0..30 {
+            let run = emu.run(&config, ADMIN.1, &["ci", "list", "--workspace", "lab", "--json"]).await;
+            let all = run.json();
+            if all.as_array().unwrap().iter().all(|i| i["state"] == "Stopped") {
+                stopped = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        signal(&child, "TERM").await;
+        child.wait().await.unwrap();
+        assert!(stopped, "not every instance was stopped:\n{}", std::fs::read_to_string(&log).unwrap());
+        let calls = emu.calls().await;
+        let sent: Vec<_> = posts(&calls, "/stop");
+        let accepted = sent.iter().filter(|c| c["status"] == 202).count();
+        eprintln!(
+            "fault run: {} stop requests sent, {} accepted, {} answered by an injected fault",
+            sent.len(),
+            accepted,
+            sent.len() - accepted
+        );
+        for n in &names {
+            let ok: Vec<_> = posts(&calls, &format!("/{n}/stop")).into_iter().filter(|c| c["status"] == 202).collect();
+            assert_eq!(ok.len(), 1, "{n}: exactly one stop carried out: {ok:#?}");
+        }
+        let records = audit(&emu, &config).await;
+        for n in &names {
+            let mine: Vec<_> = records.iter().filter(|r| r["instance"] == n.as_str()).collect();
+            assert!(!mine.is_empty(), "{n}: every action is in the audit log");
+            assert_eq!(mine.iter().filter(|r| r["outcome"] == "succeeded").count(), 1, "{n}: {mine:#?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_read_only_principal_is_reported_not_retried_in_a_loop() {
+    within(120, async {
+        let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &[("ci-a", "Running")])).await;
+        let base = std::fs::read_to_string(daemon_config(&emu, ALWAYS_DOWN, "5s")).unwrap();
+        let config = emu.dir.path().join("reader.toml");
+        std::fs::write(&config, base.replace(ADMIN.0, crate::support::READER.0)).unwrap();
+        let log = emu.dir.path().join("daemon.log");
+        let mut child = Command::new(BIN)
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(&config)
+            .env_clear()
+            .env("AZURE_CLIENT_SECRET", crate::support::READER.1)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        wait_for_log(&log, "request not carried out").await;
+        // Three more passes.
+        tokio::time::sleep(Duration::from_secs(16)).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the daemon keeps running"
+        );
+        signal(&child, "TERM").await;
+        child.wait().await.unwrap();
+        let calls = emu.calls().await;
+        assert_eq!(
+            posts(&calls, "/ci-a/stop").len(),
+            1,
+            "refused once, not asked again every pass"
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("AuthorizationFailed"), "{text}");
+        assert!(
+            text.contains("computes/stop/action"),
+            "the missing permission is named: {text}"
+        );
+        let run = crate::support::run_lightsout(&["audit", "--json"], Some(&config), &[]).await;
+        let records = run.json();
+        assert_eq!(records[0]["outcome"], "refused");
+    })
+    .await;
+}
