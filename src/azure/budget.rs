@@ -70,7 +70,7 @@ impl Default for BudgetLimits {
             write_burst: 100.0,
             writes_per_second: 5.0,
             low_water: 10,
-            low_water_pause: Duration::from_secs(10),
+            low_water_pause: Duration::from_secs(2),
         }
     }
 }
