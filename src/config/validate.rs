@@ -15,8 +15,10 @@ use url::Url;
 
 use super::Diagnostic;
 use super::raw::{
-    RawAzure, RawConfig, RawDaemon, RawHttp, RawIdle, RawPolicy, RawPricing, RawWorkspace,
+    RawAzure, RawConfig, RawDaemon, RawHttp, RawIdle, RawNative, RawPolicy, RawPricing,
+    RawWorkspace,
 };
+use crate::native::{MAX_IDLE_SHUTDOWN, MIN_IDLE_SHUTDOWN, NativeMode, NativePolicy};
 use crate::azure::{AuthSettings, Cloud, CredentialKind};
 use crate::model::WorkspaceRef;
 use crate::policy::{DEFAULT_CATCH_UP, Enforcement, Event, IdleRule, Policy, Signals, StartMode};
@@ -800,6 +802,11 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
                 format!("policy[{i}] ({name}): does nothing: it has no uptime window, no [policy.idle] rule and no [[policy.event]]"),
             );
         }
+        let native = p
+            .native
+            .as_ref()
+            .map(|raw| check_native(c, &key("native"), p, raw, &schedule, start, &events))
+            .unwrap_or_default();
         let policy = Policy {
             name: name.clone(),
             workspaces: p
@@ -818,6 +825,7 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
             catch_up,
             idle: idle.flatten(),
             events,
+            native,
         };
         if let Some(earlier) = out.iter().find(|e| governs_everything_of(e, &policy)) {
             c.warn(
@@ -893,6 +901,92 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
         max_uptime,
         signals,
     })
+}
+
+/// `[policy.native]`: the mode, Azure's bounds on the idle shutdown, and (with
+/// `schedules = "mirror"` and a mode other than off) every part of the policy that native
+/// schedules cannot carry, each as its own error.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of the policy already validated; one call site"
+)]
+fn check_native(
+    c: &mut Checker<'_>,
+    key: &str,
+    p: &RawPolicy,
+    raw: &RawNative,
+    schedule: &Schedule,
+    start: StartMode,
+    events: &[Event],
+) -> NativePolicy {
+    let mut out = NativePolicy::default();
+    if let Some(v) = &raw.mode {
+        match NativeMode::parse(v.get_ref()) {
+            Some(m) => out.mode = m,
+            None => c.error(
+                v.span(),
+                format!(
+                    "{key}.mode: expected off, report or enforce, got {:?}",
+                    v.get_ref()
+                ),
+            ),
+        }
+    }
+    if let Some(v) = &raw.idle_shutdown
+        && let Some(d) = duration(c, &format!("{key}.idle_shutdown"), v)
+    {
+        if !(MIN_IDLE_SHUTDOWN..=MAX_IDLE_SHUTDOWN).contains(&d) {
+            c.error(
+                v.span(),
+                format!(
+                    "{key}.idle_shutdown: Azure accepts 15m to 3days, got {:?}",
+                    v.get_ref()
+                ),
+            );
+        } else if d.as_secs() % 60 != 0 {
+            c.error(
+                v.span(),
+                format!(
+                    "{key}.idle_shutdown: must be whole minutes, got {:?}",
+                    v.get_ref()
+                ),
+            );
+        } else {
+            out.idle_shutdown = Some(d);
+        }
+    }
+    if let Some(v) = &raw.schedules {
+        if v.get_ref() != "mirror" {
+            c.error(
+                v.span(),
+                format!(
+                    "{key}.schedules: expected \"mirror\" (or leave it out), got {:?}",
+                    v.get_ref()
+                ),
+            );
+        } else {
+            match crate::native::mirror(schedule, start, events) {
+                Ok(list) => out.schedules = Some(list),
+                Err(problems) if out.mode != NativeMode::Off => {
+                    for problem in problems {
+                        c.error(
+                            v.span(),
+                            format!("{key}.schedules: policy cannot be mirrored: {problem}"),
+                        );
+                    }
+                }
+                // Off: nothing is mirrored, so nothing needs to be expressible yet.
+                Err(_) => {}
+            }
+        }
+    }
+    if out.mode != NativeMode::Off && raw.idle_shutdown.is_none() && raw.schedules.is_none() {
+        c.warn(
+            p.name.span(),
+            format!("{key}: mode {:?} manages nothing: set idle_shutdown or schedules = \"mirror\"", out.mode.as_str()),
+        );
+    }
+    out
 }
 
 /// Shortest idle timeout: activity sources report with minute granularity.
