@@ -265,7 +265,16 @@ impl Daemon {
                 row.native_drift = native.drift.iter().map(ToString::to_string).collect();
                 report.rows.push(row);
                 self.log_decision(obs, &d);
-                self.record_native(&key, &ws, obs, &d, native, now, &mut report, &mut native_sends);
+                self.record_native(
+                    &key,
+                    &ws,
+                    obs,
+                    &d,
+                    native,
+                    now,
+                    &mut report,
+                    &mut native_sends,
+                );
                 match d.verdict {
                     Verdict::Act(planned) => {
                         if let Some(send) =
@@ -316,9 +325,10 @@ impl Daemon {
         }
         let outcomes = self.send_all(sends, now).await;
         for a in &mut report.actions {
-            if let Some((_, o)) = outcomes.iter().find(|(k, _)| {
-                k.workspace == a.workspace && k.instance == a.instance && !a.native
-            }) {
+            if let Some((_, o)) = outcomes
+                .iter()
+                .find(|(k, _)| k.workspace == a.workspace && k.instance == a.instance && !a.native)
+            {
                 a.outcome = o;
             }
         }
@@ -409,10 +419,9 @@ impl Daemon {
                 return;
             }
         };
-        for record in pending
-            .iter()
-            .filter(|r| InstanceKey::new(&r.workspace, &r.instance) == *key && !r.action.is_native())
-        {
+        for record in pending.iter().filter(|r| {
+            InstanceKey::new(&r.workspace, &r.instance) == *key && !r.action.is_native()
+        }) {
             if let Err(e) = self
                 .store
                 .record_outcome(record.id, outcome, None, error, now)

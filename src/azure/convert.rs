@@ -205,7 +205,8 @@ mod tests {
         assert!(o.native.other_schedules.is_empty());
         // And the body we send has the fixture's shape (without the start time).
         let body = serde_json::to_value(schedules_body(&o.native.schedules)).unwrap();
-        let mut want = doc["parameters"]["parameters"]["properties"]["properties"]["schedules"].clone();
+        let mut want =
+            doc["parameters"]["parameters"]["properties"]["properties"]["schedules"].clone();
         want["computeStartStop"][0]["cron"]
             .as_object_mut()
             .unwrap()

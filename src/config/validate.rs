@@ -18,9 +18,9 @@ use super::raw::{
     RawAzure, RawConfig, RawDaemon, RawHttp, RawIdle, RawNative, RawPolicy, RawPricing,
     RawWorkspace,
 };
-use crate::native::{MAX_IDLE_SHUTDOWN, MIN_IDLE_SHUTDOWN, NativeMode, NativePolicy};
 use crate::azure::{AuthSettings, Cloud, CredentialKind};
 use crate::model::WorkspaceRef;
+use crate::native::{MAX_IDLE_SHUTDOWN, MIN_IDLE_SHUTDOWN, NativeMode, NativePolicy};
 use crate::policy::{DEFAULT_CATCH_UP, Enforcement, Event, IdleRule, Policy, Signals, StartMode};
 use crate::schedule::{CronExpr, Desired, EventAction, Exception, Schedule, Window};
 
@@ -983,7 +983,10 @@ fn check_native(
     if out.mode != NativeMode::Off && raw.idle_shutdown.is_none() && raw.schedules.is_none() {
         c.warn(
             p.name.span(),
-            format!("{key}: mode {:?} manages nothing: set idle_shutdown or schedules = \"mirror\"", out.mode.as_str()),
+            format!(
+                "{key}: mode {:?} manages nothing: set idle_shutdown or schedules = \"mirror\"",
+                out.mode.as_str()
+            ),
         );
     }
     out

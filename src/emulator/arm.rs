@@ -666,7 +666,7 @@ fn put(
         if schedules.is_some() {
             inst.schedules = schedules;
         }
-        inst.refresh_native(&shared.fleet);
+        inst.refresh_native(&shared.fleet, now);
         inst.modified_on = now;
         let ws = &inner.workspaces[wi];
         return json(
@@ -743,7 +743,7 @@ fn put(
         private_ip,
         machine: Machine::creating(now, took, id.clone(), fails),
     };
-    inst.refresh_native(&shared.fleet);
+    inst.refresh_native(&shared.fleet, now);
     inner.ops.insert(
         id.clone(),
         OpRecord {
@@ -912,7 +912,7 @@ fn post(
             }
             let inst = &mut inner.workspaces[wi].instances[ii];
             inst.idle_time_before_shutdown = Some(i.to_owned());
-            inst.refresh_native(&shared.fleet);
+            inst.refresh_native(&shared.fleet, now);
             inst.modified_on = now;
             return empty(StatusCode::OK);
         }
@@ -927,7 +927,7 @@ fn post(
             }
             let inst = &mut inner.workspaces[wi].instances[ii];
             inst.schedules = Some(json!({"computeStartStop": list}));
-            inst.refresh_native(&shared.fleet);
+            inst.refresh_native(&shared.fleet, now);
             inst.modified_on = now;
             return empty(StatusCode::OK);
         }

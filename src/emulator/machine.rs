@@ -45,6 +45,10 @@ impl PartialEq for NativeRule {
 pub struct NativeSettings {
     /// `idleTimeBeforeShutdown`.
     pub idle: Option<Duration>,
+    /// When `idle` was last set: idle time counts from no earlier than this, so an
+    /// instance idle for hours does not stop the instant its setting appears (or the
+    /// emulator starts).
+    pub idle_set_at: Option<Timestamp>,
     /// Enabled cron schedules.
     pub schedules: Vec<NativeRule>,
     /// How long a start it triggers takes.
@@ -431,7 +435,11 @@ impl Machine {
                 _ => self.state == State::Running,
             };
             if wanted {
-                let id = format!("native-{}-{}", kind.name().to_ascii_lowercase(), at.as_second());
+                let id = format!(
+                    "native-{}-{}",
+                    kind.name().to_ascii_lowercase(),
+                    at.as_second()
+                );
                 // Cannot be refused: nothing is pending and the state fits.
                 let _refused = self.start_op(kind, at, took, id, false, trigger);
             }
@@ -471,15 +479,22 @@ impl Machine {
     }
 
     /// When the running instance will have been idle for `idle`: counting from its latest
-    /// Jupyter activity (kernels, touches, scripted windows, its start), skipping past
+    /// Jupyter activity (kernels, touches, scripted windows, its start) or from when the
+    /// setting was made, whichever is later, skipping past
     /// activity that comes before the deadline. `None` while a job runs or a kernel is busy.
     pub fn idle_deadline(&self, idle: Duration) -> Option<Timestamp> {
         if self.manual_job || self.kernels.iter().any(|k| k.busy) {
             return None;
         }
-        let mut deadline = add(self.last_activity_at(self.native_from), idle);
+        let since = |t: Timestamp| {
+            let active = self.last_activity_at(t);
+            self.native
+                .idle_set_at
+                .map_or(active, |set| active.max(set))
+        };
+        let mut deadline = add(since(self.native_from), idle);
         for _ in 0..IDLE_SEARCH_STEPS {
-            let next = add(self.last_activity_at(deadline), idle);
+            let next = add(since(deadline), idle);
             if next <= deadline {
                 return Some(deadline);
             }
@@ -818,6 +833,7 @@ mod tests {
     fn native(idle: Option<u64>, rules: &[(OpKind, &str, &str)]) -> NativeSettings {
         NativeSettings {
             idle: idle.map(|m| Duration::from_secs(m * 60)),
+            idle_set_at: None,
             schedules: rules
                 .iter()
                 .map(|(kind, cron, tz)| NativeRule {
@@ -847,9 +863,17 @@ mod tests {
         m.settle(t("2026-03-30T12:00:00Z"));
         assert_eq!(
             last(&m),
-            (OpKind::Stop, t("2026-03-30T09:30:00Z"), Trigger::IdleShutdown, "Stopped")
+            (
+                OpKind::Stop,
+                t("2026-03-30T09:30:00Z"),
+                Trigger::IdleShutdown,
+                "Stopped"
+            )
         );
-        assert_eq!(m.last_operation.as_ref().unwrap().status_name(), "Succeeded");
+        assert_eq!(
+            m.last_operation.as_ref().unwrap().status_name(),
+            "Succeeded"
+        );
     }
 
     #[test]
@@ -873,7 +897,12 @@ mod tests {
         m.settle(t("2026-03-30T13:00:00Z"));
         assert_eq!(
             last(&m),
-            (OpKind::Stop, t("2026-03-30T11:30:00Z"), Trigger::IdleShutdown, "Stopped")
+            (
+                OpKind::Stop,
+                t("2026-03-30T11:30:00Z"),
+                Trigger::IdleShutdown,
+                "Stopped"
+            )
         );
         // A job started by hand or a busy kernel: never idle.
         let mut m = Machine::new(State::Running, t0(), Some(t0()));
@@ -881,13 +910,21 @@ mod tests {
         m.manual_job = true;
         m.settle(t("2026-03-31T09:00:00Z"));
         assert_eq!(m.state, State::Running);
-        // Idle for longer than the setting when it is set: stops at once.
+        // Idle for hours when the setting is made (at 09:00): counts from the setting.
         let mut m = Machine::new(State::Running, t0(), Some(t("2026-03-30T06:00:00Z")));
         m.native = native(Some(60), &[]);
-        m.settle(t("2026-03-30T09:00:05Z"));
+        m.native.idle_set_at = Some(t0());
+        m.settle(t("2026-03-30T09:59:59Z"));
+        assert_eq!(m.state, State::Running);
+        m.settle(t("2026-03-30T11:00:00Z"));
         assert_eq!(
             last(&m),
-            (OpKind::Stop, t0(), Trigger::IdleShutdown, "Stopped")
+            (
+                OpKind::Stop,
+                t("2026-03-30T10:00:00Z"),
+                Trigger::IdleShutdown,
+                "Stopped"
+            )
         );
     }
 
@@ -908,13 +945,23 @@ mod tests {
         m.settle(t("2026-03-31T06:00:05Z"));
         assert_eq!(
             last(&m),
-            (OpKind::Start, t("2026-03-31T06:00:00Z"), Trigger::Schedule, "Running")
+            (
+                OpKind::Start,
+                t("2026-03-31T06:00:00Z"),
+                Trigger::Schedule,
+                "Running"
+            )
         );
         // Jump a whole day: the stop at 19:00 and the next morning's start both happened.
         m.settle(t("2026-04-01T12:00:00Z"));
         assert_eq!(
             last(&m),
-            (OpKind::Start, t("2026-04-01T06:00:00Z"), Trigger::Schedule, "Running")
+            (
+                OpKind::Start,
+                t("2026-04-01T06:00:00Z"),
+                Trigger::Schedule,
+                "Running"
+            )
         );
     }
 
@@ -935,7 +982,12 @@ mod tests {
         m.settle(t("2026-03-30T10:30:00Z"));
         assert_eq!(
             last(&m),
-            (OpKind::Restart, t("2026-03-30T09:59:59Z"), Trigger::User, "Running")
+            (
+                OpKind::Restart,
+                t("2026-03-30T09:59:59Z"),
+                Trigger::User,
+                "Running"
+            )
         );
     }
 

@@ -174,7 +174,9 @@ pub struct Instance {
 impl Instance {
     /// Let the machine carry out the instance's `idleTimeBeforeShutdown` and `schedules`
     /// (call after either changes; values were checked when they came in).
-    pub fn refresh_native(&mut self, fleet: &Fleet) {
+    /// `now`: when the change is made (idle time counts from no earlier than a change of
+    /// the idle setting).
+    pub fn refresh_native(&mut self, fleet: &Fleet, now: Timestamp) {
         let idle = self
             .idle_time_before_shutdown
             .as_deref()
@@ -190,8 +192,14 @@ impl Instance {
                     .collect()
             })
             .unwrap_or_default();
+        let idle_set_at = if idle == self.machine.native.idle {
+            self.machine.native.idle_set_at
+        } else {
+            Some(now)
+        };
         self.machine.native = NativeSettings {
             idle,
+            idle_set_at,
             schedules,
             start_takes: fleet.timing.start,
             stop_takes: fleet.timing.stop,
@@ -220,7 +228,10 @@ pub fn native_rule(v: &Value) -> Result<Option<NativeRule>, String> {
         .ok_or("'cron.expression' is required.")?;
     let cron_expr = crate::schedule::CronExpr::parse(expr)
         .map_err(|e| format!("'cron.expression' is invalid: {e}."))?;
-    let zone = cron.get("timeZone").and_then(Value::as_str).unwrap_or("UTC");
+    let zone = cron
+        .get("timeZone")
+        .and_then(Value::as_str)
+        .unwrap_or("UTC");
     let tz = crate::native::windows_zones::iana_name(zone)
         .and_then(|iana| jiff::tz::TimeZone::get(iana).ok())
         .ok_or_else(|| format!("'cron.timeZone' '{zone}' is not a Windows time zone."))?;
@@ -415,7 +426,7 @@ impl Inner {
             private_ip: self.alloc_ip(),
             machine,
         };
-        inst.refresh_native(fleet);
+        inst.refresh_native(fleet, now);
         inst
     }
 

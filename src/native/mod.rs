@@ -175,10 +175,9 @@ impl fmt::Display for Unmirrorable {
                 f,
                 "event \"{cron}\" (restart) cannot be mirrored: Azure schedules only start or stop"
             ),
-            Unmirrorable::CronSyntax { cron, reason } => write!(
-                f,
-                "event \"{cron}\" cannot be mirrored: {reason}"
-            ),
+            Unmirrorable::CronSyntax { cron, reason } => {
+                write!(f, "event \"{cron}\" cannot be mirrored: {reason}")
+            }
             Unmirrorable::TooMany { needed } => {
                 let list: Vec<String> = needed.iter().map(ToString::to_string).collect();
                 write!(
@@ -588,7 +587,8 @@ pub fn drift(policy: &NativePolicy, observed: &NativeObserved) -> Vec<NativeChan
                     && h.time_zone.eq_ignore_ascii_case(&w.time_zone)
             });
         if !same {
-            let mut from: Vec<String> = observed.schedules.iter().map(ToString::to_string).collect();
+            let mut from: Vec<String> =
+                observed.schedules.iter().map(ToString::to_string).collect();
             from.extend(observed.other_schedules.iter().cloned());
             out.push(NativeChange::Schedules {
                 from,

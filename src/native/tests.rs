@@ -102,8 +102,9 @@ fn zones_without_windows_names_or_with_other_rules_are_refused() {
     let casey = jiff::tz::TimeZone::get("Antarctica/Casey").unwrap();
     let guadalcanal = jiff::tz::TimeZone::get("Pacific/Guadalcanal").unwrap();
     if !same_rules(&casey, &guadalcanal) {
-        let errs = mirrored("timezone = \"Antarctica/Casey\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n")
-            .unwrap_err();
+        let errs =
+            mirrored("timezone = \"Antarctica/Casey\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n")
+                .unwrap_err();
         assert!(errs[0].contains("whose DST rules differ"), "{errs:?}");
     }
     let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
@@ -181,9 +182,18 @@ fn drift_lists_one_change_per_request() {
 #[test]
 fn cron_days_lists_and_ranges() {
     assert_eq!(cron_days([true; 7]), "*");
-    assert_eq!(cron_days([true, true, true, true, true, false, false]), "1-5");
-    assert_eq!(cron_days([false, false, false, false, false, true, true]), "0,6");
-    assert_eq!(cron_days([true, false, true, false, false, false, true]), "0-1,3");
+    assert_eq!(
+        cron_days([true, true, true, true, true, false, false]),
+        "1-5"
+    );
+    assert_eq!(
+        cron_days([false, false, false, false, false, true, true]),
+        "0,6"
+    );
+    assert_eq!(
+        cron_days([true, false, true, false, false, false, true]),
+        "0-1,3"
+    );
 }
 
 #[test]
