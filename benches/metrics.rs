@@ -60,6 +60,7 @@ fn main() {
                 policy: "office-hours".into(),
                 catch_up: false,
                 outcome: "accepted",
+                native: false,
             });
         }
         costs.instances.insert(

@@ -593,6 +593,34 @@ mod tests {
     }
 
     #[test]
+    fn native_drift_gauge_counts_drifting_instances_per_workspace() {
+        let m = Metrics::new("test").unwrap();
+        let mut a = row("lab", "ci-a", "Running", None);
+        a.native_drift = vec!["idle shutdown PT60M -> PT30M".into()];
+        let b = row("lab", "ci-b", "Stopped", None);
+        let report = PassReport {
+            rows: vec![a, b],
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &CostView::default(), 0.0);
+        let text = m.render().unwrap();
+        assert!(
+            text.contains("lightsout_native_drift_instances{workspace=\"lab\"} 1"),
+            "{text}"
+        );
+        let report = PassReport {
+            rows: vec![row("lab", "ci-a", "Running", None)],
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &CostView::default(), 0.0);
+        assert!(
+            m.render()
+                .unwrap()
+                .contains("lightsout_native_drift_instances{workspace=\"lab\"} 0")
+        );
+    }
+
+    #[test]
     fn gone_instances_lose_their_series_unless_their_workspace_failed() {
         let m = Metrics::new("1.2.3").unwrap();
         let report = PassReport {

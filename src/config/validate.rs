@@ -1291,6 +1291,46 @@ timeout = "1h"
     }
 
     #[test]
+    fn native_section_is_checked() {
+        let m = messages(
+            "[[policy]]\nname = \"n\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.native]\nmode = \"always\"\nidle_shutdown = \"4days\"\nschedules = \"copy\"\n",
+        );
+        for want in [
+            "5:8: policy[0] (n).native.mode: expected off, report or enforce, got \"always\"",
+            "6:17: policy[0] (n).native.idle_shutdown: Azure accepts 15m to 3days, got \"4days\"",
+            "7:13: policy[0] (n).native.schedules: expected \"mirror\" (or leave it out), got \"copy\"",
+        ] {
+            assert!(
+                m.iter().any(|l| l.starts_with(want)),
+                "missing {want:?} in {m:#?}"
+            );
+        }
+        let m = messages(
+            "[[policy]]\nname = \"n\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.native]\nmode = \"report\"\nidle_shutdown = \"90s\"\n",
+        );
+        assert!(m[0].contains("Azure accepts 15m to 3days"), "{m:?}");
+        let m = messages(
+            "[[policy]]\nname = \"n\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.native]\nmode = \"report\"\nidle_shutdown = \"30m 30s\"\n",
+        );
+        assert!(m[0].contains("must be whole minutes"), "{m:?}");
+        let m = messages(
+            "[[policy]]\nname = \"n\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.native]\nmode = \"enforce\"\n",
+        );
+        assert!(
+            m[0].contains("warning: policy[0] (n).native: mode \"enforce\" manages nothing"),
+            "{m:?}"
+        );
+        let (cfg, _) = from_str(
+            "[[policy]]\nname = \"n\"\ntimezone = \"Europe/Paris\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.native]\nmode = \"enforce\"\nidle_shutdown = \"1h\"\nschedules = \"mirror\"\n",
+        )
+        .unwrap();
+        let native = &cfg.policies[0].native;
+        assert_eq!(native.mode, NativeMode::Enforce);
+        assert_eq!(native.idle_shutdown, Some(Duration::from_secs(3600)));
+        assert_eq!(native.schedules.as_ref().map(Vec::len), Some(1));
+    }
+
+    #[test]
     fn example_config_in_repo_validates_cleanly() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lightsout.example.toml");
         let text = std::fs::read_to_string(path).unwrap();
