@@ -48,6 +48,7 @@ fn main() {
             catch_up: false,
             idle_seconds: (state == "Running").then_some(1200 + i as i64),
             next: None,
+            native_drift: Vec::new(),
         });
         if i % 50 == 0 {
             report.actions.push(ActionTaken {
@@ -59,6 +60,7 @@ fn main() {
                 policy: "office-hours".into(),
                 catch_up: false,
                 outcome: "accepted",
+                native: false,
             });
         }
         costs.instances.insert(

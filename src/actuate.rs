@@ -67,6 +67,45 @@ impl Actuator {
             Action::Start => self.client.start(ws, instance).await,
             Action::Stop => self.client.stop(ws, instance).await,
             Action::Restart => self.client.restart(ws, instance).await,
+            Action::IdleShutdown | Action::Schedules => {
+                return SendOutcome::Failed(AzureError::Protocol {
+                    operation: "actuate",
+                    reason: "a native settings change needs its settings: use send_native"
+                        .to_owned(),
+                });
+            }
+        };
+        match result {
+            Ok(accepted) => SendOutcome::Accepted(accepted),
+            Err(e) => classify(e),
+        }
+    }
+
+    /// Send one change of native settings (`updateIdleShutdownSetting` or
+    /// `updateSchedules`), within the same concurrency bound as power actions; the client's
+    /// write budget applies as to any write.
+    pub async fn send_native(
+        &self,
+        ws: &WorkspaceRef,
+        instance: &str,
+        change: &crate::native::NativeChange,
+    ) -> SendOutcome {
+        use crate::native::NativeChange;
+        let Ok(_slot) = self.slots.acquire().await else {
+            return SendOutcome::Failed(AzureError::Protocol {
+                operation: "actuate",
+                reason: "actuator closed".to_owned(),
+            });
+        };
+        let result = match change {
+            NativeChange::IdleShutdown { to, .. } => {
+                self.client.update_idle_shutdown(ws, instance, to).await
+            }
+            NativeChange::Schedules { to, .. } => {
+                self.client
+                    .update_schedules(ws, instance, &crate::azure::convert::schedules_body(to))
+                    .await
+            }
         };
         match result {
             Ok(accepted) => SendOutcome::Accepted(accepted),

@@ -55,6 +55,9 @@ pub struct ActionTaken {
     /// `dry_run` (for the `outcome` label of `lightsout_actions_total`; not in JSON output).
     #[serde(skip)]
     pub outcome: &'static str,
+    /// A change of native settings (`idle_shutdown`, `schedules`), not a power action.
+    #[serde(skip)]
+    pub native: bool,
 }
 
 /// What one pass saw and did.
@@ -123,6 +126,16 @@ struct Send {
     audit: crate::store::AuditId,
     workspace: WorkspaceRef,
     planned: Planned,
+}
+
+/// A change of native settings about to be sent.
+struct NativeSend {
+    key: InstanceKey,
+    audit: crate::store::AuditId,
+    workspace: WorkspaceRef,
+    change: crate::native::NativeChange,
+    /// Index of its entry in the pass report's actions.
+    report_index: usize,
 }
 
 /// Why the daemon could not run.
@@ -224,6 +237,7 @@ impl Daemon {
         };
         let mut updates: Vec<(InstanceKey, InstanceMemory)> = Vec::new();
         let mut sends: Vec<Send> = Vec::new();
+        let mut native_sends: Vec<NativeSend> = Vec::new();
         let mut observed_ok: BTreeSet<String> = BTreeSet::new();
         let mut seen: BTreeSet<InstanceKey> = BTreeSet::new();
         for snap in &snapshots {
@@ -245,9 +259,22 @@ impl Daemon {
                 seen.insert(key.clone());
                 let mut before = self.memory.get(&key).cloned().unwrap_or_default();
                 self.settle_pending(&key, obs, &mut before, now);
-                let d = engine.decide(obs, &before);
-                report.rows.push(PlanRow::new(obs, &d));
+                let mut d = engine.decide(obs, &before);
+                let native = self.plan_native(obs, &mut d, now);
+                let mut row = PlanRow::new(obs, &d);
+                row.native_drift = native.drift.iter().map(ToString::to_string).collect();
+                report.rows.push(row);
                 self.log_decision(obs, &d);
+                self.record_native(
+                    &key,
+                    &ws,
+                    obs,
+                    &d,
+                    native,
+                    now,
+                    &mut report,
+                    &mut native_sends,
+                );
                 match d.verdict {
                     Verdict::Act(planned) => {
                         if let Some(send) =
@@ -300,9 +327,14 @@ impl Daemon {
         for a in &mut report.actions {
             if let Some((_, o)) = outcomes
                 .iter()
-                .find(|(k, _)| k.workspace == a.workspace && k.instance == a.instance)
+                .find(|(k, _)| k.workspace == a.workspace && k.instance == a.instance && !a.native)
             {
                 a.outcome = o;
+            }
+        }
+        for (index, label) in self.send_native_all(native_sends, now).await {
+            if let Some(a) = report.actions.get_mut(index) {
+                a.outcome = label;
             }
         }
         report.next_wake = Some(self.next_wake(now));
@@ -360,7 +392,9 @@ impl Daemon {
             .pending_intents()
             .map(|v| {
                 v.iter().any(|r| {
-                    InstanceKey::new(&r.workspace, &r.instance) == *key && r.request_id.is_some()
+                    InstanceKey::new(&r.workspace, &r.instance) == *key
+                        && !r.action.is_native()
+                        && r.request_id.is_some()
                 })
             })
             .unwrap_or(true);
@@ -385,10 +419,9 @@ impl Daemon {
                 return;
             }
         };
-        for record in pending
-            .iter()
-            .filter(|r| InstanceKey::new(&r.workspace, &r.instance) == *key)
-        {
+        for record in pending.iter().filter(|r| {
+            InstanceKey::new(&r.workspace, &r.instance) == *key && !r.action.is_native()
+        }) {
             if let Err(e) = self
                 .store
                 .record_outcome(record.id, outcome, None, error, now)
@@ -453,6 +486,7 @@ impl Daemon {
             policy: intent.policy.clone(),
             catch_up: planned.catch_up,
             outcome: if dry_run { "dry_run" } else { "not_sent" },
+            native: false,
         });
         if dry_run {
             return None;
@@ -463,6 +497,210 @@ impl Daemon {
             workspace: ws.clone(),
             planned,
         })
+    }
+
+    /// Compare the instance's native settings with its policy and decide what to send
+    /// (see [`crate::native::plan_native`]); the memory of in-flight changes is updated in
+    /// `d.memory`, which is written with the intents (or at the end of the pass).
+    fn plan_native(
+        &self,
+        obs: &InstanceObservation,
+        d: &mut Decision,
+        now: Timestamp,
+    ) -> crate::native::NativePlan {
+        let policy = if obs.excluded() {
+            None
+        } else {
+            crate::policy::select(&self.policies, &obs.workspace, &obs.name, &obs.tags)
+        };
+        let Some(policy) = policy.filter(|p| p.native.mode != crate::native::NativeMode::Off)
+        else {
+            d.memory.native_pending.clear();
+            return crate::native::NativePlan::default();
+        };
+        let settled = obs.state.is_running() || obs.state.is_stopped();
+        crate::native::plan_native(
+            &policy.native,
+            &obs.native,
+            &mut d.memory.native_pending,
+            settled,
+            now,
+        )
+    }
+
+    /// Log drift, close the audit rows of changes now seen (or given up on), and record
+    /// the intent of each change to send, before anything is sent.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename them"
+    )]
+    fn record_native(
+        &mut self,
+        key: &InstanceKey,
+        ws: &WorkspaceRef,
+        obs: &InstanceObservation,
+        d: &Decision,
+        plan: crate::native::NativePlan,
+        now: Timestamp,
+        report: &mut PassReport,
+        sends: &mut Vec<NativeSend>,
+    ) {
+        for change in &plan.drift {
+            tracing::info!(workspace = %obs.workspace, instance = %obs.name,
+                policy = d.policy.as_deref().unwrap_or("-"), drift = %change,
+                "native settings differ from policy");
+        }
+        for (actions, outcome, error) in [
+            (&plan.done, Outcome::Succeeded, None),
+            (
+                &plan.expired,
+                Outcome::Failed,
+                Some("no effect observed within 10 minutes"),
+            ),
+        ] {
+            if !actions.is_empty() {
+                self.finish_native_pending(key, actions, outcome, error, now);
+            }
+        }
+        let dry_run = self.options.dry_run || self.cfg.daemon.dry_run;
+        for change in plan.send {
+            let intent = Intent {
+                at: now,
+                workspace: obs.workspace.clone(),
+                instance: obs.name.clone(),
+                action: change.action(),
+                reason: crate::decide::Reason::Native,
+                policy: d.policy.clone().unwrap_or_default(),
+                catch_up: false,
+                dry_run,
+            };
+            let audit = match self.store.record_intent(&intent, &d.memory) {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::error!(error = %e, instance = %obs.name, "cannot record intent; not acting");
+                    continue;
+                }
+            };
+            self.memory.insert(key.clone(), d.memory.clone());
+            tracing::info!(workspace = %obs.workspace, instance = %obs.name, change = %change,
+                dry_run, "reconciling native settings");
+            report.actions.push(ActionTaken {
+                at: now,
+                workspace: obs.workspace.clone(),
+                instance: obs.name.clone(),
+                action: change.action().as_str(),
+                reason: crate::decide::Reason::Native.as_str(),
+                policy: intent.policy.clone(),
+                catch_up: false,
+                outcome: if dry_run { "dry_run" } else { "not_sent" },
+                native: true,
+            });
+            if !dry_run {
+                sends.push(NativeSend {
+                    key: key.clone(),
+                    audit,
+                    workspace: ws.clone(),
+                    change,
+                    report_index: report.actions.len() - 1,
+                });
+            }
+        }
+    }
+
+    /// Close the pending audit rows of these native actions of one instance.
+    fn finish_native_pending(
+        &mut self,
+        key: &InstanceKey,
+        actions: &[crate::model::Action],
+        outcome: Outcome,
+        error: Option<&str>,
+        now: Timestamp,
+    ) {
+        let pending = match self.store.pending_intents() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read pending intents");
+                return;
+            }
+        };
+        for record in pending.iter().filter(|r| {
+            InstanceKey::new(&r.workspace, &r.instance) == *key && actions.contains(&r.action)
+        }) {
+            if let Err(e) = self
+                .store
+                .record_outcome(record.id, outcome, None, error, now)
+            {
+                tracing::warn!(error = %e, audit = %record.id, "cannot record an outcome");
+            }
+        }
+    }
+
+    /// Send the native changes (bounded by the actuator) and record what Azure said. A
+    /// change Azure completed at once is `succeeded`; one still running stays `pending`
+    /// until an observation shows it. Failed or refused changes stay in flight in memory
+    /// until [`crate::native::NATIVE_PENDING_EXPIRY`], then are tried once more.
+    async fn send_native_all(
+        &mut self,
+        sends: Vec<NativeSend>,
+        now: Timestamp,
+    ) -> Vec<(usize, &'static str)> {
+        let mut out = Vec::new();
+        let mut tasks = JoinSet::new();
+        for s in sends {
+            let actuator = self.actuator.clone();
+            tasks.spawn(async move {
+                let outcome = actuator
+                    .send_native(&s.workspace, &s.key.instance, &s.change)
+                    .await;
+                (s, outcome)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((s, outcome)) = joined else {
+                continue;
+            };
+            let (label, result, request_id, error) = match &outcome {
+                SendOutcome::Accepted(op) => (
+                    "accepted",
+                    if op.is_completed() {
+                        Outcome::Succeeded
+                    } else {
+                        Outcome::Pending
+                    },
+                    op.request_id().map(str::to_owned),
+                    None,
+                ),
+                SendOutcome::Refused(e) => (
+                    "refused",
+                    Outcome::Refused,
+                    e.request_id().map(str::to_owned),
+                    Some(error_text(e)),
+                ),
+                SendOutcome::Failed(e) => (
+                    "failed",
+                    Outcome::Failed,
+                    e.request_id().map(str::to_owned),
+                    Some(error_text(e)),
+                ),
+            };
+            match &error {
+                None => tracing::info!(instance = %s.key, change = %s.change,
+                    request_id = request_id.as_deref().unwrap_or("-"), "native settings change accepted"),
+                Some(err) => tracing::warn!(instance = %s.key, change = %s.change,
+                    outcome = result.as_str(), error = %err, "native settings change not carried out"),
+            }
+            if let Err(e) = self.store.record_outcome(
+                s.audit,
+                result,
+                request_id.as_deref(),
+                error.as_deref(),
+                now,
+            ) {
+                tracing::error!(error = %e, "cannot record an outcome");
+            }
+            out.push((s.report_index, label));
+        }
+        out
     }
 
     fn log_decision(&self, obs: &InstanceObservation, d: &Decision) {

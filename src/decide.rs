@@ -185,6 +185,8 @@ pub fn pending_done(p: &Pending, obs: &InstanceObservation) -> bool {
                         && op.at >= p.requested_at - SignedDuration::from_mins(1)
                 })
         }
+        // Native changes are never the power `pending`; their effect is seen as no drift.
+        Action::IdleShutdown | Action::Schedules => true,
     }
 }
 

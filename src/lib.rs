@@ -45,6 +45,7 @@ pub mod http;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod native;
 pub mod observe;
 pub mod plan;
 pub mod policy;

@@ -37,6 +37,22 @@ pub struct InstanceMemory {
     /// After a failure, no new request before this instant.
     #[serde(default)]
     pub retry_at: Option<Timestamp>,
+    /// Native settings changes sent (or about to be) and not yet seen in an observation:
+    /// the same change is not sent again while one is here (see
+    /// `native::NATIVE_PENDING_EXPIRY`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_pending: Vec<NativePending>,
+}
+
+/// A change of native settings in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativePending {
+    /// `idle_shutdown` or `schedules`.
+    pub action: Action,
+    /// What the change sets (`NativeChange::target`).
+    pub target: String,
+    /// When the intent was recorded.
+    pub requested_at: Timestamp,
 }
 
 /// A request lightsout sent and has not yet seen the effect of.

@@ -75,6 +75,9 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// `lightsout_instances{workspace,state}`.
     pub instances: IntGaugeVec,
+    /// `lightsout_native_drift_instances{workspace}`: instances whose native settings
+    /// differ from their policy's `[policy.native]` (report or enforce mode).
+    pub native_drift: IntGaugeVec,
     /// `lightsout_instance_running{workspace,instance,vm_size}`: 1 running, 0 not.
     pub instance_running: IntGaugeVec,
     /// `lightsout_instance_idle_seconds{workspace,instance}`: only when idle time is known.
@@ -161,6 +164,11 @@ impl Metrics {
                 "Compute instances by Azure state, at the latest pass.",
                 &["workspace", "state"]
             )),
+            native_drift: reg!(ig(
+                "lightsout_native_drift_instances",
+                "Compute instances whose own idle shutdown or start/stop schedules differ from policy ([policy.native] report or enforce), at the latest pass.",
+                &["workspace"]
+            )),
             instance_running: reg!(
                 per_instance,
                 ig(
@@ -191,7 +199,7 @@ impl Metrics {
             )),
             actions: reg!(ic(
                 "lightsout_actions_total",
-                "Start, stop and restart requests by lightsout, by outcome when sent (accepted, refused, failed, dry_run).",
+                "Start, stop and restart requests and native settings changes (idle_shutdown, schedules) by lightsout, by outcome when sent (accepted, refused, failed, dry_run).",
                 &["workspace", "action", "reason", "outcome"]
             )),
             cost_accrued: reg!(
@@ -372,8 +380,21 @@ impl Metrics {
                 .inc();
         }
         self.record_states(report);
+        self.record_native_drift(report);
         self.record_instances(report, costs);
         self.render_instances();
+    }
+
+    /// Every observed workspace gets a value (0 when in line), so alerts can compare.
+    fn record_native_drift(&self, report: &PassReport) {
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+        for row in &report.rows {
+            *counts.entry(row.workspace.as_str()).or_default() +=
+                i64::from(!row.native_drift.is_empty());
+        }
+        for (ws, n) in counts {
+            self.native_drift.with_label_values(&[ws]).set(n);
+        }
     }
 
     fn record_states(&self, report: &PassReport) {
@@ -542,6 +563,7 @@ mod tests {
             catch_up: false,
             idle_seconds: idle,
             next: None,
+            native_drift: Vec::new(),
         }
     }
 
@@ -568,6 +590,34 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn native_drift_gauge_counts_drifting_instances_per_workspace() {
+        let m = Metrics::new("test").unwrap();
+        let mut a = row("lab", "ci-a", "Running", None);
+        a.native_drift = vec!["idle shutdown PT60M -> PT30M".into()];
+        let b = row("lab", "ci-b", "Stopped", None);
+        let report = PassReport {
+            rows: vec![a, b],
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &CostView::default(), 0.0);
+        let text = m.render().unwrap();
+        assert!(
+            text.contains("lightsout_native_drift_instances{workspace=\"lab\"} 1"),
+            "{text}"
+        );
+        let report = PassReport {
+            rows: vec![row("lab", "ci-a", "Running", None)],
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &CostView::default(), 0.0);
+        assert!(
+            m.render()
+                .unwrap()
+                .contains("lightsout_native_drift_instances{workspace=\"lab\"} 0")
+        );
     }
 
     #[test]

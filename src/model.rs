@@ -194,6 +194,8 @@ pub struct InstanceObservation {
     pub tags: std::collections::BTreeMap<String, String>,
     pub last_operation: Option<LastOperation>,
     pub jupyter: JupyterActivity,
+    /// Azure's own idle shutdown and start/stop schedules on the instance.
+    pub native: crate::native::NativeObserved,
 }
 
 impl InstanceObservation {
@@ -217,15 +219,20 @@ pub const TAG_EXCLUDE: &str = "lightsout";
 /// Tag holding an RFC 3339 instant before which the instance must not be stopped.
 pub const TAG_HOLD_UNTIL: &str = "lightsout-hold-until";
 
-/// What lightsout asks Azure to do to an instance.
+/// What lightsout asks Azure to do to an instance: a power action, or a change of its
+/// native settings (`[policy.native]`).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     Start,
     Stop,
     Restart,
+    /// `updateIdleShutdownSetting`.
+    IdleShutdown,
+    /// `updateSchedules`.
+    Schedules,
 }
 
 impl Action {
@@ -235,7 +242,14 @@ impl Action {
             Action::Start => "start",
             Action::Stop => "stop",
             Action::Restart => "restart",
+            Action::IdleShutdown => "idle_shutdown",
+            Action::Schedules => "schedules",
         }
+    }
+
+    /// A change of native settings rather than of the power state.
+    pub fn is_native(self) -> bool {
+        matches!(self, Action::IdleShutdown | Action::Schedules)
     }
 }
 

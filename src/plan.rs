@@ -29,6 +29,10 @@ pub struct PlanRow {
     pub catch_up: bool,
     pub idle_seconds: Option<i64>,
     pub next: Option<NextChange>,
+    /// How the instance's native settings differ from its policy's `[policy.native]`
+    /// (mode report or enforce), one entry per change; empty when in line or unmanaged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_drift: Vec<String>,
 }
 
 impl PlanRow {
@@ -75,8 +79,23 @@ impl PlanRow {
             catch_up,
             idle_seconds: d.idle_for.map(|s| s.as_secs()),
             next: d.next,
+            native_drift: Vec::new(),
         }
     }
+}
+
+/// How an observed instance's native settings differ from its governing policy (empty
+/// when excluded, ungoverned, mode off, or in line).
+pub fn native_drift(
+    policies: &[crate::policy::Policy],
+    obs: &InstanceObservation,
+) -> Vec<crate::native::NativeChange> {
+    if obs.excluded() {
+        return Vec::new();
+    }
+    crate::policy::select(policies, &obs.workspace, &obs.name, &obs.tags)
+        .map(|p| crate::native::drift(&p.native, &obs.native))
+        .unwrap_or_default()
 }
 
 /// Decide for every observed instance at `now` with the remembered state.

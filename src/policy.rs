@@ -72,6 +72,8 @@ pub struct Policy {
     pub catch_up: Duration,
     pub idle: Option<IdleRule>,
     pub events: Vec<Event>,
+    /// `[policy.native]`: what the instances' own idle shutdown and schedules should be.
+    pub native: crate::native::NativePolicy,
 }
 
 /// Default `catch_up` when a policy does not set one.

@@ -46,6 +46,10 @@ pub struct Simulation {
     pub unpriced: Vec<String>,
     #[serde(skip)]
     pub passes: usize,
+    /// The emulator's state at the end (`GET /_emulator/state`), for tests and reports:
+    /// shows what the instances' own idle shutdown and schedules did meanwhile.
+    #[serde(skip)]
+    pub final_state: serde_json::Value,
 }
 
 /// Why a simulation could not run.
@@ -249,6 +253,7 @@ async fn run(
         cost,
         unpriced,
         passes,
+        final_state: emulator.state(),
     })
 }
 

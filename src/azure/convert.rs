@@ -11,6 +11,7 @@ use crate::model::{
     InstanceObservation, InstanceState, JupyterActivity, LastOperation, OperationKind,
     OperationTrigger,
 };
+use crate::native::{NativeObserved, NativeSchedule, PowerAction, normalise_cron};
 
 /// The engine's view of one compute, or `None` if it is not a compute instance.
 pub fn instance_observation(
@@ -34,7 +35,75 @@ pub fn instance_observation(
         tags: r.tags.clone().unwrap_or_default(),
         last_operation: props.last_operation.as_ref().and_then(last_operation),
         jupyter: JupyterActivity::NotObserved,
+        native: native_observed(props),
     })
+}
+
+/// The instance's own idle shutdown and schedules. Enabled cron schedules are kept as
+/// [`NativeSchedule`]s; any other schedule (recurrence, disabled, unreadable) is described,
+/// so that a policy that mirrors schedules sees it as a difference.
+fn native_observed(props: &wire::ComputeInstanceProperties) -> NativeObserved {
+    let mut out = NativeObserved {
+        idle_shutdown: props.idle_time_before_shutdown.clone(),
+        ..NativeObserved::default()
+    };
+    let list = props
+        .schedules
+        .as_ref()
+        .and_then(|s| s.compute_start_stop.as_deref())
+        .unwrap_or_default();
+    for s in list {
+        let action = s
+            .action
+            .as_ref()
+            .and_then(|a| PowerAction::parse(a.as_str()));
+        let enabled = !matches!(s.status, Some(wire::ScheduleStatus::Disabled));
+        let cron = s
+            .cron
+            .as_ref()
+            .filter(|_| matches!(s.trigger_type, Some(wire::TriggerType::Cron) | None));
+        match (action, enabled, cron) {
+            (Some(action), true, Some(c)) if c.expression.is_some() => {
+                out.schedules.push(NativeSchedule {
+                    action,
+                    cron: normalise_cron(c.expression.as_deref().unwrap_or_default()),
+                    time_zone: c.time_zone.clone().unwrap_or_else(|| "UTC".to_owned()),
+                });
+            }
+            _ => out.other_schedules.push(format!(
+                "{} {} schedule ({})",
+                if enabled { "enabled" } else { "disabled" },
+                s.trigger_type
+                    .as_ref()
+                    .map_or("untyped", |t| t.as_str())
+                    .to_ascii_lowercase(),
+                s.action.as_ref().map_or("no action", |a| a.as_str())
+            )),
+        }
+    }
+    out
+}
+
+/// The body of `updateSchedules` that sets exactly `schedules` (enabled cron triggers).
+pub fn schedules_body(schedules: &[NativeSchedule]) -> wire::ComputeSchedules {
+    wire::ComputeSchedules {
+        compute_start_stop: Some(
+            schedules
+                .iter()
+                .map(|s| wire::ComputeStartStopSchedule {
+                    status: Some(wire::ScheduleStatus::Enabled),
+                    action: Some(wire::ComputePowerAction::from(s.action.as_str())),
+                    trigger_type: Some(wire::TriggerType::Cron),
+                    cron: Some(wire::CronTrigger {
+                        expression: Some(s.cron.clone()),
+                        start_time: None,
+                        time_zone: Some(s.time_zone.clone()),
+                    }),
+                    ..wire::ComputeStartStopSchedule::default()
+                })
+                .collect(),
+        ),
+    }
 }
 
 fn last_operation(op: &wire::LastOperation) -> Option<LastOperation> {
@@ -110,6 +179,58 @@ mod tests {
         assert_eq!(
             jupyter_base(&r).unwrap().as_str(),
             "https://compute123.eastus2.azureml.net/jupyter/"
+        );
+    }
+
+    #[test]
+    fn native_settings_are_read_from_the_schedules_fixture() {
+        let full = format!(
+            "{}/tests/fixtures/azure/2025-12-01/Compute/createOrUpdate/ComputeInstanceWithSchedules.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(full).unwrap()).unwrap();
+        let mut r: ComputeResource =
+            serde_json::from_value(doc["parameters"]["parameters"].clone()).unwrap();
+        r.name = Some("compute123".into());
+        let o = instance_observation("research", &r).unwrap();
+        assert_eq!(
+            o.native.schedules,
+            vec![NativeSchedule {
+                action: PowerAction::Stop,
+                cron: "0 18 * * *".into(),
+                time_zone: "Pacific Standard Time".into()
+            }]
+        );
+        assert!(o.native.other_schedules.is_empty());
+        // And the body we send has the fixture's shape (without the start time).
+        let body = serde_json::to_value(schedules_body(&o.native.schedules)).unwrap();
+        let mut want =
+            doc["parameters"]["parameters"]["properties"]["properties"]["schedules"].clone();
+        want["computeStartStop"][0]["cron"]
+            .as_object_mut()
+            .unwrap()
+            .remove("startTime");
+        assert_eq!(body, want);
+    }
+
+    #[test]
+    fn recurrence_schedules_are_described_not_dropped() {
+        let r: ComputeResource = serde_json::from_value(serde_json::json!({
+            "name": "ci-x",
+            "properties": {"computeType": "ComputeInstance", "properties": {
+                "state": "Running", "idleTimeBeforeShutdown": "PT60M",
+                "schedules": {"computeStartStop": [{"status": "Enabled", "action": "Start",
+                    "triggerType": "Recurrence", "recurrence": {"frequency": "Day", "interval": 1}}]}
+            }}
+        }))
+        .unwrap();
+        let o = instance_observation("a", &r).unwrap();
+        assert_eq!(o.native.idle_shutdown.as_deref(), Some("PT60M"));
+        assert!(o.native.schedules.is_empty());
+        assert_eq!(
+            o.native.other_schedules,
+            vec!["enabled recurrence schedule (Start)"]
         );
     }
 

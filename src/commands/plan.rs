@@ -7,7 +7,7 @@ use super::validate::config_path;
 use crate::azure::ArmClientConfig;
 use crate::cli::PlanArgs;
 use crate::decide::Engine;
-use crate::plan::{PlanRow, decide_all, next_cell, short_duration};
+use crate::plan::{PlanRow, decide_all, native_drift, next_cell, short_duration};
 use crate::{clock, config, connect, observe};
 
 /// Print every instance's decision; exit 1 if a workspace could not be observed.
@@ -31,7 +31,12 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
             Ok(instances) => {
                 for (i, (_, d)) in decide_all(&engine, instances, &memory).iter().enumerate() {
                     if let Some(obs) = instances.get(i) {
-                        rows.push(PlanRow::new(obs, d));
+                        let mut row = PlanRow::new(obs, d);
+                        row.native_drift = native_drift(&policies, obs)
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect();
+                        rows.push(row);
                     }
                 }
             }
@@ -92,6 +97,17 @@ fn table(rows: &[PlanRow], now: jiff::Timestamp) -> String {
             ]
         })
         .collect();
-    let rows: Vec<Vec<String>> = cells.into_iter().map(Vec::from).collect();
-    crate::table::render(&header, &rows)
+    let table_rows: Vec<Vec<String>> = cells.into_iter().map(Vec::from).collect();
+    let mut out = crate::table::render(&header, &table_rows);
+    // Native settings that differ from policy, below the table: one line per change.
+    let drifting: Vec<&PlanRow> = rows.iter().filter(|r| !r.native_drift.is_empty()).collect();
+    if !drifting.is_empty() {
+        out.push_str("\nNATIVE SETTINGS DIFFERING FROM POLICY\n");
+        for r in drifting {
+            for d in &r.native_drift {
+                out.push_str(&format!("{}/{}: {d}\n", r.workspace, r.instance));
+            }
+        }
+    }
+    out
 }

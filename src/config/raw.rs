@@ -105,6 +105,16 @@ pub struct RawPolicy {
     pub idle: Option<RawIdle>,
     #[serde(default)]
     pub event: Vec<RawEvent>,
+    pub native: Option<RawNative>,
+}
+
+/// `[policy.native]`: Azure ML's own idle shutdown and schedules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNative {
+    pub mode: Option<Spanned<String>>,
+    pub idle_shutdown: Option<Spanned<String>>,
+    pub schedules: Option<Spanned<String>>,
 }
 
 /// `exceptions = [ { from, to, state } ]`.

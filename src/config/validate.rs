@@ -15,10 +15,12 @@ use url::Url;
 
 use super::Diagnostic;
 use super::raw::{
-    RawAzure, RawConfig, RawDaemon, RawHttp, RawIdle, RawPolicy, RawPricing, RawWorkspace,
+    RawAzure, RawConfig, RawDaemon, RawHttp, RawIdle, RawNative, RawPolicy, RawPricing,
+    RawWorkspace,
 };
 use crate::azure::{AuthSettings, Cloud, CredentialKind};
 use crate::model::WorkspaceRef;
+use crate::native::{MAX_IDLE_SHUTDOWN, MIN_IDLE_SHUTDOWN, NativeMode, NativePolicy};
 use crate::policy::{DEFAULT_CATCH_UP, Enforcement, Event, IdleRule, Policy, Signals, StartMode};
 use crate::schedule::{CronExpr, Desired, EventAction, Exception, Schedule, Window};
 
@@ -800,6 +802,11 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
                 format!("policy[{i}] ({name}): does nothing: it has no uptime window, no [policy.idle] rule and no [[policy.event]]"),
             );
         }
+        let native = p
+            .native
+            .as_ref()
+            .map(|raw| check_native(c, &key("native"), p, raw, &schedule, start, &events))
+            .unwrap_or_default();
         let policy = Policy {
             name: name.clone(),
             workspaces: p
@@ -818,6 +825,7 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
             catch_up,
             idle: idle.flatten(),
             events,
+            native,
         };
         if let Some(earlier) = out.iter().find(|e| governs_everything_of(e, &policy)) {
             c.warn(
@@ -893,6 +901,95 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
         max_uptime,
         signals,
     })
+}
+
+/// `[policy.native]`: the mode, Azure's bounds on the idle shutdown, and (with
+/// `schedules = "mirror"` and a mode other than off) every part of the policy that native
+/// schedules cannot carry, each as its own error.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of the policy already validated; one call site"
+)]
+fn check_native(
+    c: &mut Checker<'_>,
+    key: &str,
+    p: &RawPolicy,
+    raw: &RawNative,
+    schedule: &Schedule,
+    start: StartMode,
+    events: &[Event],
+) -> NativePolicy {
+    let mut out = NativePolicy::default();
+    if let Some(v) = &raw.mode {
+        match NativeMode::parse(v.get_ref()) {
+            Some(m) => out.mode = m,
+            None => c.error(
+                v.span(),
+                format!(
+                    "{key}.mode: expected off, report or enforce, got {:?}",
+                    v.get_ref()
+                ),
+            ),
+        }
+    }
+    if let Some(v) = &raw.idle_shutdown
+        && let Some(d) = duration(c, &format!("{key}.idle_shutdown"), v)
+    {
+        if !(MIN_IDLE_SHUTDOWN..=MAX_IDLE_SHUTDOWN).contains(&d) {
+            c.error(
+                v.span(),
+                format!(
+                    "{key}.idle_shutdown: Azure accepts 15m to 3days, got {:?}",
+                    v.get_ref()
+                ),
+            );
+        } else if d.as_secs() % 60 != 0 {
+            c.error(
+                v.span(),
+                format!(
+                    "{key}.idle_shutdown: must be whole minutes, got {:?}",
+                    v.get_ref()
+                ),
+            );
+        } else {
+            out.idle_shutdown = Some(d);
+        }
+    }
+    if let Some(v) = &raw.schedules {
+        if v.get_ref() != "mirror" {
+            c.error(
+                v.span(),
+                format!(
+                    "{key}.schedules: expected \"mirror\" (or leave it out), got {:?}",
+                    v.get_ref()
+                ),
+            );
+        } else {
+            match crate::native::mirror(schedule, start, events) {
+                Ok(list) => out.schedules = Some(list),
+                Err(problems) if out.mode != NativeMode::Off => {
+                    for problem in problems {
+                        c.error(
+                            v.span(),
+                            format!("{key}.schedules: policy cannot be mirrored: {problem}"),
+                        );
+                    }
+                }
+                // Off: nothing is mirrored, so nothing needs to be expressible yet.
+                Err(_) => {}
+            }
+        }
+    }
+    if out.mode != NativeMode::Off && raw.idle_shutdown.is_none() && raw.schedules.is_none() {
+        c.warn(
+            p.name.span(),
+            format!(
+                "{key}: mode {:?} manages nothing: set idle_shutdown or schedules = \"mirror\"",
+                out.mode.as_str()
+            ),
+        );
+    }
+    out
 }
 
 /// Shortest idle timeout: activity sources report with minute granularity.
@@ -1191,6 +1288,46 @@ timeout = "1h"
                 .any(|l| l.contains("policy[2] (never).instances: empty list")),
             "{m:#?}"
         );
+    }
+
+    #[test]
+    fn native_section_is_checked() {
+        let m = messages(
+            "[[policy]]\nname = \"n\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.native]\nmode = \"always\"\nidle_shutdown = \"4days\"\nschedules = \"copy\"\n",
+        );
+        for want in [
+            "5:8: policy[0] (n).native.mode: expected off, report or enforce, got \"always\"",
+            "6:17: policy[0] (n).native.idle_shutdown: Azure accepts 15m to 3days, got \"4days\"",
+            "7:13: policy[0] (n).native.schedules: expected \"mirror\" (or leave it out), got \"copy\"",
+        ] {
+            assert!(
+                m.iter().any(|l| l.starts_with(want)),
+                "missing {want:?} in {m:#?}"
+            );
+        }
+        let m = messages(
+            "[[policy]]\nname = \"n\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.native]\nmode = \"report\"\nidle_shutdown = \"90s\"\n",
+        );
+        assert!(m[0].contains("Azure accepts 15m to 3days"), "{m:?}");
+        let m = messages(
+            "[[policy]]\nname = \"n\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.native]\nmode = \"report\"\nidle_shutdown = \"30m 30s\"\n",
+        );
+        assert!(m[0].contains("must be whole minutes"), "{m:?}");
+        let m = messages(
+            "[[policy]]\nname = \"n\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.native]\nmode = \"enforce\"\n",
+        );
+        assert!(
+            m[0].contains("warning: policy[0] (n).native: mode \"enforce\" manages nothing"),
+            "{m:?}"
+        );
+        let (cfg, _) = from_str(
+            "[[policy]]\nname = \"n\"\ntimezone = \"Europe/Paris\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.native]\nmode = \"enforce\"\nidle_shutdown = \"1h\"\nschedules = \"mirror\"\n",
+        )
+        .unwrap();
+        let native = &cfg.policies[0].native;
+        assert_eq!(native.mode, NativeMode::Enforce);
+        assert_eq!(native.idle_shutdown, Some(Duration::from_secs(3600)));
+        assert_eq!(native.schedules.as_ref().map(Vec::len), Some(1));
     }
 
     #[test]

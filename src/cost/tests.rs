@@ -212,6 +212,7 @@ fn row(instance: &str, state: &str, idle_seconds: Option<i64>) -> PlanRow {
         catch_up: false,
         idle_seconds,
         next: None,
+        native_drift: Vec::new(),
     }
 }
 

@@ -59,6 +59,7 @@ fn obs(state: InstanceState) -> InstanceObservation {
             last_activity: None,
             kernel_busy: false,
         },
+        native: Default::default(),
     }
 }
 
@@ -607,6 +608,7 @@ fn arb_memory() -> impl Strategy<Value = InstanceMemory> {
                 pending: None,
                 failures: 0,
                 retry_at: None,
+                native_pending: Vec::new(),
             },
         )
 }

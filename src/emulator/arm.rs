@@ -33,6 +33,8 @@ const FIRST_LRO_ACTION_API: &str = "2021-01-01";
 /// Smallest and largest idle shutdown ARM accepts.
 const MIN_IDLE: Duration = Duration::from_secs(15 * 60);
 const MAX_IDLE: Duration = Duration::from_secs(3 * 24 * 3600);
+/// Most start/stop schedules per instance.
+const MAX_SCHEDULES: usize = crate::native::MAX_SCHEDULES;
 /// Longest `Retry-After` the emulator suggests, in seconds.
 const MAX_RETRY_AFTER_SECS: u64 = 15;
 
@@ -664,6 +666,7 @@ fn put(
         if schedules.is_some() {
             inst.schedules = schedules;
         }
+        inst.refresh_native(&shared.fleet, now);
         inst.modified_on = now;
         let ws = &inner.workspaces[wi];
         return json(
@@ -715,7 +718,7 @@ fn put(
             Some(json!({"assignedUser": {"objectId": p.object_id, "tenantId": shared.fleet.tenant_id}}))
         });
     let private_ip = inner.alloc_ip();
-    let inst = Instance {
+    let mut inst = Instance {
         name: name.clone(),
         vm_size: vm_size.to_owned(),
         tags: tags.unwrap_or_default(),
@@ -740,6 +743,7 @@ fn put(
         private_ip,
         machine: Machine::creating(now, took, id.clone(), fails),
     };
+    inst.refresh_native(&shared.fleet, now);
     inner.ops.insert(
         id.clone(),
         OpRecord {
@@ -827,6 +831,15 @@ fn check_schedules(list: &Value) -> Result<(), Response> {
                 &format!("{target}.status"),
             ));
         }
+        if let Err(message) = super::state::native_rule(s) {
+            return Err(bad(message, &format!("{target}.cron")));
+        }
+    }
+    if items.len() > MAX_SCHEDULES {
+        return Err(bad(
+            format!("At most {MAX_SCHEDULES} schedules are allowed per compute instance."),
+            "computeStartStop",
+        ));
     }
     Ok(())
 }
@@ -899,6 +912,7 @@ fn post(
             }
             let inst = &mut inner.workspaces[wi].instances[ii];
             inst.idle_time_before_shutdown = Some(i.to_owned());
+            inst.refresh_native(&shared.fleet, now);
             inst.modified_on = now;
             return empty(StatusCode::OK);
         }
@@ -913,6 +927,7 @@ fn post(
             }
             let inst = &mut inner.workspaces[wi].instances[ii];
             inst.schedules = Some(json!({"computeStartStop": list}));
+            inst.refresh_native(&shared.fleet, now);
             inst.modified_on = now;
             return empty(StatusCode::OK);
         }

@@ -83,6 +83,11 @@ fn clock_json(shared: &Shared) -> Response {
 }
 
 fn state(shared: &Shared) -> Response {
+    json(StatusCode::OK, &state_value(shared))
+}
+
+/// The body of `GET /_emulator/state`: every instance as the emulator sees it now.
+pub fn state_value(shared: &Shared) -> Value {
     let now = shared.clock.now();
     let mut inner = shared.lock();
     inner.settle(now);
@@ -122,20 +127,17 @@ fn state(shared: &Shared) -> Response {
             })
         })
         .collect();
-    json(
-        StatusCode::OK,
-        &json!({
-            "now": now.to_string(),
-            "now_arm": arm_time(now),
-            "virtual_time": shared.clock.is_virtual(),
-            "endpoint": shared.endpoint,
-            "tenant_id": shared.fleet.tenant_id,
-            "workspaces": workspaces,
-            "faults": inner.faults,
-            "calls": inner.calls.len(),
-            "tokens": inner.tokens.len(),
-        }),
-    )
+    json!({
+        "now": now.to_string(),
+        "now_arm": arm_time(now),
+        "virtual_time": shared.clock.is_virtual(),
+        "endpoint": shared.endpoint,
+        "tenant_id": shared.fleet.tenant_id,
+        "workspaces": workspaces,
+        "faults": inner.faults,
+        "calls": inner.calls.len(),
+        "tokens": inner.tokens.len(),
+    })
 }
 
 #[derive(Deserialize)]

@@ -4,12 +4,61 @@
 //! in its transitional state and records when the operation ends and whether it fails.
 //! [`Machine::settle`] applies every operation whose end time has passed. Nothing here
 //! reads a clock or does I/O; the server calls `settle(now)` before it looks at an instance.
+//!
+//! The instance also carries out Azure's own settings ([`NativeSettings`]) by itself, as a
+//! real compute instance does while nobody watches: after `idleTimeBeforeShutdown` with no
+//! Jupyter or job activity it stops (trigger `IdleShutdown`), and its enabled cron
+//! schedules start and stop it (trigger `Schedule`). `settle` replays every such firing
+//! between the last settle and `now` in time order, each at its exact instant, so virtual
+//! time may jump by a week and still see each firing. A schedule fires at its cron times in
+//! its zone with the engine's DST rule (`schedule::cron`); a firing that finds the instance
+//! mid-operation or already in the target state does nothing.
 
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::fleet::{Activity, ActivityKind};
+use crate::schedule::CronExpr;
+
+/// One enabled native cron schedule, ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct NativeRule {
+    /// `Start` or `Stop`.
+    pub kind: OpKind,
+    /// The schedule's expression.
+    pub cron: CronExpr,
+    /// The IANA zone its Windows time zone stands for.
+    pub tz: jiff::tz::TimeZone,
+}
+
+impl PartialEq for NativeRule {
+    fn eq(&self, other: &NativeRule) -> bool {
+        self.kind == other.kind
+            && self.cron.as_str() == other.cron.as_str()
+            && self.tz.iana_name() == other.tz.iana_name()
+    }
+}
+
+/// Azure's own settings the instance carries out by itself.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NativeSettings {
+    /// `idleTimeBeforeShutdown`.
+    pub idle: Option<Duration>,
+    /// When `idle` was last set: idle time counts from no earlier than this, so an
+    /// instance idle for hours does not stop the instant its setting appears (or the
+    /// emulator starts).
+    pub idle_set_at: Option<Timestamp>,
+    /// Enabled cron schedules.
+    pub schedules: Vec<NativeRule>,
+    /// How long a start it triggers takes.
+    pub start_takes: Duration,
+    /// How long a stop it triggers takes.
+    pub stop_takes: Duration,
+}
+
+/// Most steps of the idle-deadline search (each skips past one activity).
+const IDLE_SEARCH_STEPS: usize = 256;
 
 /// A long-running operation on an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +287,10 @@ pub struct Machine {
     pub kernels: Vec<Kernel>,
     /// Scripted activity windows from the fleet.
     pub script: Vec<Activity>,
+    /// Azure's own idle shutdown and schedules.
+    pub native: NativeSettings,
+    /// Native firings up to this instant have been carried out.
+    pub native_from: Timestamp,
 }
 
 /// What a finished operation did, for the server's bookkeeping.
@@ -264,6 +317,8 @@ impl Machine {
             last_activity: started_at.unwrap_or(now),
             kernels: Vec::new(),
             script: Vec::new(),
+            native: NativeSettings::default(),
+            native_from: now,
         }
     }
 
@@ -299,6 +354,19 @@ impl Machine {
         trigger: Trigger,
     ) -> Result<(), Refusal> {
         self.settle(now);
+        self.start_op(kind, now, took, id, fails, trigger)
+    }
+
+    /// [`Machine::begin`] without settling first (for firings inside `settle`).
+    fn start_op(
+        &mut self,
+        kind: OpKind,
+        now: Timestamp,
+        took: Duration,
+        id: String,
+        fails: bool,
+        trigger: Trigger,
+    ) -> Result<(), Refusal> {
         if let Some(p) = &self.pending {
             return Err(Refusal::Busy { running: p.kind });
         }
@@ -338,9 +406,106 @@ impl Machine {
         Ok(())
     }
 
-    /// Applies the pending operation if it has ended by `now`.
+    /// Applies, in time order, the pending operation if it has ended by `now` and every
+    /// native firing (idle shutdown, schedules) due by `now`. Returns the last operation
+    /// that finished.
     pub fn settle(&mut self, now: Timestamp) -> Option<Finished> {
-        let p = self.pending.take_if(|p| p.ends <= now)?;
+        let mut finished = None;
+        loop {
+            if let Some(p) = &self.pending {
+                if p.ends > now {
+                    break;
+                }
+                let ends = p.ends;
+                finished = self.apply_pending();
+                // Firings while the operation ran found the instance busy: skipped.
+                self.native_from = self.native_from.max(ends);
+                continue;
+            }
+            let Some((at, kind, trigger)) = self.next_native(now) else {
+                break;
+            };
+            self.native_from = at;
+            let took = match kind {
+                OpKind::Start => self.native.start_takes,
+                _ => self.native.stop_takes,
+            };
+            let wanted = match kind {
+                OpKind::Start => self.state == State::Stopped,
+                _ => self.state == State::Running,
+            };
+            if wanted {
+                let id = format!(
+                    "native-{}-{}",
+                    kind.name().to_ascii_lowercase(),
+                    at.as_second()
+                );
+                // Cannot be refused: nothing is pending and the state fits.
+                let _refused = self.start_op(kind, at, took, id, false, trigger);
+            }
+        }
+        self.native_from = self.native_from.max(now);
+        finished
+    }
+
+    /// The first native firing in `(native_from, now]` (an overdue idle shutdown fires at
+    /// `native_from`), if nothing is pending.
+    fn next_native(&self, now: Timestamp) -> Option<(Timestamp, OpKind, Trigger)> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let mut best: Option<(Timestamp, OpKind, Trigger)> = None;
+        if let Some(idle) = self.native.idle
+            && self.state == State::Running
+            && let Some(deadline) = self.idle_deadline(idle)
+        {
+            let at = deadline.max(self.native_from);
+            if at <= now {
+                best = Some((at, OpKind::Stop, Trigger::IdleShutdown));
+            }
+        }
+        for rule in &self.native.schedules {
+            if let Some(at) = rule
+                .cron
+                .fire_times(&rule.tz, self.native_from, now)
+                .first()
+                .copied()
+                && best.is_none_or(|(b, _, _)| at < b)
+            {
+                best = Some((at, rule.kind, Trigger::Schedule));
+            }
+        }
+        best
+    }
+
+    /// When the running instance will have been idle for `idle`: counting from its latest
+    /// Jupyter activity (kernels, touches, scripted windows, its start) or from when the
+    /// setting was made, whichever is later, skipping past
+    /// activity that comes before the deadline. `None` while a job runs or a kernel is busy.
+    pub fn idle_deadline(&self, idle: Duration) -> Option<Timestamp> {
+        if self.manual_job || self.kernels.iter().any(|k| k.busy) {
+            return None;
+        }
+        let since = |t: Timestamp| {
+            let active = self.last_activity_at(t);
+            self.native
+                .idle_set_at
+                .map_or(active, |set| active.max(set))
+        };
+        let mut deadline = add(since(self.native_from), idle);
+        for _ in 0..IDLE_SEARCH_STEPS {
+            let next = add(since(deadline), idle);
+            if next <= deadline {
+                return Some(deadline);
+            }
+            deadline = next;
+        }
+        None
+    }
+
+    /// Applies the pending operation, ended or not.
+    fn apply_pending(&mut self) -> Option<Finished> {
+        let p = self.pending.take()?;
         let ok = !p.fails;
         self.state = match (p.kind, ok) {
             (OpKind::Create | OpKind::Start | OpKind::Restart, true) => {
@@ -663,6 +828,167 @@ mod tests {
             t("2026-03-30T12:10:00Z")
         );
         assert!(m.kernels_at(t("2026-03-30T13:00:00Z")).is_empty());
+    }
+
+    fn native(idle: Option<u64>, rules: &[(OpKind, &str, &str)]) -> NativeSettings {
+        NativeSettings {
+            idle: idle.map(|m| Duration::from_secs(m * 60)),
+            idle_set_at: None,
+            schedules: rules
+                .iter()
+                .map(|(kind, cron, tz)| NativeRule {
+                    kind: *kind,
+                    cron: CronExpr::parse(cron).unwrap(),
+                    tz: jiff::tz::TimeZone::get(tz).unwrap(),
+                })
+                .collect(),
+            start_takes: TWO,
+            stop_takes: TWO,
+        }
+    }
+
+    fn last(m: &Machine) -> (OpKind, Timestamp, Trigger, &'static str) {
+        let lo = m.last_operation.as_ref().unwrap();
+        (lo.kind, lo.time, lo.trigger, m.state.name())
+    }
+
+    #[test]
+    fn idle_shutdown_stops_after_the_idle_time_without_activity() {
+        // Started at 09:00, idle 30 minutes: stops itself at 09:30 (trigger IdleShutdown),
+        // even when nobody looks until much later.
+        let mut m = Machine::new(State::Running, t0(), Some(t0()));
+        m.native = native(Some(30), &[]);
+        m.settle(t("2026-03-30T09:29:59Z"));
+        assert_eq!(m.state, State::Running);
+        m.settle(t("2026-03-30T12:00:00Z"));
+        assert_eq!(
+            last(&m),
+            (
+                OpKind::Stop,
+                t("2026-03-30T09:30:00Z"),
+                Trigger::IdleShutdown,
+                "Stopped"
+            )
+        );
+        assert_eq!(
+            m.last_operation.as_ref().unwrap().status_name(),
+            "Succeeded"
+        );
+    }
+
+    #[test]
+    fn activity_and_jobs_put_the_idle_shutdown_off() {
+        let mut m = Machine::new(State::Running, t0(), Some(t0()));
+        m.native = native(Some(30), &[]);
+        m.script = vec![
+            Activity {
+                kind: ActivityKind::Kernel,
+                from: t("2026-03-30T09:20:00Z"),
+                to: t("2026-03-30T09:25:00Z"),
+            },
+            Activity {
+                kind: ActivityKind::Job,
+                from: t("2026-03-30T09:50:00Z"),
+                to: t("2026-03-30T11:00:00Z"),
+            },
+        ];
+        // Kernel busy until 09:25: idle from then, the job starts at 09:50 (< 09:55), ends
+        // at 11:00: the native shutdown comes at 11:30.
+        m.settle(t("2026-03-30T13:00:00Z"));
+        assert_eq!(
+            last(&m),
+            (
+                OpKind::Stop,
+                t("2026-03-30T11:30:00Z"),
+                Trigger::IdleShutdown,
+                "Stopped"
+            )
+        );
+        // A job started by hand or a busy kernel: never idle.
+        let mut m = Machine::new(State::Running, t0(), Some(t0()));
+        m.native = native(Some(15), &[]);
+        m.manual_job = true;
+        m.settle(t("2026-03-31T09:00:00Z"));
+        assert_eq!(m.state, State::Running);
+        // Idle for hours when the setting is made (at 09:00): counts from the setting.
+        let mut m = Machine::new(State::Running, t0(), Some(t("2026-03-30T06:00:00Z")));
+        m.native = native(Some(60), &[]);
+        m.native.idle_set_at = Some(t0());
+        m.settle(t("2026-03-30T09:59:59Z"));
+        assert_eq!(m.state, State::Running);
+        m.settle(t("2026-03-30T11:00:00Z"));
+        assert_eq!(
+            last(&m),
+            (
+                OpKind::Stop,
+                t("2026-03-30T10:00:00Z"),
+                Trigger::IdleShutdown,
+                "Stopped"
+            )
+        );
+    }
+
+    #[test]
+    fn schedules_start_and_stop_at_their_local_times() {
+        // 08:00 start and 19:00 stop on weekdays in Paris (UTC+2 from 2026-03-29).
+        let mut m = Machine::new(State::Stopped, t0(), None);
+        m.native = native(
+            None,
+            &[
+                (OpKind::Start, "0 8 * * 1-5", "Europe/Paris"),
+                (OpKind::Stop, "0 19 * * 1-5", "Europe/Paris"),
+            ],
+        );
+        // t0 is Monday 11:00 Paris: nothing until 19:00 (stop on a stopped instance: no-op).
+        m.settle(t("2026-03-31T05:59:59Z"));
+        assert_eq!(m.state, State::Stopped);
+        m.settle(t("2026-03-31T06:00:05Z"));
+        assert_eq!(
+            last(&m),
+            (
+                OpKind::Start,
+                t("2026-03-31T06:00:00Z"),
+                Trigger::Schedule,
+                "Running"
+            )
+        );
+        // Jump a whole day: the stop at 19:00 and the next morning's start both happened.
+        m.settle(t("2026-04-01T12:00:00Z"));
+        assert_eq!(
+            last(&m),
+            (
+                OpKind::Start,
+                t("2026-04-01T06:00:00Z"),
+                Trigger::Schedule,
+                "Running"
+            )
+        );
+    }
+
+    #[test]
+    fn a_firing_during_an_operation_is_skipped() {
+        let mut m = Machine::new(State::Running, t0(), Some(t0()));
+        m.native = native(None, &[(OpKind::Stop, "0 10 * * *", "UTC")]);
+        // A user restart from 09:59:59 to 10:00:02 spans the 10:00 stop: it does nothing.
+        m.begin(
+            OpKind::Restart,
+            t("2026-03-30T09:59:59Z"),
+            Duration::from_secs(3),
+            "r".into(),
+            false,
+            Trigger::User,
+        )
+        .unwrap();
+        m.settle(t("2026-03-30T10:30:00Z"));
+        assert_eq!(
+            last(&m),
+            (
+                OpKind::Restart,
+                t("2026-03-30T09:59:59Z"),
+                Trigger::User,
+                "Running"
+            )
+        );
     }
 
     #[test]

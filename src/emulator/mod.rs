@@ -347,6 +347,11 @@ impl RunningEmulator {
         EmulatorClock(self.shared.clone())
     }
 
+    /// What `GET /_emulator/state` shows: every instance now (settled).
+    pub fn state(&self) -> serde_json::Value {
+        control::state_value(&self.shared)
+    }
+
     /// Advances virtual time (as `POST /_emulator/clock` does); returns the new time.
     pub fn advance_clock(&self, by: Duration) -> Result<jiff::Timestamp, EmulatorError> {
         let now = self.shared.clock.advance(by)?;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::bucket::TokenBucket;
 use super::clock::Clock;
 use super::fleet::{Fleet, InstanceSpec, Principal, Workspace};
-use super::machine::{Machine, OpKind, State};
+use super::machine::{Machine, NativeRule, NativeSettings, OpKind, State};
 
 /// Most calls the call log keeps; older ones are dropped first.
 const MAX_CALLS: usize = 100_000;
@@ -169,6 +169,77 @@ pub struct Instance {
     pub private_ip: String,
     /// Life cycle.
     pub machine: Machine,
+}
+
+impl Instance {
+    /// Let the machine carry out the instance's `idleTimeBeforeShutdown` and `schedules`
+    /// (call after either changes; values were checked when they came in).
+    /// `now`: when the change is made (idle time counts from no earlier than a change of
+    /// the idle setting).
+    pub fn refresh_native(&mut self, fleet: &Fleet, now: Timestamp) {
+        let idle = self
+            .idle_time_before_shutdown
+            .as_deref()
+            .and_then(super::iso8601::parse_duration);
+        let schedules = self
+            .schedules
+            .as_ref()
+            .and_then(|s| s.get("computeStartStop"))
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| native_rule(v).ok().flatten())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let idle_set_at = if idle == self.machine.native.idle {
+            self.machine.native.idle_set_at
+        } else {
+            Some(now)
+        };
+        self.machine.native = NativeSettings {
+            idle,
+            idle_set_at,
+            schedules,
+            start_takes: fleet.timing.start,
+            stop_takes: fleet.timing.stop,
+        };
+    }
+}
+
+/// The rule a `computeStartStop` entry makes the instance follow: `None` for a disabled
+/// schedule or a recurrence trigger (not carried out by the emulator); `Err` says why a
+/// cron schedule is unusable (bad expression, unknown Windows time zone).
+pub fn native_rule(v: &Value) -> Result<Option<NativeRule>, String> {
+    if v.get("status").and_then(Value::as_str) == Some("Disabled")
+        || v.get("triggerType").and_then(Value::as_str) != Some("Cron")
+    {
+        return Ok(None);
+    }
+    let kind = match v.get("action").and_then(Value::as_str) {
+        Some("Start") => OpKind::Start,
+        Some("Stop") => OpKind::Stop,
+        _ => return Err("'action' must be 'Start' or 'Stop'.".to_owned()),
+    };
+    let cron = v.get("cron").unwrap_or(&Value::Null);
+    let expr = cron
+        .get("expression")
+        .and_then(Value::as_str)
+        .ok_or("'cron.expression' is required.")?;
+    let cron_expr = crate::schedule::CronExpr::parse(expr)
+        .map_err(|e| format!("'cron.expression' is invalid: {e}."))?;
+    let zone = cron
+        .get("timeZone")
+        .and_then(Value::as_str)
+        .unwrap_or("UTC");
+    let tz = crate::native::windows_zones::iana_name(zone)
+        .and_then(|iana| jiff::tz::TimeZone::get(iana).ok())
+        .ok_or_else(|| format!("'cron.timeZone' '{zone}' is not a Windows time zone."))?;
+    Ok(Some(NativeRule {
+        kind,
+        cron: cron_expr,
+        tz,
+    }))
 }
 
 /// A workspace and its instances.
@@ -336,7 +407,7 @@ impl Inner {
             },
         };
         let created_on = started_at.min(now);
-        Instance {
+        let mut inst = Instance {
             name: spec.name.clone(),
             vm_size: spec.vm_size.clone(),
             tags: spec.tags.clone(),
@@ -354,7 +425,9 @@ impl Inner {
             modified_on: created_on,
             private_ip: self.alloc_ip(),
             machine,
-        }
+        };
+        inst.refresh_native(fleet, now);
+        inst
     }
 
     /// Allocates a private IP address in 10.0.0.0/16.

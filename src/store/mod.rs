@@ -226,6 +226,8 @@ fn parse_action(s: &str) -> Option<Action> {
         "start" => Action::Start,
         "stop" => Action::Stop,
         "restart" => Action::Restart,
+        "idle_shutdown" => Action::IdleShutdown,
+        "schedules" => Action::Schedules,
         _ => return None,
     })
 }

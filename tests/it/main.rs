@@ -7,6 +7,7 @@ mod daemon; // `lightsout run` against the emulator binary: acts, records, signa
 mod demo; // `lightsout demo` end to end
 mod emulator; // the emulator over real HTTPS
 mod metrics; // `lightsout run`: /metrics, health, status, costs across a restart, `report`
+mod native; // [policy.native]: drift, enforcement, mirrored schedules vs preview, daemon down
 mod ship; // doctor, healthcheck, completions and man page (issue 7)
 mod simulate; // the daemon against the in-process emulator in virtual time
 mod store; // the SQLite state under SIGKILL, and `lightsout audit`

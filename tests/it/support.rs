@@ -90,7 +90,8 @@ pub struct EmulatorProcess {
     child: Child,
     pub ready: Ready,
     pub dir: tempfile::TempDir,
-    http: reqwest::Client,
+    /// A client trusting the emulator's CA.
+    pub http: reqwest::Client,
 }
 
 /// One finished lightsout run.
