@@ -21,16 +21,19 @@ pub const RESTART: &str = "Microsoft.MachineLearningServices/workspaces/computes
 /// Reach an instance's applications (Jupyter) with the ARM token: the `jupyter` signal.
 pub const APPLICATION_ACCESS: &str =
     "Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action";
+/// Change an instance's settings: native idle shutdown and schedules (`native.mode = "enforce"`).
+pub const WRITE: &str = "Microsoft.MachineLearningServices/workspaces/computes/write";
 /// Read one's own permissions: what `doctor` itself asks.
 pub const PERMISSIONS_READ: &str = "Microsoft.Authorization/permissions/read";
 
 /// Every action in the shipped least-privilege role, in role order.
-pub const ROLE_ACTIONS: [&str; 6] = [
+pub const ROLE_ACTIONS: [&str; 7] = [
     READ,
     START,
     STOP,
     RESTART,
     APPLICATION_ACCESS,
+    WRITE,
     PERMISSIONS_READ,
 ];
 
@@ -62,6 +65,9 @@ pub fn needs(cfg: &Config) -> Vec<Need> {
     let jupyter = policies
         .iter()
         .any(|p| p.idle.as_ref().is_some_and(|i| i.signals.jupyter));
+    let native_writes = policies
+        .iter()
+        .any(|p| p.native.mode == crate::native::NativeMode::Enforce);
     vec![
         Need {
             action: READ,
@@ -92,6 +98,12 @@ pub fn needs(cfg: &Config) -> Vec<Need> {
             feature: "the jupyter activity signal (kernels, last_activity)",
             used: jupyter,
             unused_because: "no policy uses the jupyter signal",
+        },
+        Need {
+            action: WRITE,
+            feature: "keep Azure ML's own idle shutdown and schedules in line ([policy.native] mode = \"enforce\")",
+            used: native_writes,
+            unused_because: "no policy has native mode = \"enforce\"",
         },
     ]
 }
