@@ -45,6 +45,11 @@ pub enum Command {
     /// Manage single compute instances by hand (as the Azure ML SDK v1 does).
     #[command(subcommand)]
     Ci(CiCommand),
+    /// Keep a compute instance up for a while: sets its `lightsout-hold-until` tag, which the
+    /// daemon honours from its next pass (it will not stop the instance before then).
+    Hold(HoldArgs),
+    /// End a hold early: removes the instance's `lightsout-hold-until` tag.
+    Release(ReleaseArgs),
     /// Start the emulator in-process and walk through what lightsout does.
     Demo(DemoArgs),
     /// The audit log: every action lightsout took or recorded, with its outcome.
@@ -224,6 +229,84 @@ pub struct DemoArgs {
     pub skip_lifecycle: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// The compute instance.
+    #[arg(value_parser = parse_instance_name)]
+    pub name: String,
+    /// How long to hold it, from now: "3h", "90min", "2days" (1 minute to 30 days).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_hold_for)]
+    pub duration: std::time::Duration,
+    /// Why, for whoever wonders tomorrow (at most 256 characters). Stored as a tag that anyone
+    /// who can read the instance sees: never a secret.
+    #[arg(long, value_name = "TEXT", value_parser = parse_hold_reason)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub ws: WorkspaceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The compute instance.
+    #[arg(value_parser = parse_instance_name)]
+    pub name: String,
+    #[command(flatten)]
+    pub ws: WorkspaceArgs,
+}
+
+/// Shortest hold `lightsout hold --for` accepts.
+pub const MIN_HOLD: std::time::Duration = std::time::Duration::from_secs(60);
+/// Longest hold `lightsout hold --for` accepts: a hold is for tonight or this week, not a
+/// standing exception (those belong in the config).
+pub const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+/// Longest `--reason`: Azure's limit on a tag value.
+pub const MAX_HOLD_REASON_CHARS: usize = crate::azure::tags::MAX_TAG_VALUE_CHARS;
+
+/// A humantime duration between [`MIN_HOLD`] and [`MAX_HOLD`] (a usage error, exit 2, otherwise).
+fn parse_hold_for(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try \"3h\" or \"2days\")"))?;
+    if (MIN_HOLD..=MAX_HOLD).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!(
+            "a hold lasts from 1 minute to 30 days, got {s:?} (for longer, use a policy exception in the config)"
+        ))
+    }
+}
+
+/// Free text for the `lightsout-hold-reason` tag: trimmed, not empty, at most
+/// [`MAX_HOLD_REASON_CHARS`] characters, no control characters.
+fn parse_hold_reason(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("the reason is empty; leave --reason out instead".to_owned());
+    }
+    let n = t.chars().count();
+    if n > MAX_HOLD_REASON_CHARS {
+        return Err(format!(
+            "the reason has {n} characters; Azure allows at most {MAX_HOLD_REASON_CHARS} in a tag value"
+        ));
+    }
+    if t.chars().any(char::is_control) {
+        return Err("the reason must be one line of text (no control characters)".to_owned());
+    }
+    Ok(t.to_owned())
+}
+
+/// A compute name as Azure ML allows them (letters, digits, hyphens), so it can go into a URL
+/// path as it is.
+fn parse_instance_name(s: &str) -> Result<String, String> {
+    let ok =
+        (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a compute instance name (letters, digits and hyphens)"
+        ))
+    }
+}
+
 /// Which workspace a `ci` command talks to: `--workspace` or the three ids (one is required).
 #[derive(Debug, Clone, Args)]
 #[group(id = "target", required = true, multiple = true, args = ["workspace", "subscription"])]
@@ -387,6 +470,43 @@ mod tests {
     fn ci_needs_a_workspace() {
         let r = Cli::try_parse_from(["lightsout", "ci", "list"]);
         let e = r.unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn hold_arguments_are_checked() {
+        let parse = |args: &[&str]| {
+            let mut a = vec!["lightsout", "hold", "ci-x", "-w", "lab"];
+            a.extend_from_slice(args);
+            Cli::try_parse_from(a)
+        };
+        let Ok(Cli {
+            command: Command::Hold(h),
+            ..
+        }) = parse(&["--for", "3h", "--reason", "  demo tonight "])
+        else {
+            panic!("hold parses");
+        };
+        assert_eq!(h.duration, std::time::Duration::from_secs(3 * 3600));
+        assert_eq!(h.reason.as_deref(), Some("demo tonight"));
+        assert!(parse(&["--for", "30days"]).is_ok());
+        assert!(parse(&["--for", "1m"]).is_ok());
+        for bad in ["0s", "59s", "31days", "soon", "-3h", ""] {
+            let e = parse(&[&format!("--for={bad}")]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
+        let e = parse(&[]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let long = "x".repeat(257);
+        for bad in ["", "   ", long.as_str(), "two\nlines"] {
+            assert!(parse(&["--for", "1h", "--reason", bad]).is_err(), "{bad:?}");
+        }
+        assert!(parse(&["--for", "1h", "--reason", &"é".repeat(256)]).is_ok());
+        let e = Cli::try_parse_from(["lightsout", "hold", "../x", "-w", "lab", "--for", "1h"])
+            .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(Cli::try_parse_from(["lightsout", "release", "ci-x", "-w", "lab"]).is_ok());
+        let e = Cli::try_parse_from(["lightsout", "release", "ci-x"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 

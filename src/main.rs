@@ -31,6 +31,8 @@ fn main() -> ExitCode {
             Command::Simulate(args) => commands::simulate(&args).await,
             Command::Emulator(args) => commands::emulator(args).await,
             Command::Ci(cmd) => commands::ci(cmd).await,
+            Command::Hold(args) => commands::hold(&args).await,
+            Command::Release(args) => commands::release(&args).await,
             Command::Demo(args) => commands::demo(args).await,
             Command::Audit(args) => commands::audit(&args),
             Command::Report(args) => commands::report(&args),

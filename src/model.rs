@@ -218,6 +218,8 @@ impl InstanceObservation {
 pub const TAG_EXCLUDE: &str = "lightsout";
 /// Tag holding an RFC 3339 instant before which the instance must not be stopped.
 pub const TAG_HOLD_UNTIL: &str = "lightsout-hold-until";
+/// Tag with the free-text reason of a hold (`lightsout hold --reason`); informational only.
+pub const TAG_HOLD_REASON: &str = "lightsout-hold-reason";
 
 /// What lightsout asks Azure to do to an instance: a power action, or a change of its
 /// native settings (`[policy.native]`).

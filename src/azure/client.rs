@@ -12,7 +12,7 @@
 //! Mutating calls return [`Accepted`]; [`ArmClient::poll_operation`] and
 //! [`ArmClient::wait_operation`] follow long-running operations (`lro.rs`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,7 @@ use super::auth;
 use super::error::{AzureError, TransportKind, snippet};
 use super::lro::{self, Accepted, PollOutcome, PollVia};
 use super::retry::{self, RetryDecision, RetryPolicy};
+use super::tags::{TAGS_API_VERSION, TagsOperation, TagsPatch, TagsResource};
 use super::wire::{
     AsyncOperationStatus, ComputeList, ComputeResource, ComputeSchedules, IdleShutdownSetting,
     Permission, PermissionList, UnderlyingResourceAction,
@@ -398,6 +399,42 @@ impl ArmClient {
         let url = self.compute_url(OP, ws, name, "/updateSchedules", SCHEDULES_API_VERSION, &[])?;
         let body = encode(OP, schedules)?;
         self.mutate(OP, Method::POST, &url, Some(body)).await
+    }
+
+    /// Changes the compute's tags through ARM's generic Tags API
+    /// (`PATCH {compute}/providers/Microsoft.Resources/tags/default`, api-version
+    /// [`TAGS_API_VERSION`]), which leaves the compute itself alone. `Merge` adds or overwrites
+    /// `tags`; `Delete` removes them (name/value pairs: pass the current values). Needs
+    /// `Microsoft.Resources/tags/write` on the compute. Returns the compute's tags afterwards.
+    pub async fn update_tags(
+        &self,
+        ws: &WorkspaceRef,
+        name: &str,
+        operation: TagsOperation,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, AzureError> {
+        const OP: &str = "update_tags";
+        let url = self.compute_url(
+            OP,
+            ws,
+            name,
+            "/providers/Microsoft.Resources/tags/default",
+            TAGS_API_VERSION,
+            &[],
+        )?;
+        let body = encode(OP, &TagsPatch::new(operation, tags))?;
+        let r = self.send(OP, Method::PATCH, &url, Some(body)).await?;
+        if r.status != 200 {
+            // Newer api-versions may answer 202 and run it in the background; this one does not.
+            return Err(AzureError::Protocol {
+                operation: OP,
+                reason: format!(
+                    "expected 200 with the resulting tags, got HTTP {}",
+                    r.status
+                ),
+            });
+        }
+        decode::<TagsResource>(OP, "tags resource", &r.body).map(TagsResource::into_tags)
     }
 
     /// Acquires an access token for the ARM scope and drops it: proves the credential works

@@ -7,6 +7,7 @@
 //! - [`retry`]: retry classification, backoff and `Retry-After` parsing (pure).
 //! - [`lro`]: long-running operations: `Azure-AsyncOperation` / `Location`, poll-URL safety (pure).
 //! - [`convert`]: wire shapes into the engine's model (pure).
+//! - [`tags`]: ARM's generic Tags API on a resource's scope (request and response shapes).
 //! - [`budget`]: per-subscription read and write budgets under ARM's throttling limits.
 //! - [`client`]: [`ArmClient`], the HTTP calls (list/get/create/delete/start/stop/...).
 //! - [`auth`]: the shared `reqwest::Client` and the Entra ID credential chain.
@@ -21,6 +22,7 @@ pub mod convert;
 pub mod error;
 pub mod lro;
 pub mod retry;
+pub mod tags;
 pub mod wire;
 
 pub use auth::{
@@ -34,6 +36,7 @@ pub use client::{
 pub use error::{ArmError, AzureError, TransportKind};
 pub use lro::{Accepted, PollOutcome, PollVia};
 pub use retry::RetryPolicy;
+pub use tags::{TAGS_API_VERSION, TagsOperation};
 
 #[cfg(test)]
 mod fixture_tests;

@@ -89,19 +89,19 @@ impl Action {
 /// The state shown for an instance that no longer exists (after a delete).
 const GONE: &str = "Deleted";
 
-/// A resolved workspace and a client for it.
-struct Target {
-    client: ArmClient,
-    ws: WorkspaceRef,
+/// A resolved workspace and a client for it (also used by `hold` and `release`).
+pub(crate) struct Target {
+    pub(crate) client: ArmClient,
+    pub(crate) ws: WorkspaceRef,
     /// How messages name the workspace: the alias, else the Azure workspace name.
-    label: String,
+    pub(crate) label: String,
     /// The workspace's region from the config, if known (default location for `create`).
     region: Option<String>,
 }
 
 impl Target {
     /// Resolves the workspace and builds the client.
-    fn connect(args: &WorkspaceArgs) -> anyhow::Result<Target> {
+    pub(crate) fn connect(args: &WorkspaceArgs) -> anyhow::Result<Target> {
         let (settings, ws, label, region) = resolve(args)?;
         let client = connect::arm_client(&settings, ArmClientConfig::default())
             .context("cannot connect to Azure")?;
@@ -114,7 +114,7 @@ impl Target {
     }
 
     /// `workspace 'lab' (testrg123/workspaces123)`.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "workspace '{}' ({}/{})",
             self.label, self.ws.resource_group, self.ws.workspace
@@ -122,7 +122,7 @@ impl Target {
     }
 
     /// Turns an ARM client error into the message a user sees, in Azure's own terms.
-    fn explain(&self, err: &AzureError, instance: Option<&str>) -> anyhow::Error {
+    pub(crate) fn explain(&self, err: &AzureError, instance: Option<&str>) -> anyhow::Error {
         anyhow!(explain(err, instance, &self.describe()))
     }
 }

@@ -227,7 +227,7 @@ fn valid_api_version(v: &str) -> bool {
     date_ok && suffix_ok
 }
 
-fn forbidden(shared: &Shared, idx: usize, action: &str, scope: &str) -> Response {
+pub(super) fn forbidden(shared: &Shared, idx: usize, action: &str, scope: &str) -> Response {
     let oid = &shared.fleet.principals[idx].object_id;
     arm_error(
         StatusCode::FORBIDDEN,
@@ -238,7 +238,7 @@ fn forbidden(shared: &Shared, idx: usize, action: &str, scope: &str) -> Response
     )
 }
 
-fn not_found_resource(rtype: &str, rg: &str) -> Response {
+pub(super) fn not_found_resource(rtype: &str, rg: &str) -> Response {
     arm_error(
         StatusCode::NOT_FOUND,
         "ResourceNotFound",
@@ -262,6 +262,9 @@ fn route(shared: &Shared, req: &Req, idx: usize) -> Response {
         && s[4] == "providers"
         && s[5] == ns
         && s[6] == "workspaces";
+    if ws_route && super::tags::is_tags_path(&s) {
+        return super::tags::handle(shared, req, idx, &v);
+    }
     if ws_route {
         return workspace_route(shared, req, idx, &v);
     }
@@ -281,7 +284,7 @@ fn route(shared: &Shared, req: &Req, idx: usize) -> Response {
     )
 }
 
-fn method_not_allowed(req: &Req) -> Response {
+pub(super) fn method_not_allowed(req: &Req) -> Response {
     arm_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",
@@ -500,7 +503,7 @@ fn list(shared: &Shared, req: &Req, ws: &WsState, v: &str, now: Timestamp) -> Re
     clippy::result_large_err,
     reason = "the error is the HTTP response itself, built once per request"
 )]
-fn parse_body(req: &Req) -> Result<Value, Response> {
+pub(super) fn parse_body(req: &Req) -> Result<Value, Response> {
     if req.body.is_empty() {
         return Err(arm_error(
             StatusCode::BAD_REQUEST,

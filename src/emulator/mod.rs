@@ -21,6 +21,9 @@
 //! - RBAC actions: `computes/read`, `computes/write` (PUT, `updateIdleShutdownSetting`,
 //!   `updateSchedules`), `computes/delete`, `computes/{start,stop,restart}/action`,
 //!   `workspaces/read`. `underlyingResourceAction=Detach` removes the instance like `Delete`.
+//! - A compute's tags also change through ARM's Tags API ([`tags`]):
+//!   `PATCH {compute}/providers/Microsoft.Resources/tags/default` (`Merge`, `Replace`,
+//!   `Delete`), RBAC action `Microsoft.Resources/tags/write`.
 //! - Tokens are JWT-shaped, unsigned, and accepted only if this emulator issued them; client
 //!   assertions are checked for form and claims, not signature. The App Service MSI form
 //!   accepts any non-empty `X-IDENTITY-HEADER`. `POST /_emulator/tokens/expire` and
@@ -48,6 +51,7 @@ pub mod machine;
 pub mod prices;
 pub mod rbac;
 pub mod state;
+pub mod tags;
 pub mod tls;
 
 use std::net::SocketAddr;

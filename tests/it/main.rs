@@ -6,6 +6,7 @@ mod client; // the ARM client against a small local fake
 mod daemon; // `lightsout run` against the emulator binary: acts, records, signals, boundaries
 mod demo; // `lightsout demo` end to end
 mod emulator; // the emulator over real HTTPS
+mod hold; // `lightsout hold` / `release` (the binary): tags, the next pass honours them
 mod metrics; // `lightsout run`: /metrics, health, status, costs across a restart, `report`
 mod native; // [policy.native]: drift, enforcement, mirrored schedules vs preview, daemon down
 mod ship; // doctor, healthcheck, completions and man page (issue 7)
