@@ -83,7 +83,7 @@ def post_action(path):
     """(workspace, instance, action) of a POST .../computes/X/{start,stop,restart}."""
     parts = path.strip("/").split("/")
     low = [p.lower() for p in parts]
-    if len(parts) >= 12 and low[-1] in ("start", "stop", "restart") and low[-3] == "computes":
+    if len(parts) >= 11 and low[-1] in ("start", "stop", "restart") and low[-3] == "computes":
         return parts[7], parts[-2], low[-1]
     return None
 
