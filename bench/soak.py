@@ -126,6 +126,8 @@ def main():
     d = B.start_daemon(cfg, work)
     started = time.time()
     rss_start = None
+    rss_per_minute = []
+    next_rss = started + 60
     samples = {}  # boundary index -> states just before it
     next_sample = 0
     last_spike = started
@@ -136,8 +138,11 @@ def main():
         if d.poll() is not None:
             sys.exit(f"daemon died (exit {d.returncode}); see {work}/daemon.log")
         nowt = time.time()
-        if rss_start is None and nowt - started >= 60:
-            rss_start = B.proc_rss_kib(d.pid)
+        if nowt >= next_rss:
+            rss = B.proc_rss_kib(d.pid)
+            rss_start = rss if rss_start is None else rss_start
+            rss_per_minute.append(round(rss / 1024, 1))
+            next_rss += 60
         if not spiking and nowt - last_spike >= 180:
             em.faults({**FAULTS, "latency_ms": SPIKE_MS})
             spiking, last_spike = True, nowt
@@ -241,6 +246,7 @@ def main():
         "arm_requests": arm_total, "throttled_429": throttled,
         "max_reads_per_min_per_sub": max_read, "max_writes_per_min_per_sub": max_write,
         "rss_start_mib": round((rss_start or 0) / 1024, 1), "rss_end_mib": round(rss_end / 1024, 1),
+        "rss_mib_per_minute": rss_per_minute,
         "cpu_seconds": round(cpu, 1), "load_end": B.loadavg(), "work": str(work),
     }
     print(json.dumps({k: v for k, v in res.items() if k != "per_boundary"}, indent=1))
