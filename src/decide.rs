@@ -222,9 +222,14 @@ fn running_since(obs: &InstanceObservation, mem: &InstanceMemory) -> Option<Time
 
 /// Whether someone (a user, a native schedule) acted on the instance after `t`: a
 /// transition before that is answered and must not be acted on again.
-fn superseded(obs: &InstanceObservation, t: Timestamp, pending: Option<&Pending>) -> bool {
+fn superseded(obs: &InstanceObservation, t: Timestamp, mem: &InstanceMemory) -> bool {
     obs.last_operation.as_ref().is_some_and(|op| {
-        let ours = pending.is_some_and(|p| op.at >= p.requested_at);
+        let ours = mem
+            .pending
+            .as_ref()
+            .is_some_and(|p| op.at >= p.requested_at)
+            // Our own request that failed: not a person's override (it did not succeed).
+            || (!op.succeeded && mem.failed_request_at.is_some_and(|r| op.at >= r));
         op.at > t && !ours && !matches!(op.trigger, OperationTrigger::Other(_))
     })
 }
@@ -564,7 +569,7 @@ fn schedule_due(
         mem.handled_transition = Some(prev.at);
         return None;
     };
-    if superseded(obs, prev.at, mem.pending.as_ref()) {
+    if superseded(obs, prev.at, mem) {
         mem.handled_transition = Some(prev.at);
         return None;
     }
@@ -603,7 +608,7 @@ fn event_due(
             return None;
         }
     };
-    if superseded(obs, at, mem.pending.as_ref()) {
+    if superseded(obs, at, mem) {
         mem.handled_event = Some(at);
         return None;
     }

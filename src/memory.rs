@@ -42,6 +42,11 @@ pub struct InstanceMemory {
     /// `native::NATIVE_PENDING_EXPIRY`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub native_pending: Vec<NativePending>,
+    /// When our latest failed request was made: Azure's lastOperation then shows *our*
+    /// failed operation, which is not a person overriding the schedule (issue 8: the fault
+    /// soak found failed stops never retried because of it).
+    #[serde(default)]
+    pub failed_request_at: Option<Timestamp>,
 }
 
 /// A change of native settings in flight.
@@ -81,6 +86,7 @@ impl InstanceMemory {
     /// again, after a backoff that grows with each failure (1, 5, 15 minutes).
     pub fn operation_failed(&mut self, now: Timestamp) {
         if let Some(p) = self.pending.take() {
+            self.failed_request_at = Some(p.requested_at);
             if let Some(t) = p.transition
                 && self.handled_transition == Some(t)
             {
@@ -120,5 +126,6 @@ impl InstanceMemory {
         self.pending = None;
         self.failures = 0;
         self.retry_at = None;
+        self.failed_request_at = None;
     }
 }

@@ -609,6 +609,7 @@ fn arb_memory() -> impl Strategy<Value = InstanceMemory> {
                 failures: 0,
                 retry_at: None,
                 native_pending: Vec::new(),
+                failed_request_at: None,
             },
         )
 }
@@ -731,4 +732,44 @@ fn a_failed_stop_is_retried_after_backoff_then_given_up() {
             );
         }
     }
+}
+
+/// Issue 8, found by the fault soak (`bench/soak.py`): after our stop failed, Azure's
+/// lastOperation is our own failed Stop, later than the transition. It was taken for a
+/// person's override, so the transition counted as answered and was never retried.
+#[test]
+fn our_own_failed_stop_does_not_supersede_the_transition() {
+    let p = office();
+    let mut o = obs(InstanceState::Running);
+    o.last_operation = started("2026-03-27T08:00:00Z", OperationTrigger::User);
+    // Seen running since the morning (the daemon has been up all day).
+    let mut mem = known_since("2026-03-27T07:00:00Z");
+    mem.running_since_seen = Some(ts("2026-03-27T08:01:00Z"));
+    let d = decide(&p, &o, &mem, ts(FRI_1900));
+    assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
+    let mut mem = d.memory;
+    let failed_at = ts("2026-03-27T18:00:05Z");
+    mem.operation_failed(failed_at);
+    // What Azure shows now: our Stop, failed, back to Running.
+    o.last_operation = Some(LastOperation {
+        kind: OperationKind::Stop,
+        at: ts("2026-03-27T18:00:01Z"),
+        succeeded: false,
+        trigger: OperationTrigger::User,
+    });
+    let retry = mem.retry_at.unwrap();
+    let d = decide(&p, &o, &mem, retry);
+    assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
+    // A person's successful start after that is still an override.
+    let mut mem = d.memory;
+    mem.operation_failed(retry);
+    o.last_operation = started("2026-03-27T18:20:00Z", OperationTrigger::User);
+    let later = ts("2026-03-27T18:30:00Z");
+    let d = decide(&p, &o, &mem, later);
+    assert_eq!(
+        d.verdict,
+        Verdict::Quiet {
+            why: Quiet::NothingDue
+        }
+    );
 }

@@ -213,6 +213,8 @@ pub mod raw {
         pub from: String,
         /// End (RFC 3339).
         pub to: String,
+        /// Whether the owner starts a stopped instance when this window opens.
+        pub start: Option<bool>,
     }
 }
 
@@ -355,6 +357,10 @@ pub struct Activity {
     pub from: Timestamp,
     /// Exclusive end.
     pub to: Timestamp,
+    /// The owner starts the instance when the window opens if it is stopped then (or as
+    /// soon as a stop in progress ends), as a person does before working; the instance is
+    /// not started otherwise, and activity on a stopped instance does not happen.
+    pub start: bool,
 }
 
 /// Kind of scripted activity.
@@ -626,7 +632,12 @@ impl Fleet {
                         if to <= from {
                             problems.push(format!("{akey}: `to` must be after `from`"));
                         }
-                        activity.push(Activity { kind, from, to });
+                        activity.push(Activity {
+                            kind,
+                            from,
+                            to,
+                            start: a.start.unwrap_or(false),
+                        });
                     }
                 }
                 instances.push(InstanceSpec {

@@ -285,12 +285,16 @@ pub struct Machine {
     pub last_activity: Timestamp,
     /// Jupyter kernels started through the control API.
     pub kernels: Vec<Kernel>,
-    /// Scripted activity windows from the fleet.
+    /// Scripted activity windows from the fleet, sorted by `from`.
     pub script: Vec<Activity>,
     /// Azure's own idle shutdown and schedules.
     pub native: NativeSettings,
     /// Native firings up to this instant have been carried out.
     pub native_from: Timestamp,
+    /// Owner starts (`start = true` windows) opening at or before this instant are done.
+    pub user_starts_until: Timestamp,
+    /// Index in `script` before which no owner start is due any more.
+    pub next_user_start: usize,
 }
 
 /// What a finished operation did, for the server's bookkeeping.
@@ -319,6 +323,11 @@ impl Machine {
             script: Vec::new(),
             native: NativeSettings::default(),
             native_from: now,
+            // A window opening exactly at creation is still due.
+            user_starts_until: now
+                .checked_sub(SignedDuration::from_nanos(1))
+                .unwrap_or(now),
+            next_user_start: 0,
         }
     }
 
@@ -538,6 +547,40 @@ impl Machine {
             kind: p.kind,
             failed: !ok,
         })
+    }
+
+    /// [`Machine::settle`], then the owner starts of `start = true` windows due by `now`, in
+    /// time order: a window opening on a stopped instance starts it (trigger `User`, taking
+    /// `start_took`) at the window's start, or when a stop in progress at that time ends.
+    /// Runs on every request for every instance, so it walks `script` (sorted by `from`)
+    /// from a cursor instead of scanning it.
+    pub fn settle_scripted(&mut self, now: Timestamp, start_took: Duration) {
+        loop {
+            let ended = self.pending.as_ref().map(|p| p.ends).filter(|e| *e <= now);
+            self.settle(now);
+            if self.pending.is_some() {
+                // Still in progress: a due start waits for it.
+                return;
+            }
+            let from = loop {
+                match self.script.get(self.next_user_start) {
+                    None => return,
+                    Some(a) if !a.start || a.from <= self.user_starts_until => {
+                        self.next_user_start += 1;
+                    }
+                    Some(a) if a.from > now => return,
+                    Some(a) => break a.from,
+                }
+            };
+            self.next_user_start += 1;
+            self.user_starts_until = from;
+            if self.state == State::Stopped {
+                let at = ended.map_or(from, |e| e.max(from));
+                let id = format!("user-start-{}", from.as_second());
+                // Cannot be refused: the instance is stopped with nothing pending.
+                drop(self.begin(OpKind::Start, at, start_took, id, false, Trigger::User));
+            }
+        }
     }
 
     /// Whether a job runs at `now` (started by hand or scripted), on a running instance.
@@ -807,11 +850,13 @@ mod tests {
                 kind: ActivityKind::Job,
                 from: t("2026-03-30T10:00:00Z"),
                 to: t("2026-03-30T11:00:00Z"),
+                start: false,
             },
             Activity {
                 kind: ActivityKind::Kernel,
                 from: t("2026-03-30T12:00:00Z"),
                 to: t("2026-03-30T12:30:00Z"),
+                start: false,
             },
         ];
         assert_eq!(m.shown_state(t("2026-03-30T09:59:59Z")), "Running");
@@ -885,11 +930,13 @@ mod tests {
                 kind: ActivityKind::Kernel,
                 from: t("2026-03-30T09:20:00Z"),
                 to: t("2026-03-30T09:25:00Z"),
+                start: false,
             },
             Activity {
                 kind: ActivityKind::Job,
                 from: t("2026-03-30T09:50:00Z"),
                 to: t("2026-03-30T11:00:00Z"),
+                start: false,
             },
         ];
         // Kernel busy until 09:25: idle from then, the job starts at 09:50 (< 09:55), ends
@@ -997,5 +1044,70 @@ mod tests {
         assert_eq!(op_status(e, false, t0()), OpStatus::InProgress);
         assert_eq!(op_status(e, false, e), OpStatus::Succeeded);
         assert_eq!(op_status(e, true, e), OpStatus::Failed);
+    }
+
+    #[test]
+    fn owner_starts_a_stopped_instance_when_a_start_window_opens() {
+        let mut m = Machine::new(State::Stopped, t0(), None);
+        m.script = vec![
+            Activity {
+                kind: ActivityKind::Kernel,
+                from: t("2026-03-30T10:00:00Z"),
+                to: t("2026-03-30T11:00:00Z"),
+                start: true,
+            },
+            Activity {
+                kind: ActivityKind::Job,
+                from: t("2026-03-30T12:00:00Z"),
+                to: t("2026-03-30T13:00:00Z"),
+                start: false,
+            },
+        ];
+        m.settle_scripted(t("2026-03-30T09:59:59Z"), TWO);
+        assert_eq!(m.state, State::Stopped);
+        // A jump past the window's start and the start's duration: running since 10:00:02.
+        m.settle_scripted(t("2026-03-30T10:05:00Z"), TWO);
+        assert_eq!(m.state, State::Running);
+        assert_eq!(m.started_at, Some(t("2026-03-30T10:00:02Z")));
+        assert_eq!(m.last_operation.as_ref().unwrap().trigger, Trigger::User);
+        // Stopped again; a window without `start` does not start it.
+        m.begin(
+            OpKind::Stop,
+            t("2026-03-30T11:30:00Z"),
+            TWO,
+            "s".into(),
+            false,
+            Trigger::User,
+        )
+        .unwrap();
+        m.settle_scripted(t("2026-03-30T12:30:00Z"), TWO);
+        assert_eq!(m.state, State::Stopped);
+        assert!(!m.job_running(t("2026-03-30T12:30:00Z")));
+    }
+
+    #[test]
+    fn owner_start_waits_for_a_stop_in_progress() {
+        let mut m = Machine::new(State::Running, t0(), None);
+        m.script = vec![Activity {
+            kind: ActivityKind::Kernel,
+            from: t("2026-03-30T10:00:01Z"),
+            to: t("2026-03-30T11:00:00Z"),
+            start: true,
+        }];
+        m.begin(
+            OpKind::Stop,
+            t("2026-03-30T10:00:00Z"),
+            TWO,
+            "s".into(),
+            false,
+            Trigger::User,
+        )
+        .unwrap();
+        m.settle_scripted(t("2026-03-30T10:00:01Z"), TWO);
+        assert_eq!(m.state, State::Stopping, "the start waits");
+        m.settle_scripted(t("2026-03-30T10:10:00Z"), TWO);
+        assert_eq!(m.state, State::Running);
+        // Stop ended 10:00:02, start took two seconds.
+        assert_eq!(m.started_at, Some(t("2026-03-30T10:00:04Z")));
     }
 }

@@ -289,6 +289,8 @@ pub struct Inner {
     pub seq: u64,
     /// Private IP counter.
     next_ip: u32,
+    /// How long an owner's scripted start takes (the fleet's `timing.start`).
+    user_start_took: std::time::Duration,
 }
 
 impl Inner {
@@ -304,6 +306,7 @@ impl Inner {
             calls: Vec::new(),
             seq: 0,
             next_ip: 4,
+            user_start_took: fleet.timing.start,
         };
         let creator = fleet.principals.first();
         for w in &fleet.workspaces {
@@ -342,6 +345,8 @@ impl Inner {
             machine.last_activity = a;
         }
         machine.script = spec.activity.clone();
+        // `Machine::settle_scripted` walks the script in time order.
+        machine.script.sort_by_key(|a| a.from);
         // A transitional fleet state is an operation already in progress.
         let op = match state {
             State::Starting => Some(OpKind::Start),
@@ -446,7 +451,7 @@ impl Inner {
                 {
                     inst.modified_on = p.ends;
                 }
-                inst.machine.settle(now);
+                inst.machine.settle_scripted(now, self.user_start_took);
             }
             ws.instances.retain(|i| i.machine.state != State::Deleted);
         }

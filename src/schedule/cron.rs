@@ -73,6 +73,11 @@ impl CronExpr {
         let cron = parser
             .parse(s)
             .map_err(|e| format!("invalid cron {s:?}: {e}"))?;
+        if !fires_at_all(&cron) {
+            return Err(format!(
+                "invalid cron {s:?}: it never fires (no minute, hour or date matches all fields)"
+            ));
+        }
         Ok(CronExpr {
             source: s.to_owned(),
             cron,
@@ -114,6 +119,46 @@ impl CronExpr {
         out.dedup();
         out
     }
+}
+
+/// Days in the span [`fires_at_all`] checks: 28 years, the cycle after which dates fall on
+/// the same weekdays again (2000 is a leap year, so the span has seven 29 Februaries).
+const CYCLE_START: (i16, i8, i8) = (2000, 1, 1);
+const CYCLE_YEARS: i16 = 28;
+
+/// Whether the expression matches at least one minute: some minute, some hour, and some
+/// date of a full 28-year calendar cycle. croner accepts expressions that never fire (an
+/// empty list item such as `,`, or 31 February) and then searches up to the year 5000 for
+/// an occurrence, which took 2 to 60 seconds per search when fuzzing (issue 8): each pass
+/// of the daemon would have stalled on it. Checking the fields separately costs about
+/// 10,000 date tests, once, at parse time.
+fn fires_at_all(cron: &Cron) -> bool {
+    let p = &cron.pattern;
+    let Some(minute) = (0..60).find(|m| p.minute_match(*m).unwrap_or(false)) else {
+        return false;
+    };
+    let Some(hour) = (0..24).find(|h| p.hour_match(*h).unwrap_or(false)) else {
+        return false;
+    };
+    let (y, m, d) = CYCLE_START;
+    let Ok(start) = jiff::civil::Date::new(y, m, d) else {
+        return false;
+    };
+    // Minute and hour match independently of the date, so one time of day is enough.
+    let Ok(at) = jiff::civil::Time::new(hour as i8, minute as i8, 0, 0) else {
+        return false;
+    };
+    let mut day = start;
+    while day.year() < y + CYCLE_YEARS {
+        if cron.is_time_matching(&day.to_datetime(at)).unwrap_or(false) {
+            return true;
+        }
+        match day.tomorrow() {
+            Ok(next) => day = next,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -166,5 +211,39 @@ mod tests {
         let e = CronExpr::parse("30 2 * * *").unwrap();
         let fires = e.fire_times(&tz, ts("2026-03-28T12:00:00Z"), ts("2026-03-29T12:00:00Z"));
         assert_eq!(fires, vec![ts("2026-03-29T01:30:00Z")]);
+    }
+
+    /// Issue 8, found by fuzzing (`fuzz/fuzz_targets/cron.rs`): croner accepted these and
+    /// then searched for seconds to a minute per call, up to the year 5000, because they
+    /// never fire. They are config errors now, and parsing them is instant.
+    #[test]
+    fn expressions_that_never_fire_are_rejected() {
+        for s in [
+            ", 9 L * 1",
+            ", 9 * * 1",
+            "0 , * * *",
+            ",, 9 * * 1",
+            "0 0 31 2 *",
+            "0 0 30 2 *",
+            "0 0 31 4,6,9,11 *",
+        ] {
+            let err = CronExpr::parse(s).expect_err(s);
+            assert!(err.contains("never fires"), "{s}: {err}");
+        }
+    }
+
+    #[test]
+    fn rare_expressions_still_parse() {
+        // 29 February, the fifth Monday of February (2044 and every 28 years), last day.
+        for s in ["0 0 29 2 *", "0 9 * 2 Mon#5", "0 9 L * *", "0 0 31 * *"] {
+            assert!(CronExpr::parse(s).is_ok(), "{s}");
+        }
+        let e = CronExpr::parse("0 0 29 2 *").unwrap();
+        let after = ts("2027-01-01T00:00:00Z");
+        let until = ts("2029-01-01T00:00:00Z");
+        assert_eq!(
+            e.fire_times(&TimeZone::UTC, after, until),
+            vec![ts("2028-02-29T00:00:00Z")]
+        );
     }
 }
