@@ -412,6 +412,18 @@ impl Daemon {
         error: Option<&str>,
         now: Timestamp,
     ) {
+        self.finish_pending(key, |a| !a.is_native(), outcome, error, now);
+    }
+
+    /// Close the instance's pending audit rows whose action `wanted` accepts.
+    fn finish_pending(
+        &mut self,
+        key: &InstanceKey,
+        wanted: impl Fn(crate::model::Action) -> bool,
+        outcome: Outcome,
+        error: Option<&str>,
+        now: Timestamp,
+    ) {
         let pending = match self.store.pending_intents() {
             Ok(p) => p,
             Err(e) => {
@@ -419,9 +431,10 @@ impl Daemon {
                 return;
             }
         };
-        for record in pending.iter().filter(|r| {
-            InstanceKey::new(&r.workspace, &r.instance) == *key && !r.action.is_native()
-        }) {
+        for record in pending
+            .iter()
+            .filter(|r| InstanceKey::new(&r.workspace, &r.instance) == *key && wanted(r.action))
+        {
             if let Err(e) = self
                 .store
                 .record_outcome(record.id, outcome, None, error, now)
@@ -616,23 +629,7 @@ impl Daemon {
         error: Option<&str>,
         now: Timestamp,
     ) {
-        let pending = match self.store.pending_intents() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read pending intents");
-                return;
-            }
-        };
-        for record in pending.iter().filter(|r| {
-            InstanceKey::new(&r.workspace, &r.instance) == *key && actions.contains(&r.action)
-        }) {
-            if let Err(e) = self
-                .store
-                .record_outcome(record.id, outcome, None, error, now)
-            {
-                tracing::warn!(error = %e, audit = %record.id, "cannot record an outcome");
-            }
-        }
+        self.finish_pending(key, |a| actions.contains(&a), outcome, error, now);
     }
 
     /// Send the native changes (bounded by the actuator) and record what Azure said. A
