@@ -374,13 +374,7 @@ fn decide_with(
     let (policy, Some(cal)) = (&policies[index], engine.calendar(index)) else {
         return quiet(Quiet::NoPolicy, mem);
     };
-    let signals = policy.idle.as_ref().map_or(
-        Signals {
-            arm: true,
-            jupyter: false,
-        },
-        |i| i.signals,
-    );
+    let signals = policy.signals();
     let is_busy = busy(obs, signals);
     if is_busy {
         mem.last_busy_seen = Some(now);
@@ -461,6 +455,9 @@ fn decide_with(
         None
     } else if is_busy {
         Some(SkipReason::Busy)
+    } else if signals.jupyter && obs.jupyter == JupyterActivity::Unavailable {
+        // Cannot tell whether a notebook is running: never risk the work.
+        Some(SkipReason::ActivityUnknown)
     } else if obs
         .hold_until()
         .and_then(Result::ok)

@@ -62,9 +62,7 @@ pub fn needs(cfg: &Config) -> Vec<Need> {
     let restarts = policies
         .iter()
         .any(|p| p.events.iter().any(|e| e.action == EventAction::Restart));
-    let jupyter = policies
-        .iter()
-        .any(|p| p.idle.as_ref().is_some_and(|i| i.signals.jupyter));
+    let jupyter = policies.iter().any(|p| p.signals().jupyter);
     let native_writes = policies
         .iter()
         .any(|p| p.native.mode == crate::native::NativeMode::Enforce);

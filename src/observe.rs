@@ -101,8 +101,7 @@ async fn observe_workspace(
         };
         let wants_jupyter = obs.state.is_running()
             && crate::policy::select(policies, &obs.workspace, &obs.name, &obs.tags)
-                .and_then(|p| p.idle.as_ref())
-                .is_some_and(|rule| rule.signals.jupyter);
+                .is_some_and(|p| p.signals().jupyter);
         if wants_jupyter {
             let index = instances.len();
             let (client, gate, base) = (client.clone(), jupyter_gate.clone(), jupyter_base(r));

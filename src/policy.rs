@@ -36,6 +36,15 @@ pub struct Signals {
     pub jupyter: bool,
 }
 
+impl Signals {
+    /// Every source: the default, also for a policy without `[policy.idle]`, so that a
+    /// schedule's stop never lands on a busy notebook.
+    pub const ALL: Signals = Signals {
+        arm: true,
+        jupyter: true,
+    };
+}
+
 /// `[policy.idle]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdleRule {
@@ -80,6 +89,11 @@ pub struct Policy {
 pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(2 * 3600);
 
 impl Policy {
+    /// The activity sources that make an instance busy (and, for the idle rule, active).
+    pub fn signals(&self) -> Signals {
+        self.idle.as_ref().map_or(Signals::ALL, |rule| rule.signals)
+    }
+
     /// Whether this policy governs an instance with this workspace alias, name and tags.
     pub fn matches(
         &self,

@@ -853,10 +853,7 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
     let max_uptime = d(c, "max_uptime", &raw.max_uptime);
     let mut signals = Signals::default();
     match &raw.signals {
-        None => {
-            signals.arm = true;
-            signals.jupyter = true;
-        }
+        None => signals = Signals::ALL,
         Some(list) => {
             for s in list {
                 match s.get_ref().as_str() {
@@ -870,10 +867,17 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
             }
         }
     }
-    if raw.timeout.is_none() && raw.max_uptime.is_none() {
+    // Without timeout or max_uptime the section only tunes the stops of the schedule and
+    // events (signals, min_uptime); on a policy with neither it would never act.
+    let schedules_or_events = p.uptime.as_ref().is_some_and(|w| !w.is_empty())
+        || !p.event.is_empty()
+        || !p.exceptions.is_empty();
+    if raw.timeout.is_none() && raw.max_uptime.is_none() && !schedules_or_events {
         c.error(
             p.name.span(),
-            format!("{key}: needs timeout or max_uptime (an idle rule without either never acts)"),
+            format!(
+                "{key}: needs timeout or max_uptime (without a schedule or events, an idle rule without either never acts)"
+            ),
         );
     }
     if let (Some(v), Some(t)) = (&raw.timeout, timeout)
@@ -1248,6 +1252,29 @@ action = "reboot"
         assert!(
             m[0].contains("start: \"window\" needs uptime windows"),
             "{m:?}"
+        );
+    }
+
+    #[test]
+    fn idle_section_without_timeout_needs_a_schedule_or_events() {
+        let ws = "[[workspace]]\nname = \"w\"\nsubscription_id = \"34adfa4f-cedf-4dc0-ba29-b6d1a69ab345\"\nresource_group = \"r\"\nworkspace = \"m\"\n";
+        let alone = format!("{ws}[[policy]]\nname = \"p\"\n[policy.idle]\nsignals = [\"arm\"]\n");
+        let m = messages(&alone);
+        assert!(
+            m.iter()
+                .any(|l| l.starts_with("7:8: policy[0] (p).idle: needs timeout or max_uptime")),
+            "{m:?}"
+        );
+        let with_windows = format!(
+            "{ws}[[policy]]\nname = \"p\"\nuptime = [\"Mon-Fri 08:00-18:00\"]\n[policy.idle]\nsignals = [\"arm\"]\n"
+        );
+        let (cfg, _) = from_str(&with_windows).unwrap();
+        assert_eq!(
+            cfg.policies[0].signals(),
+            Signals {
+                arm: true,
+                jupyter: false
+            }
         );
     }
 

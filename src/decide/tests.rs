@@ -627,6 +627,16 @@ start = "window"
 [policy.idle]
 timeout = "30m"
 signals = ["arm"]
+
+[[policy]]
+name = "schedule-only"
+instances = ["sched-*"]
+timezone = "Asia/Tokyo"
+uptime = ["Mon-Fri 07:00-20:00"]
+enforcement = "always"
+[[policy.event]]
+cron = "*/20 * * * *"
+action = "restart"
 "#,
     );
     p.extend(office());
@@ -647,14 +657,24 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
-    fn busy_is_never_stopped(mut o in arb_obs(), mem in arb_memory(), now in arb_ts(), strict in any::<bool>()) {
-        if strict { o.name = "strict-1".into(); }
+    fn busy_is_never_stopped(mut o in arb_obs(), mem in arb_memory(), now in arb_ts(), which in 0..3u8) {
+        // strict: ARM signal only; schedule-only: no idle section, default signals; office.
+        let arm_only = which == 0;
+        o.name = ["strict-1", "sched-1", "ci-alice"][usize::from(which)].into();
         let busy = o.state == InstanceState::JobRunning
-            || (!strict && matches!(o.jupyter, JupyterActivity::Seen { kernel_busy: true, .. }));
+            || (!arm_only && matches!(o.jupyter, JupyterActivity::Seen { kernel_busy: true, .. }));
         let d = decide(&all_policies(), &o, &mem, now);
         if busy {
             prop_assert!(!stops(&d.verdict), "{:?}", d.verdict);
         }
+    }
+
+    #[test]
+    fn unknown_notebook_activity_is_never_stopped(mut o in arb_obs(), mem in arb_memory(), now in arb_ts(), sched in any::<bool>()) {
+        o.name = if sched { "sched-1" } else { "ci-alice" }.into();
+        o.jupyter = JupyterActivity::Unavailable;
+        let d = decide(&all_policies(), &o, &mem, now);
+        prop_assert!(!stops(&d.verdict), "{:?}", d.verdict);
     }
 
     #[test]
@@ -772,4 +792,72 @@ fn our_own_failed_stop_does_not_supersede_the_transition() {
             why: Quiet::NothingDue
         }
     );
+}
+
+/// A policy with windows and no `[policy.idle]` still asks Jupyter: a notebook busy at
+/// closing time holds the stop, which is carried out once the kernel is idle.
+#[test]
+fn schedule_only_policy_waits_for_a_busy_notebook() {
+    let p = policies(
+        r#"
+[[policy]]
+name = "hours"
+timezone = "Europe/Paris"
+uptime = ["Mon-Fri 08:00-19:00"]
+"#,
+    );
+    assert_eq!(p[0].signals(), crate::policy::Signals::ALL);
+    let mem = known_since("2026-03-27T07:00:00Z");
+    let mut o = obs(InstanceState::Running);
+    o.jupyter = JupyterActivity::Seen {
+        last_activity: Some(ts("2026-03-27T18:00:00Z")),
+        kernel_busy: true,
+    };
+    let d = decide(&p, &o, &mem, ts("2026-03-27T18:00:01Z"));
+    assert_eq!(
+        d.verdict,
+        skip(Action::Stop, Reason::OutsideWindow, SkipReason::Busy)
+    );
+    // Jupyter stops answering: still not stopped, and the reason says why.
+    o.jupyter = JupyterActivity::Unavailable;
+    let d = decide(&p, &o, &d.memory, ts("2026-03-27T18:10:00Z"));
+    assert_eq!(
+        d.verdict,
+        skip(
+            Action::Stop,
+            Reason::OutsideWindow,
+            SkipReason::ActivityUnknown
+        )
+    );
+    // The kernel went idle, beyond catch_up: the held stop is carried out now.
+    o.jupyter = JupyterActivity::Seen {
+        last_activity: Some(ts("2026-03-27T20:30:00Z")),
+        kernel_busy: false,
+    };
+    let d = decide(&p, &o, &d.memory, ts("2026-03-27T20:31:00Z"));
+    assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
+}
+
+/// `[policy.idle]` with only `signals` is how a schedule opts out of asking Jupyter.
+#[test]
+fn schedule_with_arm_signal_only_ignores_notebooks() {
+    let p = policies(
+        r#"
+[[policy]]
+name = "hours"
+timezone = "Europe/Paris"
+uptime = ["Mon-Fri 08:00-19:00"]
+[policy.idle]
+signals = ["arm"]
+"#,
+    );
+    let mut o = obs(InstanceState::Running);
+    o.jupyter = JupyterActivity::Unavailable;
+    let d = decide(
+        &p,
+        &o,
+        &known_since("2026-03-27T07:00:00Z"),
+        ts("2026-03-27T18:00:01Z"),
+    );
+    assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
 }

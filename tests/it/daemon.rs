@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::support::{ADMIN, BIN, EmulatorProcess, FAST, GENEROUS, fleet, within};
+use crate::support::{ADMIN, BIN, EmulatorProcess, FAST, GENEROUS, WS, fleet, within};
 
 /// The emulator's config plus a state dir and `policy` (TOML).
 fn daemon_config(emu: &EmulatorProcess, policy: &str, poll: &str) -> PathBuf {
@@ -100,6 +100,49 @@ async fn once_acts_on_policy_and_records_it() {
             r["request_id"].is_string(),
             "the accepted request's id is kept: {r:#?}"
         );
+    })
+    .await;
+}
+
+/// A policy with only a schedule still asks each running instance's Jupyter server: the
+/// notebook busy at closing time is kept, the idle one is stopped.
+#[tokio::test]
+async fn a_schedule_stop_spares_a_busy_notebook() {
+    within(120, async {
+        let emu = EmulatorProcess::start(&fleet(
+            GENEROUS,
+            FAST,
+            &[("ci-idle", "Running"), ("ci-notebook", "Running")],
+        ))
+        .await;
+        let r = emu
+            .http
+            .post(format!("{}/_emulator/activity", emu.ready.endpoint))
+            .json(&serde_json::json!({"workspace": WS, "instance": "ci-notebook", "kind": "kernel_busy"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let config = daemon_config(&emu, ALWAYS_DOWN, "60s");
+        emu.run(&config, ADMIN.1, &["run", "--once"])
+            .await
+            .success();
+        let calls = emu.calls().await;
+        assert_eq!(posts(&calls, "/ci-idle/stop").len(), 1, "{calls:#?}");
+        assert!(
+            posts(&calls, "/ci-notebook/stop").is_empty(),
+            "a busy kernel is never stopped, even by a policy without [policy.idle]"
+        );
+        assert!(
+            calls.iter().any(|c| c["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("ci-notebook") && p.ends_with("/api/kernels"))),
+            "Jupyter was asked: {calls:#?}"
+        );
+        let plan = emu.run(&config, ADMIN.1, &["plan", "--json"]).await;
+        plan.success();
+        let text = plan.stdout.clone();
+        assert!(text.contains("busy"), "{text}");
     })
     .await;
 }
