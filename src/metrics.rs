@@ -16,14 +16,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use prometheus::{
-    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::azure::RequestEvent;
 use crate::cost::CostView;
 use crate::daemon::PassReport;
-use crate::model::{InstanceKey, InstanceState};
+use crate::model::InstanceState;
+
+mod instances;
+
+use instances::InstanceSeries;
 
 /// Errors of the metrics layer.
 #[derive(Debug, thiserror::Error)]
@@ -49,24 +53,13 @@ const PASS_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 /// Buckets of one ARM request, in seconds.
 const REQUEST_BUCKETS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Which per-instance series one instance has, so they can all be removed when it goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Exported {
-    vm_size: String,
-    currency: Option<String>,
-    hourly: bool,
-    idle: bool,
-    unpriced: bool,
-}
-
 /// The registry and every metric in it.
 pub struct Metrics {
     /// Everything but the per-instance families; gathered at each scrape.
     registry: Registry,
-    /// The per-instance families (one series or more per instance): they change only at a
-    /// pass, so they are rendered then, and a scrape copies the text. At 10,000 instances
-    /// gathering them takes tens of milliseconds; copying the text takes about one.
-    per_instance: Registry,
+    /// The per-instance families (one series or more per instance), as plain values: they
+    /// change only at a pass, so they are rendered then, and a scrape copies the text.
+    per_instance: Mutex<InstanceSeries>,
     /// The per-instance families as rendered at the latest pass.
     per_instance_text: RwLock<Arc<String>>,
     /// `lightsout_up`: 1 while the process serves metrics.
@@ -78,24 +71,10 @@ pub struct Metrics {
     /// `lightsout_native_drift_instances{workspace}`: instances whose native settings
     /// differ from their policy's `[policy.native]` (report or enforce mode).
     pub native_drift: IntGaugeVec,
-    /// `lightsout_instance_running{workspace,instance,vm_size}`: 1 running, 0 not.
-    pub instance_running: IntGaugeVec,
-    /// `lightsout_instance_idle_seconds{workspace,instance}`: only when idle time is known.
-    pub instance_idle_seconds: GaugeVec,
-    /// `lightsout_instance_unpriced{workspace,instance,vm_size}`: 1 when no price is known.
-    pub instance_unpriced: IntGaugeVec,
     /// `lightsout_unpriced_instances`: how many instances have no known compute price.
     pub unpriced_instances: IntGauge,
     /// `lightsout_actions_total{workspace,action,reason,outcome}`.
     pub actions: IntCounterVec,
-    /// `lightsout_cost_accrued_total{workspace,instance,currency}`.
-    pub cost_accrued: CounterVec,
-    /// `lightsout_cost_avoided_total{workspace,instance,currency}`.
-    pub cost_avoided: CounterVec,
-    /// `lightsout_idle_cost_total{workspace,instance,currency}`.
-    pub idle_cost: CounterVec,
-    /// `lightsout_hourly_cost{workspace,instance,currency}`.
-    pub hourly_cost: GaugeVec,
     /// `lightsout_arm_requests_total{operation,status}`.
     pub arm_requests: IntCounterVec,
     /// `lightsout_arm_request_duration_seconds{operation}`.
@@ -116,7 +95,6 @@ pub struct Metrics {
     pub price_requests: IntCounterVec,
     /// `lightsout_state_errors_total{kind}`.
     pub state_errors: IntCounterVec,
-    exported: Mutex<BTreeMap<InstanceKey, Exported>>,
     states: Mutex<BTreeSet<(String, String)>>,
     /// Size of the previous exposition, to allocate the next one at once.
     last_size: AtomicUsize,
@@ -131,24 +109,16 @@ impl Metrics {
     /// `lightsout_build_info` carries `version`.
     pub fn new(version: &str) -> Result<Metrics, MetricsError> {
         let r = Registry::new();
-        // Per-instance families go to their own registry, rendered once per pass.
-        let per_instance = Registry::new();
         macro_rules! reg {
-            ($m:expr) => {
-                reg!(r, $m)
-            };
-            ($r:ident, $m:expr) => {{
+            ($m:expr) => {{
                 let m = $m.map_err(MetricsError::Register)?;
-                $r.register(Box::new(m.clone()))
+                r.register(Box::new(m.clone()))
                     .map_err(MetricsError::Register)?;
                 m
             }};
         }
         let ic = |n: &str, h: &str, l: &[&str]| IntCounterVec::new(opts(n, h), l);
-        let cv = |n: &str, h: &str, l: &[&str]| CounterVec::new(opts(n, h), l);
-        let gv = |n: &str, h: &str, l: &[&str]| GaugeVec::new(opts(n, h), l);
         let ig = |n: &str, h: &str, l: &[&str]| IntGaugeVec::new(opts(n, h), l);
-        let money = ["workspace", "instance", "currency"];
         let m = Metrics {
             up: reg!(IntGauge::new(
                 "lightsout_up",
@@ -169,30 +139,6 @@ impl Metrics {
                 "Compute instances whose own idle shutdown or start/stop schedules differ from policy ([policy.native] report or enforce), at the latest pass.",
                 &["workspace"]
             )),
-            instance_running: reg!(
-                per_instance,
-                ig(
-                    "lightsout_instance_running",
-                    "1 when the compute instance is running (Running or JobRunning), 0 otherwise.",
-                    &["workspace", "instance", "vm_size"]
-                )
-            ),
-            instance_idle_seconds: reg!(
-                per_instance,
-                gv(
-                    "lightsout_instance_idle_seconds",
-                    "How long the running compute instance has been idle, in seconds (absent when unknown).",
-                    &["workspace", "instance"]
-                )
-            ),
-            instance_unpriced: reg!(
-                per_instance,
-                ig(
-                    "lightsout_instance_unpriced",
-                    "1 when no compute price is known for the instance's vm size: its compute cost is not counted.",
-                    &["workspace", "instance", "vm_size"]
-                )
-            ),
             unpriced_instances: reg!(IntGauge::new(
                 "lightsout_unpriced_instances",
                 "Compute instances whose vm size has no known compute price."
@@ -202,38 +148,6 @@ impl Metrics {
                 "Start, stop and restart requests and native settings changes (idle_shutdown, schedules) by lightsout, by outcome when sent (accepted, refused, failed, dry_run).",
                 &["workspace", "action", "reason", "outcome"]
             )),
-            cost_accrued: reg!(
-                per_instance,
-                cv(
-                    "lightsout_cost_accrued_total",
-                    "Money spent while observed, at the running and stopped rates, in the currency label.",
-                    &money
-                )
-            ),
-            cost_avoided: reg!(
-                per_instance,
-                cv(
-                    "lightsout_cost_avoided_total",
-                    "Compute money not spent because lightsout stopped the instance, in the currency label.",
-                    &money
-                )
-            ),
-            idle_cost: reg!(
-                per_instance,
-                cv(
-                    "lightsout_idle_cost_total",
-                    "Compute money spent while the instance ran idle (5 minutes or more), in the currency label.",
-                    &money
-                )
-            ),
-            hourly_cost: reg!(
-                per_instance,
-                gv(
-                    "lightsout_hourly_cost",
-                    "Current burn rate per hour in the currency label (absent while the compute price is unknown).",
-                    &money
-                )
-            ),
             arm_requests: reg!(ic(
                 "lightsout_arm_requests_total",
                 "HTTP requests to Azure Resource Manager by client operation and status code (error: no response).",
@@ -285,11 +199,10 @@ impl Metrics {
                 "Failed writes or reads of the state database by the accounting, by error kind.",
                 &["kind"]
             )),
-            exported: Mutex::new(BTreeMap::new()),
             states: Mutex::new(BTreeSet::new()),
             last_size: AtomicUsize::new(0),
             registry: r,
-            per_instance,
+            per_instance: Mutex::new(InstanceSeries::default()),
             per_instance_text: RwLock::new(Arc::new(String::new())),
         };
         m.up.set(1);
@@ -318,23 +231,6 @@ impl Metrics {
         text.push_str(&instances);
         self.last_size.store(text.len(), Ordering::Relaxed);
         Ok(text)
-    }
-
-    /// Render the per-instance families for the scrapes until the next pass.
-    fn render_instances(&self) {
-        let families = self.per_instance.gather();
-        let mut text = String::with_capacity(self.last_size.load(Ordering::Relaxed));
-        match TextEncoder::new().encode_utf8(&families, &mut text) {
-            Ok(()) => {
-                *self
-                    .per_instance_text
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner()) = Arc::new(text);
-            }
-            Err(e) => {
-                tracing::error!(error = %format!("{:#}", MetricsError::Encode(e)), "cannot render the per-instance metrics; serving the previous ones")
-            }
-        }
     }
 
     /// One finished ARM request (the client's `on_request` hook).
@@ -382,7 +278,6 @@ impl Metrics {
         self.record_states(report);
         self.record_native_drift(report);
         self.record_instances(report, costs);
-        self.render_instances();
     }
 
     /// Every observed workspace gets a value (0 when in line), so alerts can compare.
@@ -429,117 +324,23 @@ impl Metrics {
         }
     }
 
+    /// Take the pass into the per-instance series and render them for the scrapes until the
+    /// next pass.
     fn record_instances(&self, report: &PassReport, costs: &CostView) {
-        let failed: BTreeSet<&str> = report
-            .failed_workspaces
-            .iter()
-            .map(String::as_str)
-            .collect();
-        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
-        let mut now: BTreeMap<InstanceKey, Exported> = BTreeMap::new();
-        let currency = costs.currency.as_str();
-        for row in &report.rows {
-            let key = InstanceKey::new(&row.workspace, &row.instance);
-            let (ws, inst) = (row.workspace.as_str(), row.instance.as_str());
-            let running = InstanceState::from_azure(&row.state).is_running();
-            self.instance_running
-                .with_label_values(&[ws, inst, row.vm_size.as_str()])
-                .set(i64::from(running));
-            let idle = running && row.idle_seconds.is_some();
-            if let (true, Some(s)) = (running, row.idle_seconds) {
-                self.instance_idle_seconds
-                    .with_label_values(&[ws, inst])
-                    .set(s as f64);
-            }
-            let cost = costs.instances.get(&key);
-            let unpriced = cost.is_some_and(|c| c.unpriced);
-            if unpriced {
-                self.instance_unpriced
-                    .with_label_values(&[ws, inst, row.vm_size.as_str()])
-                    .set(1);
-            }
-            let mut hourly = false;
-            if let Some(c) = cost {
-                sync_counter(&self.cost_accrued, &[ws, inst, currency], c.totals.accrued);
-                sync_counter(&self.cost_avoided, &[ws, inst, currency], c.totals.avoided);
-                sync_counter(&self.idle_cost, &[ws, inst, currency], c.totals.idle);
-                if let Some(h) = c.hourly {
-                    self.hourly_cost
-                        .with_label_values(&[ws, inst, currency])
-                        .set(h);
-                    hourly = true;
-                }
-            }
-            now.insert(
-                key,
-                Exported {
-                    vm_size: row.vm_size.clone(),
-                    currency: cost.map(|_| currency.to_owned()),
-                    hourly,
-                    idle,
-                    unpriced,
-                },
-            );
-        }
-        // Remove what no longer applies: gone instances (of listed workspaces), a changed vm
-        // size or currency, an idle time or price that is no longer known.
-        let mut keep: BTreeMap<InstanceKey, Exported> = BTreeMap::new();
-        for (key, old) in std::mem::take(&mut *exported) {
-            match now.get(&key) {
-                None if failed.contains(key.workspace.as_str()) => {
-                    keep.insert(key, old);
-                }
-                None => self.remove(&key, &old, None),
-                Some(new) => self.remove(&key, &old, Some(new)),
-            }
-        }
-        keep.extend(now);
-        *exported = keep;
-        self.unpriced_instances
-            .set(exported.values().filter(|e| e.unpriced).count() as i64);
-    }
-
-    /// Remove the series of `old` that `new` (the instance's series now) does not have.
-    fn remove(&self, key: &InstanceKey, old: &Exported, new: Option<&Exported>) {
-        let (ws, inst) = (key.workspace.as_str(), key.instance.as_str());
-        // Removing a series that does not exist is not an error worth reporting.
-        let gone_size = new.is_none_or(|n| n.vm_size != old.vm_size);
-        if gone_size {
-            drop(
-                self.instance_running
-                    .remove_label_values(&[ws, inst, old.vm_size.as_str()]),
-            );
-        }
-        if old.unpriced && (gone_size || new.is_some_and(|n| !n.unpriced)) {
-            drop(
-                self.instance_unpriced
-                    .remove_label_values(&[ws, inst, old.vm_size.as_str()]),
-            );
-        }
-        if old.idle && new.is_none_or(|n| !n.idle) {
-            drop(self.instance_idle_seconds.remove_label_values(&[ws, inst]));
-        }
-        if let Some(c) = &old.currency {
-            let gone_currency = new.is_none_or(|n| n.currency.as_ref() != Some(c));
-            let labels = [ws, inst, c.as_str()];
-            if gone_currency {
-                drop(self.cost_accrued.remove_label_values(&labels));
-                drop(self.cost_avoided.remove_label_values(&labels));
-                drop(self.idle_cost.remove_label_values(&labels));
-            }
-            if old.hourly && (gone_currency || new.is_some_and(|n| !n.hourly)) {
-                drop(self.hourly_cost.remove_label_values(&labels));
-            }
-        }
-    }
-}
-
-/// Bring a counter up to `target` (a durable total); counters never go down.
-fn sync_counter(c: &CounterVec, labels: &[&str], target: f64) {
-    let m = c.with_label_values(labels);
-    let diff = target - m.get();
-    if diff > 0.0 {
-        m.inc_by(diff);
+        let mut series = self.per_instance.lock().unwrap_or_else(|p| p.into_inner());
+        series.update(report, costs);
+        self.unpriced_instances.set(series.unpriced() as i64);
+        let previous = self
+            .per_instance_text
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        let mut text = String::with_capacity(previous + previous / 8);
+        series.render(&mut text);
+        *self
+            .per_instance_text
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(text);
     }
 }
 
@@ -547,6 +348,7 @@ fn sync_counter(c: &CounterVec, labels: &[&str], target: f64) {
 mod tests {
     use super::*;
     use crate::cost::{Amounts, InstanceCost};
+    use crate::model::InstanceKey;
     use crate::plan::PlanRow;
 
     fn row(ws: &str, instance: &str, state: &str, idle: Option<i64>) -> PlanRow {
@@ -672,17 +474,29 @@ mod tests {
         };
         let mut c = costs(&[("a", "x", false)]);
         m.record_pass(&report, &c, 0.0);
-        let labels = ["a", "x", "USD"];
-        assert_eq!(m.cost_accrued.with_label_values(&labels).get(), 1.5);
+        let accrued = |m: &Metrics| {
+            let text = m.render().unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("lightsout_cost_accrued_total{"))
+                .unwrap_or_else(|| panic!("{text}"))
+                .to_owned();
+            assert_eq!(
+                line.split(' ').next(),
+                Some(r#"lightsout_cost_accrued_total{currency="USD",instance="x",workspace="a"}"#)
+            );
+            line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+        };
+        assert_eq!(accrued(&m), 1.5);
         c.instances
             .values_mut()
             .for_each(|i| i.totals.accrued = 2.0);
         m.record_pass(&report, &c, 0.0);
-        assert_eq!(m.cost_accrued.with_label_values(&labels).get(), 2.0);
+        assert_eq!(accrued(&m), 2.0);
         c.instances
             .values_mut()
             .for_each(|i| i.totals.accrued = 1.0);
         m.record_pass(&report, &c, 0.0);
-        assert_eq!(m.cost_accrued.with_label_values(&labels).get(), 2.0);
+        assert_eq!(accrued(&m), 2.0);
     }
 }
