@@ -231,8 +231,14 @@ impl Daemon {
         let now = self.clock.now();
         let policies = self.policies.clone();
         let engine = Engine::new(&policies, now);
+        // Sized once: at 10,000 instances a growing Vec briefly holds two copies.
+        let fleet: usize = snapshots
+            .iter()
+            .map(|s| s.instances.as_ref().map_or(0, Vec::len))
+            .sum();
         let mut report = PassReport {
             at: Some(now),
+            rows: Vec::with_capacity(fleet),
             ..PassReport::default()
         };
         let mut updates: Vec<(InstanceKey, InstanceMemory)> = Vec::new();
@@ -302,6 +308,14 @@ impl Daemon {
                     self.memory.insert(key, d.memory);
                 }
             }
+            // Saved workspace by workspace (before any request is sent), so the batch stays
+            // small however large the fleet.
+            if !updates.is_empty()
+                && let Err(e) = self.store.save_memory(&updates, now)
+            {
+                tracing::error!(error = %e, "cannot save memory");
+            }
+            updates.clear();
         }
         // Instances gone from a workspace we did observe are forgotten.
         let gone: Vec<InstanceKey> = self
@@ -317,11 +331,6 @@ impl Daemon {
             if let Err(e) = self.store.forget(&gone) {
                 tracing::error!(error = %e, "cannot forget deleted instances");
             }
-        }
-        if !updates.is_empty()
-            && let Err(e) = self.store.save_memory(&updates, now)
-        {
-            tracing::error!(error = %e, "cannot save memory");
         }
         let outcomes = self.send_all(sends, now).await;
         for a in &mut report.actions {

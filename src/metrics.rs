@@ -330,13 +330,7 @@ impl Metrics {
         let mut series = self.per_instance.lock().unwrap_or_else(|p| p.into_inner());
         series.update(report, costs);
         self.unpriced_instances.set(series.unpriced() as i64);
-        let previous = self
-            .per_instance_text
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .len();
-        let mut text = String::with_capacity(previous + previous / 8);
-        series.render(&mut text);
+        let text = series.render();
         *self
             .per_instance_text
             .write()

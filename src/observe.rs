@@ -93,7 +93,7 @@ async fn observe_workspace(
     jupyter_gate: &Arc<Semaphore>,
 ) -> Result<Vec<InstanceObservation>, AzureError> {
     let resources = client.list_computes(&ws.reference).await?;
-    let mut instances = Vec::new();
+    let mut instances = Vec::with_capacity(resources.len());
     let mut probes = JoinSet::new();
     for r in &resources {
         let Some(obs) = instance_observation(&ws.name, r) else {

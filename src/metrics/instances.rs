@@ -93,8 +93,30 @@ impl InstanceSeries {
         self.series.values().filter(|s| s.unpriced).count()
     }
 
-    /// The families in the Prometheus text format (0.0.4), appended to `out`.
-    pub(super) fn render(&self, out: &mut String) {
+    /// The families in the Prometheus text format (0.0.4).
+    pub(super) fn render(&self) -> String {
+        let mut out = String::with_capacity(self.text_len_estimate());
+        self.render_into(&mut out);
+        out
+    }
+
+    /// A little more than the rendered length: 7 lines of up to ~70 bytes of names,
+    /// labels and value per instance, plus its label values. Reserved at once, since a
+    /// doubling String briefly holds the text twice over.
+    fn text_len_estimate(&self) -> usize {
+        let per_family_header = 7 * 200;
+        per_family_header
+            + self
+                .series
+                .iter()
+                .map(|(k, s)| {
+                    let currency = s.money.as_ref().map_or(0, |m| m.currency.len());
+                    7 * (80 + k.instance.len() + k.workspace.len() + s.vm_size.len() + currency)
+                })
+                .sum::<usize>()
+    }
+
+    fn render_into(&self, out: &mut String) {
         let all = || self.series.iter();
         family(
             out,
@@ -252,6 +274,67 @@ fn escape(v: &str, quotes: bool) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::{Amounts, InstanceCost};
+    use crate::plan::PlanRow;
+
+    #[test]
+    fn the_reserved_length_covers_the_text() {
+        let mut report = PassReport::default();
+        let mut costs = CostView {
+            currency: "USD".into(),
+            ..CostView::default()
+        };
+        for i in 0..500 {
+            let (ws, inst) = (
+                format!("workspace-{}", i % 7),
+                format!("ci-a-long-user-name-{i}"),
+            );
+            report.rows.push(PlanRow {
+                workspace: ws.clone(),
+                instance: inst.clone(),
+                state: "Running".into(),
+                vm_size: "Standard_NC24ads_A100_v4".into(),
+                policy: None,
+                decision: "none",
+                action: None,
+                reason: "nothing_due",
+                skip: None,
+                catch_up: false,
+                idle_seconds: Some(86_400 * 40 + i),
+                next: None,
+                native_drift: Vec::new(),
+            });
+            costs.instances.insert(
+                InstanceKey::new(&ws, &inst),
+                InstanceCost {
+                    vm_size: "Standard_NC24ads_A100_v4".into(),
+                    hourly: Some(1.0 / 3.0),
+                    unpriced: i % 2 == 0,
+                    stopped_by_lightsout: false,
+                    idle: true,
+                    totals: Amounts {
+                        accrued: 12_345.678_901_234_5 + i as f64 / 7.0,
+                        avoided: 1.0 / 7.0,
+                        idle: 2.0 / 3.0,
+                        ..Amounts::default()
+                    },
+                },
+            );
+        }
+        let mut series = InstanceSeries::default();
+        series.update(&report, &costs);
+        let text = series.render();
+        assert!(
+            text.len() <= series.text_len_estimate(),
+            "{} > {}",
+            text.len(),
+            series.text_len_estimate()
+        );
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            500 * 6 + 250
+        );
+    }
 
     #[test]
     fn label_values_and_help_are_escaped() {
