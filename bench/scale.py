@@ -17,7 +17,8 @@ Usage:  python3 bench/scale.py [--steady 600] [--instances 100] [--workspaces 10
 Needs a release build (`cargo build --release`; LIGHTSOUT_BIN or CARGO_TARGET_DIR to point at
 it) and, for the baseline, `pip install -r tests/python/requirements.txt`.
 Exit 1 if a lightsout target is missed (pass < 2 s, requests == list pages, RSS < 64 MiB,
-idle CPU < 1% of a core, >= 10x fewer requests and >= 10x less time than the SDK).
+idle CPU < 1% of a core, >= 10x fewer requests and >= 10x less time than the SDK); with
+--ci (the short run in .ci/run), only if a request-count target is missed or a run fails.
 """
 
 import argparse
@@ -44,6 +45,9 @@ def main():
     ap.add_argument("--poll", default="60s")
     ap.add_argument("--skip-sdk", action="store_true")
     ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--ci", action="store_true",
+                    help="fail only on what the load of a shared machine cannot change: requests "
+                         "per pass, per-instance reads, a daemon failing; report the rest")
     a = ap.parse_args()
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="lightsout-scale-"))
@@ -167,8 +171,15 @@ def main():
             missed.append(f"only {results['ratio_requests']}x fewer requests than the SDK")
         if results["ratio_time"] < 10:
             missed.append(f"only {results['ratio_time']}x less time than the SDK")
+    if once["per_instance_reads"] != 0:
+        missed.append(f"{once['per_instance_reads']} per-instance reads")
     results["missed"] = missed
     print("missed targets: " + ("; ".join(missed) if missed else "none"))
+    if a.ci:
+        # Time, memory and CPU depend on the machine and its load: reported, not asserted.
+        counted = ("ARM requests", "per-instance reads", "fewer requests")
+        missed = [m for m in missed if any(c in m for c in counted)]
+        print("CI check (request counts only): " + ("; ".join(missed) or "ok"))
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
     print(f"# work dir {work}")
