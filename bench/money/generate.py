@@ -185,11 +185,13 @@ def main():
             name = f"ci-{team}-{i:02d}"
             tags = {"team": team, "native-idle": native, "ide": "vscode" if vscode else "jupyter"}
             tag_text = ", ".join(f'"{k}" = "{v}"' for k, v in tags.items())
-            iso_native = "PT" + native[:-1] + "M"
+            # The native setting is in the tags only, not in `idle_time_before_shutdown`:
+            # the emulator carries that out itself, in every scenario, which would make
+            # "always on" and the others Azure's idle shutdown plus theirs. The native
+            # scenario plays it with lightsout's idle rule (native.toml).
             fleet += ["", "[[workspace.instance]]", f'name = "{name}"', f'vm_size = "{vm}"',
                       f'state = "{"Running" if running else "Stopped"}"',
-                      f"tags = {{ {tag_text} }}",
-                      f'idle_time_before_shutdown = "{iso_native}"']
+                      f"tags = {{ {tag_text} }}"]
             for kind, s, e in owner.windows:
                 fleet += ["", "[[workspace.instance.activity]]", f'kind = "{kind}"',
                           f'from = "{iso(s)}"', f'to = "{iso(e)}"', "start = true"]

@@ -8,7 +8,10 @@
    and lightsout_idle (idle 30 m only: the same rule as the oracle).
 3. Computes the oracle analytically from the scripted activity: stop the instant the idle
    time reaches 30 minutes, with the emulator's own rules (owners start a stopped instance
-   when they come back; start and stop take 2 minutes and are billed as running).
+   when they come back; start and stop take 2 minutes and are billed as running) and the
+   accountant's prices (`cost.rs`: running costs the compute price plus `stopped_hourly`,
+   since disks are billed in both states; stopped costs `stopped_hourly`).
+   `bench/money/gap.py` explains the rest of the difference, step by step.
 4. Checks every stop of every simulation against the script: a stop sent while a job or a
    busy kernel window was open is a wrongful stop (must be 0).
 
@@ -94,7 +97,9 @@ def oracle(meta, timeout_s):
             avoided_s += t1 - stopped_since
         total = t1 - t0
         avoided += avoided_s / 3600 * price
-        spent += run_s / 3600 * price + (total - run_s) / 3600 * stopped_price
+        # As the accountant bills (cost.rs, Billing::Running): the disk is paid while the
+        # instance runs too, not only while it is stopped.
+        spent += run_s / 3600 * (price + stopped_price) + (total - run_s) / 3600 * stopped_price
         idle += idle_s / 3600 * price
         always_on += total / 3600 * price
         running_total += run_s
