@@ -345,7 +345,7 @@ mod tests {
     use crate::model::InstanceKey;
     use crate::plan::PlanRow;
 
-    fn row(ws: &str, instance: &str, state: &str, idle: Option<i64>) -> PlanRow {
+    pub(super) fn row(ws: &str, instance: &str, state: &str, idle: Option<i64>) -> PlanRow {
         PlanRow {
             workspace: ws.into(),
             instance: instance.into(),

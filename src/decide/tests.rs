@@ -794,18 +794,18 @@ fn our_own_failed_stop_does_not_supersede_the_transition() {
     );
 }
 
+/// Paris office hours and nothing else, plus `extra` (TOML).
+fn hours_only(extra: &str) -> Vec<Policy> {
+    policies(&format!(
+        "[[policy]]\nname = \"hours\"\ntimezone = \"Europe/Paris\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n{extra}"
+    ))
+}
+
 /// A policy with windows and no `[policy.idle]` still asks Jupyter: a notebook busy at
 /// closing time holds the stop, which is carried out once the kernel is idle.
 #[test]
 fn schedule_only_policy_waits_for_a_busy_notebook() {
-    let p = policies(
-        r#"
-[[policy]]
-name = "hours"
-timezone = "Europe/Paris"
-uptime = ["Mon-Fri 08:00-19:00"]
-"#,
-    );
+    let p = hours_only("");
     assert_eq!(p[0].signals(), crate::policy::Signals::ALL);
     let mem = known_since("2026-03-27T07:00:00Z");
     let mut o = obs(InstanceState::Running);
@@ -841,16 +841,7 @@ uptime = ["Mon-Fri 08:00-19:00"]
 /// `[policy.idle]` with only `signals` is how a schedule opts out of asking Jupyter.
 #[test]
 fn schedule_with_arm_signal_only_ignores_notebooks() {
-    let p = policies(
-        r#"
-[[policy]]
-name = "hours"
-timezone = "Europe/Paris"
-uptime = ["Mon-Fri 08:00-19:00"]
-[policy.idle]
-signals = ["arm"]
-"#,
-    );
+    let p = hours_only("[policy.idle]\nsignals = [\"arm\"]\n");
     let mut o = obs(InstanceState::Running);
     o.jupyter = JupyterActivity::Unavailable;
     let d = decide(

@@ -275,7 +275,6 @@ fn escape(v: &str, quotes: bool) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
     use crate::cost::{Amounts, InstanceCost};
-    use crate::plan::PlanRow;
 
     #[test]
     fn the_reserved_length_covers_the_text() {
@@ -289,21 +288,9 @@ mod tests {
                 format!("workspace-{}", i % 7),
                 format!("ci-a-long-user-name-{i}"),
             );
-            report.rows.push(PlanRow {
-                workspace: ws.clone(),
-                instance: inst.clone(),
-                state: "Running".into(),
-                vm_size: "Standard_NC24ads_A100_v4".into(),
-                policy: None,
-                decision: "none",
-                action: None,
-                reason: "nothing_due",
-                skip: None,
-                catch_up: false,
-                idle_seconds: Some(86_400 * 40 + i),
-                next: None,
-                native_drift: Vec::new(),
-            });
+            let mut row = crate::metrics::tests::row(&ws, &inst, "Running", Some(86_400 * 40 + i));
+            row.vm_size = "Standard_NC24ads_A100_v4".into();
+            report.rows.push(row);
             costs.instances.insert(
                 InstanceKey::new(&ws, &inst),
                 InstanceCost {
