@@ -235,7 +235,11 @@ def start_daemon(config_path, workdir, args=(), name="daemon"):
     log = open(pathlib.Path(workdir) / f"{name}.log", "a")
     env = {"PATH": os.environ.get("PATH", ""), "AZURE_CLIENT_SECRET": ADMIN_SECRET,
            "RUST_LOG": os.environ.get("RUST_LOG", "info")}
-    p = subprocess.Popen([binary(), "run", "--config", str(config_path), *args],
+    # Allocator experiments (e.g. MALLOC_ARENA_MAX) reach the daemon.
+    env.update({k: v for k, v in os.environ.items() if k.startswith("MALLOC_")})
+    # LIGHTSOUT_WRAP runs the daemon under a tool, e.g. "heaptrack -o /tmp/daemon".
+    wrap = os.environ.get("LIGHTSOUT_WRAP", "").split()
+    p = subprocess.Popen([*wrap, binary(), "run", "--config", str(config_path), *args],
                          stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
     _children.append(p)
     return p

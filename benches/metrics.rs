@@ -31,11 +31,12 @@ fn main() {
         currency: "USD".into(),
         ..CostView::default()
     };
+    let mut rows = Vec::with_capacity(INSTANCES);
     for i in 0..INSTANCES {
         let workspace = format!("ws{}", i % WORKSPACES);
         let instance = format!("ci-user{i:05}");
         let state = states[i % states.len()];
-        report.rows.push(PlanRow {
+        rows.push(PlanRow {
             workspace: workspace.clone(),
             instance: instance.clone(),
             state: state.into(),
@@ -80,6 +81,7 @@ fn main() {
             },
         );
     }
+    report.rows = rows.into();
     let record = tokio::time::Instant::now();
     metrics.record_pass(&report, &costs, 3600.0);
     let record_time = record.elapsed();

@@ -253,7 +253,7 @@ impl Accountant {
         let currency = book.currency().to_owned();
         let mut days: BTreeMap<(Date, InstanceKey), Amounts> = BTreeMap::new();
         let mut next: BTreeMap<InstanceKey, Observed> = BTreeMap::new();
-        for row in &report.rows {
+        for row in report.rows.iter() {
             let key = InstanceKey::new(&row.workspace, &row.instance);
             let prev = self.observed.get(&key);
             if let Some(prev) = prev {

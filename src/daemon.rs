@@ -66,8 +66,8 @@ pub struct PassReport {
     /// The instant decisions were made at.
     pub at: Option<Timestamp>,
     pub actions: Vec<ActionTaken>,
-    /// Every observed instance's decision.
-    pub rows: Vec<PlanRow>,
+    /// Every observed instance's decision (shared with the status page, not copied).
+    pub rows: Arc<Vec<PlanRow>>,
     /// Workspace aliases that could not be observed.
     pub failed_workspaces: Vec<String>,
     /// When the next pass should run (poll interval or the next boundary).
@@ -94,17 +94,17 @@ pub struct Status {
 struct StatusInner {
     last_pass: Option<Timestamp>,
     passes: u64,
-    rows: Vec<PlanRow>,
+    rows: Arc<Vec<PlanRow>>,
 }
 
 impl Status {
     /// The latest pass's rows and when it ran.
-    pub fn snapshot(&self) -> (Option<Timestamp>, u64, Vec<PlanRow>) {
+    pub fn snapshot(&self) -> (Option<Timestamp>, u64, Arc<Vec<PlanRow>>) {
         let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         (s.last_pass, s.passes, s.rows.clone())
     }
 
-    fn set(&self, at: Timestamp, rows: Vec<PlanRow>) {
+    fn set(&self, at: Timestamp, rows: Arc<Vec<PlanRow>>) {
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         s.last_pass = Some(at);
         s.passes += 1;
@@ -238,9 +238,9 @@ impl Daemon {
             .sum();
         let mut report = PassReport {
             at: Some(now),
-            rows: Vec::with_capacity(fleet),
             ..PassReport::default()
         };
+        let mut rows = Vec::with_capacity(fleet);
         let mut updates: Vec<(InstanceKey, InstanceMemory)> = Vec::new();
         let mut sends: Vec<Send> = Vec::new();
         let mut native_sends: Vec<NativeSend> = Vec::new();
@@ -269,7 +269,7 @@ impl Daemon {
                 let native = self.plan_native(obs, &mut d, now);
                 let mut row = PlanRow::new(obs, &d);
                 row.native_drift = native.drift.iter().map(ToString::to_string).collect();
-                report.rows.push(row);
+                rows.push(row);
                 self.log_decision(obs, &d);
                 self.record_native(
                     &key,
@@ -347,6 +347,7 @@ impl Daemon {
             }
         }
         report.next_wake = Some(self.next_wake(now));
+        report.rows = Arc::new(rows);
         self.status.set(now, report.rows.clone());
         report.duration = began.elapsed();
         if let Some(hook) = self.hook.as_mut() {

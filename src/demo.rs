@@ -273,7 +273,7 @@ async fn daemon_part(
     let last_rows;
     loop {
         let report = daemon.pass().await;
-        for row in &report.rows {
+        for row in report.rows.iter() {
             // Print when the decision changes, not every time the idle minutes tick.
             let (key, line) = (describe(row, false), describe(row, true));
             if shown.get(&row.instance) != Some(&key) {

@@ -157,7 +157,7 @@ fn status_doc(s: &Shared, now: Timestamp) -> StatusDoc {
     let (last_pass, passes, rows) = s.status.snapshot();
     let costs = s.costs.read().unwrap_or_else(|p| p.into_inner()).clone();
     let instances: Vec<InstanceDoc> = rows
-        .into_iter()
+        .iter()
         .map(|row| {
             let c: Option<&InstanceCost> = costs
                 .instances
@@ -171,7 +171,7 @@ fn status_doc(s: &Shared, now: Timestamp) -> StatusDoc {
                     avoided: c.totals.avoided,
                     idle: c.totals.idle,
                 }),
-                row,
+                row: row.clone(),
             }
         })
         .collect();

@@ -283,7 +283,7 @@ impl Metrics {
     /// Every observed workspace gets a value (0 when in line), so alerts can compare.
     fn record_native_drift(&self, report: &PassReport) {
         let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-        for row in &report.rows {
+        for row in report.rows.iter() {
             *counts.entry(row.workspace.as_str()).or_default() +=
                 i64::from(!row.native_drift.is_empty());
         }
@@ -299,7 +299,7 @@ impl Metrics {
             .map(String::as_str)
             .collect();
         let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
-        for row in &report.rows {
+        for row in report.rows.iter() {
             let state = match InstanceState::from_azure(&row.state) {
                 InstanceState::Other(_) => "Other".to_owned(),
                 s => s.as_str().to_owned(),
@@ -395,7 +395,7 @@ mod tests {
         a.native_drift = vec!["idle shutdown PT60M -> PT30M".into()];
         let b = row("lab", "ci-b", "Stopped", None);
         let report = PassReport {
-            rows: vec![a, b],
+            rows: vec![a, b].into(),
             ..PassReport::default()
         };
         m.record_pass(&report, &CostView::default(), 0.0);
@@ -405,7 +405,7 @@ mod tests {
             "{text}"
         );
         let report = PassReport {
-            rows: vec![row("lab", "ci-a", "Running", None)],
+            rows: vec![row("lab", "ci-a", "Running", None)].into(),
             ..PassReport::default()
         };
         m.record_pass(&report, &CostView::default(), 0.0);
@@ -424,7 +424,8 @@ mod tests {
                 row("a", "x", "Running", Some(400)),
                 row("a", "y", "Stopped", None),
                 row("b", "z", "Running", None),
-            ],
+            ]
+            .into(),
             ..PassReport::default()
         };
         m.record_pass(
@@ -444,7 +445,7 @@ mod tests {
         assert!(text.contains(r#"lightsout_instances{state="Running",workspace="a"} 1"#));
         // Next pass: y is gone from `a`; `b` could not be listed; x stopped.
         let report = PassReport {
-            rows: vec![row("a", "x", "Stopped", None)],
+            rows: vec![row("a", "x", "Stopped", None)].into(),
             failed_workspaces: vec!["b".into()],
             ..PassReport::default()
         };
@@ -463,7 +464,7 @@ mod tests {
     fn counters_follow_durable_totals_and_never_go_down() {
         let m = Metrics::new("t").unwrap();
         let report = PassReport {
-            rows: vec![row("a", "x", "Running", None)],
+            rows: vec![row("a", "x", "Running", None)].into(),
             ..PassReport::default()
         };
         let mut c = costs(&[("a", "x", false)]);

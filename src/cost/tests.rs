@@ -219,7 +219,7 @@ fn row(instance: &str, state: &str, idle_seconds: Option<i64>) -> PlanRow {
 fn report(at: Timestamp, rows: Vec<PlanRow>) -> PassReport {
     PassReport {
         at: Some(at),
-        rows,
+        rows: rows.into(),
         ..PassReport::default()
     }
 }

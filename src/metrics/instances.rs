@@ -50,7 +50,7 @@ impl InstanceSeries {
             .map(String::as_str)
             .collect();
         let mut old = std::mem::take(&mut self.series);
-        for row in &report.rows {
+        for row in report.rows.iter() {
             let key = InstanceKey::new(&row.workspace, &row.instance);
             let previous = old.remove(&key);
             let running = InstanceState::from_azure(&row.state).is_running();
@@ -97,6 +97,8 @@ impl InstanceSeries {
     pub(super) fn render(&self) -> String {
         let mut out = String::with_capacity(self.text_len_estimate());
         self.render_into(&mut out);
+        // Kept until the next pass: give back what the estimate over-reserved.
+        out.shrink_to_fit();
         out
     }
 
@@ -278,7 +280,7 @@ mod tests {
 
     #[test]
     fn the_reserved_length_covers_the_text() {
-        let mut report = PassReport::default();
+        let mut rows = Vec::new();
         let mut costs = CostView {
             currency: "USD".into(),
             ..CostView::default()
@@ -290,7 +292,7 @@ mod tests {
             );
             let mut row = crate::metrics::tests::row(&ws, &inst, "Running", Some(86_400 * 40 + i));
             row.vm_size = "Standard_NC24ads_A100_v4".into();
-            report.rows.push(row);
+            rows.push(row);
             costs.instances.insert(
                 InstanceKey::new(&ws, &inst),
                 InstanceCost {
@@ -308,6 +310,10 @@ mod tests {
                 },
             );
         }
+        let report = PassReport {
+            rows: rows.into(),
+            ..PassReport::default()
+        };
         let mut series = InstanceSeries::default();
         series.update(&report, &costs);
         let text = series.render();
