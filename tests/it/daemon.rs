@@ -483,3 +483,60 @@ async fn a_read_only_principal_is_reported_not_retried_in_a_loop() {
     })
     .await;
 }
+
+/// A long-running daemon keeps no task per action it ever took: each operation followed in
+/// the background is reaped at the first pass after it ended.
+#[tokio::test]
+async fn followed_operations_are_reaped_once_they_end() {
+    use lightsout::daemon::{Daemon, DaemonOptions};
+    use lightsout::emulator::{Emulator, EmulatorOptions, Fleet};
+    within(60, async {
+        let text = fleet(GENEROUS, FAST, &[("ci-a", "Running"), ("ci-b", "Running")]);
+        let emu = Emulator::start(EmulatorOptions {
+            fleet: Fleet::from_toml_str(&text, "test fleet").unwrap(),
+            ..EmulatorOptions::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "[daemon]\nstate_dir = \"{}\"\n\n[[workspace]]\nname = \"lab\"\nsubscription_id = \"{}\"\nresource_group = \"{}\"\nworkspace = \"{WS}\"\n{ALWAYS_DOWN}",
+            dir.path().join("state").display(),
+            crate::support::SUB,
+            crate::support::RG,
+        );
+        let (mut cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
+        let client = lightsout::connect::emulator_client(
+            &mut cfg.azure,
+            &emu,
+            lightsout::azure::ArmClientConfig::default(),
+        )
+        .unwrap();
+        let store = lightsout::store::Store::open(&dir.path().join("state")).unwrap();
+        let options = DaemonOptions {
+            dry_run: false,
+            follow_operations: true,
+        };
+        let mut daemon = Daemon::new(
+            cfg,
+            client,
+            store,
+            options,
+            std::sync::Arc::new(lightsout::clock::WallClock),
+        )
+        .unwrap();
+        let report = daemon.pass().await;
+        assert_eq!(report.actions.len(), 2, "{report:#?}");
+        assert_eq!(daemon.following(), 2);
+        // Stops take a second here; then the next pass reaps both followers.
+        let mut passes = 0;
+        while daemon.following() > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            daemon.pass().await;
+            passes += 1;
+            assert!(passes < 40, "followers never reaped");
+        }
+        assert!(daemon.pass().await.actions.is_empty(), "stopped once, not again");
+    })
+    .await;
+}
