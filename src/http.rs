@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -85,8 +86,14 @@ pub async fn serve(
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
-    match s.metrics.render() {
-        Ok(text) => ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response(),
+    match s.metrics.render_chunks() {
+        // Streamed: the text is rendered a chunk at a time as the scraper reads it.
+        Ok(chunks) => {
+            let body = Body::from_stream(futures_util::stream::iter(
+                chunks.map(Ok::<_, std::convert::Infallible>),
+            ));
+            ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], body).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "cannot render metrics");
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n").into_response()

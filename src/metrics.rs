@@ -27,7 +27,7 @@ use crate::model::InstanceState;
 
 mod instances;
 
-use instances::InstanceSeries;
+use instances::{InstanceSeries, InstanceText};
 
 /// Errors of the metrics layer.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +57,9 @@ const REQUEST_BUCKETS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 pub struct Metrics {
     /// Everything but the per-instance families; gathered at each scrape.
     registry: Registry,
-    /// The per-instance families (one series or more per instance), as plain values: they
-    /// change only at a pass, so they are rendered then, and a scrape copies the text.
-    per_instance: Mutex<InstanceSeries>,
-    /// The per-instance families as rendered at the latest pass.
-    per_instance_text: RwLock<Arc<String>>,
+    /// The per-instance families (one series or more per instance) as plain values, as of
+    /// the latest pass: a scrape renders them from this snapshot, a chunk at a time.
+    per_instance: RwLock<Arc<InstanceSeries>>,
     /// `lightsout_up`: 1 while the process serves metrics.
     pub up: IntGauge,
     /// `lightsout_build_info{version}`: always 1.
@@ -96,7 +94,7 @@ pub struct Metrics {
     /// `lightsout_state_errors_total{kind}`.
     pub state_errors: IntCounterVec,
     states: Mutex<BTreeSet<(String, String)>>,
-    /// Size of the previous exposition, to allocate the next one at once.
+    /// Size of the previous process-wide text, to allocate the next one at once.
     last_size: AtomicUsize,
 }
 
@@ -202,8 +200,7 @@ impl Metrics {
             states: Mutex::new(BTreeSet::new()),
             last_size: AtomicUsize::new(0),
             registry: r,
-            per_instance: Mutex::new(InstanceSeries::default()),
-            per_instance_text: RwLock::new(Arc::new(String::new())),
+            per_instance: RwLock::new(Arc::new(InstanceSeries::default())),
         };
         m.up.set(1);
         m.build_info.with_label_values(&[version]).set(1);
@@ -218,19 +215,26 @@ impl Metrics {
     /// The exposition in the Prometheus text format (0.0.4): the process-wide families,
     /// gathered now, then the per-instance families as of the latest pass.
     pub fn render(&self) -> Result<String, MetricsError> {
+        Ok(self.render_chunks()?.collect())
+    }
+
+    /// [`Metrics::render`] as chunks, for a scrape to stream: the per-instance text (about
+    /// 5 MB at 10,000 instances) is rendered a chunk at a time as it is sent, never whole.
+    pub fn render_chunks(
+        &self,
+    ) -> Result<impl Iterator<Item = String> + Send + 'static, MetricsError> {
         let families = self.registry.gather();
-        let instances = self
-            .per_instance_text
+        let mut head = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 4096);
+        TextEncoder::new()
+            .encode_utf8(&families, &mut head)
+            .map_err(MetricsError::Encode)?;
+        self.last_size.store(head.len(), Ordering::Relaxed);
+        let snapshot = self
+            .per_instance
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut text = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 4096);
-        TextEncoder::new()
-            .encode_utf8(&families, &mut text)
-            .map_err(MetricsError::Encode)?;
-        text.push_str(&instances);
-        self.last_size.store(text.len(), Ordering::Relaxed);
-        Ok(text)
+        Ok(std::iter::once(head).chain(InstanceText::new(snapshot)))
     }
 
     /// One finished ARM request (the client's `on_request` hook).
@@ -324,17 +328,20 @@ impl Metrics {
         }
     }
 
-    /// Take the pass into the per-instance series and render them for the scrapes until the
-    /// next pass.
+    /// Take the pass into the per-instance series, for the scrapes until the next pass.
     fn record_instances(&self, report: &PassReport, costs: &CostView) {
-        let mut series = self.per_instance.lock().unwrap_or_else(|p| p.into_inner());
-        series.update(report, costs);
+        let previous = self
+            .per_instance
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let series = previous.updated(report, costs);
+        drop(previous);
         self.unpriced_instances.set(series.unpriced() as i64);
-        let text = series.render();
         *self
-            .per_instance_text
+            .per_instance
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(text);
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(series);
     }
 }
 

@@ -1,16 +1,22 @@
-//! The per-instance families, kept as plain values and written straight into the text
-//! format once per pass.
+//! The per-instance families, kept as plain values and written into the text format at
+//! each scrape, a chunk at a time.
 //!
 //! At 10,000 instances the `prometheus` crate's label storage, its `gather()` copy and the
-//! encoder's intermediate structures held about 40 MB at a pass (massif); these values and
-//! their text hold about 5 MB. The families are the same, with the same labels and help
-//! text.
+//! encoder's intermediate structures held about 40 MB at a pass (massif). These values
+//! hold about 2.5 MB; their text (about 5 MB) is never held whole: a scrape streams it in
+//! chunks of [`CHUNK`] bytes from a snapshot of the values. The families are the same,
+//! with the same labels and help text.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Arc;
 
 use crate::cost::CostView;
 use crate::daemon::PassReport;
 use crate::model::{InstanceKey, InstanceState};
+
+/// About how many bytes of text a scrape renders at a time.
+const CHUNK: usize = 64 * 1024;
 
 /// The money series of one instance, in one currency.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,24 +47,24 @@ pub(super) struct InstanceSeries {
 }
 
 impl InstanceSeries {
-    /// Take a pass: instances of listed workspaces are replaced by what the pass saw (gone
-    /// ones lose their series); those of workspaces that could not be listed are kept.
-    pub(super) fn update(&mut self, report: &PassReport, costs: &CostView) {
+    /// The series after a pass: instances of listed workspaces are replaced by what the
+    /// pass saw (gone ones lose their series); those of workspaces that could not be listed
+    /// are kept. Counters never go below what `self` exported.
+    pub(super) fn updated(&self, report: &PassReport, costs: &CostView) -> InstanceSeries {
         let failed: BTreeSet<&str> = report
             .failed_workspaces
             .iter()
             .map(String::as_str)
             .collect();
-        let mut old = std::mem::take(&mut self.series);
+        let mut series = BTreeMap::new();
         for row in report.rows.iter() {
             let key = InstanceKey::new(&row.workspace, &row.instance);
-            let previous = old.remove(&key);
+            let previous = self.series.get(&key);
             let running = InstanceState::from_azure(&row.state).is_running();
             let cost = costs.instances.get(&key);
             let money = cost.map(|c| {
                 // Counters never go down, even if a durable total is read back lower.
                 let before = previous
-                    .as_ref()
                     .and_then(|p| p.money.as_ref())
                     .filter(|m| m.currency == costs.currency);
                 let at_least = |now: f64, then: Option<f64>| then.map_or(now, |t| now.max(t));
@@ -70,7 +76,7 @@ impl InstanceSeries {
                     hourly: c.hourly,
                 }
             });
-            self.series.insert(
+            series.insert(
                 key,
                 Series {
                     vm_size: row.vm_size.clone(),
@@ -81,167 +87,192 @@ impl InstanceSeries {
                 },
             );
         }
-        for (key, kept) in old {
-            if failed.contains(key.workspace.as_str()) {
-                self.series.insert(key, kept);
+        for (key, kept) in &self.series {
+            if failed.contains(key.workspace.as_str()) && !series.contains_key(key) {
+                series.insert(key.clone(), kept.clone());
             }
         }
+        InstanceSeries { series }
     }
 
     /// How many instances have no known compute price.
     pub(super) fn unpriced(&self) -> usize {
         self.series.values().filter(|s| s.unpriced).count()
     }
+}
 
-    /// The families in the Prometheus text format (0.0.4).
-    pub(super) fn render(&self) -> String {
-        let mut out = String::with_capacity(self.text_len_estimate());
-        self.render_into(&mut out);
-        // Kept until the next pass: give back what the estimate over-reserved.
-        out.shrink_to_fit();
-        out
-    }
+/// One per-instance family: its name, help and type, which labels its series carry
+/// besides `instance` and `workspace`, and its value (none: no series for that instance).
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    vm_size_label: bool,
+    currency_label: bool,
+    value: fn(&Series) -> Option<f64>,
+}
 
-    /// A little more than the rendered length: 7 lines of up to ~70 bytes of names,
-    /// labels and value per instance, plus its label values. Reserved at once, since a
-    /// doubling String briefly holds the text twice over.
-    fn text_len_estimate(&self) -> usize {
-        let per_family_header = 7 * 200;
-        per_family_header
-            + self
-                .series
-                .iter()
-                .map(|(k, s)| {
-                    let currency = s.money.as_ref().map_or(0, |m| m.currency.len());
-                    7 * (80 + k.instance.len() + k.workspace.len() + s.vm_size.len() + currency)
-                })
-                .sum::<usize>()
-    }
+const FAMILIES: [Family; 7] = [
+    Family {
+        name: "lightsout_instance_running",
+        help: "1 when the compute instance is running (Running or JobRunning), 0 otherwise.",
+        kind: "gauge",
+        vm_size_label: true,
+        currency_label: false,
+        value: |s| Some(i64::from(s.running) as f64),
+    },
+    Family {
+        name: "lightsout_instance_idle_seconds",
+        help: "How long the running compute instance has been idle, in seconds (absent when unknown).",
+        kind: "gauge",
+        vm_size_label: false,
+        currency_label: false,
+        value: |s| s.idle_seconds.map(|i| i as f64),
+    },
+    Family {
+        name: "lightsout_instance_unpriced",
+        help: "1 when no compute price is known for the instance's vm size: its compute cost is not counted.",
+        kind: "gauge",
+        vm_size_label: true,
+        currency_label: false,
+        value: |s| s.unpriced.then_some(1.0),
+    },
+    Family {
+        name: "lightsout_cost_accrued_total",
+        help: "Money spent while observed, at the running and stopped rates, in the currency label.",
+        kind: "counter",
+        vm_size_label: false,
+        currency_label: true,
+        value: |s| s.money.as_ref().map(|m| m.accrued),
+    },
+    Family {
+        name: "lightsout_cost_avoided_total",
+        help: "Compute money not spent because lightsout stopped the instance, in the currency label.",
+        kind: "counter",
+        vm_size_label: false,
+        currency_label: true,
+        value: |s| s.money.as_ref().map(|m| m.avoided),
+    },
+    Family {
+        name: "lightsout_hourly_cost",
+        help: "Current burn rate per hour in the currency label (absent while the compute price is unknown).",
+        kind: "gauge",
+        vm_size_label: false,
+        currency_label: true,
+        value: |s| s.money.as_ref().and_then(|m| m.hourly),
+    },
+    Family {
+        name: "lightsout_idle_cost_total",
+        help: "Compute money spent while the instance ran idle (5 minutes or more), in the currency label.",
+        kind: "counter",
+        vm_size_label: false,
+        currency_label: true,
+        value: |s| s.money.as_ref().map(|m| m.idle),
+    },
+];
 
-    fn render_into(&self, out: &mut String) {
-        let all = || self.series.iter();
-        family(
-            out,
-            "lightsout_instance_running",
-            "1 when the compute instance is running (Running or JobRunning), 0 otherwise.",
-            "gauge",
-            all().map(|(k, s)| {
-                (
-                    k,
-                    Some(s.vm_size.as_str()),
-                    None,
-                    Some(i64::from(s.running) as f64),
-                )
-            }),
-        );
-        family(
-            out,
-            "lightsout_instance_idle_seconds",
-            "How long the running compute instance has been idle, in seconds (absent when unknown).",
-            "gauge",
-            all().map(|(k, s)| (k, None, None, s.idle_seconds.map(|i| i as f64))),
-        );
-        family(
-            out,
-            "lightsout_instance_unpriced",
-            "1 when no compute price is known for the instance's vm size: its compute cost is not counted.",
-            "gauge",
-            all().map(|(k, s)| (k, Some(s.vm_size.as_str()), None, s.unpriced.then_some(1.0))),
-        );
-        let money = |pick: fn(&Money) -> Option<f64>| {
-            all().map(move |(k, s)| {
-                let m = s.money.as_ref();
-                (k, None, m.map(|m| m.currency.as_str()), m.and_then(pick))
-            })
-        };
-        family(
-            out,
-            "lightsout_cost_accrued_total",
-            "Money spent while observed, at the running and stopped rates, in the currency label.",
-            "counter",
-            money(|m| Some(m.accrued)),
-        );
-        family(
-            out,
-            "lightsout_cost_avoided_total",
-            "Compute money not spent because lightsout stopped the instance, in the currency label.",
-            "counter",
-            money(|m| Some(m.avoided)),
-        );
-        family(
-            out,
-            "lightsout_hourly_cost",
-            "Current burn rate per hour in the currency label (absent while the compute price is unknown).",
-            "gauge",
-            money(|m| m.hourly),
-        );
-        family(
-            out,
-            "lightsout_idle_cost_total",
-            "Compute money spent while the instance ran idle (5 minutes or more), in the currency label.",
-            "counter",
-            money(|m| Some(m.idle)),
-        );
+/// The per-instance families of one snapshot in the Prometheus text format (0.0.4), as
+/// chunks of about [`CHUNK`] bytes: family by family, instances in key order, each family's
+/// header before its first series (a family with no series has no header).
+pub(super) struct InstanceText {
+    snapshot: Arc<InstanceSeries>,
+    /// The family being written.
+    family: usize,
+    /// The last instance written in it.
+    after: Option<InstanceKey>,
+    header_written: bool,
+}
+
+impl InstanceText {
+    pub(super) fn new(snapshot: Arc<InstanceSeries>) -> InstanceText {
+        InstanceText {
+            snapshot,
+            family: 0,
+            after: None,
+            header_written: false,
+        }
     }
 }
 
-/// One family: its header, then a line per series that has a value. Labels are written in
-/// name order (currency, instance, vm_size, workspace), as the `prometheus` crate does.
-fn family<'a>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    kind: &str,
-    series: impl Iterator<
-        Item = (
-            &'a InstanceKey,
-            Option<&'a str>,
-            Option<&'a str>,
-            Option<f64>,
-        ),
-    >,
-) {
-    let mut header = false;
-    for (key, vm_size, currency, value) in series {
-        let Some(value) = value else { continue };
-        if !header {
-            for part in [
-                "# HELP ",
-                name,
-                " ",
-                &escape(help, false),
-                "\n# TYPE ",
-                name,
-                " ",
-                kind,
-                "\n",
-            ] {
-                out.push_str(part);
+impl Iterator for InstanceText {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let mut out = String::new();
+        while let Some(family) = FAMILIES.get(self.family) {
+            let after = self.after.take();
+            let lower = match &after {
+                Some(key) => Bound::Excluded(key),
+                None => Bound::Unbounded,
+            };
+            let mut full = false;
+            for (key, series) in self.snapshot.series.range((lower, Bound::Unbounded)) {
+                if let Some(value) = (family.value)(series) {
+                    if !self.header_written {
+                        push_header(&mut out, family);
+                        self.header_written = true;
+                    }
+                    push_line(&mut out, family, key, series, value);
+                }
+                if out.len() >= CHUNK {
+                    self.after = Some(key.clone());
+                    full = true;
+                    break;
+                }
             }
-            header = true;
+            if full {
+                break;
+            }
+            self.family += 1;
+            self.after = None;
+            self.header_written = false;
         }
-        out.push_str(name);
-        let mut sep = '{';
-        let mut label = |out: &mut String, label: &str, v: &str| {
-            out.push(sep);
-            out.push_str(label);
-            out.push_str("=\"");
-            out.push_str(&escape(v, true));
-            out.push('"');
-            sep = ',';
-        };
-        if let Some(c) = currency {
-            label(out, "currency", c);
-        }
-        label(out, "instance", &key.instance);
-        if let Some(v) = vm_size {
-            label(out, "vm_size", v);
-        }
-        label(out, "workspace", &key.workspace);
-        out.push_str("} ");
-        push_value(out, value);
-        out.push('\n');
+        (!out.is_empty()).then_some(out)
     }
+}
+
+fn push_header(out: &mut String, family: &Family) {
+    for part in [
+        "# HELP ",
+        family.name,
+        " ",
+        &escape(family.help, false),
+        "\n# TYPE ",
+        family.name,
+        " ",
+        family.kind,
+        "\n",
+    ] {
+        out.push_str(part);
+    }
+}
+
+/// One series. Labels are written in name order (currency, instance, vm_size, workspace),
+/// as the `prometheus` crate does.
+fn push_line(out: &mut String, family: &Family, key: &InstanceKey, series: &Series, value: f64) {
+    out.push_str(family.name);
+    let mut sep = '{';
+    let mut label = |out: &mut String, label: &str, v: &str| {
+        out.push(sep);
+        out.push_str(label);
+        out.push_str("=\"");
+        out.push_str(&escape(v, true));
+        out.push('"');
+        sep = ',';
+    };
+    if family.currency_label
+        && let Some(m) = &series.money
+    {
+        label(out, "currency", &m.currency);
+    }
+    label(out, "instance", &key.instance);
+    if family.vm_size_label {
+        label(out, "vm_size", &series.vm_size);
+    }
+    label(out, "workspace", &key.workspace);
+    out.push_str("} ");
+    push_value(out, value);
+    out.push('\n');
 }
 
 /// A sample value as Prometheus reads it.
@@ -279,7 +310,7 @@ mod tests {
     use crate::cost::{Amounts, InstanceCost};
 
     #[test]
-    fn the_reserved_length_covers_the_text() {
+    fn chunks_are_bounded_and_join_into_whole_families() {
         let mut rows = Vec::new();
         let mut costs = CostView {
             currency: "USD".into(),
@@ -314,19 +345,49 @@ mod tests {
             rows: rows.into(),
             ..PassReport::default()
         };
-        let mut series = InstanceSeries::default();
-        series.update(&report, &costs);
-        let text = series.render();
-        assert!(
-            text.len() <= series.text_len_estimate(),
-            "{} > {}",
-            text.len(),
-            series.text_len_estimate()
-        );
+        let series = Arc::new(InstanceSeries::default().updated(&report, &costs));
+        let chunks: Vec<String> = InstanceText::new(series).collect();
+        assert!(chunks.len() > 3, "500 instances span several chunks");
+        assert_eq!(InstanceText::new(Arc::default()).count(), 0);
+        for chunk in &chunks {
+            // A chunk ends after the line that reached the bound, and on a line boundary.
+            assert!(chunk.len() < CHUNK + 300, "{}", chunk.len());
+            assert!(chunk.ends_with('\n'));
+        }
+        let text = chunks.concat();
+        let mut families: Vec<(&str, Vec<&str>)> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest.split(' ').next().unwrap_or_default();
+                assert!(families.iter().all(|(n, _)| *n != name), "{name} twice");
+                families.push((name, Vec::new()));
+            } else if !line.starts_with('#') {
+                let (name, labels) = line.split_once('{').unwrap_or_default();
+                let current = families.last_mut().map(|(n, v)| (*n, v));
+                let Some((family, lines)) = current else {
+                    panic!("a series before any header: {line}")
+                };
+                assert_eq!(name, family, "series outside its family");
+                lines.push(labels);
+            }
+        }
+        let counts: Vec<(&str, usize)> = families.iter().map(|(n, v)| (*n, v.len())).collect();
         assert_eq!(
-            text.lines().filter(|l| !l.starts_with('#')).count(),
-            500 * 6 + 250
+            counts,
+            [
+                ("lightsout_instance_running", 500),
+                ("lightsout_instance_idle_seconds", 500),
+                ("lightsout_instance_unpriced", 250),
+                ("lightsout_cost_accrued_total", 500),
+                ("lightsout_cost_avoided_total", 500),
+                ("lightsout_hourly_cost", 500),
+                ("lightsout_idle_cost_total", 500),
+            ]
         );
+        for (name, lines) in &families {
+            let unique: BTreeSet<&&str> = lines.iter().collect();
+            assert_eq!(unique.len(), lines.len(), "{name}: a series twice");
+        }
     }
 
     #[test]
