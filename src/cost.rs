@@ -312,17 +312,7 @@ impl Accountant {
             })
             .cloned()
             .collect();
-        let rows: Vec<DayCost> = days
-            .iter()
-            .map(|((day, key), a)| DayCost {
-                day: *day,
-                workspace: key.workspace.clone(),
-                instance: key.instance.clone(),
-                currency: currency.clone(),
-                amounts: *a,
-            })
-            .collect();
-        store.record_costs(&rows, &next, &gone)?;
+        store.record_costs(&days, &currency, &next, &gone)?;
         for ((_, key), a) in days {
             *self.totals.entry((key, currency.clone())).or_default() += a;
         }

@@ -12,10 +12,23 @@ use lightsout::{commands, telemetry};
 /// EX_CONFIG from sysexits.h: the configuration is bad; systemd must not restart-loop on it.
 const EXIT_CONFIG: u8 = 78;
 
+/// The daemon runs on one thread: it waits on the network almost all the time, and one
+/// thread keeps its allocations in one malloc arena (at 10,000 instances the worker
+/// threads' arenas held about 5 MiB more at the peak). The other commands get the
+/// multi-threaded runtime (the emulator serves many clients).
+fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    match command {
+        Command::Run(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime_for(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -338,10 +338,7 @@ impl Metrics {
         let series = previous.updated(report, costs);
         drop(previous);
         self.unpriced_instances.set(series.unpriced() as i64);
-        *self
-            .per_instance
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(series);
+        *self.per_instance.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(series);
     }
 }
 
