@@ -1,9 +1,10 @@
 //! Benchmark: render `/metrics` for 10,000 instances (every per-instance series set, as
 //! after a pass with costs).
 //!
-//! Prints the render time of a scrape (median and worst of the measured renders), the
-//! response size, and the time to record a pass (which pre-renders the per-instance
-//! families, so scrapes only copy them). Run with `cargo bench --bench metrics`. Not a test: nothing is asserted.
+//! Prints the render time of a whole scrape (median and worst of the measured renders; the
+//! server streams the same text in chunks), the response size, the largest chunk, and the
+//! time to record a pass. Run with `cargo bench --bench metrics`. Not a test: nothing is
+//! asserted.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -95,16 +96,23 @@ fn main() {
         size = black_box(text).len();
     }
     times.sort();
+    let largest_chunk = metrics
+        .render_chunks()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|c| c.len())
+        .max()
+        .unwrap_or(0);
     let series = {
         let text = metrics.render().unwrap_or_default();
         text.lines().filter(|l| !l.starts_with('#')).count()
     };
     println!(
-        "metrics: {INSTANCES} instances, {series} series: render median {:?}, worst {:?}; response {} bytes ({:.1} MiB); recording the pass (updating every series and pre-rendering the per-instance families, done once per pass) took {:?}",
+        "metrics: {INSTANCES} instances, {series} series: render median {:?}, worst {:?}; response {} bytes ({:.1} MiB), streamed in chunks of at most {} bytes; recording the pass (updating every series, done once per pass) took {:?}",
         times[times.len() / 2],
         times[times.len() - 1],
         size,
         size as f64 / (1024.0 * 1024.0),
+        largest_chunk,
         record_time
     );
 }
