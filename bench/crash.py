@@ -12,15 +12,15 @@ catch-up), so most moments fall in a pass that is sending actions or following t
   `PRAGMA integrity_check` on the state database says ok;
 - the audit log is whole: ids unique and increasing, every row has a known action and
   outcome, at most the rows of the killed pass are still `pending`;
-- no request is repeated: per instance, action and half-period, accepted POSTs (202 in
-  /_emulator/calls) are at most 1 plus the failed attempts the audit log records.
+- no request is repeated: per instance, action and intent period (see
+  `soak.match_posts_to_intents`), accepted POSTs (202 in /_emulator/calls) are at most 1
+  plus the failed attempts the audit log records, and each has an audit row before it.
 
 Usage: python3 bench/crash.py [--kills 100] [--half 60] [--seed 1] [--json OUT]
 Short check: python3 bench/crash.py --kills 10
 """
 
 import argparse
-import collections
 import datetime as dt
 import json
 import pathlib
@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import benchlib as B  # noqa: E402
-from soak import CallLog, policy_text, post_action  # noqa: E402
+from soak import CallLog, match_posts_to_intents, policy_text  # noqa: E402
 
 OUTCOMES = {"pending", "succeeded", "failed", "refused", "missed", "dry_run"}
 
@@ -113,24 +113,11 @@ def main():
     audit = json.loads(r.stdout)
     em.close()
 
-    def period(text):
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    def period(t):
         return int((t - begin).total_seconds() // a.half)
 
     ws_alias = {w[3]: w[0] for w in ws}
-    accepted = collections.Counter()
-    for c in log.all():
-        pa = post_action(c["path"]) if c["method"] == "POST" else None
-        if pa and c["status"] == 202:
-            accepted[(ws_alias.get(pa[0], pa[0]), pa[1], pa[2], period(c["time"]))] += 1
-    failed = collections.Counter()
-    recorded = collections.Counter()
-    for x in audit:
-        key = (x["workspace"], x["instance"], x["action"], period(x["at"]))
-        if x["outcome"] in ("failed", "refused"):
-            failed[key] += 1
-        if x["outcome"] not in ("missed", "dry_run"):
-            recorded[key] += 1
+    accepted, recorded, failed = match_posts_to_intents(log.all(), audit, ws_alias, period)
     repeated = [[*key, n] for key, n in accepted.items() if n > 1 + failed.get(key, 0)]
     unrecorded = [[*key, n] for key, n in accepted.items() if n > recorded.get(key, 0)]
     still_pending = sum(1 for x in audit if x["outcome"] == "pending")

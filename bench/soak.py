@@ -12,9 +12,11 @@ Reports (and checks):
 - actions due: per boundary, the instances not in the new desired state just before it;
 - done: those in the desired state just before the next boundary;
 - duplicated (must be 0): accepted POSTs (202) beyond the first for one instance, action
-  and half-period, less those following a failed attempt in the audit log;
-- lost audit records (must be 0): accepted POSTs with no audit row for that instance,
-  action and half-period;
+  and intent period, less those following a failed attempt in the audit log (a POST
+  belongs to the latest audit row for its instance and action written before it; the
+  intent period is that row's half-period);
+- lost audit records (must be 0): accepted POSTs with no audit row written before them for
+  that instance, action and intent period;
 - requests per minute per subscription (reads, writes) against ARM's sustained limits
   (reads 25/s = 1,500/min, writes 10/s = 600/min, plus the bucket);
 - the daemon's RSS after its first minute and at the end.
@@ -24,6 +26,7 @@ Short check: python3 bench/soak.py --minutes 3 --half 60
 """
 
 import argparse
+import bisect
 import collections
 import datetime as dt
 import json
@@ -86,6 +89,46 @@ def post_action(path):
     if len(parts) >= 11 and low[-1] in ("start", "stop", "restart") and low[-3] == "computes":
         return parts[7], parts[-2], low[-1]
     return None
+
+
+def parse_time(text):
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def match_posts_to_intents(calls, audit, ws_alias, period):
+    """Count accepted POSTs and audit rows per (workspace, instance, action, intent period).
+
+    An audit row's period is that of its `at` (the pass's decision instant, written before
+    the request). An accepted POST (202) belongs to the latest audit row for the same
+    instance and action written at or before it, so a pass that is still sending when the
+    next half-period begins is not mistaken for a POST with no audit row. A POST with no
+    earlier row gets period None, which no row has: it counts as unrecorded.
+    Returns (accepted, recorded, failed) Counters over the same keys.
+    """
+    intents = collections.defaultdict(list)
+    recorded = collections.Counter()
+    failed = collections.Counter()
+    for rec in audit:
+        if rec["outcome"] in ("missed", "dry_run"):
+            continue
+        at = parse_time(rec["at"])
+        key = (rec["workspace"], rec["instance"], rec["action"])
+        intents[key].append(at)
+        recorded[(*key, period(at))] += 1
+        if rec["outcome"] in ("failed", "refused"):
+            failed[(*key, period(at))] += 1
+    for times in intents.values():
+        times.sort()
+    accepted = collections.Counter()
+    for c in calls:
+        pa = post_action(c["path"]) if c["method"] == "POST" else None
+        if not pa or c["status"] != 202:
+            continue
+        key = (ws_alias.get(pa[0], pa[0]), pa[1], pa[2])
+        times = intents.get(key, [])
+        i = bisect.bisect_right(times, parse_time(c["time"]))
+        accepted[(*key, period(times[i - 1]) if i else None)] += 1
+    return accepted, recorded, failed
 
 
 def main():
@@ -191,36 +234,19 @@ def main():
         per_boundary.append({"at": boundaries[k].strftime("%H:%M:%S"), "want": want,
                              "due": len(due_k), "done": len(done_k)})
 
-    def period(ts_text):
-        t = dt.datetime.fromisoformat(ts_text.replace("Z", "+00:00"))
+    def period(t):
         return int((t - begin).total_seconds() // a.half)
 
-    accepted = collections.Counter()
-    for c in calls:
-        if c["method"] == "POST":
-            pa = post_action(c["path"])
-            if pa and c["status"] == 202:
-                accepted[(pa[0], pa[1], pa[2], period(c["time"]))] += 1
     ws_alias = {w[3]: w[0] for w in ws}
-    rows = collections.Counter()
-    failed_rows = collections.Counter()
-    outcomes = collections.Counter()
-    for rec in audit:
-        outcomes[rec["outcome"]] += 1
-        if rec["outcome"] in ("missed", "dry_run"):
-            continue
-        key = (rec["workspace"], rec["instance"], rec["action"], period(rec["at"]))
-        rows[key] += 1
-        if rec["outcome"] in ("failed", "refused"):
-            failed_rows[key] += 1
+    accepted, rows, failed_rows = match_posts_to_intents(calls, audit, ws_alias, period)
+    outcomes = collections.Counter(rec["outcome"] for rec in audit)
     duplicated = lost = 0
     dup_examples = []
-    for (wsn, inst, action, p), n in accepted.items():
-        key = (ws_alias.get(wsn, wsn), inst, action, p)
+    for key, n in accepted.items():
         extra = n - 1 - failed_rows.get(key, 0)
         if extra > 0:
             duplicated += extra
-            dup_examples.append([wsn, inst, action, p, n])
+            dup_examples.append([*key, n])
         lost += max(0, n - rows.get(key, 0))
 
     # Requests per minute per subscription.
