@@ -223,8 +223,8 @@ impl Iterator for InstanceText {
             if full {
                 break;
             }
+            // `after` was taken above: the next family starts from its first instance.
             self.family += 1;
-            self.after = None;
             self.header_written = false;
         }
         (!out.is_empty()).then_some(out)
