@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::memory::{InstanceMemory, Pending};
 use crate::model::{Action, InstanceObservation, JupyterActivity, OperationKind, OperationTrigger};
-use crate::policy::{Enforcement, Policy, Signals, StartMode};
+use crate::policy::{Enforcement, Policy, Signals, StartMode, UnknownActivity};
 use crate::schedule::{Desired, EventAction, Transition};
 
 /// Why an action is planned (the `reason` of logs, the audit log and metric labels).
@@ -455,8 +455,15 @@ fn decide_with(
         None
     } else if is_busy {
         Some(SkipReason::Busy)
-    } else if signals.jupyter && obs.jupyter == JupyterActivity::Unavailable {
-        // Cannot tell whether a notebook is running: never risk the work.
+    } else if signals.jupyter
+        && obs.jupyter == JupyterActivity::Unavailable
+        && policy.unknown_activity == UnknownActivity::Hold
+    {
+        // The policy asked not to stop what it cannot see. By default an unreadable signal
+        // does not block a schedule, event or max-uptime stop: on real Azure the probe is
+        // refused wherever the daemon may not open the instance's applications, and a
+        // default that blocks there stops nothing. (An idle stop never gets here unseen:
+        // without the signal the idle time is unknown.)
         Some(SkipReason::ActivityUnknown)
     } else if obs
         .hold_until()

@@ -127,33 +127,85 @@ async fn probe_jupyter(client: &ArmClient, base: Option<url::Url>) -> JupyterAct
     let Some(base) = base else {
         return JupyterActivity::Unavailable;
     };
-    // `no_track_activity` keeps our own polling from counting as use (jupyter_server).
-    let (Ok(status_url), Ok(kernels_url)) = (
-        base.join("api/status?no_track_activity=1"),
-        base.join("api/kernels?no_track_activity=1"),
-    ) else {
-        return JupyterActivity::Unavailable;
-    };
-    let status = client.jupyter_get::<JupyterStatus>(&status_url).await;
-    let kernels = client.jupyter_get::<Vec<JupyterKernel>>(&kernels_url).await;
-    match (status, kernels) {
-        (Ok(status), Ok(kernels)) => {
-            let kernel_busy = kernels
-                .iter()
-                .any(|k| k.execution_state.as_deref() == Some("busy"));
-            let last_activity = kernels
-                .iter()
-                .filter_map(|k| k.last_activity)
-                .chain(status.last_activity)
-                .max();
-            JupyterActivity::Seen {
-                last_activity,
-                kernel_busy,
+    match probe_jupyter_once(client, &base).await {
+        Ok(activity) => activity,
+        Err(e) => {
+            if probe_log_due(&base, crate::clock::now()) {
+                tracing::debug!(error = %e, status = ?e.status(), url = %base,
+                    "Jupyter server did not answer (said once an hour per instance)");
             }
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::debug!(error = %e, url = %base, "Jupyter server did not answer");
             JupyterActivity::Unavailable
         }
+    }
+}
+
+/// Ask the Jupyter Server API under `base` for its kernels and last activity; the error
+/// says why it could not be read (`lightsout doctor` shows it per instance).
+pub async fn probe_jupyter_once(
+    client: &ArmClient,
+    base: &url::Url,
+) -> Result<JupyterActivity, AzureError> {
+    // `no_track_activity` keeps our own polling from counting as use (jupyter_server).
+    let url = |path: &str| {
+        base.join(path).map_err(|e| AzureError::Protocol {
+            operation: "jupyter",
+            reason: format!("bad Jupyter URL: {e}"),
+        })
+    };
+    let status = client
+        .jupyter_get::<JupyterStatus>(&url("api/status?no_track_activity=1")?)
+        .await?;
+    let kernels = client
+        .jupyter_get::<Vec<JupyterKernel>>(&url("api/kernels?no_track_activity=1")?)
+        .await?;
+    let kernel_busy = kernels
+        .iter()
+        .any(|k| k.execution_state.as_deref() == Some("busy"));
+    let last_activity = kernels
+        .iter()
+        .filter_map(|k| k.last_activity)
+        .chain(status.last_activity)
+        .max();
+    Ok(JupyterActivity::Seen {
+        last_activity,
+        kernel_busy,
+    })
+}
+
+/// How often a failing probe of one instance is logged. On real Azure a refusal (403) is
+/// the normal answer wherever the daemon's identity may not open the instance's
+/// applications; saying so every pass would bury everything else.
+pub const PROBE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether a failed probe of `base` should be logged now (at most once per
+/// [`PROBE_LOG_EVERY`] per instance); remembers that it was.
+fn probe_log_due(base: &url::Url, now: jiff::Timestamp) -> bool {
+    static LAST: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, jiff::Timestamp>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let every = jiff::SignedDuration::try_from(PROBE_LOG_EVERY).unwrap_or_default();
+    match last.get(base.as_str()) {
+        Some(at) if now.duration_since(*at) < every => false,
+        _ => {
+            last.insert(base.as_str().to_owned(), now);
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_probe_is_logged_once_an_hour_per_instance() {
+        let a = url::Url::parse("https://a.example/instances/ws/ci-a/").unwrap();
+        let b = url::Url::parse("https://a.example/instances/ws/ci-b/").unwrap();
+        let t: jiff::Timestamp = "2026-12-07T10:00:00Z".parse().unwrap();
+        assert!(probe_log_due(&a, t));
+        assert!(!probe_log_due(&a, t + jiff::SignedDuration::from_mins(59)));
+        assert!(probe_log_due(&b, t + jiff::SignedDuration::from_mins(59)));
+        assert!(probe_log_due(&a, t + jiff::SignedDuration::from_mins(61)));
     }
 }

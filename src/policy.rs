@@ -37,12 +37,36 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Every source: the default, also for a policy without `[policy.idle]`, so that a
-    /// schedule's stop never lands on a busy notebook.
-    pub const ALL: Signals = Signals {
+    /// The default, also for a policy without `[policy.idle]`: ARM's `JobRunning`, which
+    /// every instance reports. Jupyter is an opt-in: on real Azure a personal instance's
+    /// applications open to its assigned user only, so the daemon's identity is refused
+    /// there (Microsoft's reference for `applicationSharingPolicy`; CONTRACT section 0).
+    pub const DEFAULT: Signals = Signals {
         arm: true,
-        jupyter: true,
+        jupyter: false,
     };
+}
+
+/// What a stop does when a configured activity signal cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownActivity {
+    /// Schedule, event and max-uptime stops go ahead; what lightsout does know (a running
+    /// job, a hold) still blocks them. An idle stop needs a known idle time either way.
+    #[default]
+    Proceed,
+    /// Every stop waits until the signal can be read again (skip `activity_unknown`).
+    Hold,
+}
+
+impl UnknownActivity {
+    /// Parse `proceed` or `hold`.
+    pub fn parse(s: &str) -> Option<UnknownActivity> {
+        match s {
+            "proceed" => Some(UnknownActivity::Proceed),
+            "hold" => Some(UnknownActivity::Hold),
+            _ => None,
+        }
+    }
 }
 
 /// `[policy.idle]`.
@@ -79,6 +103,8 @@ pub struct Policy {
     pub enforcement: Enforcement,
     /// A transition missed by at most this much is still acted on.
     pub catch_up: Duration,
+    /// What a stop does when a configured signal cannot be read.
+    pub unknown_activity: UnknownActivity,
     pub idle: Option<IdleRule>,
     pub events: Vec<Event>,
     /// `[policy.native]`: what the instances' own idle shutdown and schedules should be.
@@ -91,7 +117,9 @@ pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(2 * 3600);
 impl Policy {
     /// The activity sources that make an instance busy (and, for the idle rule, active).
     pub fn signals(&self) -> Signals {
-        self.idle.as_ref().map_or(Signals::ALL, |rule| rule.signals)
+        self.idle
+            .as_ref()
+            .map_or(Signals::DEFAULT, |rule| rule.signals)
     }
 
     /// Whether this policy governs an instance with this workspace alias, name and tags.

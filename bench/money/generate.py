@@ -233,7 +233,7 @@ def main():
     # Always on: a policy that matches nothing (tag never set).
     (out / "always_on.toml").write_text(config([
         '[[policy]]\nname = "nothing"\ntags = { lightsout-bench = "never-set" }\n'
-        '[policy.idle]\ntimeout = "24h"\n']))
+        '[policy.idle]\ntimeout = "24h"\nsignals = ["arm"]\n']))
     # Azure ML's native idle shutdown, played by lightsout's idle rule: per instance its
     # own timeout (15 min minimum), Jupyter and job activity, no schedule; an instance whose
     # owner uses VS Code is held 3 h longer (the VS Code session must end first).

@@ -5,11 +5,15 @@
 
 use std::time::Duration;
 
+use crate::azure::convert::{instance_observation, jupyter_base};
+use crate::azure::wire::ComputeResource;
 use crate::azure::{ArmClient, ArmClientConfig, AzureError, CredentialKind, RetryPolicy};
 use crate::cli::ConfigArg;
 use crate::config::{self, AzureSettings, Workspace};
 use crate::connect;
 use crate::doctor::{self, Need, Verdict};
+use crate::observe::probe_jupyter_once;
+use crate::policy::Policy;
 
 use super::validate::config_path;
 
@@ -19,6 +23,8 @@ enum Mark {
     Ok,
     Fail,
     Warn,
+    /// A fact worth knowing that is neither good nor bad.
+    Info,
 }
 
 /// Prints the checklist on stdout and counts failures.
@@ -40,6 +46,7 @@ impl Checklist {
                 self.warnings += 1;
                 "[warn]"
             }
+            Mark::Info => "[info]",
         };
         println!("{tag} {what}");
         if let Some(fix) = fix {
@@ -164,11 +171,24 @@ pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
         .or_else(|| std::env::var("AZURE_CLIENT_ID").ok())
         .unwrap_or_else(|| "<object id of the identity>".to_owned());
     for ws in &cfg.workspaces {
-        check_workspace(&mut list, &client, &cfg.azure, ws, &needs, &assignee).await;
+        check_workspace(
+            &mut list,
+            &client,
+            &cfg.azure,
+            ws,
+            &needs,
+            &assignee,
+            &cfg.policies,
+        )
+        .await;
     }
     list.finish()
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of the config one workspace's checks read; one call site"
+)]
 async fn check_workspace(
     list: &mut Checklist,
     client: &ArmClient,
@@ -176,6 +196,7 @@ async fn check_workspace(
     ws: &Workspace,
     needs: &[Need],
     assignee: &str,
+    policies: &[Policy],
 ) {
     let scope = ws.reference.arm_path();
     println!();
@@ -233,11 +254,14 @@ async fn check_workspace(
         .any(|(n, v)| n.action == doctor::READ && *v == Verdict::Granted);
     if can_read {
         match client.list_computes(&ws.reference).await {
-            Ok(computes) => list.line(
-                Mark::Ok,
-                &format!("list computes: {} found", computes.len()),
-                None,
-            ),
+            Ok(computes) => {
+                list.line(
+                    Mark::Ok,
+                    &format!("list computes: {} found", computes.len()),
+                    None,
+                );
+                check_jupyter(list, client, ws, &computes, policies).await;
+            }
             Err(e) => {
                 let fix = arm_fix(&e, azure, &scope, assignee);
                 list.line(
@@ -246,6 +270,60 @@ async fn check_workspace(
                     Some(&fix),
                 );
             }
+        }
+    }
+}
+
+/// Whether each running instance's Jupyter answers the daemon's identity: what decides if
+/// the `jupyter` signal can work there. On real Azure a Personal instance opens to its
+/// assigned user only; a Shared one to workspace users "depending on their role", and
+/// whether a service principal's token is accepted at all is documented nowhere: this
+/// check is how to find out before opting in.
+async fn check_jupyter(
+    list: &mut Checklist,
+    client: &ArmClient,
+    ws: &Workspace,
+    computes: &[ComputeResource],
+    policies: &[Policy],
+) {
+    for r in computes {
+        let Some(obs) = instance_observation(&ws.name, r) else {
+            continue;
+        };
+        if !obs.state.is_running() {
+            continue;
+        }
+        let sharing = r
+            .instance()
+            .and_then(|i| i.application_sharing_policy.as_ref())
+            .map_or("sharing unknown", |s| s.as_str());
+        let opted_in = crate::policy::select(policies, &obs.workspace, &obs.name, &obs.tags)
+            .is_some_and(|p| p.signals().jupyter);
+        let what = format!("jupyter of {} ({sharing})", obs.name);
+        let answer = match jupyter_base(r) {
+            None => Err("no Jupyter application listed".to_owned()),
+            Some(base) => probe_jupyter_once(client, &base).await.map_err(|e| {
+                let e = e.to_string();
+                crate::azure::error::truncate_chars(&e, 160)
+            }),
+        };
+        match (answer, opted_in) {
+            (Ok(_), true) => list.line(Mark::Ok, &format!("{what}: answered"), None),
+            (Ok(_), false) => list.line(
+                Mark::Info,
+                &format!("{what}: answered; its policy does not use the jupyter signal"),
+                None,
+            ),
+            (Err(why), true) => list.line(
+                Mark::Warn,
+                &format!("{what}: not answered ({why}); its policy counts the jupyter signal, which is unknown here"),
+                Some("remove \"jupyter\" from the policy's signals for such instances, or make the instance Shared and grant Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action"),
+            ),
+            (Err(why), false) => list.line(
+                Mark::Info,
+                &format!("{what}: not answered ({why}); not used by its policy"),
+                None,
+            ),
         }
     }
 }

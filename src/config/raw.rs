@@ -102,6 +102,7 @@ pub struct RawPolicy {
     pub exceptions: Vec<Spanned<RawException>>,
     pub enforcement: Option<Spanned<String>>,
     pub catch_up: Option<Spanned<String>>,
+    pub unknown_activity: Option<Spanned<String>>,
     pub idle: Option<RawIdle>,
     #[serde(default)]
     pub event: Vec<RawEvent>,

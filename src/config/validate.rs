@@ -21,7 +21,9 @@ use super::raw::{
 use crate::azure::{AuthSettings, Cloud, CredentialKind};
 use crate::model::WorkspaceRef;
 use crate::native::{MAX_IDLE_SHUTDOWN, MIN_IDLE_SHUTDOWN, NativeMode, NativePolicy};
-use crate::policy::{DEFAULT_CATCH_UP, Enforcement, Event, IdleRule, Policy, Signals, StartMode};
+use crate::policy::{
+    DEFAULT_CATCH_UP, Enforcement, Event, IdleRule, Policy, Signals, StartMode, UnknownActivity,
+};
 use crate::schedule::{CronExpr, Desired, EventAction, Exception, Schedule, Window};
 
 /// Poll interval when `[daemon] poll_interval` is absent.
@@ -766,6 +768,20 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
             .as_ref()
             .and_then(|v| duration(c, &key("catch_up"), v))
             .unwrap_or(DEFAULT_CATCH_UP);
+        let unknown_activity = match &p.unknown_activity {
+            None => UnknownActivity::default(),
+            Some(v) => UnknownActivity::parse(v.get_ref()).unwrap_or_else(|| {
+                c.error(
+                    v.span(),
+                    format!(
+                        "{}: expected proceed or hold, got {:?}",
+                        key("unknown_activity"),
+                        v.get_ref()
+                    ),
+                );
+                UnknownActivity::default()
+            }),
+        };
         let idle = p
             .idle
             .as_ref()
@@ -823,6 +839,7 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
             start,
             enforcement,
             catch_up,
+            unknown_activity,
             idle: idle.flatten(),
             events,
             native,
@@ -853,7 +870,23 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
     let max_uptime = d(c, "max_uptime", &raw.max_uptime);
     let mut signals = Signals::default();
     match &raw.signals {
-        None => signals = Signals::ALL,
+        None => {
+            signals = Signals::DEFAULT;
+            // ARM only sees jobs: an idle timeout on that alone would stop an instance
+            // someone is typing in. Naming the sources is the user's statement that this
+            // is what they want (CONTRACT section 0).
+            if let Some(t) = &raw.timeout {
+                c.error(
+                    t.span(),
+                    format!(
+                        "{key}.timeout: an idle rule needs a source that sees interactive use, and the default signals (arm) see only jobs; \
+                         name signals = [\"arm\"] for job-only instances, add \"jupyter\" where the daemon's identity may open the instances' Jupyter (Shared instances), \
+                         or leave idleness to Azure's own idle shutdown with [policy.native] idle_shutdown = \"{}\" and mode = \"enforce\"",
+                        t.get_ref()
+                    ),
+                );
+            }
+        }
         Some(list) => {
             for s in list {
                 match s.get_ref().as_str() {
@@ -1295,6 +1328,7 @@ name = "never"
 instances = []
 [policy.idle]
 timeout = "1h"
+signals = ["arm"]
 "#;
         let m = messages(text);
         assert!(m.iter().any(|l| l.starts_with("4:34: warning: policy[0] (all).uptime: \"Fri 18:00-02:00\" overlaps \"Mon,Tue,Wed,Thu,Fri 08:00-19:00\"")), "{m:#?}");
@@ -1314,6 +1348,55 @@ timeout = "1h"
             m.iter()
                 .any(|l| l.contains("policy[2] (never).instances: empty list")),
             "{m:#?}"
+        );
+    }
+
+    /// An idle rule on ARM alone sees only jobs: it must be asked for by name, and the
+    /// error says the three ways out.
+    #[test]
+    fn idle_rule_on_default_signals_is_an_error_that_says_how_to_fix_it() {
+        let m = messages(
+            "[[policy]]\nname = \"p\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.idle]\ntimeout = \"45m\"\n",
+        );
+        assert_eq!(m.len(), 1, "{m:#?}");
+        let line = &m[0];
+        assert!(line.starts_with("5:11: policy[0] (p).idle.timeout: an idle rule needs a source that sees interactive use"), "{line}");
+        for fix in [
+            "signals = [\"arm\"]",
+            "\"jupyter\"",
+            "[policy.native] idle_shutdown = \"45m\"",
+        ] {
+            assert!(line.contains(fix), "{fix} missing: {line}");
+        }
+        // Named explicitly, or with Jupyter, or max_uptime only: fine.
+        for ok in [
+            "[policy.idle]\ntimeout = \"45m\"\nsignals = [\"arm\"]\n",
+            "[policy.idle]\ntimeout = \"45m\"\nsignals = [\"arm\", \"jupyter\"]\n",
+            "[policy.idle]\nmax_uptime = \"12h\"\n",
+        ] {
+            let text =
+                format!("[[policy]]\nname = \"p\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n{ok}");
+            assert!(from_str(&text).is_ok(), "{ok}: {:#?}", messages(&text));
+        }
+    }
+
+    #[test]
+    fn unknown_activity_is_proceed_or_hold() {
+        let text = |v: &str| {
+            format!(
+                "[[policy]]\nname = \"p\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\nunknown_activity = \"{v}\"\n"
+            )
+        };
+        let (cfg, _) = from_str(&text("hold")).unwrap();
+        assert_eq!(cfg.policies[0].unknown_activity, UnknownActivity::Hold);
+        let (cfg, _) = from_str(&text("proceed")).unwrap();
+        assert_eq!(cfg.policies[0].unknown_activity, UnknownActivity::Proceed);
+        let (cfg, _) =
+            from_str("[[policy]]\nname = \"p\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n").unwrap();
+        assert_eq!(cfg.policies[0].unknown_activity, UnknownActivity::Proceed);
+        assert_eq!(
+            messages(&text("wait")),
+            ["4:20: policy[0] (p).unknown_activity: expected proceed or hold, got \"wait\""]
         );
     }
 

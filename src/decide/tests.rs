@@ -629,6 +629,20 @@ timeout = "30m"
 signals = ["arm"]
 
 [[policy]]
+name = "hold-unknown"
+instances = ["hold-*"]
+timezone = "Europe/London"
+uptime = ["Mon-Fri 09:00-17:00"]
+unknown_activity = "hold"
+[policy.idle]
+timeout = "30m"
+max_uptime = "4h"
+signals = ["arm", "jupyter"]
+[[policy.event]]
+cron = "15 * * * *"
+action = "stop"
+
+[[policy]]
 name = "schedule-only"
 instances = ["sched-*"]
 timezone = "Asia/Tokyo"
@@ -658,8 +672,9 @@ proptest! {
 
     #[test]
     fn busy_is_never_stopped(mut o in arb_obs(), mem in arb_memory(), now in arb_ts(), which in 0..3u8) {
-        // strict: ARM signal only; schedule-only: no idle section, default signals; office.
-        let arm_only = which == 0;
+        // strict: ARM signal only; schedule-only: no idle section, default signals (ARM
+        // only too); office: ARM and Jupyter.
+        let arm_only = which != 2;
         o.name = ["strict-1", "sched-1", "ci-alice"][usize::from(which)].into();
         let busy = o.state == InstanceState::JobRunning
             || (!arm_only && matches!(o.jupyter, JupyterActivity::Seen { kernel_busy: true, .. }));
@@ -670,8 +685,19 @@ proptest! {
     }
 
     #[test]
-    fn unknown_notebook_activity_is_never_stopped(mut o in arb_obs(), mem in arb_memory(), now in arb_ts(), sched in any::<bool>()) {
+    fn unknown_notebook_activity_never_makes_an_idle_stop(mut o in arb_obs(), mem in arb_memory(), now in arb_ts(), sched in any::<bool>()) {
         o.name = if sched { "sched-1" } else { "ci-alice" }.into();
+        o.jupyter = JupyterActivity::Unavailable;
+        let d = decide(&all_policies(), &o, &mem, now);
+        prop_assert!(
+            !matches!(d.verdict, Verdict::Act(Planned { reason: Reason::Idle, .. })),
+            "{:?}", d.verdict
+        );
+    }
+
+    #[test]
+    fn unknown_activity_hold_is_never_stopped(mut o in arb_obs(), mem in arb_memory(), now in arb_ts()) {
+        o.name = "hold-1".into();
         o.jupyter = JupyterActivity::Unavailable;
         let d = decide(&all_policies(), &o, &mem, now);
         prop_assert!(!stops(&d.verdict), "{:?}", d.verdict);
@@ -801,12 +827,32 @@ fn hours_only(extra: &str) -> Vec<Policy> {
     ))
 }
 
-/// A policy with windows and no `[policy.idle]` still asks Jupyter: a notebook busy at
-/// closing time holds the stop, which is carried out once the kernel is idle.
+/// A policy with windows and no `[policy.idle]` asks ARM only: a running job holds the
+/// stop, Jupyter is not asked (it is an opt-in), and the stop is carried out once the job
+/// has ended.
 #[test]
-fn schedule_only_policy_waits_for_a_busy_notebook() {
+fn schedule_only_policy_waits_for_a_job_and_does_not_need_jupyter() {
     let p = hours_only("");
-    assert_eq!(p[0].signals(), crate::policy::Signals::ALL);
+    assert_eq!(p[0].signals(), crate::policy::Signals::DEFAULT);
+    let mem = known_since("2026-03-27T07:00:00Z");
+    let mut o = obs(InstanceState::JobRunning);
+    o.jupyter = JupyterActivity::Unavailable;
+    let d = decide(&p, &o, &mem, ts("2026-03-27T18:00:01Z"));
+    assert_eq!(
+        d.verdict,
+        skip(Action::Stop, Reason::OutsideWindow, SkipReason::Busy)
+    );
+    // The job ended beyond catch_up; the notebook cannot be read: the held stop goes ahead.
+    o.state = InstanceState::Running;
+    let d = decide(&p, &o, &d.memory, ts("2026-03-27T20:31:00Z"));
+    assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
+}
+
+/// Jupyter opted in: a busy kernel holds a schedule stop; a Jupyter that cannot be read
+/// does not, by default (what lightsout knows still blocks: here, nothing).
+#[test]
+fn opted_in_jupyter_busy_holds_but_unreadable_proceeds() {
+    let p = hours_only("[policy.idle]\nsignals = [\"arm\", \"jupyter\"]\n");
     let mem = known_since("2026-03-27T07:00:00Z");
     let mut o = obs(InstanceState::Running);
     o.jupyter = JupyterActivity::Seen {
@@ -818,9 +864,23 @@ fn schedule_only_policy_waits_for_a_busy_notebook() {
         d.verdict,
         skip(Action::Stop, Reason::OutsideWindow, SkipReason::Busy)
     );
-    // Jupyter stops answering: still not stopped, and the reason says why.
     o.jupyter = JupyterActivity::Unavailable;
     let d = decide(&p, &o, &d.memory, ts("2026-03-27T18:10:00Z"));
+    assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
+}
+
+/// `unknown_activity = "hold"`: an unreadable Jupyter holds the stop, with the reason
+/// said; once the kernel is seen idle the held stop is carried out.
+#[test]
+fn unknown_activity_hold_waits_for_a_readable_signal() {
+    let p = hours_only(
+        "unknown_activity = \"hold\"\n[policy.idle]\nsignals = [\"arm\", \"jupyter\"]\n",
+    );
+    assert_eq!(p[0].unknown_activity, crate::policy::UnknownActivity::Hold);
+    let mem = known_since("2026-03-27T07:00:00Z");
+    let mut o = obs(InstanceState::Running);
+    o.jupyter = JupyterActivity::Unavailable;
+    let d = decide(&p, &o, &mem, ts("2026-03-27T18:00:01Z"));
     assert_eq!(
         d.verdict,
         skip(
@@ -829,7 +889,6 @@ fn schedule_only_policy_waits_for_a_busy_notebook() {
             SkipReason::ActivityUnknown
         )
     );
-    // The kernel went idle, beyond catch_up: the held stop is carried out now.
     o.jupyter = JupyterActivity::Seen {
         last_activity: Some(ts("2026-03-27T20:30:00Z")),
         kernel_busy: false,

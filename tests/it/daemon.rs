@@ -104,8 +104,8 @@ async fn once_acts_on_policy_and_records_it() {
     .await;
 }
 
-/// A policy with only a schedule still asks each running instance's Jupyter server: the
-/// notebook busy at closing time is kept, the idle one is stopped.
+/// A schedule policy that opts into the Jupyter signal asks each running instance's Jupyter
+/// server: the notebook busy at closing time is kept, the idle one is stopped.
 #[tokio::test]
 async fn a_schedule_stop_spares_a_busy_notebook() {
     within(120, async {
@@ -123,7 +123,8 @@ async fn a_schedule_stop_spares_a_busy_notebook() {
             .await
             .unwrap();
         assert!(r.status().is_success());
-        let config = daemon_config(&emu, ALWAYS_DOWN, "60s");
+        let policy = format!("{ALWAYS_DOWN}[policy.idle]\nsignals = [\"arm\", \"jupyter\"]\n");
+        let config = daemon_config(&emu, &policy, "60s");
         emu.run(&config, ADMIN.1, &["run", "--once"])
             .await
             .success();
@@ -131,7 +132,7 @@ async fn a_schedule_stop_spares_a_busy_notebook() {
         assert_eq!(posts(&calls, "/ci-idle/stop").len(), 1, "{calls:#?}");
         assert!(
             posts(&calls, "/ci-notebook/stop").is_empty(),
-            "a busy kernel is never stopped, even by a policy without [policy.idle]"
+            "a busy kernel is never stopped when Jupyter is a signal"
         );
         assert!(
             calls.iter().any(|c| c["path"]
