@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::azure::{Accepted, ArmClient, AzureError};
+use crate::azure::{Accepted, ArmClient, AzureError, NativeSetting};
 use crate::model::{Action, WorkspaceRef};
 
 /// What became of one request.
@@ -81,14 +81,14 @@ impl Actuator {
         }
     }
 
-    /// Send one change of native settings (`updateIdleShutdownSetting` or
-    /// `updateSchedules`), within the same concurrency bound as power actions; the client's
-    /// write budget applies as to any write.
+    /// Send the native changes of one instance (a GET and one PUT of the whole compute, see
+    /// [`crate::azure::update`]), within the same concurrency bound as power actions; the
+    /// client's budgets apply as to any read and write.
     pub async fn send_native(
         &self,
         ws: &WorkspaceRef,
         instance: &str,
-        change: &crate::native::NativeChange,
+        changes: &[crate::native::NativeChange],
     ) -> SendOutcome {
         use crate::native::NativeChange;
         let Ok(_slot) = self.slots.acquire().await else {
@@ -97,17 +97,24 @@ impl Actuator {
                 reason: "actuator closed".to_owned(),
             });
         };
-        let result = match change {
-            NativeChange::IdleShutdown { to, .. } => {
-                self.client.update_idle_shutdown(ws, instance, to).await
+        let mut setting = NativeSetting::default();
+        for change in changes {
+            match change {
+                NativeChange::IdleShutdown { to, .. } => setting.idle_shutdown = Some(to.clone()),
+                NativeChange::Schedules { to, .. } => {
+                    match serde_json::to_value(crate::azure::convert::schedules_body(to)) {
+                        Ok(v) => setting.schedules = Some(v),
+                        Err(e) => {
+                            return SendOutcome::Failed(AzureError::Protocol {
+                                operation: "actuate",
+                                reason: format!("cannot encode schedules: {e}"),
+                            });
+                        }
+                    }
+                }
             }
-            NativeChange::Schedules { to, .. } => {
-                self.client
-                    .update_schedules(ws, instance, &crate::azure::convert::schedules_body(to))
-                    .await
-            }
-        };
-        match result {
+        }
+        match self.client.update_native(ws, instance, &setting).await {
             Ok(accepted) => SendOutcome::Accepted(accepted),
             Err(e) => classify(e),
         }

@@ -652,18 +652,25 @@ impl Daemon {
         now: Timestamp,
     ) -> Vec<(usize, &'static str)> {
         let mut out = Vec::new();
-        let mut tasks = JoinSet::new();
+        // One request per instance: its changes travel in one PUT of the compute.
+        let mut groups: BTreeMap<InstanceKey, Vec<NativeSend>> = BTreeMap::new();
         for s in sends {
+            groups.entry(s.key.clone()).or_default().push(s);
+        }
+        let mut tasks = JoinSet::new();
+        for (key, group) in groups {
             let actuator = self.actuator.clone();
             tasks.spawn(async move {
+                let changes: Vec<_> = group.iter().map(|s| s.change.clone()).collect();
+                let workspace = &group[0].workspace;
                 let outcome = actuator
-                    .send_native(&s.workspace, &s.key.instance, &s.change)
+                    .send_native(workspace, &key.instance, &changes)
                     .await;
-                (s, outcome)
+                (group, outcome)
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            let Ok((s, outcome)) = joined else {
+            let Ok((group, outcome)) = joined else {
                 continue;
             };
             let (label, result, request_id, error) = match &outcome {
@@ -690,22 +697,24 @@ impl Daemon {
                     Some(error_text(e)),
                 ),
             };
-            match &error {
-                None => tracing::info!(instance = %s.key, change = %s.change,
-                    request_id = request_id.as_deref().unwrap_or("-"), "native settings change accepted"),
-                Some(err) => tracing::warn!(instance = %s.key, change = %s.change,
-                    outcome = result.as_str(), error = %err, "native settings change not carried out"),
+            for s in group {
+                match &error {
+                    None => tracing::info!(instance = %s.key, change = %s.change,
+                        request_id = request_id.as_deref().unwrap_or("-"), "native settings change accepted"),
+                    Some(err) => tracing::warn!(instance = %s.key, change = %s.change,
+                        outcome = result.as_str(), error = %err, "native settings change not carried out"),
+                }
+                if let Err(e) = self.store.record_outcome(
+                    s.audit,
+                    result,
+                    request_id.as_deref(),
+                    error.as_deref(),
+                    now,
+                ) {
+                    tracing::error!(error = %e, "cannot record an outcome");
+                }
+                out.push((s.report_index, label));
             }
-            if let Err(e) = self.store.record_outcome(
-                s.audit,
-                result,
-                request_id.as_deref(),
-                error.as_deref(),
-                now,
-            ) {
-                tracing::error!(error = %e, "cannot record an outcome");
-            }
-            out.push((s.report_index, label));
         }
         out
     }

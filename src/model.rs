@@ -231,9 +231,9 @@ pub enum Action {
     Start,
     Stop,
     Restart,
-    /// `updateIdleShutdownSetting`.
+    /// Azure's own idle shutdown (`idleTimeBeforeShutdown`, set by a PUT of the compute).
     IdleShutdown,
-    /// `updateSchedules`.
+    /// Azure's own start/stop schedules (set by a PUT of the compute).
     Schedules,
 }
 

@@ -29,17 +29,16 @@ use super::error::{AzureError, TransportKind, snippet};
 use super::lro::{self, Accepted, PollOutcome, PollVia};
 use super::retry::{self, RetryDecision, RetryPolicy};
 use super::tags::{TAGS_API_VERSION, TagsOperation, TagsPatch, TagsResource};
+use super::update::{NativeSetting, UPDATE_API_VERSION};
 use super::wire::{
-    AsyncOperationStatus, ComputeList, ComputeResource, ComputeSchedules, IdleShutdownSetting,
-    Permission, PermissionList, UnderlyingResourceAction,
+    AsyncOperationStatus, ComputeList, ComputeResource, Permission, PermissionList,
+    UnderlyingResourceAction,
 };
 use crate::model::WorkspaceRef;
 
-/// API version used for every compute call except `updateSchedules`.
+/// API version of compute list, get, create, delete and power actions (native settings
+/// change at [`UPDATE_API_VERSION`], as Microsoft's own client does).
 pub const API_VERSION: &str = "2025-12-01";
-/// API version for `updateSchedules`: the newest one whose spec has the operation
-/// (only 2021-07-01 among the versions we have examples for).
-pub const SCHEDULES_API_VERSION: &str = "2021-07-01";
 /// API version of `Microsoft.Authorization/permissions` (what the caller may do at a scope).
 pub const PERMISSIONS_API_VERSION: &str = "2022-04-01";
 /// Default delay between polls when the server gives no `Retry-After`.
@@ -370,35 +369,27 @@ impl ArmClient {
         self.action("restart", ws, name, "/restart").await
     }
 
-    /// Sets Azure's own idle shutdown; `idle` is an ISO 8601 duration such as `PT60M`.
-    pub async fn update_idle_shutdown(
+    /// Changes one of Azure's own settings of an existing compute instance (idle shutdown or
+    /// start/stop schedules) the way Microsoft's current tools do: GET the compute, PUT it
+    /// back whole with the one setting changed, both at [`UPDATE_API_VERSION`] (evidence in
+    /// [`super::update`]). Needs `computes/read` and `computes/write`.
+    pub async fn update_native(
         &self,
         ws: &WorkspaceRef,
         name: &str,
-        idle: &str,
+        setting: &NativeSetting,
     ) -> Result<Accepted, AzureError> {
-        const OP: &str = "update_idle_shutdown";
-        let url = self.compute_url(OP, ws, name, "/updateIdleShutdownSetting", API_VERSION, &[])?;
-        let body = encode(
-            OP,
-            &IdleShutdownSetting {
-                idle_time_before_shutdown: idle.to_owned(),
-            },
-        )?;
-        self.mutate(OP, Method::POST, &url, Some(body)).await
-    }
-
-    /// Replaces the Azure-side start/stop schedules (api-version [`SCHEDULES_API_VERSION`]).
-    pub async fn update_schedules(
-        &self,
-        ws: &WorkspaceRef,
-        name: &str,
-        schedules: &ComputeSchedules,
-    ) -> Result<Accepted, AzureError> {
-        const OP: &str = "update_schedules";
-        let url = self.compute_url(OP, ws, name, "/updateSchedules", SCHEDULES_API_VERSION, &[])?;
-        let body = encode(OP, schedules)?;
-        self.mutate(OP, Method::POST, &url, Some(body)).await
+        const OP: &str = "update_native";
+        let url = self.compute_url(OP, ws, name, "", UPDATE_API_VERSION, &[])?;
+        let read = self.send(OP, Method::GET, &url, None).await?;
+        let current: serde_json::Value = decode(OP, "compute resource", &read.body)?;
+        let body =
+            super::update::put_body(&current, setting).map_err(|reason| AzureError::Protocol {
+                operation: OP,
+                reason,
+            })?;
+        let body = encode(OP, &body)?;
+        self.mutate(OP, Method::PUT, &url, Some(body)).await
     }
 
     /// Changes the compute's tags through ARM's generic Tags API

@@ -84,7 +84,7 @@ fn native_observed(props: &wire::ComputeInstanceProperties) -> NativeObserved {
     out
 }
 
-/// The body of `updateSchedules` that sets exactly `schedules` (enabled cron triggers).
+/// The `schedules` of a compute that sets exactly `schedules` (enabled cron triggers).
 pub fn schedules_body(schedules: &[NativeSchedule]) -> wire::ComputeSchedules {
     wire::ComputeSchedules {
         compute_start_stop: Some(

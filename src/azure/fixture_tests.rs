@@ -374,10 +374,8 @@ fn update_schedules_2021_07_01() {
     assert_eq!(when.minutes.as_deref(), Some(&[30][..]));
     // `"weekDays": null` means every day.
     assert_eq!(when.week_days, None);
-    assert_eq!(
-        ex["parameters"]["api-version"],
-        super::SCHEDULES_API_VERSION
-    );
+    // The schedule shape is what a PUT of the compute carries; the call itself is not used
+    // (no current Microsoft tool has it: see `azure::update`).
 }
 
 #[test]
@@ -387,7 +385,8 @@ fn update_idle_shutdown_body() {
     let b: IdleShutdownSetting = serde_json::from_value(params.clone()).unwrap();
     assert_eq!(b.idle_time_before_shutdown, "PT120M");
     assert_eq!(serde_json::to_value(&b).unwrap(), params);
-    assert_eq!(ex["parameters"]["api-version"], super::API_VERSION);
+    // An example file without an operation in the stable spec (removed before release,
+    // azure-rest-api-specs PR #23042): lightsout changes the setting through a PUT instead.
 }
 
 #[test]

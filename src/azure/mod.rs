@@ -8,6 +8,7 @@
 //! - [`lro`]: long-running operations: `Azure-AsyncOperation` / `Location`, poll-URL safety (pure).
 //! - [`convert`]: wire shapes into the engine's model (pure).
 //! - [`tags`]: ARM's generic Tags API on a resource's scope (request and response shapes).
+//! - [`update`]: the PUT body that changes an instance's idle shutdown or schedules (pure).
 //! - [`budget`]: per-subscription read and write budgets under ARM's throttling limits.
 //! - [`client`]: [`ArmClient`], the HTTP calls (list/get/create/delete/start/stop/...).
 //! - [`auth`]: the shared `reqwest::Client` and the Entra ID credential chain.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod lro;
 pub mod retry;
 pub mod tags;
+pub mod update;
 pub mod wire;
 
 pub use auth::{
@@ -31,12 +33,13 @@ pub use auth::{
 };
 pub use client::{
     API_VERSION, ArmClient, ArmClientConfig, ArmEndpoint, PERMISSIONS_API_VERSION,
-    RateLimitSnapshot, RequestEvent, RequestHook, SCHEDULES_API_VERSION,
+    RateLimitSnapshot, RequestEvent, RequestHook,
 };
 pub use error::{ArmError, AzureError, TransportKind};
 pub use lro::{Accepted, PollOutcome, PollVia};
 pub use retry::RetryPolicy;
 pub use tags::{TAGS_API_VERSION, TagsOperation};
+pub use update::{NativeSetting, UPDATE_API_VERSION};
 
 #[cfg(test)]
 mod fixture_tests;

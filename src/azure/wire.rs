@@ -569,7 +569,7 @@ pub struct LastOperation {
     pub operation_trigger: Option<OperationTrigger>,
 }
 
-/// `schedules` of a compute instance; also the body of `updateSchedules`.
+/// `schedules` of a compute instance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComputeSchedules {

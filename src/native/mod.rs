@@ -9,7 +9,8 @@
 //!   Azure cannot carry, never silently dropped; config validation turns them into errors.
 //! - [`NativeObserved`] is what an instance carries today (filled by `azure::convert`).
 //! - [`drift`] compares the two and lists the [`NativeChange`]s that would bring the instance
-//!   in line, one per request (`updateIdleShutdownSetting`, `updateSchedules`).
+//!   in line; the daemon sends an instance's changes in one PUT of the compute
+//!   ([`crate::azure::update`]).
 //!
 //! How windows become schedules: the windows are laid on the 10,080 minutes of a local week;
 //! every minute where "inside some window" turns false is a stop and every minute where it
@@ -494,9 +495,9 @@ pub struct NativeObserved {
 /// One change of native settings: one ARM request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NativeChange {
-    /// `updateIdleShutdownSetting` to `to` (ISO 8601).
+    /// `idleTimeBeforeShutdown` to `to` (ISO 8601).
     IdleShutdown { from: Option<String>, to: String },
-    /// `updateSchedules` replacing every schedule with `to`.
+    /// `schedules` replaced by `to`.
     Schedules {
         from: Vec<String>,
         to: Vec<NativeSchedule>,

@@ -20,8 +20,8 @@ use lightsout::azure::wire::{
     CronTrigger, ScheduleStatus, TriggerType, UnderlyingResourceAction,
 };
 use lightsout::azure::{
-    Accepted, ArmClient, ArmClientConfig, ArmEndpoint, AzureError, PollOutcome, PollVia,
-    RetryPolicy,
+    Accepted, ArmClient, ArmClientConfig, ArmEndpoint, AzureError, NativeSetting, PollOutcome,
+    PollVia, RetryPolicy,
 };
 use lightsout::model::WorkspaceRef;
 use tokio::time::Instant;
@@ -770,12 +770,26 @@ async fn wait_operation_times_out() {
     assert_eq!(err.kind(), "timeout");
 }
 
+/// A native setting changes as Microsoft's current tools change it: GET the compute, PUT it
+/// back whole (read-only parts out) at 2023-08-01-preview; a 200 is done at once.
 #[tokio::test]
-async fn synchronous_completion() {
-    let server = Fake::start(|_, _, _| Reply::empty(200)).await;
+async fn native_settings_change_by_get_and_put_of_the_whole_compute() {
+    let recorded = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/azure/recorded/real-get-running-2024-12.body.json"),
+    )
+    .unwrap();
+    let server = Fake::start(move |seen, _, _| {
+        if seen.method == "GET" {
+            Reply::json(200, recorded.clone())
+        } else {
+            Reply::json(200, seen.body.clone())
+        }
+    })
+    .await;
     let client = client_for(&server.base, Arc::new(FakeCredential::default()));
     let op = client
-        .update_idle_shutdown(&ws(), "ci-1", "PT60M")
+        .update_native(&ws(), "ci-1", &NativeSetting::idle("PT60M"))
         .await
         .unwrap();
     assert!(op.is_completed());
@@ -785,16 +799,20 @@ async fn synchronous_completion() {
         .unwrap();
     let seen = server.seen();
     assert_eq!(
-        seen[0].path,
-        format!("{}/updateIdleShutdownSetting", ws().compute_path("ci-1"))
+        seen.iter().map(|s| s.method.as_str()).collect::<Vec<_>>(),
+        ["GET", "PUT"]
     );
-    assert_eq!(seen[0].body, r#"{"idleTimeBeforeShutdown":"PT60M"}"#);
-}
+    for s in &seen {
+        assert_eq!(s.path, ws().compute_path("ci-1"));
+        assert_eq!(s.query.as_deref(), Some("api-version=2023-08-01-preview"));
+    }
+    let put: serde_json::Value = serde_json::from_str(&seen[1].body).unwrap();
+    let inst = &put["properties"]["properties"];
+    assert_eq!(inst["idleTimeBeforeShutdown"], "PT60M");
+    assert_eq!(inst["vmSize"], "Standard_DS2_v2");
+    assert!(inst.get("state").is_none() && inst.get("applications").is_none());
 
-#[tokio::test]
-async fn update_schedules_uses_its_api_version_and_minimal_body() {
-    let server = Fake::start(|_, _, _| Reply::empty(200)).await;
-    let client = client_for(&server.base, Arc::new(FakeCredential::default()));
+    // Schedules: the list given replaces what was there.
     let schedules = ComputeSchedules {
         compute_start_stop: Some(vec![ComputeStartStopSchedule {
             status: Some(ScheduleStatus::Enabled),
@@ -809,14 +827,18 @@ async fn update_schedules_uses_its_api_version_and_minimal_body() {
         }]),
     };
     client
-        .update_schedules(&ws(), "ci-1", &schedules)
+        .update_native(
+            &ws(),
+            "ci-1",
+            &NativeSetting::schedules(serde_json::to_value(&schedules).unwrap()),
+        )
         .await
         .unwrap();
     let seen = server.seen();
-    assert_eq!(seen[0].query.as_deref(), Some("api-version=2021-07-01"));
+    let put: serde_json::Value = serde_json::from_str(&seen[3].body).unwrap();
     assert_eq!(
-        seen[0].body,
-        r#"{"computeStartStop":[{"status":"Enabled","action":"Stop","triggerType":"Cron","cron":{"expression":"0 18 * * *","timeZone":"UTC"}}]}"#
+        put["properties"]["properties"]["schedules"].to_string(),
+        r#"{"computeStartStop":[{"action":"Stop","cron":{"expression":"0 18 * * *","timeZone":"UTC"},"status":"Enabled","triggerType":"Cron"}]}"#
     );
 }
 

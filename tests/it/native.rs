@@ -44,13 +44,15 @@ schedules = "mirror"
     )
 }
 
+/// The native settings changes sent: one PUT of the whole compute per instance
+/// (`PUT@name`), the way Microsoft's current tools change them (`azure::update`).
 fn native_posts(calls: &[Value]) -> Vec<String> {
     calls
         .iter()
-        .filter(|c| c["method"] == "POST")
+        .filter(|c| c["method"] == "PUT")
         .filter_map(|c| c["path"].as_str())
-        .filter(|p| p.ends_with("/updateIdleShutdownSetting") || p.ends_with("/updateSchedules"))
-        .map(|p| p.rsplit('/').take(2).collect::<Vec<_>>().join("@"))
+        .filter(|p| p.contains("/computes/"))
+        .map(|p| format!("PUT@{}", p.rsplit('/').next().unwrap_or_default()))
         .collect()
 }
 
@@ -110,12 +112,8 @@ async fn enforce_mode_fixes_drift_once_and_audits_it() {
         posts.sort();
         assert_eq!(
             posts,
-            vec![
-                "updateIdleShutdownSetting@ci-a",
-                "updateIdleShutdownSetting@ci-b",
-                "updateSchedules@ci-a",
-                "updateSchedules@ci-b",
-            ]
+            vec!["PUT@ci-a", "PUT@ci-b"],
+            "one request per instance carries both settings"
         );
         // The instances now carry the policy's settings.
         let state: Value = emu
@@ -184,10 +182,11 @@ async fn enforce_mode_fixes_drift_once_and_audits_it() {
             "{}",
             plan.stdout
         );
-        // Someone changes an instance by hand: the next pass puts it back, once.
+        // Someone changes an instance by hand (the preview-only call, as the VS Code
+        // extension may): the next pass puts it back, once.
         emu.http
             .post(format!(
-                "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}/computes/ci-a/updateIdleShutdownSetting?api-version=2025-12-01",
+                "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}/computes/ci-a/updateIdleShutdownSetting?api-version=2024-10-01-preview",
                 emu.ready.endpoint,
                 crate::support::SUB,
                 crate::support::RG,
@@ -204,10 +203,7 @@ async fn enforce_mode_fixes_drift_once_and_audits_it() {
         emu.run(&config, ADMIN.1, &["run", "--once"])
             .await
             .success();
-        assert_eq!(
-            native_posts(&emu.calls().await),
-            vec!["updateIdleShutdownSetting@ci-a"]
-        );
+        assert_eq!(native_posts(&emu.calls().await), vec!["PUT@ci-a"]);
     })
     .await;
 }
