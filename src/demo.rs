@@ -222,11 +222,11 @@ async fn daemon_part(
 ) -> anyhow::Result<()> {
     say(
         emulator,
-        "part 2: the daemon looks after two workspaces (office hours 08:00-19:00 with a 45-minute idle rule; a batch window 18:00-23:00)",
+        "part 2: the daemon looks after two workspaces (office hours 08:00-19:00; a batch window 18:00-23:00)",
     );
     say(
         emulator,
-        "        idle time counts from when lightsout first sees an instance, never from before",
+        "        windows by lightsout; idleness by Azure's own idle shutdown (45 minutes), which lightsout keeps set",
     );
     let store = Store::open(&temp.join("state"))?;
     let options = DaemonOptions {
@@ -320,6 +320,12 @@ fn describe(row: &PlanRow, with_idle: bool) -> String {
         .filter(|_| with_idle)
         .map(|s| format!(", idle {}", crate::plan::short_duration(s)))
         .unwrap_or_default();
+    if !row.native_drift.is_empty() {
+        return format!(
+            "Azure's own settings put in line: {}",
+            row.native_drift.join(", ")
+        );
+    }
     match (row.decision, row.action, row.skip) {
         ("act", Some(a), _) => format!("{a} requested ({}{idle})", row.reason),
         ("skip", Some(_), Some("busy")) | ("none", _, _) if row.state == "JobRunning" => {
@@ -335,6 +341,9 @@ fn describe(row: &PlanRow, with_idle: bool) -> String {
         ("skip", Some(a), Some(why)) => format!("{a} held back: {why}"),
         ("wait", _, _) => "changing state: waiting".to_owned(),
         _ if row.reason == "excluded" => "opted out (lightsout = \"off\")".to_owned(),
+        _ if row.stopped_by == Some("idle_shutdown") => {
+            "stopped by Azure's own idle shutdown".to_owned()
+        }
         _ if row.state == "Stopped" => "stopped: nothing to do".to_owned(),
         _ => format!("in use or not idle long enough yet{idle}"),
     }

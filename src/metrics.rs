@@ -364,6 +364,7 @@ mod tests {
             idle_seconds: idle,
             next: None,
             native_drift: Vec::new(),
+            stopped_by: None,
         }
     }
 

@@ -33,6 +33,10 @@ pub struct PlanRow {
     /// (mode report or enforce), one entry per change; empty when in line or unmanaged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub native_drift: Vec<String>,
+    /// Who stopped a stopped instance last, when Azure says it was not a person:
+    /// `idle_shutdown` or `schedule` (Azure's own settings at work).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<&'static str>,
 }
 
 impl PlanRow {
@@ -80,7 +84,22 @@ impl PlanRow {
             idle_seconds: d.idle_for.map(|s| s.as_secs()),
             next: d.next,
             native_drift: Vec::new(),
+            stopped_by: stopped_by(obs),
         }
+    }
+}
+
+/// Azure's own idle shutdown or schedule, when it made the last stop of a stopped instance.
+fn stopped_by(obs: &InstanceObservation) -> Option<&'static str> {
+    use crate::model::{OperationKind, OperationTrigger};
+    let op = obs.last_operation.as_ref()?;
+    if !obs.state.is_stopped() || op.kind != OperationKind::Stop || !op.succeeded {
+        return None;
+    }
+    match op.trigger {
+        OperationTrigger::IdleShutdown => Some("idle_shutdown"),
+        OperationTrigger::Schedule => Some("schedule"),
+        _ => None,
     }
 }
 

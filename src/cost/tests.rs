@@ -213,6 +213,7 @@ fn row(instance: &str, state: &str, idle_seconds: Option<i64>) -> PlanRow {
         idle_seconds,
         next: None,
         native_drift: Vec::new(),
+        stopped_by: None,
     }
 }
 
