@@ -51,6 +51,7 @@ fn main() {
             idle_seconds: (state == "Running").then_some(1200 + i as i64),
             next: None,
             native_drift: Vec::new(),
+            stopped_by: None,
         });
         if i % 50 == 0 {
             report.actions.push(ActionTaken {
