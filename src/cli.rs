@@ -339,6 +339,22 @@ pub struct WaitArgs {
     /// Give up waiting after this long (the operation itself carries on in Azure).
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// With --wait: how often to poll the operation when Azure sends no Retry-After (it
+    /// sends none; operations take 30 s to a few minutes). 1s to 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_poll_interval)]
+    pub poll_interval: std::time::Duration,
+}
+
+/// A humantime duration from 1 s to 5 min for `--poll-interval` (a usage error, exit 2,
+/// otherwise), the bounds of `[daemon] operation_poll_interval`.
+fn parse_poll_interval(s: &str) -> Result<std::time::Duration, String> {
+    use crate::config::validate::{MAX_OPERATION_POLL_INTERVAL, MIN_OPERATION_POLL_INTERVAL};
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try \"5s\")"))?;
+    if (MIN_OPERATION_POLL_INTERVAL..=MAX_OPERATION_POLL_INTERVAL).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("the poll interval is from 1s to 5m, got {s:?}"))
+    }
 }
 
 #[derive(Debug, Subcommand)]
