@@ -40,3 +40,5 @@ pub use tags::{TAGS_API_VERSION, TagsOperation};
 
 #[cfg(test)]
 mod fixture_tests;
+#[cfg(test)]
+mod replay_tests;
