@@ -9,6 +9,7 @@ mod emulator; // the emulator over real HTTPS
 mod hold; // `lightsout hold` / `release` (the binary): tags, the next pass honours them
 mod metrics; // `lightsout run`: /metrics, health, status, costs across a restart, `report`
 mod native; // [policy.native]: drift, enforcement, mirrored schedules vs preview, daemon down
+mod replay; // real Azure's recorded answers served to the real client over HTTP
 mod ship; // doctor, healthcheck, completions and man page (issue 7)
 mod simulate; // the daemon against the in-process emulator in virtual time
 mod store; // the SQLite state under SIGKILL, and `lightsout audit`
