@@ -285,3 +285,153 @@ async fn unreadable_status_bodies_are_followed_to_the_deadline() {
     let msg = err.to_string();
     assert!(msg.contains("upstream gateway hiccup"), "{msg}");
 }
+
+#[tokio::test]
+async fn daemon_records_an_unfollowable_accept_as_unknown_and_waits_for_the_state() {
+    use lightsout::daemon::{Daemon, DaemonOptions};
+    use lightsout::store::{AuditFilter, Outcome, Store};
+    // The recorded running instance, listed; the recorded 202 with its AO URL left on
+    // management.azure.com, which is not the (local) endpoint: accepted, not followable.
+    let rec = load("py-ml-stop-2024-12-signed-ao.excerpt.json");
+    let post = rec["entries"][1].clone();
+    let mut instance = load("real-get-running-2024-12.body.json");
+    // Its Jupyter (on *.instances.azureml.ms) cannot be reached from here; activity is not what
+    // this test is about.
+    instance["properties"]["properties"]["applications"] = Value::Null;
+    let state = Arc::new(Mutex::new("Running".to_owned()));
+    let s = state.clone();
+    let server = Fake::start(move |seen, _, _| match seen.method.as_str() {
+        "POST" if seen.path.ends_with("/stop") => {
+            *s.lock().unwrap() = "Stopping".to_owned();
+            replay(&post, ARM)
+        }
+        "GET" if seen.path.ends_with("/computes") => {
+            let mut now = instance.clone();
+            now["properties"]["properties"]["state"] = Value::from(s.lock().unwrap().clone());
+            Reply::json(200, serde_json::json!({ "value": [now] }).to_string())
+        }
+        _ => Reply::empty(404),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[daemon]\nstate_dir = \"{}\"\n\n[[workspace]]\nname = \"lab\"\nsubscription_id = \"00000000-0000-0000-0000-000000000001\"\nresource_group = \"rg\"\nworkspace = \"ws\"\n\n[[policy]]\nname = \"closed\"\nenforcement = \"always\"\nexceptions = [ {{ from = \"2000-01-01T00:00\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n[policy.idle]\nsignals = [\"arm\"]\n",
+        dir.path().join("state").display(),
+    );
+    let (cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
+    let client = client_with(
+        &server.base,
+        Arc::new(FakeCredential::default()),
+        test_config(),
+    );
+    let store = Store::open(&dir.path().join("state")).unwrap();
+    let options = DaemonOptions {
+        dry_run: false,
+        follow_operations: true,
+    };
+    let mut daemon = Daemon::new(
+        cfg,
+        client,
+        store,
+        options,
+        Arc::new(lightsout::clock::WallClock),
+    )
+    .unwrap();
+    let report = daemon.pass().await;
+    assert_eq!(report.actions.len(), 1, "{report:#?}");
+    assert_eq!(report.actions[0].outcome, "unknown");
+    assert_eq!(daemon.following(), 0, "nothing to follow");
+    let audit = Store::open_read_only(&dir.path().join("state"))
+        .unwrap()
+        .audit(&AuditFilter::default())
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].outcome, Outcome::Unknown);
+    assert!(
+        audit[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not on the configured ARM endpoint's host"),
+        "{audit:?}"
+    );
+    // While it stops, and once stopped: nothing is sent again.
+    assert!(daemon.pass().await.actions.is_empty());
+    *state.lock().unwrap() = "Stopped".to_owned();
+    assert!(daemon.pass().await.actions.is_empty());
+    let posts = server.seen().iter().filter(|s| s.method == "POST").count();
+    assert_eq!(posts, 1);
+}
+
+#[tokio::test]
+async fn daemon_records_a_wrong_state_operation_end_as_refused() {
+    use lightsout::daemon::{Daemon, DaemonOptions};
+    use lightsout::store::{AuditFilter, Outcome, Store};
+    let mut instance = load("real-get-running-2024-12.body.json");
+    instance["properties"]["properties"]["applications"] = Value::Null;
+    let server = Fake::start(move |seen, _, base| match seen.method.as_str() {
+        // Real ARM's shape: 202 with only Azure-AsyncOperation, no Retry-After.
+        "POST" => {
+            Reply::empty(202).header("azure-asyncoperation", format!("{base}/operations/op-9"))
+        }
+        "GET" if seen.path.ends_with("/computes") => {
+            Reply::json(200, serde_json::json!({ "value": [instance.clone()] }).to_string())
+        }
+        "GET" if seen.path.starts_with("/operations/") => Reply::json(
+            200,
+            r#"{"status":"Failed","error":{"code":"StopComputeInstanceOnlyAllowedInRunningState","message":"Stop Azure ML Compute Instance is only allowed when the instance is in 'running' state"}}"#,
+        ),
+        _ => Reply::empty(404),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[daemon]\nstate_dir = \"{}\"\noperation_poll_interval = \"1s\"\n\n[[workspace]]\nname = \"lab\"\nsubscription_id = \"00000000-0000-0000-0000-000000000001\"\nresource_group = \"rg\"\nworkspace = \"ws\"\n\n[[policy]]\nname = \"closed\"\nenforcement = \"always\"\nexceptions = [ {{ from = \"2000-01-01T00:00\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n[policy.idle]\nsignals = [\"arm\"]\n",
+        dir.path().join("state").display(),
+    );
+    let (cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
+    let client = client_with(
+        &server.base,
+        Arc::new(FakeCredential::default()),
+        test_config(),
+    );
+    let store = Store::open(&dir.path().join("state")).unwrap();
+    let options = DaemonOptions {
+        dry_run: false,
+        follow_operations: true,
+    };
+    let mut daemon = Daemon::new(
+        cfg,
+        client,
+        store,
+        options,
+        Arc::new(lightsout::clock::WallClock),
+    )
+    .unwrap();
+    let report = daemon.pass().await;
+    assert_eq!(report.actions.len(), 1, "{report:#?}");
+    assert_eq!(report.actions[0].outcome, "accepted");
+    let started = Instant::now();
+    while daemon.following() > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        daemon.pass().await;
+        assert!(started.elapsed() < Duration::from_secs(10), "never ended");
+    }
+    // Polled at the configured second, not the client's 5 ms test default.
+    let polls = server
+        .seen()
+        .iter()
+        .filter(|s| s.path.starts_with("/operations/"))
+        .count();
+    assert_eq!(polls, 1);
+    let audit = Store::open_read_only(&dir.path().join("state"))
+        .unwrap()
+        .audit(&AuditFilter::default())
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].outcome, Outcome::Refused, "{audit:?}");
+    // Refusal backoff: the next pass does not send it again at once.
+    let report = daemon.pass().await;
+    assert!(report.actions.is_empty(), "{report:#?}");
+    assert_eq!(report.rows[0].skip, Some("backoff"), "{report:#?}");
+}
