@@ -465,6 +465,33 @@ mod tests {
     }
 
     #[test]
+    fn poll_interval_defaults_to_5s_and_is_bounded() {
+        let wait = |extra: &[&str]| {
+            let mut args = vec![
+                "lightsout",
+                "ci",
+                "stop",
+                "ci-1",
+                "--workspace",
+                "a",
+                "--wait",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|c| match c.command {
+                Command::Ci(CiCommand::Stop { wait, .. }) => wait.poll_interval,
+                _ => unreachable!(),
+            })
+        };
+        assert_eq!(wait(&[]).unwrap(), std::time::Duration::from_secs(5));
+        assert_eq!(
+            wait(&["--poll-interval", "2s"]).unwrap(),
+            std::time::Duration::from_secs(2)
+        );
+        assert!(wait(&["--poll-interval", "100ms"]).is_err());
+        assert!(wait(&["--poll-interval", "10m"]).is_err());
+    }
+
+    #[test]
     fn workspace_flags_conflict_with_alias() {
         let r = Cli::try_parse_from([
             "lightsout",
