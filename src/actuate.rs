@@ -24,13 +24,55 @@ pub enum SendOutcome {
     /// It could not be delivered or Azure failed (after the client's own retries): worth
     /// another try later, with backoff.
     Failed(AzureError),
+    /// Azure accepted it, but its operation cannot be followed (the poll URL was refused):
+    /// like an accepted request whose end only the observed state will tell. Never sent
+    /// again blindly.
+    Unknown(AzureError),
+}
+
+impl SendOutcome {
+    /// The `outcome` label of `lightsout_actions_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SendOutcome::Accepted(_) => "accepted",
+            SendOutcome::Refused(_) => "refused",
+            SendOutcome::Failed(_) => "failed",
+            SendOutcome::Unknown(_) => "unknown",
+        }
+    }
 }
 
 /// Classify an error of a start/stop/restart request.
 pub fn classify(error: AzureError) -> SendOutcome {
+    if matches!(error, AzureError::Untracked { .. }) {
+        return SendOutcome::Unknown(error);
+    }
+    if error.is_wrong_state() {
+        return SendOutcome::Refused(error);
+    }
     match error.status() {
         Some(400 | 403 | 404 | 409) => SendOutcome::Refused(error),
         _ => SendOutcome::Failed(error),
+    }
+}
+
+/// How a followed operation ended, short of success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationEnd {
+    /// Azure refused it because the instance was in the wrong state (nothing was done).
+    Refused,
+    /// It failed or was canceled for another reason.
+    Failed,
+}
+
+/// Classify a long-running operation that ended `Failed` or `Canceled`: a wrong-state error
+/// (`StartComputeInstanceOnlyAllowedInStoppedState`, any `*OnlyAllowedIn*State`; see
+/// [`crate::azure::ArmError::is_wrong_state`]) is a refusal, anything else a failure.
+pub fn classify_operation_end(error: Option<&crate::azure::ArmError>) -> OperationEnd {
+    if error.is_some_and(crate::azure::ArmError::is_wrong_state) {
+        OperationEnd::Refused
+    } else {
+        OperationEnd::Failed
     }
 }
 
@@ -160,5 +202,65 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn wrong_state_is_a_refusal_whatever_the_status() {
+        assert!(matches!(
+            classify(arm(500, "StartComputeInstanceOnlyAllowedInStoppedState")),
+            SendOutcome::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn an_accepted_request_we_cannot_follow_is_unknown() {
+        let e = AzureError::Untracked {
+            operation: "stop",
+            status: 202,
+            request_id: Some("rid".into()),
+            reason: "not on the configured ARM endpoint's host",
+            url_prefix: "https://evil.example.com/op".into(),
+        };
+        let o = classify(e);
+        assert_eq!(o.label(), "unknown");
+        assert!(matches!(o, SendOutcome::Unknown(_)));
+    }
+
+    #[test]
+    fn failed_operations_in_the_wrong_state_are_refusals() {
+        let err = |code: &str, message: &str| ArmError {
+            code: code.into(),
+            message: message.into(),
+            ..ArmError::default()
+        };
+        // The code and message the recordings' README quotes (vscode-tools-for-ai#2096).
+        let start = err(
+            "StartComputeInstanceOnlyAllowedInStoppedState",
+            "Start Azure ML Compute Instance is only allowed when the instance ci-1 is in 'stopped' state",
+        );
+        assert_eq!(classify_operation_end(Some(&start)), OperationEnd::Refused);
+        assert_eq!(
+            classify_operation_end(Some(&err(
+                "StopComputeInstanceOnlyAllowedInRunningState",
+                ""
+            ))),
+            OperationEnd::Refused
+        );
+        assert_eq!(
+            classify_operation_end(Some(&err(
+                "",
+                "StopCompute is not allowed when ComputeInstance disk is full."
+            ))),
+            OperationEnd::Refused
+        );
+        // #1921's asynchronous timeout is a failure (worth another try later).
+        assert_eq!(
+            classify_operation_end(Some(&err(
+                "",
+                "Compute instance ci-1 was timed out for operation Start"
+            ))),
+            OperationEnd::Failed
+        );
+        assert_eq!(classify_operation_end(None), OperationEnd::Failed);
     }
 }

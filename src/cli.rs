@@ -339,6 +339,22 @@ pub struct WaitArgs {
     /// Give up waiting after this long (the operation itself carries on in Azure).
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// With --wait: how often to poll the operation when Azure sends no Retry-After (it
+    /// sends none; operations take 30 s to a few minutes). 1s to 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_poll_interval)]
+    pub poll_interval: std::time::Duration,
+}
+
+/// A humantime duration from 1 s to 5 min for `--poll-interval` (a usage error, exit 2,
+/// otherwise), the bounds of `[daemon] operation_poll_interval`.
+fn parse_poll_interval(s: &str) -> Result<std::time::Duration, String> {
+    use crate::config::validate::{MAX_OPERATION_POLL_INTERVAL, MIN_OPERATION_POLL_INTERVAL};
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try \"5s\")"))?;
+    if (MIN_OPERATION_POLL_INTERVAL..=MAX_OPERATION_POLL_INTERVAL).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("the poll interval is from 1s to 5m, got {s:?}"))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -446,6 +462,33 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn poll_interval_defaults_to_5s_and_is_bounded() {
+        let wait = |extra: &[&str]| {
+            let mut args = vec![
+                "lightsout",
+                "ci",
+                "stop",
+                "ci-1",
+                "--workspace",
+                "a",
+                "--wait",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|c| match c.command {
+                Command::Ci(CiCommand::Stop { wait, .. }) => wait.poll_interval,
+                _ => unreachable!(),
+            })
+        };
+        assert_eq!(wait(&[]).unwrap(), std::time::Duration::from_secs(5));
+        assert_eq!(
+            wait(&["--poll-interval", "2s"]).unwrap(),
+            std::time::Duration::from_secs(2)
+        );
+        assert!(wait(&["--poll-interval", "100ms"]).is_err());
+        assert!(wait(&["--poll-interval", "10m"]).is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::actuate::{Actuator, SendOutcome};
+use crate::actuate::{Actuator, OperationEnd, SendOutcome};
 use crate::azure::{Accepted, ArmClient, AzureError};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -51,8 +51,9 @@ pub struct ActionTaken {
     pub reason: &'static str,
     pub policy: String,
     pub catch_up: bool,
-    /// What became of the request when it was sent: `accepted`, `refused`, `failed`, or
-    /// `dry_run` (for the `outcome` label of `lightsout_actions_total`; not in JSON output).
+    /// What became of the request when it was sent: `accepted`, `refused`, `failed`,
+    /// `unknown` (accepted, but its operation cannot be followed) or `dry_run` (for the
+    /// `outcome` label of `lightsout_actions_total`; not in JSON output).
     #[serde(skip)]
     pub outcome: &'static str,
     /// A change of native settings (`idle_shutdown`, `schedules`), not a power action.
@@ -696,6 +697,12 @@ impl Daemon {
                     e.request_id().map(str::to_owned),
                     Some(error_text(e)),
                 ),
+                SendOutcome::Unknown(e) => (
+                    "unknown",
+                    Outcome::Unknown,
+                    e.request_id().map(str::to_owned),
+                    Some(error_text(e)),
+                ),
             };
             for s in group {
                 match &error {
@@ -758,11 +765,7 @@ impl Daemon {
             let Ok((s, outcome)) = joined else {
                 continue;
             };
-            let label = match &outcome {
-                SendOutcome::Accepted(_) => "accepted",
-                SendOutcome::Refused(_) => "refused",
-                SendOutcome::Failed(_) => "failed",
-            };
+            let label = outcome.label();
             outcomes.push((s.key.clone(), label));
             self.record_send(s, outcome, now);
         }
@@ -791,10 +794,21 @@ impl Daemon {
                     Some(error_text(e)),
                 )
             }
+            // Accepted, but not followable: memory keeps the pending transition (written with
+            // the intent), so the next passes wait for it and confirm it from the observed
+            // state, as for an accepted request; nothing is sent again meanwhile.
+            SendOutcome::Unknown(e) => (
+                Outcome::Unknown,
+                e.request_id().map(str::to_owned),
+                Some(error_text(e)),
+            ),
         };
         match &error {
             None => {
                 tracing::info!(instance = %s.key, action = %s.planned.action, request_id = request_id.as_deref().unwrap_or("-"), "request accepted")
+            }
+            Some(err) if result == Outcome::Unknown => {
+                tracing::warn!(instance = %s.key, action = %s.planned.action, request_id = request_id.as_deref().unwrap_or("-"), error = %err, "request accepted but its operation cannot be followed; the next passes confirm it from the instance's state")
             }
             Some(err) => {
                 tracing::warn!(instance = %s.key, action = %s.planned.action, outcome = result.as_str(), error = %err, "request not carried out")
@@ -821,8 +835,10 @@ impl Daemon {
         {
             let (client, tx, key, audit) =
                 (self.client.clone(), self.ended_tx.clone(), s.key, s.audit);
+            // Real ARM gives no Retry-After: poll at the configured cadence (15 s by default).
+            let every = self.cfg.daemon.operation_poll_interval;
             self.followers.spawn(async move {
-                let result = client.wait_operation(&op, |_| {}).await;
+                let result = client.wait_operation_every(&op, every, |_| {}).await;
                 // The receiver lives as long as the daemon; a closed channel means shutdown.
                 drop(tx.send(OperationEnded { key, audit, result }));
             });
@@ -858,9 +874,18 @@ impl Daemon {
                 mem.operation_succeeded();
                 (Outcome::Succeeded, None)
             }
-            Err(e @ AzureError::OperationFailed { .. }) => {
-                mem.operation_failed(now);
-                (Outcome::Failed, Some(error_text(e)))
+            Err(e @ AzureError::OperationFailed { error, .. }) => {
+                match crate::actuate::classify_operation_end(error.as_deref()) {
+                    // The instance was in the wrong state: back off as for a 400 refusal.
+                    OperationEnd::Refused => {
+                        mem.operation_refused(now);
+                        (Outcome::Refused, Some(error_text(e)))
+                    }
+                    OperationEnd::Failed => {
+                        mem.operation_failed(now);
+                        (Outcome::Failed, Some(error_text(e)))
+                    }
+                }
             }
             Err(e) => {
                 // Lost track (timeout, network): the next passes confirm from the state.

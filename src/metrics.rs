@@ -143,7 +143,7 @@ impl Metrics {
             )),
             actions: reg!(ic(
                 "lightsout_actions_total",
-                "Start, stop and restart requests and native settings changes (idle_shutdown, schedules) by lightsout, by outcome when sent (accepted, refused, failed, dry_run).",
+                "Start, stop and restart requests and native settings changes (idle_shutdown, schedules) by lightsout, by outcome when sent (accepted, refused, failed, unknown, dry_run).",
                 &["workspace", "action", "reason", "outcome"]
             )),
             arm_requests: reg!(ic(

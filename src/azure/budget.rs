@@ -1,4 +1,4 @@
-//! Request budgets per subscription: token buckets for reads and writes that keep
+//! Request budgets per subscription: token buckets for reads, writes and deletes that keep
 //! lightsout well under ARM's throttling limits, and a pause when ARM's own
 //! `x-ms-ratelimit-remaining-*` counters run low.
 //!
@@ -54,6 +54,9 @@ pub struct BudgetLimits {
     pub reads_per_second: f64,
     pub write_burst: f64,
     pub writes_per_second: f64,
+    /// ARM counts deletes apart from writes (`x-ms-ratelimit-remaining-subscription-deletes`).
+    pub delete_burst: f64,
+    pub deletes_per_second: f64,
     /// Below this many remaining requests reported by ARM, wait before the next one.
     pub low_water: u64,
     /// How long to wait then.
@@ -61,25 +64,42 @@ pub struct BudgetLimits {
 }
 
 impl Default for BudgetLimits {
-    /// Half of ARM's per-subscription buckets (reads 250 refilled at 25/s, writes 200
-    /// refilled at 10/s), leaving room for people and other tools.
+    /// Half of ARM's per-principal buckets (reads 250 refilled at 25/s, writes and deletes
+    /// 200 each refilled at 10/s), leaving room for people and other tools.
     fn default() -> Self {
         BudgetLimits {
             read_burst: 125.0,
             reads_per_second: 12.5,
             write_burst: 100.0,
             writes_per_second: 5.0,
+            delete_burst: 100.0,
+            deletes_per_second: 5.0,
             low_water: 10,
             low_water_pause: Duration::from_secs(2),
         }
     }
 }
 
-/// Is it a read (GET/HEAD) or a write?
+/// Which of ARM's counters a request spends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
+    /// GET and HEAD.
     Read,
+    /// PUT, PATCH, POST.
     Write,
+    /// DELETE.
+    Delete,
+}
+
+impl Kind {
+    /// The counter a request with this method spends.
+    pub fn of(method: &reqwest::Method) -> Kind {
+        match *method {
+            reqwest::Method::GET | reqwest::Method::HEAD => Kind::Read,
+            reqwest::Method::DELETE => Kind::Delete,
+            _ => Kind::Write,
+        }
+    }
 }
 
 /// The buckets of every subscription seen.
@@ -99,7 +119,7 @@ impl Budgets {
     }
 
     /// Wait for a token of `kind` for `subscription`; `arm_remaining` is what ARM last
-    /// said remains of that kind.
+    /// said remains of that kind (the lower of the principal's and the global counter).
     pub async fn wait(&self, subscription: &str, kind: Kind, arm_remaining: Option<u64>) {
         if arm_remaining.is_some_and(|left| left < self.limits.low_water) {
             tracing::warn!(
@@ -116,6 +136,7 @@ impl Budgets {
                 let (burst, rate) = match kind {
                     Kind::Read => (self.limits.read_burst, self.limits.reads_per_second),
                     Kind::Write => (self.limits.write_burst, self.limits.writes_per_second),
+                    Kind::Delete => (self.limits.delete_burst, self.limits.deletes_per_second),
                 };
                 buckets
                     .entry((subscription.to_owned(), kind))

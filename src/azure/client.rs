@@ -41,8 +41,10 @@ use crate::model::WorkspaceRef;
 pub const API_VERSION: &str = "2025-12-01";
 /// API version of `Microsoft.Authorization/permissions` (what the caller may do at a scope).
 pub const PERMISSIONS_API_VERSION: &str = "2022-04-01";
-/// Default delay between polls when the server gives no `Retry-After`.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Default delay between polls when the server gives no `Retry-After`. Real ARM sends none
+/// and compute operations take 30 s to 3.5 min (`recorded/py-ml-stop-start-2022-10.excerpt.json`),
+/// so polling faster only spends the read budget.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
 /// Default cap on a server-requested poll delay.
 pub const DEFAULT_MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Default deadline for [`ArmClient::wait_operation`].
@@ -54,6 +56,10 @@ const CLIENT_REQUEST_ID: &str = "x-ms-client-request-id";
 const REQUEST_ID: &str = "x-ms-request-id";
 const RL_READS: &str = "x-ms-ratelimit-remaining-subscription-reads";
 const RL_WRITES: &str = "x-ms-ratelimit-remaining-subscription-writes";
+const RL_DELETES: &str = "x-ms-ratelimit-remaining-subscription-deletes";
+const RL_GLOBAL_READS: &str = "x-ms-ratelimit-remaining-subscription-global-reads";
+const RL_GLOBAL_WRITES: &str = "x-ms-ratelimit-remaining-subscription-global-writes";
+const RL_GLOBAL_DELETES: &str = "x-ms-ratelimit-remaining-subscription-global-deletes";
 
 /// The ARM endpoint and the token scope that goes with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,12 +193,66 @@ pub fn default_user_agent() -> String {
 }
 
 /// Last seen ARM rate-limit headroom for one subscription.
+///
+/// ARM counts per principal (`-reads`, `-writes`, `-deletes`) and, since 2024, per
+/// subscription across all principals (`-global-*`); a DELETE is counted as a delete, not a
+/// write (`recorded/py-ml-stop-2024-12-signed-ao.excerpt.json`, the DELETE entry).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateLimitSnapshot {
     /// `x-ms-ratelimit-remaining-subscription-reads`.
     pub reads_remaining: Option<u64>,
     /// `x-ms-ratelimit-remaining-subscription-writes`.
     pub writes_remaining: Option<u64>,
+    /// `x-ms-ratelimit-remaining-subscription-deletes`.
+    pub deletes_remaining: Option<u64>,
+    /// `x-ms-ratelimit-remaining-subscription-global-reads`.
+    pub global_reads_remaining: Option<u64>,
+    /// `x-ms-ratelimit-remaining-subscription-global-writes`.
+    pub global_writes_remaining: Option<u64>,
+    /// `x-ms-ratelimit-remaining-subscription-global-deletes`.
+    pub global_deletes_remaining: Option<u64>,
+}
+
+impl RateLimitSnapshot {
+    /// The headroom for requests of `kind`: the lower of the principal's and the
+    /// subscription-wide counter, whichever ARM sent.
+    pub fn remaining(&self, kind: super::budget::Kind) -> Option<u64> {
+        use super::budget::Kind;
+        let (own, global) = match kind {
+            Kind::Read => (self.reads_remaining, self.global_reads_remaining),
+            Kind::Write => (self.writes_remaining, self.global_writes_remaining),
+            Kind::Delete => (self.deletes_remaining, self.global_deletes_remaining),
+        };
+        match (own, global) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Takes every counter `headers` carries, keeping the others.
+    pub fn update(&mut self, headers: &HeaderMap) -> bool {
+        let num = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let mut changed = false;
+        for (name, slot) in [
+            (RL_READS, &mut self.reads_remaining),
+            (RL_WRITES, &mut self.writes_remaining),
+            (RL_DELETES, &mut self.deletes_remaining),
+            (RL_GLOBAL_READS, &mut self.global_reads_remaining),
+            (RL_GLOBAL_WRITES, &mut self.global_writes_remaining),
+            (RL_GLOBAL_DELETES, &mut self.global_deletes_remaining),
+        ] {
+            if let Some(n) = num(name) {
+                *slot = Some(n);
+                changed = true;
+            }
+        }
+        changed
+    }
 }
 
 /// Client for the Azure ML compute API. Clone freely.
@@ -513,6 +573,19 @@ impl ArmClient {
     pub async fn wait_operation(
         &self,
         op: &Accepted,
+        on_poll: impl FnMut(&PollOutcome),
+    ) -> Result<(), AzureError> {
+        self.wait_operation_every(op, self.inner.config.poll_interval, on_poll)
+            .await
+    }
+
+    /// [`ArmClient::wait_operation`] polling every `every` when the server gives no
+    /// `Retry-After` (real ARM gives none). A status body that cannot be read, or a status we
+    /// do not know, keeps the operation in progress; the timeout then says what it last saw.
+    pub async fn wait_operation_every(
+        &self,
+        op: &Accepted,
+        every: Duration,
         mut on_poll: impl FnMut(&PollOutcome),
     ) -> Result<(), AzureError> {
         const OP: &str = "wait_operation";
@@ -521,12 +594,14 @@ impl ArmClient {
         };
         let start = Instant::now();
         let deadline = start + self.inner.config.operation_timeout;
-        let mut delay = self.poll_delay(*retry_after);
+        let mut delay = self.poll_delay(*retry_after, every);
+        let mut last_seen: Option<String> = None;
         loop {
             if Instant::now() + delay > deadline {
                 return Err(AzureError::Timeout {
                     operation: OP,
                     after: start.elapsed(),
+                    last_seen,
                 });
             }
             sleep(delay).await;
@@ -537,8 +612,17 @@ impl ArmClient {
                 PollOutcome::Failed { status, error } => {
                     return Err(AzureError::OperationFailed { status, error });
                 }
-                PollOutcome::InProgress { retry_after, .. } => {
-                    delay = self.poll_delay(retry_after);
+                PollOutcome::InProgress {
+                    retry_after,
+                    status,
+                    unreadable,
+                } => {
+                    last_seen = Some(match (status, unreadable) {
+                        (Some(s), _) => format!("status {s}"),
+                        (None, Some(body)) => format!("unreadable status body {body:?}"),
+                        (None, None) => "in progress, no status".to_owned(),
+                    });
+                    delay = self.poll_delay(retry_after, every);
                 }
             }
         }
@@ -554,9 +638,9 @@ impl ArmClient {
         map.get(&subscription.to_ascii_lowercase()).copied()
     }
 
-    fn poll_delay(&self, hint: Option<Duration>) -> Duration {
-        hint.unwrap_or(self.inner.config.poll_interval)
-            .min(self.inner.config.max_poll_interval)
+    /// The server's `Retry-After` wins (capped at `max_poll_interval`), else `every`.
+    fn poll_delay(&self, hint: Option<Duration>, every: Duration) -> Duration {
+        hint.map_or(every, |h| h.min(self.inner.config.max_poll_interval))
     }
 
     fn compute_url(
@@ -876,36 +960,19 @@ impl ArmClient {
         }
     }
 
-    /// Wait for the subscription's read or write budget (no-op without budgets).
+    /// Wait for the subscription's read, write or delete budget (no-op without budgets).
     async fn spend_budget(&self, url: &Url, method: &Method) {
         let (Some(budgets), Some(sub)) = (&self.inner.budgets, subscription_of(url)) else {
             return;
         };
-        let read = matches!(*method, Method::GET | Method::HEAD);
-        let remaining = self.rate_limits(&sub).and_then(|r| {
-            if read {
-                r.reads_remaining
-            } else {
-                r.writes_remaining
-            }
-        });
-        let kind = if read {
-            super::budget::Kind::Read
-        } else {
-            super::budget::Kind::Write
-        };
+        let kind = super::budget::Kind::of(method);
+        let remaining = self.rate_limits(&sub).and_then(|r| r.remaining(kind));
         budgets.wait(&sub, kind, remaining).await;
     }
 
     fn record_rate_limits(&self, url: &Url, headers: &HeaderMap) {
-        let num = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        let (reads, writes) = (num(RL_READS), num(RL_WRITES));
-        if reads.is_none() && writes.is_none() {
+        let mut seen = RateLimitSnapshot::default();
+        if !seen.update(headers) {
             return;
         }
         let Some(sub) = subscription_of(url) else {
@@ -916,13 +983,7 @@ impl ArmClient {
             .rate_limits
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(sub).or_default();
-        if reads.is_some() {
-            entry.reads_remaining = reads;
-        }
-        if writes.is_some() {
-            entry.writes_remaining = writes;
-        }
+        map.entry(sub).or_default().update(headers);
     }
 }
 

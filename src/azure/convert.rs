@@ -140,11 +140,9 @@ fn last_operation(op: &wire::LastOperation) -> Option<LastOperation> {
 /// the Jupyter or JupyterLab URL without its trailing `tree`/`lab` page.
 pub fn jupyter_base(r: &ComputeResource) -> Option<Url> {
     let apps = r.instance()?.applications.as_ref()?;
-    let app = apps.iter().find(|a| {
-        a.display_name.as_deref().is_some_and(|n| {
-            n.eq_ignore_ascii_case("jupyter") || n.eq_ignore_ascii_case("jupyterlab")
-        })
-    })?;
+    let app = apps
+        .iter()
+        .find(|a| a.display_name.as_deref().is_some_and(is_jupyter_app))?;
     let mut url = Url::parse(app.endpoint_uri.as_deref()?).ok()?;
     let path = url.path().trim_end_matches('/');
     let base = path
@@ -155,6 +153,17 @@ pub fn jupyter_base(r: &ComputeResource) -> Option<Url> {
     url.set_path(&format!("{base}/"));
     url.set_query(None);
     Some(url)
+}
+
+/// "Jupyter", "JupyterLab", or "Jupyter Lab" as real ARM spells it (with a space:
+/// `recorded/real-get-running-2024-12.body.json`), in any case.
+fn is_jupyter_app(display_name: &str) -> bool {
+    let squeezed: String = display_name
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    squeezed == "jupyter" || squeezed == "jupyterlab"
 }
 
 #[cfg(test)]
@@ -265,6 +274,60 @@ mod tests {
         assert_eq!(
             jupyter_base(&r).unwrap().as_str(),
             "https://127.0.0.1:8443/instances/w/ci-x/"
+        );
+    }
+
+    fn recorded(name: &str) -> serde_json::Value {
+        let full = format!(
+            "{}/tests/fixtures/azure/recorded/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(full).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn jupyter_lab_with_a_space_is_found() {
+        assert!(is_jupyter_app("Jupyter Lab"));
+        assert!(is_jupyter_app("jupyterlab"));
+        assert!(is_jupyter_app(" Jupyter "));
+        assert!(!is_jupyter_app("RStudio"));
+        assert!(!is_jupyter_app("VS Code"));
+        // The recorded GET has "Jupyter" then "Jupyter Lab"; without "Jupyter", the lab
+        // entry alone must still give the base URL.
+        let mut doc = recorded("real-get-running-2024-12.body.json");
+        let r: ComputeResource = serde_json::from_value(doc.clone()).unwrap();
+        assert_eq!(
+            jupyter_base(&r).unwrap().as_str(),
+            "https://test72249821874.westus.instances.azureml.ms/"
+        );
+        let apps = doc["properties"]["properties"]["applications"]
+            .as_array_mut()
+            .unwrap();
+        apps.retain(|a| a["displayName"] == "Jupyter Lab");
+        assert_eq!(apps.len(), 1);
+        let r: ComputeResource = serde_json::from_value(doc).unwrap();
+        assert_eq!(
+            jupyter_base(&r).unwrap().as_str(),
+            "https://test72249821874.westus.instances.azureml.ms/"
+        );
+    }
+
+    #[test]
+    fn jupyter_base_of_every_recorded_list_instance() {
+        let doc = recorded("real-list-2022-03.body.json");
+        let list: wire::ComputeList = serde_json::from_value(doc).unwrap();
+        let bases: Vec<_> = list
+            .value
+            .iter()
+            .filter(|r| r.instance().is_some())
+            .map(|r| jupyter_base(r).map(|u| u.to_string()))
+            .collect();
+        assert_eq!(
+            bases,
+            vec![
+                Some("https://testcomp007ci3.eastus.instances.azureml.ms/".to_owned()),
+                Some("https://testcomp007ci4.eastus.instances.azureml.ms/".to_owned()),
+            ]
         );
     }
 }

@@ -100,6 +100,28 @@ impl ArmError {
     }
 }
 
+impl ArmError {
+    /// Does this error say the instance was in the wrong state for the action? Such an error
+    /// is a refusal (nothing was done, and sending it again will not help until the state
+    /// changes), not a failure. Looks at nested `details` too.
+    ///
+    /// Known from public reports (no recording holds one; see
+    /// `tests/fixtures/azure/recorded/README.md`): code
+    /// `StartComputeInstanceOnlyAllowedInStoppedState`, message "Start Azure ML Compute
+    /// Instance is only allowed when the instance {name} is in 'stopped' state", reported as a
+    /// failed long-running operation (microsoft/vscode-tools-for-ai#2096, #1100, #2439); and
+    /// "StopCompute is not allowed when ComputeInstance disk is full." (#2605). Codes for stop
+    /// and restart are not documented, so any `*OnlyAllowedIn*State` code counts.
+    pub fn is_wrong_state(&self) -> bool {
+        let code = self.code.to_ascii_lowercase();
+        let code_says = code.contains("onlyallowedin") && code.ends_with("state");
+        let message = self.message.to_ascii_lowercase();
+        let message_says = (message.contains("is only allowed when") && message.contains("state"))
+            || message.contains("is not allowed when computeinstance");
+        code_says || message_says || self.details.iter().any(ArmError::is_wrong_state)
+    }
+}
+
 impl fmt::Display for ArmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.code.is_empty(), self.message.is_empty()) {
@@ -229,13 +251,40 @@ pub enum AzureError {
         reason: String,
     },
     /// A deadline passed (waiting for a long-running operation, or the retry budget).
-    #[error("{operation}: gave up after {after:?}")]
+    #[error("{operation}: gave up after {after:?}{}", fmt_last_seen(.last_seen))]
     Timeout {
         /// Which client operation.
         operation: &'static str,
         /// How long we waited.
         after: Duration,
+        /// What the last poll said (a status, or the start of a body we could not read).
+        last_seen: Option<String>,
     },
+    /// Azure accepted a mutating request (2xx) but its poll URL is one we refuse to follow
+    /// (another host, plain http, user info, longer than 16 KiB): the operation runs on, and
+    /// only the resource's state can tell how it ended. Never a reason to send it again.
+    #[error(
+        "{operation}: accepted (HTTP {status}) but not followed: refusing poll URL {url_prefix:?}: {reason}"
+    )]
+    Untracked {
+        /// Which client operation.
+        operation: &'static str,
+        /// HTTP status of the accepting response.
+        status: u16,
+        /// `x-ms-request-id` of the accepting response.
+        request_id: Option<String>,
+        /// Why the poll URL was refused.
+        reason: &'static str,
+        /// At most 100 characters of the URL.
+        url_prefix: String,
+    },
+}
+
+fn fmt_last_seen(last: &Option<String>) -> String {
+    match last {
+        Some(l) => format!(" (last seen: {l})"),
+        None => String::new(),
+    }
 }
 
 fn fmt_opt_error(e: &Option<Box<ArmError>>) -> String {
@@ -268,6 +317,7 @@ impl AzureError {
             Self::InvalidUrl { .. } => "invalid_url",
             Self::Protocol { .. } => "protocol",
             Self::Timeout { .. } => "timeout",
+            Self::Untracked { .. } => "untracked",
         }
     }
 
@@ -284,6 +334,7 @@ impl AzureError {
             | Self::Decode { .. }
             | Self::OperationFailed { .. }
             | Self::InvalidUrl { .. }
+            | Self::Untracked { .. }
             | Self::Protocol { .. } => false,
         }
     }
@@ -327,9 +378,18 @@ impl AzureError {
     /// `x-ms-request-id` of the failing response.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Self::Arm { request_id, .. } => request_id.as_deref(),
+            Self::Arm { request_id, .. } | Self::Untracked { request_id, .. } => {
+                request_id.as_deref()
+            }
             _ => None,
         }
+    }
+
+    /// True when Azure refused because the instance was in the wrong state for the action
+    /// (see [`ArmError::is_wrong_state`]), whether it said so at once (a 4xx) or at the end of
+    /// an accepted operation (`Failed` with that error).
+    pub fn is_wrong_state(&self) -> bool {
+        self.arm_error().is_some_and(ArmError::is_wrong_state)
     }
 
     /// For a 403 `AuthorizationFailed`: the RBAC action our identity lacks, e.g.
@@ -505,5 +565,114 @@ mod tests {
         let t = snippet(&s);
         assert_eq!(t.chars().count(), BODY_SNIPPET_CHARS + 1);
         assert_eq!(truncate_chars("abc", 5), "abc");
+    }
+
+    #[test]
+    fn wrong_state_errors_are_recognised() {
+        // The code and message of microsoft/vscode-tools-for-ai#2096 (see the recordings'
+        // README), as a failed operation and as a 400.
+        let start = ArmError {
+            code: "StartComputeInstanceOnlyAllowedInStoppedState".into(),
+            message: "Start Azure ML Compute Instance is only allowed when the instance ci-1 is in 'stopped' state".into(),
+            ..ArmError::default()
+        };
+        assert!(start.is_wrong_state());
+        let failed = AzureError::OperationFailed {
+            status: AsyncOperationStatus::Failed,
+            error: Some(Box::new(start.clone())),
+        };
+        assert!(failed.is_wrong_state());
+        // Any `*OnlyAllowedIn*State` code, whatever the case, and the message alone.
+        for code in [
+            "StopComputeInstanceOnlyAllowedInRunningState",
+            "restartcomputeinstanceonlyallowedinrunningstate",
+        ] {
+            let e = ArmError {
+                code: code.into(),
+                ..ArmError::default()
+            };
+            assert!(e.is_wrong_state(), "{code}");
+        }
+        let message_only = ArmError {
+            message: start.message.clone(),
+            ..ArmError::default()
+        };
+        assert!(message_only.is_wrong_state());
+        // #2605: a stop refused because the disk is full.
+        let disk = ArmError::from_body(
+            400,
+            br#"{"error":{"code":"BadRequest","message":"StopCompute is not allowed when ComputeInstance disk is full."}}"#,
+        );
+        assert!(disk.is_wrong_state());
+        // Nested in details.
+        let nested = ArmError {
+            code: "OperationFailed".into(),
+            details: vec![start],
+            ..ArmError::default()
+        };
+        assert!(nested.is_wrong_state());
+        // Failures that are not about the state: #1921's timeout, quota, internal errors.
+        for (code, message) in [
+            (
+                "",
+                "Compute instance ci-1 was timed out for operation Start",
+            ),
+            ("QuotaExceeded", "not enough cores"),
+            ("InternalServerError", "An unexpected error occurred"),
+            ("ComputeStartFailed", "quota"),
+        ] {
+            let e = ArmError {
+                code: code.into(),
+                message: message.into(),
+                ..ArmError::default()
+            };
+            assert!(!e.is_wrong_state(), "{code} {message}");
+        }
+        let no_error = AzureError::OperationFailed {
+            status: AsyncOperationStatus::Canceled,
+            error: None,
+        };
+        assert!(!no_error.is_wrong_state());
+    }
+
+    #[test]
+    fn subscription_throttling_is_retried_after_its_delay() {
+        // ARM's throttling answer (velero-io/velero#9171, quoted in the recordings' README).
+        let body = br#"{"error":{"code":"SubscriptionRequestsThrottled","message":"Number of 'read' requests for subscription 'sub' actor 'actor' exceeded. Please try again after '1' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information."}}"#;
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            "retry-after",
+            reqwest::header::HeaderValue::from_static("1"),
+        );
+        let now: jiff::Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+        let err = AzureError::Arm {
+            operation: "list_computes",
+            status: 429,
+            request_id: None,
+            error: Box::new(ArmError::from_body(429, body)),
+            retry_after: super::super::retry::parse_retry_after(&h, now),
+        };
+        assert_eq!(err.arm_code(), Some("SubscriptionRequestsThrottled"));
+        assert_eq!(err.kind(), "throttled");
+        assert!(err.is_retriable());
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(
+            super::super::retry::classify_status(429, false),
+            super::super::retry::RetryDecision::Retry
+        );
+        assert!(!err.is_wrong_state());
+    }
+
+    #[test]
+    fn timeout_says_what_it_last_saw() {
+        let e = AzureError::Timeout {
+            operation: "wait_operation",
+            after: Duration::from_secs(60),
+            last_seen: Some("status InProgress".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "wait_operation: gave up after 60s (last seen: status InProgress)"
+        );
     }
 }

@@ -410,7 +410,8 @@ fn lro_header_examples() {
         other => panic!("{other:?}"),
     }
 
-    // start / restart / resize: a placeholder relative Location, refused with a clear error.
+    // start / restart / resize: a placeholder relative Location, refused with a clear error
+    // (the request itself was accepted: `untracked`, not a failure to send).
     for file in [
         "2025-06-01/Compute/start.json",
         "2025-06-01/Compute/resize.json",
@@ -418,7 +419,7 @@ fn lro_header_examples() {
     ] {
         let ex = load(file);
         let e = accepted(&ex, "202").unwrap_err();
-        assert_eq!(e.kind(), "invalid_url", "{file}");
+        assert_eq!(e.kind(), "untracked", "{file}");
         assert!(e.to_string().contains("example_location"), "{file}");
     }
 

@@ -9,7 +9,12 @@
 //!
 //! Poll URLs are used verbatim but only if they are absolute http(s) URLs on the same host and
 //! port as the configured ARM endpoint (never downgraded from https), have no user info, and are
-//! at most [`MAX_URL_LEN`] bytes: our bearer token must never go anywhere else.
+//! at most [`MAX_URL_LEN`] bytes: our bearer token must never go anywhere else. A 2xx whose poll
+//! URL fails these checks was still accepted by Azure: it becomes [`AzureError::Untracked`], not
+//! a failure to send.
+//!
+//! Poll bodies that cannot be read (not JSON, no `status`) are "in progress, unreadable" rather
+//! than errors: the caller keeps polling until its deadline and reports the last body it saw.
 
 use std::time::Duration;
 
@@ -20,8 +25,10 @@ use super::error::ArmError;
 use super::error::{AzureError, truncate_chars};
 use super::wire::{AsyncOperationStatus, OperationStatusBody};
 
-/// Longest poll or next-link URL we accept, in bytes.
-pub const MAX_URL_LEN: usize = 2048;
+/// Longest poll or next-link URL we accept, in bytes. Real ARM's signed `Azure-AsyncOperation`
+/// URLs are about 3.2 KB since late 2024 (`recorded/real-ao-url-signed-2024-12.txt`: 3,231
+/// bytes); 16 KiB leaves room for longer signatures and stays far below hyper's header limits.
+pub const MAX_URL_LEN: usize = 16 * 1024;
 
 /// Header naming the operation-status resource.
 pub const AZURE_ASYNC_OPERATION: &str = "azure-asyncoperation";
@@ -84,6 +91,9 @@ pub enum PollOutcome {
         retry_after: Option<Duration>,
         /// The status string the server reported, when it sent one.
         status: Option<AsyncOperationStatus>,
+        /// The start of a poll body that could not be read (not JSON, or no `status`), kept
+        /// so that a caller that gives up can say what it last saw.
+        unreadable: Option<String>,
     },
     /// Finished successfully.
     Succeeded,
@@ -111,7 +121,7 @@ pub fn check_url(operation: &'static str, raw: &str, endpoint: &Url) -> Result<U
         url_prefix: truncate_chars(raw, 100),
     };
     if raw.len() > MAX_URL_LEN {
-        return Err(refuse("longer than 2048 bytes"));
+        return Err(refuse("longer than 16 KiB"));
     }
     let url = Url::parse(raw).map_err(|_| refuse("not an absolute URL"))?;
     match url.scheme() {
@@ -158,7 +168,22 @@ pub fn accepted_from_response(
     } else {
         return Ok(Accepted::Completed { status, request_id });
     };
-    let poll_url = check_url(operation, raw, endpoint)?;
+    // Azure accepted the request whatever we think of its poll URL: say so, so that callers
+    // record it as accepted-but-unfollowable rather than as a failed request to retry.
+    let poll_url = check_url(operation, raw, endpoint).map_err(|e| match e {
+        AzureError::InvalidUrl {
+            operation,
+            reason,
+            url_prefix,
+        } => AzureError::Untracked {
+            operation,
+            status,
+            request_id: request_id.clone(),
+            reason,
+            url_prefix,
+        },
+        other => other,
+    })?;
     Ok(Accepted::Pending {
         poll_url,
         via,
@@ -186,6 +211,7 @@ pub fn outcome_from_async_operation(
             s => PollOutcome::InProgress {
                 retry_after,
                 status: Some(s),
+                unreadable: None,
             },
         }),
         // Some services answer 202 with an empty body while still working.
@@ -193,14 +219,24 @@ pub fn outcome_from_async_operation(
             Ok(PollOutcome::InProgress {
                 retry_after,
                 status: None,
+                unreadable: None,
             })
         }
-        Err(source) => Err(AzureError::Decode {
-            operation,
-            what: "operation status",
-            snippet: super::error::snippet(&String::from_utf8_lossy(body)),
-            source,
-        }),
+        // A proxy's HTML page or a body without `status` says nothing about the operation,
+        // which may well still be running: keep following it rather than lose track (and
+        // send the request again) on one odd answer.
+        Err(_) => {
+            tracing::debug!(
+                operation,
+                http_status,
+                "operation status body unreadable; still following"
+            );
+            Ok(PollOutcome::InProgress {
+                retry_after,
+                status: None,
+                unreadable: Some(super::error::snippet(&String::from_utf8_lossy(body))),
+            })
+        }
     }
 }
 
@@ -210,6 +246,7 @@ pub fn outcome_from_location(http_status: u16, retry_after: Option<Duration>) ->
         PollOutcome::InProgress {
             retry_after,
             status: None,
+            unreadable: None,
         }
     } else {
         PollOutcome::Succeeded
@@ -317,8 +354,27 @@ mod tests {
     fn relative_location_refused() {
         // start.json / restart.json use the placeholder "example_location".
         let h = headers(&[("Location", "example_location")]);
-        let e = accepted_from_response("start", 202, &h, None, None, &endpoint()).unwrap_err();
-        assert_eq!(e.kind(), "invalid_url");
+        let e = accepted_from_response("start", 202, &h, None, Some("rid".into()), &endpoint())
+            .unwrap_err();
+        // Accepted by Azure all the same: not a failed request.
+        assert_eq!(e.kind(), "untracked");
+        assert_eq!(e.request_id(), Some("rid"));
+    }
+
+    #[test]
+    fn refused_poll_urls_are_untracked_not_failed() {
+        let long = format!("https://management.azure.com/{}", "a".repeat(MAX_URL_LEN));
+        for bad in [
+            "https://evil.example.com/op",
+            "http://management.azure.com/op",
+            long.as_str(),
+        ] {
+            let h = headers(&[("Azure-AsyncOperation", bad)]);
+            let e = accepted_from_response("stop", 202, &h, None, None, &endpoint()).unwrap_err();
+            assert_eq!(e.kind(), "untracked", "{bad}");
+            assert!(!e.is_retriable());
+            assert!(e.to_string().len() < 400, "{e}");
+        }
     }
 
     #[test]
@@ -348,11 +404,39 @@ mod tests {
 
     #[test]
     fn huge_url_is_a_clear_error() {
-        let raw = format!("https://management.azure.com/{}", "a".repeat(4096));
+        let raw = format!("https://management.azure.com/{}", "a".repeat(MAX_URL_LEN));
         let e = check_url("poll_operation", &raw, &endpoint()).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("longer than 2048"), "{msg}");
+        assert!(msg.contains("longer than 16 KiB"), "{msg}");
         assert!(msg.len() < 300, "{msg}");
+        // Exactly at the limit is fine.
+        let path = "a".repeat(MAX_URL_LEN - "https://management.azure.com/".len());
+        let raw = format!("https://management.azure.com/{path}");
+        assert_eq!(raw.len(), MAX_URL_LEN);
+        assert!(check_url("poll_operation", &raw, &endpoint()).is_ok());
+    }
+
+    #[test]
+    fn real_signed_async_operation_url_is_kept_verbatim() {
+        // recorded/real-ao-url-signed-2024-12.txt: 3,231 bytes, real ARM, December 2024.
+        let raw =
+            include_str!("../../tests/fixtures/azure/recorded/real-ao-url-signed-2024-12.txt")
+                .trim();
+        assert_eq!(raw.len(), 3231);
+        let h = headers(&[("Azure-AsyncOperation", raw)]);
+        match accepted_from_response("stop", 202, &h, None, None, &endpoint()).unwrap() {
+            Accepted::Pending {
+                poll_url,
+                via,
+                retry_after,
+                ..
+            } => {
+                assert_eq!(poll_url.as_str(), raw);
+                assert_eq!(via, PollVia::AzureAsyncOperation);
+                assert_eq!(retry_after, None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -362,7 +446,8 @@ mod tests {
             outcome_from_async_operation("p", 200, br#"{"status":"InProgress"}"#, r).unwrap(),
             PollOutcome::InProgress {
                 retry_after: r,
-                status: Some(AsyncOperationStatus::InProgress)
+                status: Some(AsyncOperationStatus::InProgress),
+                unreadable: None,
             }
         );
         assert_eq!(
@@ -399,8 +484,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(outcome_from_async_operation("p", 202, b"", None).is_ok());
-        let e = outcome_from_async_operation("p", 200, b"<html>", None).unwrap_err();
-        assert_eq!(e.kind(), "decode");
+    }
+
+    #[test]
+    fn unreadable_status_bodies_keep_the_operation_in_progress() {
+        for body in [
+            &b"<html>gateway</html>"[..],
+            br#"{"percentComplete":50}"#,
+            b"",
+        ] {
+            match outcome_from_async_operation("p", 200, body, None).unwrap() {
+                PollOutcome::InProgress {
+                    status: None,
+                    unreadable: Some(seen),
+                    ..
+                } => assert_eq!(seen, String::from_utf8_lossy(body)),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -43,3 +43,5 @@ pub use update::{NativeSetting, UPDATE_API_VERSION};
 
 #[cfg(test)]
 mod fixture_tests;
+#[cfg(test)]
+mod replay_tests;

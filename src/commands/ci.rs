@@ -4,8 +4,10 @@
 //! Flow: resolve the workspace (an alias from the config, or the three Azure ids), build one
 //! [`ArmClient`], make the call, print the result on stdout (text, or JSON with `--json`).
 //! `--wait` follows the long-running operation to its end, polling at the server's
-//! `Retry-After` and reading the instance's state each time, with progress on stderr
-//! (`crate::progress`).
+//! `Retry-After` (real ARM sends none: then every `--poll-interval`, 5 s by default) and
+//! reading the instance's state each time, with progress on stderr (`crate::progress`). An
+//! operation that ends saying the instance was in the wrong state is shown as refused, like a
+//! 400 refusal (exit 1).
 //!
 //! Errors read like Azure's own (`AuthorizationFailed: … (missing permission: …)`, the request
 //! id) and go up to `main` as `anyhow` (exit 1). A config that is needed but missing or invalid
@@ -31,8 +33,6 @@ use crate::connect;
 use crate::model::WorkspaceRef;
 use crate::progress::{Progress, short_duration};
 
-/// Delay between polls when Azure gives no `Retry-After`.
-const DEFAULT_POLL: Duration = Duration::from_secs(2);
 /// Longest delay between two polls, whatever `Retry-After` says: progress must stay alive.
 const MAX_POLL: Duration = Duration::from_secs(30);
 
@@ -839,7 +839,14 @@ async fn act(
         }
         Action::Create => bail!("create goes through `ci create`"),
     };
-    let accepted = result.map_err(|e| t.explain(&e, Some(name)))?;
+    let accepted = match result {
+        Ok(a) => a,
+        // Accepted by Azure, but its poll URL is one we will not send the token to.
+        Err(e @ AzureError::Untracked { .. }) => {
+            return untracked(&t, name, action, &e, wait, args.json, started);
+        }
+        Err(e) => return Err(t.explain(&e, Some(name))),
+    };
     // ARM answers 204 to a DELETE of something that is not there (an existing instance gets
     // 202): say so rather than "accepted".
     if action.removes() && matches!(accepted, Accepted::Completed { status: 204, .. }) && !args.json
@@ -850,12 +857,52 @@ async fn act(
     conclude(&t, name, action, &accepted, wait, args.json, started).await
 }
 
+/// An accepted request whose operation cannot be followed: say so; with `--wait` that is
+/// an error (we cannot tell how it ends), without it the request was accepted all the same.
+fn untracked(
+    t: &Target,
+    name: &str,
+    action: Action,
+    err: &AzureError,
+    wait: &WaitArgs,
+    json: bool,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let why = explain(err, Some(name), &t.describe());
+    if json {
+        print_report(&Report {
+            instance: name,
+            action: action.name(),
+            status: "Accepted",
+            state: None,
+            elapsed_seconds: seconds(started.elapsed()),
+            request_id: err.request_id().map(str::to_owned),
+            existing: None,
+            error: None,
+        })?;
+    }
+    if wait.wait {
+        bail!(
+            "{} of {name} accepted by Azure, but it cannot be followed ({why}); check with `lightsout ci show {name}`",
+            action.name()
+        );
+    }
+    if !json {
+        println!(
+            "{} of {name} accepted by Azure; its operation cannot be followed ({why}).",
+            capitalise(action.name())
+        );
+    }
+    Ok(())
+}
+
 /// The final JSON object of a lifecycle command.
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     instance: &'a str,
     action: &'static str,
-    /// `Accepted` (not waited for, or the wait timed out), `Succeeded` or `Failed`.
+    /// `Accepted` (not waited for, or the wait timed out), `Succeeded`, `Failed`, or
+    /// `Refused` (the operation ended saying the instance was in the wrong state).
     status: &'static str,
     /// The instance's state at the end (`Deleted` once gone); `null` when not known.
     state: Option<String>,
@@ -888,8 +935,12 @@ enum WaitEnd {
         error: Option<Box<ArmError>>,
         state: Option<String>,
     },
-    /// `--timeout` passed first.
-    TimedOut { state: Option<String> },
+    /// `--timeout` passed first; `last_seen` is what the last poll said, when it said
+    /// something other than a plain status (an unreadable body).
+    TimedOut {
+        state: Option<String>,
+        last_seen: Option<String>,
+    },
     /// A call failed (after the client's retries).
     Error(AzureError),
 }
@@ -932,7 +983,15 @@ async fn conclude(
     }
 
     let mut progress = Progress::new(action.name(), name, started);
-    let end = follow(t, name, action, accepted, wait.timeout, &mut progress).await;
+    let end = follow(
+        t,
+        name,
+        action,
+        accepted,
+        (wait.timeout, wait.poll_interval),
+        &mut progress,
+    )
+    .await;
     let after = short_duration(progress.elapsed());
     match end {
         Ok(state) => {
@@ -947,6 +1006,25 @@ async fn conclude(
                 println!("{line}");
             }
             Ok(())
+        }
+        Err(WaitEnd::Failed { error, state, .. })
+            if crate::actuate::classify_operation_end(error.as_deref())
+                == crate::actuate::OperationEnd::Refused =>
+        {
+            // Nothing was done: the instance was in the wrong state. Shown (and exiting) as a
+            // 400 refusal would.
+            progress.finish(Some(&format!(
+                "{name}: {} refused after {after}",
+                action.name()
+            )));
+            let why = error
+                .as_deref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            if json {
+                print_report(&report("Refused", state, error.map(|e| *e)))?;
+            }
+            bail!("{} of {name} refused by Azure: {why}", action.name())
         }
         Err(WaitEnd::Failed {
             status,
@@ -970,14 +1048,17 @@ async fn conclude(
                 status.to_lowercase()
             )
         }
-        Err(WaitEnd::TimedOut { state }) => {
+        Err(WaitEnd::TimedOut { state, last_seen }) => {
             let last = state.clone().unwrap_or_else(|| "unknown".to_owned());
             progress.finish(Some(&format!("{name}: still {last} after {after}")));
             if json {
                 print_report(&report("Accepted", state, None))?;
             }
+            let seen = last_seen
+                .map(|s| format!("; the operation's last answer: {s}"))
+                .unwrap_or_default();
             bail!(
-                "gave up waiting for the {} of {name} after {} (last state: {last}); the operation carries on in Azure",
+                "gave up waiting for the {} of {name} after {} (last state: {last}{seen}); the operation carries on in Azure",
                 action.name(),
                 humantime::format_duration(wait.timeout)
             )
@@ -999,16 +1080,17 @@ fn capitalise(s: &str) -> String {
 
 /// Follows an operation to its end; returns the instance's final state.
 ///
-/// Polls the operation at the server's `Retry-After` (else [`DEFAULT_POLL`], at most
-/// [`MAX_POLL`]) and reads the instance's state after each poll, for the progress display.
-/// An operation Azure answered synchronously (nothing to poll) is followed through the
-/// instance's state until it leaves its transitional states.
+/// Polls the operation at the server's `Retry-After` (else every `every` of `(timeout,
+/// every)`, at most [`MAX_POLL`]) and reads the instance's state after each poll, for the
+/// progress display. An operation Azure answered synchronously (nothing to poll) is followed
+/// through the instance's state until it leaves its transitional states. A poll body that
+/// cannot be read keeps the operation in progress until the timeout, which then quotes it.
 async fn follow(
     t: &Target,
     name: &str,
     action: Action,
     op: &Accepted,
-    timeout: Duration,
+    (timeout, every): (Duration, Duration),
     progress: &mut Progress,
 ) -> Result<Option<String>, WaitEnd> {
     let deadline = Instant::now() + timeout;
@@ -1017,20 +1099,21 @@ async fn follow(
         progress.state(s);
     }
     let mut delay = match op {
-        Accepted::Pending { retry_after, .. } => retry_after.unwrap_or(DEFAULT_POLL),
-        Accepted::Completed { .. } => DEFAULT_POLL,
+        Accepted::Pending { retry_after, .. } => retry_after.unwrap_or(every),
+        Accepted::Completed { .. } => every,
     };
+    let mut last_seen: Option<String> = None;
     loop {
         if op.is_completed() && settled(action, state.as_deref()) {
             return Ok(state);
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(WaitEnd::TimedOut { state });
+            return Err(WaitEnd::TimedOut { state, last_seen });
         }
         sleep(delay.min(MAX_POLL).min(deadline - now)).await;
         if Instant::now() >= deadline {
-            return Err(WaitEnd::TimedOut { state });
+            return Err(WaitEnd::TimedOut { state, last_seen });
         }
         let outcome = if op.is_completed() {
             None
@@ -1045,7 +1128,7 @@ async fn follow(
             state = Some(s);
         }
         match outcome {
-            None => delay = DEFAULT_POLL,
+            None => delay = every,
             Some(PollOutcome::Succeeded) => return Ok(state),
             Some(PollOutcome::Failed { status, error }) => {
                 return Err(WaitEnd::Failed {
@@ -1054,8 +1137,17 @@ async fn follow(
                     state,
                 });
             }
-            Some(PollOutcome::InProgress { retry_after, .. }) => {
-                delay = retry_after.unwrap_or(DEFAULT_POLL);
+            Some(PollOutcome::InProgress {
+                retry_after,
+                status,
+                unreadable,
+            }) => {
+                last_seen = match (status, unreadable) {
+                    (Some(s), _) => Some(format!("status {s}")),
+                    (None, Some(body)) => Some(format!("unreadable status body {body:?}")),
+                    (None, None) => None,
+                };
+                delay = retry_after.unwrap_or(every);
             }
         }
     }

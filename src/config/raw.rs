@@ -35,6 +35,7 @@ pub struct RawDaemon {
     pub state_dir: Option<Spanned<String>>,
     pub dry_run: Option<bool>,
     pub max_concurrent_actions: Option<Spanned<i64>>,
+    pub operation_poll_interval: Option<Spanned<String>>,
 }
 
 /// `[http]`.

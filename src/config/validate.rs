@@ -34,6 +34,15 @@ pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/lightsout";
 /// `[http] listen` default: loopback only, so metrics are not exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+/// How often the daemon polls an accepted operation when Azure sends no `Retry-After` (real
+/// ARM sends none; operations take 30 s to 3.5 min: `tests/fixtures/azure/recorded/`).
+pub const DEFAULT_OPERATION_POLL_INTERVAL: Duration = Duration::from_secs(15);
+/// Bounds of `[daemon] operation_poll_interval`: faster only spends ARM's read budget (short
+/// values are for emulators with second-long operations); slower than 5 minutes loses the
+/// point of following at all.
+pub const MIN_OPERATION_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// See [`MIN_OPERATION_POLL_INTERVAL`].
+pub const MAX_OPERATION_POLL_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// `[daemon] max_concurrent_actions` default.
 pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 8;
 
@@ -65,6 +74,9 @@ pub struct DaemonSettings {
     pub dry_run: bool,
     /// At least 1.
     pub max_concurrent_actions: usize,
+    /// Delay between polls of an accepted operation when Azure gives no `Retry-After`
+    /// (a `Retry-After` wins, capped at a minute).
+    pub operation_poll_interval: Duration,
 }
 
 /// `[http]`.
@@ -295,6 +307,22 @@ fn check_daemon(c: &mut Checker<'_>, raw: &RawDaemon) -> DaemonSettings {
             ),
         }
     }
+    let mut operation_poll_interval = DEFAULT_OPERATION_POLL_INTERVAL;
+    if let Some(v) = &raw.operation_poll_interval
+        && let Some(d) = duration(c, "daemon.operation_poll_interval", v)
+    {
+        if (MIN_OPERATION_POLL_INTERVAL..=MAX_OPERATION_POLL_INTERVAL).contains(&d) {
+            operation_poll_interval = d;
+        } else {
+            c.error(
+                v.span(),
+                format!(
+                    "daemon.operation_poll_interval: must be between 1s and 5m, got {:?}",
+                    v.get_ref()
+                ),
+            );
+        }
+    }
     let state_dir = match &raw.state_dir {
         Some(v) if v.get_ref().is_empty() => {
             c.error(v.span(), "daemon.state_dir: must not be empty".to_owned());
@@ -308,6 +336,7 @@ fn check_daemon(c: &mut Checker<'_>, raw: &RawDaemon) -> DaemonSettings {
         state_dir,
         dry_run: raw.dry_run.unwrap_or(false),
         max_concurrent_actions,
+        operation_poll_interval,
     }
 }
 
@@ -1135,9 +1164,31 @@ uptime = ["Mon-Fri 08:00-19:00"]
     }
 
     #[test]
+    fn operation_poll_interval_is_bounded() {
+        let (cfg, _) = from_str("[daemon]\noperation_poll_interval = \"2s\"\n").unwrap();
+        assert_eq!(cfg.daemon.operation_poll_interval, Duration::from_secs(2));
+        for bad in ["500ms", "6m", "0s"] {
+            let errs =
+                from_str(&format!("[daemon]\noperation_poll_interval = \"{bad}\"\n")).unwrap_err();
+            assert_eq!(errs.len(), 1, "{bad}");
+            assert!(
+                errs[0]
+                    .message
+                    .contains("daemon.operation_poll_interval: must be between 1s and 5m"),
+                "{}",
+                errs[0].message
+            );
+        }
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         let (cfg, _) = from_str("").unwrap();
         assert_eq!(cfg.daemon.poll_interval, DEFAULT_POLL_INTERVAL);
+        assert_eq!(
+            cfg.daemon.operation_poll_interval,
+            DEFAULT_OPERATION_POLL_INTERVAL
+        );
         assert_eq!(cfg.http.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(cfg.azure.credential, CredentialKind::Auto);
     }

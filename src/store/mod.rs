@@ -176,8 +176,14 @@ pub enum Outcome {
     Succeeded,
     /// The request or the operation failed (`error` says why).
     Failed,
-    /// Azure refused the request (a 4xx such as 400 or 409): nothing was done.
+    /// Azure refused the request (a 4xx such as 400 or 409, or an accepted operation that
+    /// ended saying the instance was in the wrong state): nothing was done.
     Refused,
+    /// Azure accepted the request but lightsout could not follow the operation (its poll URL
+    /// was refused: another host, plain http, too long). Final for the audit log; the
+    /// instance's observed state tells whether it took effect, and it is never sent again
+    /// blindly.
+    Unknown,
     /// The transition was missed by more than `catch_up` and deliberately not acted on.
     Missed,
     /// Decided during a dry run; nothing was sent.
@@ -192,6 +198,7 @@ impl Outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
             Outcome::Refused => "refused",
+            Outcome::Unknown => "unknown",
             Outcome::Missed => "missed",
             Outcome::DryRun => "dry_run",
         }
@@ -203,6 +210,7 @@ impl Outcome {
             "succeeded" => Outcome::Succeeded,
             "failed" => Outcome::Failed,
             "refused" => Outcome::Refused,
+            "unknown" => Outcome::Unknown,
             "missed" => Outcome::Missed,
             "dry_run" => Outcome::DryRun,
             _ => return None,

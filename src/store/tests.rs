@@ -458,3 +458,70 @@ fn store_can_move_to_a_blocking_thread() {
     fn is_send<T: Send>() {}
     is_send::<Store>();
 }
+
+#[test]
+fn unknown_is_a_final_outcome_with_its_request_id_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let at = "2026-03-27T18:00:00Z";
+    let id = store
+        .record_intent(&intent(at, "ci-a"), &pending_memory(at))
+        .unwrap();
+    store
+        .record_outcome(
+            id,
+            Outcome::Unknown,
+            Some("req-1"),
+            Some("stop: accepted (HTTP 202) but not followed"),
+            ts(at),
+        )
+        .unwrap();
+    assert!(store.pending_intents().unwrap().is_empty());
+    let r = &store.audit(&AuditFilter::default()).unwrap()[0];
+    assert_eq!(r.outcome, Outcome::Unknown);
+    assert_eq!(r.outcome.as_str(), "unknown");
+    assert_eq!(r.request_id.as_deref(), Some("req-1"));
+    let json = serde_json::to_value(r).unwrap();
+    assert_eq!(json["outcome"], "unknown");
+    let err = store
+        .record_outcome(id, Outcome::Succeeded, None, None, ts(at))
+        .unwrap_err();
+    assert_eq!(err.kind(), "already_final");
+}
+
+#[test]
+fn version_3_databases_migrate_with_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    {
+        // A database as version 3 left it, with one finished row.
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for step in &schema::MIGRATIONS[..3] {
+            tx.execute_batch(step).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 3).unwrap();
+        tx.execute(
+            "INSERT INTO audit (at, workspace, instance, action, reason, policy, catch_up, \
+             dry_run, outcome, request_id, error, finished_at) VALUES \
+             ('2026-03-27T18:00:00Z', 'research', 'ci-a', 'stop', 'schedule', 'p', 0, 0, \
+              'refused', 'req-0', 'Conflict', '2026-03-27T18:00:01Z')",
+            [],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let mut store = Store::open(dir.path()).unwrap();
+    assert_eq!(user_version(&store.conn).unwrap(), SCHEMA_VERSION);
+    let old = store.audit(&AuditFilter::default()).unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].outcome, Outcome::Refused);
+    let at = "2026-03-27T19:00:00Z";
+    let id = store
+        .record_intent(&intent(at, "ci-b"), &pending_memory(at))
+        .unwrap();
+    assert!(id.0 > old[0].id.0, "ids keep growing across the rebuild");
+    store
+        .record_outcome(id, Outcome::Unknown, None, None, ts(at))
+        .unwrap();
+}

@@ -10,6 +10,7 @@ mod hold; // `lightsout hold` / `release` (the binary): tags, the next pass hono
 mod metrics; // `lightsout run`: /metrics, health, status, costs across a restart, `report`
 mod native; // [policy.native]: drift, enforcement, mirrored schedules vs preview, daemon down
 mod recorded_shapes; // run and ci through a proxy that gives answers the shapes real Azure recorded
+mod replay; // real Azure's recorded answers served to the real client over HTTP
 mod ship; // doctor, healthcheck, completions and man page (issue 7)
 mod simulate; // the daemon against the in-process emulator in virtual time
 mod store; // the SQLite state under SIGKILL, and `lightsout audit`
