@@ -21,7 +21,7 @@ use super::error::{AzureError, truncate_chars};
 use super::wire::{AsyncOperationStatus, OperationStatusBody};
 
 /// Longest poll or next-link URL we accept, in bytes.
-pub const MAX_URL_LEN: usize = 2048;
+pub const MAX_URL_LEN: usize = 16 * 1024;
 
 /// Header naming the operation-status resource.
 pub const AZURE_ASYNC_OPERATION: &str = "azure-asyncoperation";
@@ -111,7 +111,7 @@ pub fn check_url(operation: &'static str, raw: &str, endpoint: &Url) -> Result<U
         url_prefix: truncate_chars(raw, 100),
     };
     if raw.len() > MAX_URL_LEN {
-        return Err(refuse("longer than 2048 bytes"));
+        return Err(refuse("longer than 16384 bytes"));
     }
     let url = Url::parse(raw).map_err(|_| refuse("not an absolute URL"))?;
     match url.scheme() {
@@ -348,10 +348,10 @@ mod tests {
 
     #[test]
     fn huge_url_is_a_clear_error() {
-        let raw = format!("https://management.azure.com/{}", "a".repeat(4096));
+        let raw = format!("https://management.azure.com/{}", "a".repeat(20_000));
         let e = check_url("poll_operation", &raw, &endpoint()).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("longer than 2048"), "{msg}");
+        assert!(msg.contains("longer than 16384 bytes"), "{msg}");
         assert!(msg.len() < 300, "{msg}");
     }
 
