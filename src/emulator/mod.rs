@@ -48,6 +48,7 @@ pub mod http;
 pub mod iso8601;
 pub mod jupyter;
 pub mod machine;
+pub mod opurl;
 pub mod prices;
 pub mod rbac;
 pub mod state;
@@ -252,6 +253,7 @@ impl Emulator {
             endpoint: endpoint.clone(),
             clock,
             page_size,
+            signer: opurl::Signer::new(),
             inner: Mutex::new(inner),
         });
         let router = Router::new().fallback(dispatch).with_state(shared.clone());

@@ -738,7 +738,10 @@ async fn poll_url_on_another_host_is_refused() {
 #[tokio::test]
 async fn absurd_poll_url_is_a_clear_error() {
     let server = Fake::start(|_, _, _| {
-        Reply::empty(202).header("location", format!("http://127.0.0.1/{}", "x".repeat(20_000)))
+        Reply::empty(202).header(
+            "location",
+            format!("http://127.0.0.1/{}", "x".repeat(20_000)),
+        )
     })
     .await;
     let client = client_for(&server.base, Arc::new(FakeCredential::default()));
