@@ -3,6 +3,32 @@
 //! Parsing has two stages (STYLE H3): [`raw`] mirrors the TOML with `deny_unknown_fields`,
 //! then [`Fleet::from_raw`] validates it into domain values and reports every problem at once.
 //! No I/O here except [`Fleet::load`], which only reads the file.
+//!
+//! Keys beyond the CONTRACT's example (all optional):
+//!
+//! ```toml
+//! gateway_accepts_service_principals = true   # false: every instance's Jupyter refuses
+//!                                              # service principals (403), users only
+//! [[principal]]
+//! client_id = "…"                  # a user gets its token through the same form (an
+//! client_secret = "…"              # emulator shortcut; real users sign in interactively)
+//! object_id = "…"                  # `oid`; what createdBy / assignedUser name
+//! user = true                      # a user, not a service principal
+//! actions = ["Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action"]
+//!
+//! [timing]        # default: real Azure's magnitude (create 3m, start 2m, stop 45s,
+//!                 # restart 2m45s, delete 1m); set shorter values for tests
+//!
+//! [limits]        # per (subscription, principal): read 250 + 25/s, write 200 + 10/s
+//! delete_bucket = 200              # default: write_bucket
+//! delete_refill_per_sec = 10.0     # default: write_refill_per_sec
+//! global_factor = 15               # per-subscription global buckets = 15 × per-principal
+//!
+//! [[workspace.instance]]
+//! application_sharing_policy = "Personal"   # default "Shared", as every recorded instance
+//! created_by_object_id = "…"       # createdBy.userId (default: the first principal's oid)
+//! assigned_user = "…"              # personalComputeInstanceSettings.assignedUser.objectId
+//! ```
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
