@@ -27,8 +27,11 @@ use super::state::{
 
 /// Provider namespace, as ARM spells it.
 const NS: &str = "Microsoft.MachineLearningServices";
-/// First api-version whose start/stop/restart are long-running (202). Older ones answered
-/// 200, and SDKs generated from them accept only 200.
+/// First api-version whose start/stop/restart are long-running (202): the specs read from
+/// 2021-07-01 on mark them `x-ms-long-running-operation` with 202 (native-research notes
+/// §2). Before it they answer 200: Microsoft's azure-mgmt-machinelearningservices 1.0.1
+/// (2020-08-01) accepts only 200 there (tests/python). The exact first version is an
+/// assumption.
 const FIRST_LRO_ACTION_API: &str = "2021-01-01";
 /// Smallest and largest idle shutdown ARM accepts.
 const MIN_IDLE: Duration = Duration::from_secs(15 * 60);
@@ -177,6 +180,106 @@ fn too_many(wait: u64, kind: RateKind, sub: &str, actor: &str) -> Response {
     r
 }
 
+/// Stable api-versions of `Microsoft.MachineLearningServices` that publish the compute
+/// resource (list, get, PUT, DELETE): the stable folders of azure-rest-api-specs
+/// (`specification/machinelearningservices/resource-manager/…/stable/`, as surveyed in
+/// /work/notes/native-research.md §2).
+const COMPUTE_STABLE: &[&str] = &[
+    "2018-11-19",
+    "2019-05-01",
+    "2019-06-01",
+    "2019-11-01",
+    "2020-01-01",
+    "2020-03-01",
+    "2020-04-01",
+    "2020-06-01",
+    "2020-08-01",
+    "2021-01-01",
+    "2021-04-01",
+    "2021-07-01",
+    "2022-05-01",
+    "2022-10-01",
+    "2023-04-01",
+    "2023-10-01",
+    "2024-04-01",
+    "2024-10-01",
+    "2025-12-01",
+];
+/// Preview api-versions with evidence: 2022-10-01-preview and 2023-08-01-preview in the
+/// recordings, 2021-03-01-preview in ARM's own list (microsoft/vscode-tools-for-ai#940),
+/// 2024-04-01-preview and 2024-10-01-preview in azure-ai-ml's generated clients.
+const COMPUTE_PREVIEW: &[&str] = &[
+    "2021-03-01-preview",
+    "2022-10-01-preview",
+    "2023-08-01-preview",
+    "2024-04-01-preview",
+    "2024-10-01-preview",
+];
+/// `updateIdleShutdownSetting`: the three previews' specs, and the published examples of
+/// 2023-04-01 and 2025-12-01 (the recorded README: "the 2025-12-01 spec has
+/// updateIdleShutdownSetting").
+const IDLE_SETTING_VERSIONS: &[&str] = &[
+    "2023-04-01",
+    "2025-12-01",
+    "2023-08-01-preview",
+    "2024-04-01-preview",
+    "2024-10-01-preview",
+];
+/// `updateSchedules`: only the 2021-07-01 example publishes it.
+const SCHEDULES_VERSIONS: &[&str] = &["2021-07-01"];
+/// start/stop/restart: assumption for the stable versions before 2020-08-01 (the earliest
+/// one we have a client of: azure-mgmt-machinelearningservices 1.0.1 calls them there).
+const FIRST_ACTION_API: &str = "2020-08-01";
+
+/// The api-versions that publish compute operation `op` (`""` for the resource itself and
+/// the operation-status URL; else the lower-case action name).
+fn compute_versions(op: &str) -> Vec<&'static str> {
+    let all = || COMPUTE_STABLE.iter().chain(COMPUTE_PREVIEW).copied();
+    match op {
+        "updateidleshutdownsetting" => IDLE_SETTING_VERSIONS.to_vec(),
+        "updateschedules" => SCHEDULES_VERSIONS.to_vec(),
+        "start" | "stop" | "restart" => all().filter(|v| *v >= FIRST_ACTION_API).collect(),
+        _ => all().collect(),
+    }
+}
+
+/// ARM's answer to a well-formed but unpublished api-version: 400 `NoRegisteredProviderFound`
+/// with the supported versions (quoted in Azure/azure-sdk-for-js#4097 and
+/// Azure/azure-cli#28496). For an action unpublished at a version the resource type has,
+/// the same answer is an assumption.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn check_compute_version(op: &str, v: &str, location: &str) -> Result<(), Response> {
+    let versions = compute_versions(op);
+    if versions.iter().any(|x| x.eq_ignore_ascii_case(v)) {
+        return Ok(());
+    }
+    let rtype = if op.is_empty() {
+        "workspaces/computes".to_owned()
+    } else {
+        format!("workspaces/computes/{op}")
+    };
+    Err(arm_error(
+        StatusCode::BAD_REQUEST,
+        "NoRegisteredProviderFound",
+        format!(
+            "No registered resource provider found for location '{location}' and API version '{v}' for type '{rtype}'. The supported api-versions are '{}'. The supported locations are '{location}'.",
+            versions.join(", ")
+        ),
+    ))
+}
+
+/// The region of a workspace, for error messages (the path's own words if unknown).
+fn location_of(shared: &Shared, sub: &str, rg: &str, wsn: &str) -> String {
+    let inner = shared.lock();
+    inner
+        .find_ws(sub, rg, wsn)
+        .map(|wi| inner.workspaces[wi].spec.location.clone())
+        .unwrap_or_else(|| "global".to_owned())
+}
+
 /// Checks and returns the api-version, or the ARM 400.
 #[expect(
     clippy::result_large_err,
@@ -197,7 +300,13 @@ fn api_version(req: &Req) -> Result<&str, Response> {
             StatusCode::BAD_REQUEST,
             "InvalidApiVersionParameter",
             format!(
-                "The api-version '{v}' is invalid. The supported versions are '2025-12-01,2025-06-01,2024-10-01,2024-04-01,2023-10-01,2023-04-01,2022-10-01,2022-05-01,2021-07-01,2021-04-01,2021-01-01,2020-08-01'."
+                "The api-version '{v}' is invalid. The supported versions are '{}'.",
+                COMPUTE_STABLE
+                    .iter()
+                    .rev()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
         ))
     }
@@ -265,6 +374,9 @@ fn route(shared: &Shared, req: &Req, idx: usize) -> Response {
         && s[4] == "locations"
         && s[6] == "computeoperationsstatus"
     {
+        if let Err(r) = check_compute_version("", &v, &req.segs[5]) {
+            return r;
+        }
         return operation_status(shared, req);
     }
     let rtype = req.segs.get(4..).map(|x| x.join("/")).unwrap_or_default();
@@ -334,6 +446,17 @@ fn workspace_route(shared: &Shared, req: &Req, idx: usize, v: &str) -> Response 
         },
         _ => return method_not_allowed(req),
     };
+    // ARM checks the api-version of the resource type before RBAC.
+    if n >= 9 {
+        let op = if n == 11 {
+            req.segs[10].to_ascii_lowercase()
+        } else {
+            String::new()
+        };
+        if let Err(r) = check_compute_version(&op, v, &location_of(shared, sub, rg, wsn)) {
+            return r;
+        }
+    }
     let scope = match n {
         8 | 9 => ws_scope.clone(),
         _ => format!("{ws_scope}/computes/{}", req.segs[9]),
