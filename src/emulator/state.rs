@@ -558,6 +558,15 @@ pub fn arm_time(t: Timestamp) -> String {
     )
 }
 
+/// ARM's form of `lastOperation.operationTime`: milliseconds without trailing zeros
+/// (recorded: `2024-12-18T09:05:40.468+00:00`, `2022-10-04T05:56:13.75+00:00`).
+pub fn arm_time_ms(t: Timestamp) -> String {
+    let ms = format!("{:03}", t.subsec_nanosecond() / 1_000_000);
+    let ms = ms.trim_end_matches('0');
+    let dot = if ms.is_empty() { "" } else { "." };
+    format!("{}{dot}{ms}+00:00", t.strftime("%Y-%m-%dT%H:%M:%S"))
+}
+
 /// Jupyter's timestamp form: `2026-03-30T09:00:00.000000Z`.
 pub fn jupyter_time(t: Timestamp) -> String {
     format!(
@@ -607,7 +616,7 @@ pub fn instance_json(endpoint: &str, ws: &WsState, inst: &Instance, now: Timesta
     let last_operation = m.last_operation.as_ref().map(|lo| {
         json!({
             "operationName": lo.kind.name(),
-            "operationTime": arm_time(lo.time),
+            "operationTime": arm_time_ms(lo.time),
             "operationStatus": lo.status_name(),
             "operationTrigger": lo.trigger.name(),
         })
@@ -712,6 +721,9 @@ mod tests {
         let t: Timestamp = "2021-04-01T22:00:00Z".parse().unwrap();
         assert_eq!(arm_time(t), "2021-04-01T22:00:00.0000000+00:00");
         assert_eq!(jupyter_time(t), "2021-04-01T22:00:00.000000Z");
+        assert_eq!(arm_time_ms(t), "2021-04-01T22:00:00+00:00");
+        let t: Timestamp = "2022-10-04T05:56:13.7501Z".parse().unwrap();
+        assert_eq!(arm_time_ms(t), "2022-10-04T05:56:13.75+00:00");
     }
 
     #[test]

@@ -129,10 +129,16 @@ async fn enforce_mode_fixes_drift_once_and_audits_it() {
             .unwrap();
         let a = &state["workspaces"][0]["instances"][0]["resource"]["properties"]["properties"];
         assert_eq!(a["idleTimeBeforeShutdown"], "PT30M");
+        // As Azure returns a schedule (recorded/cli-ml-ci-with-schedules-2023-01): what was
+        // sent, plus a service-assigned id, provisioningStatus and the unused trigger as null.
+        let mut sched = a["schedules"]["computeStartStop"][0].clone();
+        let id = sched.as_object_mut().unwrap().remove("id").unwrap();
+        assert!(uuid::Uuid::parse_str(id.as_str().unwrap()).is_ok(), "{id}");
         assert_eq!(
-            a["schedules"]["computeStartStop"][0],
+            sched,
             serde_json::json!({"status": "Enabled", "action": "Stop", "triggerType": "Cron",
-                "cron": {"expression": "0 19 * * 1-5", "timeZone": "Romance Standard Time"}})
+                "cron": {"expression": "0 19 * * 1-5", "timeZone": "Romance Standard Time"},
+                "recurrence": null, "provisioningStatus": "Completed"})
         );
         // Audited like any action, reason native.
         let audit = emu.run(&config, ADMIN.1, &["audit", "--json"]).await;
