@@ -827,7 +827,7 @@ fn put(
             }
             s
         })
-        .unwrap_or_else(|| default_ssh_settings());
+        .unwrap_or_else(default_ssh_settings);
     // Null unless the request names an assigned user: the recorded instances were created
     // without one and show null (real-get-running-2024-12.body.json).
     let personal = inner_props
