@@ -470,13 +470,15 @@ last_activity = "2026-03-30T07:00:00Z"
         )
     };
     // ci-idle: no activity since 07:00Z, idle shutdown 30 minutes: stopped itself at 07:30Z.
+    // operationTime in ARM's millisecond form, trailing zeros dropped (recorded
+    // "…09:05:40.468+00:00"; a whole second has no fraction).
     assert_eq!(
         last("ci-idle"),
         (
             "Stopped".to_owned(),
             "Stop".to_owned(),
             "IdleShutdown".to_owned(),
-            "2026-03-30T07:30:00.0000000+00:00".to_owned()
+            "2026-03-30T07:30:00+00:00".to_owned()
         )
     );
     // ci-late: a kernel busy until 16:50Z; the mirrored 19:00 Paris (17:00Z) stop comes
@@ -487,7 +489,7 @@ last_activity = "2026-03-30T07:00:00Z"
             "Stopped".to_owned(),
             "Stop".to_owned(),
             "Schedule".to_owned(),
-            "2026-03-30T17:00:00.0000000+00:00".to_owned()
+            "2026-03-30T17:00:00+00:00".to_owned()
         )
     );
 }
