@@ -22,21 +22,22 @@ use super::iso8601;
 use super::machine::{Machine, OpKind, OpStatus, Refusal, Trigger, op_status};
 use super::rbac;
 use super::state::{
-    CreatedBy, Inner, Instance, OpRecord, Shared, WsState, arm_time, duration_of, instance_json,
+    CreatedBy, Inner, Instance, OpRecord, RateKind, Shared, WsState, duration_of, instance_json,
 };
 
 /// Provider namespace, as ARM spells it.
 const NS: &str = "Microsoft.MachineLearningServices";
-/// First api-version whose start/stop/restart are long-running (202). Older ones answered
-/// 200, and SDKs generated from them accept only 200.
+/// First api-version whose start/stop/restart are long-running (202): the specs read from
+/// 2021-07-01 on mark them `x-ms-long-running-operation` with 202 (native-research notes
+/// §2). Before it they answer 200: Microsoft's azure-mgmt-machinelearningservices 1.0.1
+/// (2020-08-01) accepts only 200 there (tests/python). The exact first version is an
+/// assumption.
 const FIRST_LRO_ACTION_API: &str = "2021-01-01";
 /// Smallest and largest idle shutdown ARM accepts.
 const MIN_IDLE: Duration = Duration::from_secs(15 * 60);
 const MAX_IDLE: Duration = Duration::from_secs(3 * 24 * 3600);
 /// Most start/stop schedules per instance.
 const MAX_SCHEDULES: usize = crate::native::MAX_SCHEDULES;
-/// Longest `Retry-After` the emulator suggests, in seconds.
-const MAX_RETRY_AFTER_SECS: u64 = 15;
 
 /// What the ARM handler decided.
 pub enum Outcome {
@@ -55,7 +56,7 @@ pub fn is_arm_path(req: &Req) -> bool {
 pub async fn handle(shared: &Shared, req: &Req) -> Outcome {
     let principal = authenticate(shared, req);
     let who = principal.ok();
-    let is_write = req.method != Method::GET && req.method != Method::HEAD;
+    let kind = RateKind::of(&req.method);
 
     // Faults first: they stand for the network and the front door.
     let (latency, roll) = {
@@ -98,7 +99,14 @@ pub async fn handle(shared: &Shared, req: &Req) -> Outcome {
             }
             return Outcome::Respond(r, who);
         }
-        (_, _, true) => return Outcome::Respond(too_many(1, is_write), who),
+        (_, _, true) => {
+            let sub = req.segs.get(1).map(String::as_str).unwrap_or_default();
+            let actor = who
+                .and_then(|i| shared.fleet.principals.get(i))
+                .map(|p| p.object_id.as_str())
+                .unwrap_or_default();
+            return Outcome::Respond(too_many(1, kind, sub, actor), who);
+        }
         _ => {}
     }
 
@@ -112,51 +120,42 @@ pub async fn handle(shared: &Shared, req: &Req) -> Outcome {
     let sub = req.segs.get(1).cloned().unwrap_or_default();
     let limits = shared.fleet.limits;
     let wall = shared.clock.wall();
-    let (remaining, other) = {
+    let taken = {
         let mut inner = shared.lock();
-        let mut take = |write: bool, consume: bool| {
-            let (cap, refill) = if write {
-                (limits.write_bucket, limits.write_refill_per_sec)
-            } else {
-                (limits.read_bucket, limits.read_refill_per_sec)
-            };
-            let b = inner
+        let sub_lc = sub.to_ascii_lowercase();
+        let mut take = |who: Option<String>, (cap, refill): (u32, f64)| {
+            inner
                 .buckets
-                .entry((
-                    sub.to_ascii_lowercase(),
-                    p.client_id.to_ascii_lowercase(),
-                    write,
-                ))
-                .or_insert_with(|| TokenBucket::new(cap, refill, wall));
-            if consume {
-                b.take(wall)
-            } else {
-                Ok(b.remaining(wall))
-            }
+                .entry((sub_lc.clone(), who, kind))
+                .or_insert_with(|| TokenBucket::new(cap, refill, wall))
+                .take(wall)
         };
-        (take(is_write, true), take(!is_write, false))
+        // Both budgets are spent; either one empty throttles ("Request limits and
+        // throttling": per principal, and globally per subscription).
+        let mine = take(
+            Some(p.client_id.to_ascii_lowercase()),
+            limits.per_principal(kind),
+        );
+        let global = take(None, limits.global(kind));
+        match (mine, global) {
+            (Ok(m), Ok(g)) => Ok((m, g)),
+            (Err(w), _) | (_, Err(w)) => Err(w),
+        }
     };
-    let remaining = match remaining {
+    let (mine, global) = match taken {
         Ok(n) => n,
-        Err(wait) => return Outcome::Respond(too_many(wait, is_write), Some(idx)),
+        Err(wait) => {
+            return Outcome::Respond(too_many(wait, kind, &sub, &p.object_id), Some(idx));
+        }
     };
 
     let mut resp = route(shared, req, idx);
-    let (mine, theirs) = if is_write {
-        (
-            "x-ms-ratelimit-remaining-subscription-writes",
-            "x-ms-ratelimit-remaining-subscription-reads",
-        )
-    } else {
-        (
-            "x-ms-ratelimit-remaining-subscription-reads",
-            "x-ms-ratelimit-remaining-subscription-writes",
-        )
-    };
-    set_header(&mut resp, mine, &remaining.to_string());
-    if let Ok(n) = other {
-        set_header(&mut resp, theirs, &n.to_string());
-    }
+    // Only the counters of the request's own kind, as recorded (a GET answers reads and
+    // global-reads, a POST writes and global-writes, a DELETE deletes and global-deletes:
+    // py-ml-stop-2024-12-signed-ao.excerpt.json).
+    let (h_mine, h_global) = kind.headers();
+    set_header(&mut resp, h_mine, &mine.to_string());
+    set_header(&mut resp, h_global, &global.to_string());
     Outcome::Respond(resp, Some(idx))
 }
 
@@ -164,26 +163,121 @@ fn chance(inner: &mut Inner, rate: f64) -> bool {
     rate > 0.0 && inner.rng.random_bool(rate.min(1.0))
 }
 
-fn too_many(wait: u64, is_write: bool) -> Response {
-    let kind = if is_write { "write" } else { "read" };
+/// ARM's throttling answer: 429, code `SubscriptionRequestsThrottled`, its message, and
+/// `Retry-After` in seconds (velero-io/velero#9171 quotes a real one; Microsoft's "Request
+/// limits and throttling" page). The actor is the caller's object id (an assumption: the
+/// quoted message shows a GUID there).
+fn too_many(wait: u64, kind: RateKind, sub: &str, actor: &str) -> Response {
     let mut r = arm_error(
         StatusCode::TOO_MANY_REQUESTS,
-        "TooManyRequests",
+        "SubscriptionRequestsThrottled",
         format!(
-            "The request is being throttled as the limit has been reached for operation type - {kind}. For more information, see - https://aka.ms/srpthrottlinglimits"
+            "Number of '{}' requests for subscription '{sub}' actor '{actor}' exceeded. Please try again after '{wait}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information.",
+            kind.word()
         ),
     );
     set_header(&mut r, "retry-after", &wait.to_string());
-    set_header(
-        &mut r,
-        if is_write {
-            "x-ms-ratelimit-remaining-subscription-writes"
-        } else {
-            "x-ms-ratelimit-remaining-subscription-reads"
-        },
-        "0",
-    );
     r
+}
+
+/// Stable api-versions of `Microsoft.MachineLearningServices` that publish the compute
+/// resource (list, get, PUT, DELETE): the stable folders of azure-rest-api-specs
+/// (`specification/machinelearningservices/resource-manager/…/stable/`, as surveyed in
+/// /work/notes/native-research.md §2).
+const COMPUTE_STABLE: &[&str] = &[
+    "2018-11-19",
+    "2019-05-01",
+    "2019-06-01",
+    "2019-11-01",
+    "2020-01-01",
+    "2020-03-01",
+    "2020-04-01",
+    "2020-06-01",
+    "2020-08-01",
+    "2021-01-01",
+    "2021-04-01",
+    "2021-07-01",
+    "2022-05-01",
+    "2022-10-01",
+    "2023-04-01",
+    "2023-10-01",
+    "2024-04-01",
+    "2024-10-01",
+    "2025-12-01",
+];
+/// Preview api-versions with evidence: 2022-10-01-preview and 2023-08-01-preview in the
+/// recordings, 2021-03-01-preview in ARM's own list (microsoft/vscode-tools-for-ai#940),
+/// 2024-04-01-preview and 2024-10-01-preview in azure-ai-ml's generated clients.
+const COMPUTE_PREVIEW: &[&str] = &[
+    "2021-03-01-preview",
+    "2022-10-01-preview",
+    "2023-08-01-preview",
+    "2024-04-01-preview",
+    "2024-10-01-preview",
+];
+/// `updateIdleShutdownSetting`: the three previews' specs, and the published examples of
+/// 2023-04-01 and 2025-12-01 (the recorded README: "the 2025-12-01 spec has
+/// updateIdleShutdownSetting").
+const IDLE_SETTING_VERSIONS: &[&str] = &[
+    "2023-04-01",
+    "2025-12-01",
+    "2023-08-01-preview",
+    "2024-04-01-preview",
+    "2024-10-01-preview",
+];
+/// `updateSchedules`: only the 2021-07-01 example publishes it.
+const SCHEDULES_VERSIONS: &[&str] = &["2021-07-01"];
+/// start/stop/restart: assumption for the stable versions before 2020-08-01 (the earliest
+/// one we have a client of: azure-mgmt-machinelearningservices 1.0.1 calls them there).
+const FIRST_ACTION_API: &str = "2020-08-01";
+
+/// The api-versions that publish compute operation `op` (`""` for the resource itself and
+/// the operation-status URL; else the lower-case action name).
+fn compute_versions(op: &str) -> Vec<&'static str> {
+    let all = || COMPUTE_STABLE.iter().chain(COMPUTE_PREVIEW).copied();
+    match op {
+        "updateidleshutdownsetting" => IDLE_SETTING_VERSIONS.to_vec(),
+        "updateschedules" => SCHEDULES_VERSIONS.to_vec(),
+        "start" | "stop" | "restart" => all().filter(|v| *v >= FIRST_ACTION_API).collect(),
+        _ => all().collect(),
+    }
+}
+
+/// ARM's answer to a well-formed but unpublished api-version: 400 `NoRegisteredProviderFound`
+/// with the supported versions (quoted in Azure/azure-sdk-for-js#4097 and
+/// Azure/azure-cli#28496). For an action unpublished at a version the resource type has,
+/// the same answer is an assumption.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn check_compute_version(op: &str, v: &str, location: &str) -> Result<(), Response> {
+    let versions = compute_versions(op);
+    if versions.iter().any(|x| x.eq_ignore_ascii_case(v)) {
+        return Ok(());
+    }
+    let rtype = if op.is_empty() {
+        "workspaces/computes".to_owned()
+    } else {
+        format!("workspaces/computes/{op}")
+    };
+    Err(arm_error(
+        StatusCode::BAD_REQUEST,
+        "NoRegisteredProviderFound",
+        format!(
+            "No registered resource provider found for location '{location}' and API version '{v}' for type '{rtype}'. The supported api-versions are '{}'. The supported locations are '{location}'.",
+            versions.join(", ")
+        ),
+    ))
+}
+
+/// The region of a workspace, for error messages (the path's own words if unknown).
+fn location_of(shared: &Shared, sub: &str, rg: &str, wsn: &str) -> String {
+    let inner = shared.lock();
+    inner
+        .find_ws(sub, rg, wsn)
+        .map(|wi| inner.workspaces[wi].spec.location.clone())
+        .unwrap_or_else(|| "global".to_owned())
 }
 
 /// Checks and returns the api-version, or the ARM 400.
@@ -206,7 +300,13 @@ fn api_version(req: &Req) -> Result<&str, Response> {
             StatusCode::BAD_REQUEST,
             "InvalidApiVersionParameter",
             format!(
-                "The api-version '{v}' is invalid. The supported versions are '2025-12-01,2025-06-01,2024-10-01,2024-04-01,2023-10-01,2023-04-01,2022-10-01,2022-05-01,2021-07-01,2021-04-01,2021-01-01,2020-08-01'."
+                "The api-version '{v}' is invalid. The supported versions are '{}'.",
+                COMPUTE_STABLE
+                    .iter()
+                    .rev()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
         ))
     }
@@ -274,7 +374,10 @@ fn route(shared: &Shared, req: &Req, idx: usize) -> Response {
         && s[4] == "locations"
         && s[6] == "computeoperationsstatus"
     {
-        return operation_status(shared, req, &v);
+        if let Err(r) = check_compute_version("", &v, &req.segs[5]) {
+            return r;
+        }
+        return operation_status(shared, req);
     }
     let rtype = req.segs.get(4..).map(|x| x.join("/")).unwrap_or_default();
     arm_error(
@@ -343,6 +446,17 @@ fn workspace_route(shared: &Shared, req: &Req, idx: usize, v: &str) -> Response 
         },
         _ => return method_not_allowed(req),
     };
+    // ARM checks the api-version of the resource type before RBAC.
+    if n >= 9 {
+        let op = if n == 11 {
+            req.segs[10].to_ascii_lowercase()
+        } else {
+            String::new()
+        };
+        if let Err(r) = check_compute_version(&op, v, &location_of(shared, sub, rg, wsn)) {
+            return r;
+        }
+    }
     let scope = match n {
         8 | 9 => ws_scope.clone(),
         _ => format!("{ws_scope}/computes/{}", req.segs[9]),
@@ -528,6 +642,12 @@ fn bad(message: impl Into<String>, target: &str) -> Response {
     arm_error_target(StatusCode::BAD_REQUEST, "BadRequest", message, target)
 }
 
+/// `sshSettings` of an instance created without any (recorded: real-get-running-2024-12,
+/// with `adminPublicKey` null when no key was given as in py-ml-stop-start-2022-10).
+pub(super) fn default_ssh_settings() -> Value {
+    json!({"sshPublicAccess": "Disabled", "adminUserName": "azureuser", "sshPort": 50000, "adminPublicKey": null})
+}
+
 fn valid_compute_name(n: &str) -> bool {
     let len_ok = (3..=24).contains(&n.len());
     let first_ok = n.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
@@ -535,26 +655,17 @@ fn valid_compute_name(n: &str) -> bool {
     len_ok && first_ok && chars_ok && !n.ends_with('-')
 }
 
-fn lro_headers(
-    shared: &Shared,
-    r: &mut Response,
-    sub: &str,
-    loc: &str,
-    id: &str,
-    v: &str,
-    wait: u64,
-) {
-    let base = format!(
-        "{}/subscriptions/{sub}/providers/{NS}/locations/{loc}/computeOperationsStatus/{id}?api-version={v}",
-        shared.endpoint
-    );
-    set_header(r, "azure-asyncoperation", &base);
-    set_header(r, "location", &format!("{base}&type=location"));
-    set_header(r, "retry-after", &wait.to_string());
-}
-
-fn retry_after(d: Duration) -> u64 {
-    d.as_secs().clamp(1, MAX_RETRY_AFTER_SECS)
+/// The headers of a 202 (or a create's 201): only `Azure-AsyncOperation`, a signed status
+/// URL; no `Location`, no `Retry-After` (py-ml-stop-2024-12-signed-ao.excerpt.json: stop and
+/// DELETE; py-ml-stop-start-2022-10.excerpt.json: stop, start and DELETE;
+/// cli-ml-ci-with-schedules-2023-01.excerpt.json: PUT 201).
+fn lro_headers(shared: &Shared, r: &mut Response, sub: &str, loc: &str, id: &str, v: &str) {
+    let path =
+        format!("/subscriptions/{sub}/providers/{NS}/locations/{loc}/computeOperationsStatus/{id}");
+    let url = shared
+        .signer
+        .url(&shared.endpoint, &path, v, shared.clock.now());
+    set_header(r, "azure-asyncoperation", &url);
 }
 
 #[allow(
@@ -626,15 +737,16 @@ fn put(
     {
         return r;
     }
-    let schedules = inner_props
-        .get("schedules")
-        .filter(|s| !s.is_null())
-        .cloned();
-    if let Some(s) = &schedules
-        && let Err(r) = check_schedules(s.get("computeStartStop").unwrap_or(&Value::Null))
-    {
-        return r;
-    }
+    let schedules = match inner_props.get("schedules").filter(|s| !s.is_null()) {
+        None => None,
+        Some(s) => {
+            let list = normalize_schedules(s.get("computeStartStop").unwrap_or(&Value::Null));
+            if let Err(r) = check_schedules(&list) {
+                return r;
+            }
+            Some(json!({"computeStartStop": list}))
+        }
+    };
     let description = props
         .get("description")
         .and_then(Value::as_str)
@@ -710,16 +822,18 @@ fn put(
             if s.get("sshPort").is_none() {
                 s["sshPort"] = Value::from(50000);
             }
+            if s.get("adminPublicKey").is_none() {
+                s["adminPublicKey"] = Value::Null;
+            }
             s
         })
-        .unwrap_or_else(|| json!({"sshPublicAccess": "Disabled", "adminUserName": "azureuser", "sshPort": 50000}));
+        .unwrap_or_else(default_ssh_settings);
+    // Null unless the request names an assigned user: the recorded instances were created
+    // without one and show null (real-get-running-2024-12.body.json).
     let personal = inner_props
         .get("personalComputeInstanceSettings")
         .filter(|s| !s.is_null())
-        .cloned()
-        .or_else(|| {
-            Some(json!({"assignedUser": {"objectId": p.object_id, "tenantId": shared.fleet.tenant_id}}))
-        });
+        .cloned();
     let private_ip = inner.alloc_ip();
     let mut inst = Instance {
         name: name.clone(),
@@ -731,13 +845,15 @@ fn put(
         ssh_settings: ssh,
         subnet: inner_props.get("subnet").filter(|s| !s.is_null()).cloned(),
         personal,
-        sharing_policy: inner_props
+        // The REST spec's default is "Shared"; Azure's own spelling whatever case came in.
+        sharing_policy: match inner_props
             .get("applicationSharingPolicy")
             .and_then(Value::as_str)
-            .unwrap_or("Personal")
-            .to_owned(),
+        {
+            Some(x) if x.eq_ignore_ascii_case("Personal") => "Personal".to_owned(),
+            _ => "Shared".to_owned(),
+        },
         created_by: CreatedBy {
-            user_name: p.display_name.clone(),
             user_org_id: shared.fleet.tenant_id.clone(),
             user_id: p.object_id.clone(),
         },
@@ -768,7 +884,7 @@ fn put(
         StatusCode::CREATED,
         &instance_json(&shared.endpoint, ws, &ws.instances[ii], now),
     );
-    lro_headers(shared, &mut r, &sub, &location, &id, v, retry_after(took));
+    lro_headers(shared, &mut r, &sub, &location, &id, v);
     r
 }
 
@@ -790,6 +906,81 @@ fn check_idle(i: &str) -> Result<Duration, Response> {
             "idleTimeBeforeShutdown",
         )),
     }
+}
+
+/// Enum values of a schedule in Azure's spelling, whatever case they came in: Azure accepted
+/// `stop`, `start`, `week`, `monday` and returned `Stop`, `Start`, `Week`, `Monday`, each
+/// entry with an `id`, `provisioningStatus: "Completed"` and the unused trigger as null
+/// (cli-ml-ci-with-schedules-2023-01.excerpt.json). Values it does not know stay as given,
+/// for [`check_schedules`] to refuse. A non-array comes back unchanged.
+fn normalize_schedules(list: &Value) -> Value {
+    const ACTIONS: &[&str] = &["Start", "Stop"];
+    const TRIGGERS: &[&str] = &["Recurrence", "Cron"];
+    const STATUSES: &[&str] = &["Enabled", "Disabled"];
+    // ComputeRecurrenceFrequency and ComputeWeekDay of the REST spec.
+    const FREQUENCIES: &[&str] = &["Minute", "Hour", "Day", "Week", "Month"];
+    const DAYS: &[&str] = &[
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    fn canon(v: &mut Value, key: &str, allowed: &[&str]) {
+        if let Some(x) = v.get(key).and_then(Value::as_str)
+            && let Some(c) = allowed.iter().find(|a| a.eq_ignore_ascii_case(x))
+        {
+            v[key] = Value::from(*c);
+        }
+    }
+    let Some(items) = list.as_array() else {
+        return list.clone();
+    };
+    let out = items
+        .iter()
+        .map(|item| {
+            let mut s = item.clone();
+            if !s.is_object() {
+                return s;
+            }
+            canon(&mut s, "action", ACTIONS);
+            canon(&mut s, "triggerType", TRIGGERS);
+            if s.get("status").is_none_or(Value::is_null) {
+                s["status"] = Value::from("Enabled");
+            }
+            canon(&mut s, "status", STATUSES);
+            if let Some(r) = s.get_mut("recurrence").filter(|r| r.is_object()) {
+                canon(r, "frequency", FREQUENCIES);
+                if let Some(days) = r
+                    .get_mut("schedule")
+                    .and_then(|x| x.get_mut("weekDays"))
+                    .and_then(Value::as_array_mut)
+                {
+                    for d in days.iter_mut() {
+                        if let Some(c) = d
+                            .as_str()
+                            .and_then(|x| DAYS.iter().find(|a| a.eq_ignore_ascii_case(x)))
+                        {
+                            *d = Value::from(*c);
+                        }
+                    }
+                }
+            }
+            for k in ["cron", "recurrence"] {
+                if s.get(k).is_none() {
+                    s[k] = Value::Null;
+                }
+            }
+            if !s.get("id").is_some_and(Value::is_string) {
+                s["id"] = Value::from(uuid::Uuid::new_v4().to_string());
+            }
+            s["provisioningStatus"] = Value::from("Completed");
+            s
+        })
+        .collect();
+    Value::Array(out)
 }
 
 #[expect(
@@ -924,8 +1115,8 @@ fn post(
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            let list = body.get("computeStartStop").unwrap_or(&Value::Null);
-            if let Err(r) = check_schedules(list) {
+            let list = normalize_schedules(body.get("computeStartStop").unwrap_or(&Value::Null));
+            if let Err(r) = check_schedules(&list) {
                 return r;
             }
             let inst = &mut inner.workspaces[wi].instances[ii];
@@ -986,7 +1177,7 @@ fn begin_op(
         return empty(StatusCode::OK);
     }
     let mut r = empty(StatusCode::ACCEPTED);
-    lro_headers(shared, &mut r, &sub, &location, &id, v, retry_after(took));
+    lro_headers(shared, &mut r, &sub, &location, &id, v);
     r
 }
 
@@ -1020,7 +1211,28 @@ fn refused(name: &str, kind: OpKind, r: Refusal) -> Response {
     }
 }
 
-fn operation_status(shared: &Shared, req: &Req, v: &str) -> Response {
+/// `GET …/computeOperationsStatus/{id}?…`: the signed URL must come back verbatim; the body
+/// is as recorded, `{"status":"InProgress"}` then `{"status":"Succeeded","percentComplete":100.0}`,
+/// with no `Retry-After` (py-ml-stop-2024-12-signed-ao.excerpt.json,
+/// py-ml-stop-start-2022-10.excerpt.json).
+fn operation_status(shared: &Shared, req: &Req) -> Response {
+    let raw_query = req.raw_query.as_deref().unwrap_or_default();
+    if let Err(why) = shared.signer.verify(&req.path, raw_query) {
+        // Assumption: no public recording shows ARM's answer to an altered signed URL.
+        let detail = match why {
+            super::opurl::Rejected::NotVerbatim => {
+                "is not the URL the service returned (parameters missing, reordered or re-encoded)"
+            }
+            super::opurl::Rejected::BadSignature => "has a signature that does not match",
+        };
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidAsyncOperationSignature",
+            format!(
+                "The operation status URL {detail}. Poll the Azure-AsyncOperation URL exactly as returned."
+            ),
+        );
+    }
     let id = req.segs[7].to_ascii_lowercase();
     let now = shared.clock.now();
     let mut inner = shared.lock();
@@ -1032,85 +1244,24 @@ fn operation_status(shared: &Shared, req: &Req, v: &str) -> Response {
             format!("The operation '{}' could not be found.", req.segs[7]),
         );
     };
-    let status = op_status(op.ends, op.fails, now);
-    let sub = &req.segs[1];
-    let as_location = req
-        .q("type")
-        .is_some_and(|t| t.eq_ignore_ascii_case("location"));
-    let error = json!({
-        "code": format!("{}Failed", op.kind.name()),
-        "message": format!(
-            "The {} operation on compute '{}' failed: the emulator injected an operation failure.",
-            op.kind.name().to_ascii_lowercase(),
-            op.instance
-        ),
-    });
-    if as_location {
-        return match status {
-            OpStatus::InProgress => {
-                let mut r = empty(StatusCode::ACCEPTED);
-                let remaining = op.ends.duration_since(now).as_secs().max(0).unsigned_abs();
-                lro_headers(
-                    shared,
-                    &mut r,
-                    sub,
-                    &op.location,
-                    &id,
-                    v,
-                    remaining.clamp(1, MAX_RETRY_AFTER_SECS),
-                );
-                // The Location of a running operation is itself.
-                r
-            }
-            OpStatus::Failed => json(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": error})),
-            OpStatus::Succeeded => match op.kind {
-                OpKind::Delete => empty(StatusCode::NO_CONTENT),
-                OpKind::Create => {
-                    let ws = &inner.workspaces[op.workspace];
-                    match ws.find(&op.instance) {
-                        Some(ii) => json(
-                            StatusCode::OK,
-                            &instance_json(&shared.endpoint, ws, &ws.instances[ii], now),
-                        ),
-                        None => empty(StatusCode::NO_CONTENT),
-                    }
-                }
-                _ => empty(StatusCode::OK),
+    let body = match op_status(op.ends, op.fails, now) {
+        OpStatus::InProgress => json!({"status": "InProgress"}),
+        OpStatus::Succeeded => json!({"status": "Succeeded", "percentComplete": 100.0}),
+        // Assumption: no recording holds a failed compute operation; this is ARM's
+        // documented status-resource form (status plus an error object).
+        OpStatus::Failed => json!({
+            "status": "Failed",
+            "error": {
+                "code": format!("{}Failed", op.kind.name()),
+                "message": format!(
+                    "The {} operation on compute '{}' failed: the emulator injected an operation failure.",
+                    op.kind.name().to_ascii_lowercase(),
+                    op.instance
+                ),
             },
-        };
-    }
-    let mut body = json!({
-        "id": format!("/subscriptions/{sub}/providers/{NS}/locations/{}/computeOperationsStatus/{id}", op.location),
-        "name": id,
-        "status": match status {
-            OpStatus::InProgress => "InProgress",
-            OpStatus::Succeeded => "Succeeded",
-            OpStatus::Failed => "Failed",
-        },
-        "startTime": arm_time(op.started),
-    });
-    match status {
-        OpStatus::InProgress => {
-            let mut r = json(StatusCode::OK, &body);
-            let remaining = op.ends.duration_since(now).as_secs().max(0).unsigned_abs();
-            set_header(
-                &mut r,
-                "retry-after",
-                &remaining.clamp(1, MAX_RETRY_AFTER_SECS).to_string(),
-            );
-            r
-        }
-        OpStatus::Succeeded => {
-            body["endTime"] = Value::from(arm_time(op.ends));
-            body["percentComplete"] = Value::from(100.0);
-            json(StatusCode::OK, &body)
-        }
-        OpStatus::Failed => {
-            body["endTime"] = Value::from(arm_time(op.ends));
-            body["error"] = error;
-            json(StatusCode::OK, &body)
-        }
-    }
+        }),
+    };
+    json(StatusCode::OK, &body)
 }
 
 #[cfg(test)]

@@ -3,6 +3,32 @@
 //! Parsing has two stages (STYLE H3): [`raw`] mirrors the TOML with `deny_unknown_fields`,
 //! then [`Fleet::from_raw`] validates it into domain values and reports every problem at once.
 //! No I/O here except [`Fleet::load`], which only reads the file.
+//!
+//! Keys beyond the CONTRACT's example (all optional):
+//!
+//! ```toml
+//! gateway_accepts_service_principals = true   # false: every instance's Jupyter refuses
+//!                                              # service principals (403), users only
+//! [[principal]]
+//! client_id = "…"                  # a user gets its token through the same form (an
+//! client_secret = "…"              # emulator shortcut; real users sign in interactively)
+//! object_id = "…"                  # `oid`; what createdBy / assignedUser name
+//! user = true                      # a user, not a service principal
+//! actions = ["Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action"]
+//!
+//! [timing]        # default: real Azure's magnitude (create 3m, start 2m, stop 45s,
+//!                 # restart 2m45s, delete 1m); set shorter values for tests
+//!
+//! [limits]        # per (subscription, principal): read 250 + 25/s, write 200 + 10/s
+//! delete_bucket = 200              # default: write_bucket
+//! delete_refill_per_sec = 10.0     # default: write_refill_per_sec
+//! global_factor = 15               # per-subscription global buckets = 15 × per-principal
+//!
+//! [[workspace.instance]]
+//! application_sharing_policy = "Personal"   # default "Shared", as every recorded instance
+//! created_by_object_id = "…"       # createdBy.userId (default: the first principal's oid)
+//! assigned_user = "…"              # personalComputeInstanceSettings.assignedUser.objectId
+//! ```
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -10,19 +36,34 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-/// Default duration of each long-running operation when `[timing]` omits it.
-const DEFAULT_CREATE: Duration = Duration::from_secs(3);
-const DEFAULT_START: Duration = Duration::from_secs(2);
-const DEFAULT_STOP: Duration = Duration::from_secs(2);
-const DEFAULT_RESTART: Duration = Duration::from_secs(3);
-const DEFAULT_DELETE: Duration = Duration::from_secs(1);
+/// Default duration of each long-running operation when `[timing]` omits it: real Azure's
+/// magnitude, so that a client meets the waits it will meet in production. A fleet's
+/// `[timing]` shortens them for tests.
+/// Create: the recorded instances went from `createdOn` to their last `modifiedOn` after the
+/// create in 2m15s (py-ml-stop-2024-12-signed-ao.excerpt.json) and 2m40s
+/// (py-ml-stop-start-2022-10.excerpt.json).
+const DEFAULT_CREATE: Duration = Duration::from_secs(180);
+/// Start: polls InProgress at +0/+30/+60/+90 s, Succeeded at +121 s (2022-10 recording).
+const DEFAULT_START: Duration = Duration::from_secs(120);
+/// Stop: Succeeded at +61 s after InProgress at +31 s (2022-10), at +31 s (2024-12).
+const DEFAULT_STOP: Duration = Duration::from_secs(45);
+/// Restart: assumption (no recording polls a restart): about a stop plus a start.
+const DEFAULT_RESTART: Duration = Duration::from_secs(165);
+/// Delete: assumption (the recordings stop polling a delete at its first InProgress).
+const DEFAULT_DELETE: Duration = Duration::from_secs(60);
 
 /// ARM's documented token-bucket sizes and refill rates per subscription and principal
-/// (reads: 250 tokens, 25/s; writes: 200 tokens, 10/s).
+/// (Microsoft's "Request limits and throttling": reads 250 tokens at 25/s, writes 200 at
+/// 10/s, deletes 200 at 10/s; deletes default to the write settings, which also keeps older
+/// fleets, whose deletes spent the write bucket, behaving as before).
 const DEFAULT_READ_BUCKET: u32 = 250;
 const DEFAULT_READ_REFILL_PER_SEC: f64 = 25.0;
 const DEFAULT_WRITE_BUCKET: u32 = 200;
 const DEFAULT_WRITE_REFILL_PER_SEC: f64 = 10.0;
+/// The global per-subscription limit is this many times the per-principal one (same page;
+/// the Dec 2024 recording's counters agree: global-reads 16499 against reads 1099, i.e.
+/// 16500 = 15 × 1100, and global-writes 11999 against writes 799).
+const DEFAULT_GLOBAL_FACTOR: u32 = 15;
 /// Entra ID's usual access-token lifetime.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Page size of the compute list when neither the fleet nor the options set one.
@@ -103,6 +144,8 @@ pub mod raw {
         pub clock_start: Option<String>,
         /// Seed of the fault RNG.
         pub seed: Option<u64>,
+        /// Whether instances' Jupyter gateways admit service principals at all.
+        pub gateway_accepts_service_principals: Option<bool>,
         /// Workspaces and their instances.
         #[serde(default)]
         pub workspace: Vec<RawWorkspace>,
@@ -124,8 +167,11 @@ pub mod raw {
         /// Whether this principal answers the managed-identity endpoints.
         #[serde(default)]
         pub managed_identity: bool,
-        /// Name shown in `createdBy.userName`.
+        /// Display name (the emulator's logs and `/_emulator/state`).
         pub display_name: Option<String>,
+        /// A user rather than a service principal.
+        #[serde(default)]
+        pub user: bool,
     }
 
     /// `[timing]`.
@@ -156,6 +202,12 @@ pub mod raw {
         pub write_bucket: Option<u32>,
         /// Write tokens added per second.
         pub write_refill_per_sec: Option<f64>,
+        /// Delete bucket size (default: `write_bucket`).
+        pub delete_bucket: Option<u32>,
+        /// Delete tokens added per second (default: `write_refill_per_sec`).
+        pub delete_refill_per_sec: Option<f64>,
+        /// Global per-subscription buckets are this many times the per-principal ones.
+        pub global_factor: Option<u32>,
         /// Access token lifetime.
         pub token_lifetime: Option<String>,
     }
@@ -196,8 +248,14 @@ pub mod raw {
         pub started_at: Option<String>,
         /// Last Jupyter activity (RFC 3339).
         pub last_activity: Option<String>,
-        /// `createdBy.userName`.
+        /// Creator's name; its object id is derived from it.
         pub created_by: Option<String>,
+        /// Creator's object id (`createdBy.userId`).
+        pub created_by_object_id: Option<String>,
+        /// `applicationSharingPolicy`: `Shared` (default) or `Personal`.
+        pub application_sharing_policy: Option<String>,
+        /// Object id of the assigned user (`personalComputeInstanceSettings.assignedUser`).
+        pub assigned_user: Option<String>,
         /// Scripted activity.
         #[serde(default)]
         pub activity: Vec<RawActivity>,
@@ -235,6 +293,9 @@ pub struct Fleet {
     pub clock_start: Option<Timestamp>,
     /// Seed of the fault RNG (default 0).
     pub seed: u64,
+    /// Whether instances' Jupyter gateways admit service principals (default true); false
+    /// stands for a gateway that only lets users in, so every service principal gets 403.
+    pub gateway_accepts_service_principals: bool,
     /// Workspaces, in file order. Azure names are unique.
     pub workspaces: Vec<Workspace>,
 }
@@ -252,8 +313,11 @@ pub struct Principal {
     pub object_id: String,
     /// Whether the managed-identity endpoints issue tokens for this principal.
     pub managed_identity: bool,
-    /// Display name used in `createdBy`.
+    /// Display name (logs and `/_emulator/state` only; ARM bodies carry no user names).
     pub display_name: String,
+    /// A user (who signs in) rather than a service principal or managed identity: the
+    /// Jupyter gateway may refuse service principals but not users.
+    pub user: bool,
 }
 
 /// How long each operation takes on the emulator clock.
@@ -294,6 +358,13 @@ pub struct Limits {
     pub write_bucket: u32,
     /// Write refill (requests per second).
     pub write_refill_per_sec: f64,
+    /// Delete bucket capacity; `None` follows `write_bucket`.
+    pub delete_bucket: Option<u32>,
+    /// Delete refill; `None` follows `write_refill_per_sec`.
+    pub delete_refill_per_sec: Option<f64>,
+    /// The global per-subscription bucket of each kind is this many times the
+    /// per-principal one (capacity and refill).
+    pub global_factor: u32,
     /// Lifetime of issued access tokens.
     pub token_lifetime: Duration,
 }
@@ -305,8 +376,36 @@ impl Default for Limits {
             read_refill_per_sec: DEFAULT_READ_REFILL_PER_SEC,
             write_bucket: DEFAULT_WRITE_BUCKET,
             write_refill_per_sec: DEFAULT_WRITE_REFILL_PER_SEC,
+            delete_bucket: None,
+            delete_refill_per_sec: None,
+            global_factor: DEFAULT_GLOBAL_FACTOR,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
         }
+    }
+}
+
+impl Limits {
+    /// `(capacity, refill per second)` of one principal's bucket of `kind`.
+    pub fn per_principal(&self, kind: crate::emulator::state::RateKind) -> (u32, f64) {
+        use crate::emulator::state::RateKind;
+        match kind {
+            RateKind::Read => (self.read_bucket, self.read_refill_per_sec),
+            RateKind::Write => (self.write_bucket, self.write_refill_per_sec),
+            RateKind::Delete => (
+                self.delete_bucket.unwrap_or(self.write_bucket),
+                self.delete_refill_per_sec
+                    .unwrap_or(self.write_refill_per_sec),
+            ),
+        }
+    }
+
+    /// `(capacity, refill per second)` of the subscription's global bucket of `kind`.
+    pub fn global(&self, kind: crate::emulator::state::RateKind) -> (u32, f64) {
+        let (cap, refill) = self.per_principal(kind);
+        (
+            cap.saturating_mul(self.global_factor),
+            refill * f64::from(self.global_factor),
+        )
     }
 }
 
@@ -342,8 +441,14 @@ pub struct InstanceSpec {
     pub started_at: Option<Timestamp>,
     /// Last Jupyter activity; default the start time.
     pub last_activity: Option<Timestamp>,
-    /// `createdBy.userName`; default the instance name's owner-ish placeholder.
+    /// Creator's name; default the fleet's first principal.
     pub created_by: Option<String>,
+    /// Creator's object id; default derived from `created_by`, else the first principal's.
+    pub created_by_object_id: Option<String>,
+    /// `applicationSharingPolicy`: "Shared" (as every recorded instance) or "Personal".
+    pub application_sharing_policy: String,
+    /// Object id of the assigned user of a personal instance, if any.
+    pub assigned_user: Option<String>,
     /// Scripted activity windows.
     pub activity: Vec<Activity>,
 }
@@ -476,6 +581,7 @@ impl Fleet {
                 object_id,
                 managed_identity: p.managed_identity,
                 display_name,
+                user: p.user,
             });
         }
 
@@ -528,6 +634,9 @@ impl Fleet {
                 .limits
                 .write_refill_per_sec
                 .unwrap_or(d.write_refill_per_sec),
+            delete_bucket: raw.limits.delete_bucket,
+            delete_refill_per_sec: raw.limits.delete_refill_per_sec,
+            global_factor: raw.limits.global_factor.unwrap_or(d.global_factor),
             token_lifetime: dur(
                 "limits.token_lifetime",
                 raw.limits.token_lifetime,
@@ -535,7 +644,13 @@ impl Fleet {
                 &mut problems,
             ),
         };
-        if limits.read_refill_per_sec < 0.0 || limits.write_refill_per_sec < 0.0 {
+        if limits.global_factor == 0 {
+            problems.push("limits.global_factor: must be at least 1".to_owned());
+        }
+        if limits.read_refill_per_sec < 0.0
+            || limits.write_refill_per_sec < 0.0
+            || limits.delete_refill_per_sec.is_some_and(|r| r < 0.0)
+        {
             problems.push("limits: refill rates must not be negative".to_owned());
         }
         if raw.page_size == Some(0) {
@@ -640,6 +755,21 @@ impl Fleet {
                         });
                     }
                 }
+                let policy = inst
+                    .application_sharing_policy
+                    .unwrap_or_else(|| "Shared".to_owned());
+                let application_sharing_policy = match ["Shared", "Personal"]
+                    .iter()
+                    .find(|p| p.eq_ignore_ascii_case(&policy))
+                {
+                    Some(p) => (*p).to_owned(),
+                    None => {
+                        problems.push(format!(
+                            "{ikey}.application_sharing_policy: unknown policy \"{policy}\", expected Shared or Personal"
+                        ));
+                        policy
+                    }
+                };
                 instances.push(InstanceSpec {
                     name: inst.name,
                     vm_size: inst.vm_size,
@@ -649,6 +779,9 @@ impl Fleet {
                     started_at,
                     last_activity,
                     created_by: inst.created_by,
+                    created_by_object_id: inst.created_by_object_id,
+                    application_sharing_policy,
+                    assigned_user: inst.assigned_user,
                     activity,
                 });
             }
@@ -671,6 +804,9 @@ impl Fleet {
             page_size: raw.page_size,
             clock_start,
             seed: raw.seed.unwrap_or(0),
+            gateway_accepts_service_principals: raw
+                .gateway_accepts_service_principals
+                .unwrap_or(true),
             workspaces,
         })
     }
@@ -800,6 +936,13 @@ mod tests {
         assert_eq!(f.principals[0].client_secret.as_deref(), Some("s3cret"));
         assert_ne!(f.principals[0].object_id, f.principals[0].client_id);
         assert_eq!(f.timing.restart, Duration::from_secs(3));
+        assert!(f.gateway_accepts_service_principals);
+        assert!(
+            f.workspaces[0]
+                .instances
+                .iter()
+                .all(|i| i.application_sharing_policy == "Shared")
+        );
     }
 
     #[test]

@@ -2,6 +2,16 @@
 //! `{endpoint}/instances/{workspace}/{instance}/api/…` (the base of the instance's
 //! `applications` URLs). Needs a bearer token the emulator issued; answers only while the
 //! VM runs, else 502 as the Azure ML gateway does.
+//!
+//! Who may open it follows `applicationSharingPolicy` ("If Personal, only the creator can
+//! access applications on this compute instance. When Shared, any workspace user can access
+//! applications on this instance depending on his/her assigned role": Microsoft's REST and
+//! SDK reference): Personal admits only the creator (`createdBy.userId`) and the assigned
+//! user (`personalComputeInstanceSettings.assignedUser.objectId`), every other principal
+//! including the daemon's service principal gets 403; Shared admits principals holding
+//! [`APP_ACCESS_ACTION`]. A fleet may also make the gateway refuse every service principal
+//! (`gateway_accepts_service_principals = false`), the case nobody has verified either way.
+//! The 403's body is an assumption (the gateway's real answer is not public).
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
@@ -9,7 +19,34 @@ use serde_json::{Value, json};
 
 use super::auth::authenticate;
 use super::http::{Req, json, text};
-use super::state::{Shared, jupyter_time};
+use super::rbac;
+use super::state::{Instance, Shared, jupyter_time};
+
+/// The RBAC data action that opens a shared instance's applications (Azure ML's
+/// built-in roles grant it as `…/computes/applicationaccess/action`).
+pub const APP_ACCESS_ACTION: &str =
+    "Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action";
+
+/// Whether principal `who` may open the instance's applications.
+pub fn may_open(shared: &Shared, inst: &Instance, who: usize) -> bool {
+    let Some(p) = shared.fleet.principals.get(who) else {
+        return false;
+    };
+    if !p.user && !shared.fleet.gateway_accepts_service_principals {
+        return false;
+    }
+    if inst.sharing_policy.eq_ignore_ascii_case("Personal") {
+        let assigned = inst
+            .personal
+            .as_ref()
+            .and_then(|s| s.pointer("/assignedUser/objectId"))
+            .and_then(Value::as_str);
+        p.object_id.eq_ignore_ascii_case(&inst.created_by.user_id)
+            || assigned.is_some_and(|a| a.eq_ignore_ascii_case(&p.object_id))
+    } else {
+        rbac::allowed(&p.actions, APP_ACCESS_ACTION)
+    }
+}
 
 /// Serves `/instances/{ws}/{inst}/…`; returns the response and the principal.
 pub fn handle(shared: &Shared, req: &Req) -> (Response, Option<usize>) {
@@ -38,6 +75,15 @@ pub fn handle(shared: &Shared, req: &Req) -> (Response, Option<usize>) {
     let Some(ii) = ws.find(name) else {
         return (not_found(), Some(who));
     };
+    if !may_open(shared, &ws.instances[ii], who) {
+        return (
+            json(
+                StatusCode::FORBIDDEN,
+                &json!({"message": "Forbidden: this principal may not open the compute instance's applications.", "reason": null}),
+            ),
+            Some(who),
+        );
+    }
     let m = &ws.instances[ii].machine;
     if !m.jupyter_up() {
         return (

@@ -8,16 +8,55 @@
 //! the emulator clock ([`machine`]), which follows the wall clock or, in virtual time, moves
 //! only when the control API advances it.
 //!
-//! Choices a client should know about:
-//! - Jupyter: an instance's `applications` name `{endpoint}/instances/{workspace}/{instance}/tree/`
-//!   (Jupyter) and `…/lab` (JupyterLab); the Jupyter Server API is under that base, e.g.
-//!   `{endpoint}/instances/{workspace}/{instance}/api/status`.
-//! - `start`/`stop`/`restart` answer 202 with `Azure-AsyncOperation`, `Location` and
-//!   `Retry-After`, except for api-versions before 2021-01-01, which answer 200 as those
-//!   API versions did (older SDKs accept only 200); the operation takes its time either way.
-//! - The status URL is `…/locations/{loc}/computeOperationsStatus/{id}`; the `Location` URL
-//!   is the same with `&type=location` (202 while running, then 200, 204 for a delete, or
-//!   500 with the error when the operation failed).
+//! Choices a client should know about. By default the emulator imitates real Azure as
+//! recorded in `tests/fixtures/azure/recorded/` (the recordings win over the REST spec;
+//! `tests/it/conformance.rs` compares the shapes); each point names its evidence or says it
+//! is an assumption:
+//! - Long-running operations (PUT create 201, `start`/`stop`/`restart`/DELETE 202) answer
+//!   with **only** `Azure-AsyncOperation`: no `Location`, no `Retry-After`
+//!   (py-ml-stop-2024-12-signed-ao, py-ml-stop-start-2022-10, cli-ml-ci-with-schedules-2023-01).
+//!   Its value is a signed URL of about 3.2 KB, `…/locations/{loc}/computeOperationsStatus/{id}
+//!   ?api-version={v}&service=new&t=…&c=…&s=…&h=…` (real-ao-url-signed-2024-12.txt; see
+//!   [`opurl`]). A poll must send it back verbatim; an altered one gets 400
+//!   `InvalidAsyncOperationSignature` (assumption: ARM's real answer is not public). Polls
+//!   answer `{"status":"InProgress"}` then `{"status":"Succeeded","percentComplete":100.0}`,
+//!   without `Retry-After`, so clients poll at their own pace (the Python SDK's 30 s in the
+//!   recordings). A failed operation's body, `{"status":"Failed","error":{…}}`, is an
+//!   assumption (none recorded).
+//! - `start`/`stop`/`restart` at api-versions before 2021-01-01 answer 200 (the 2020-08-01
+//!   SDK accepts only 200 there); the operation takes its time either way.
+//! - Operation times are real Azure's magnitude unless the fleet's `[timing]` says otherwise:
+//!   create 3 min, start 2 min, stop 45 s (recorded 31–61 s and ≤31 s), restart 2 min 45 s and
+//!   delete 1 min (assumptions; no recording polls them to the end).
+//! - api-versions: each compute operation accepts only the versions whose spec or published
+//!   example has it (list/get/PUT/DELETE: the stable versions from 2018-11-19 to 2025-12-01
+//!   and evidenced previews; start/stop/restart from 2020-08-01; `updateIdleShutdownSetting`
+//!   2023-04-01, 2025-12-01 and the 2023/2024 previews; `updateSchedules` 2021-07-01 only);
+//!   others get ARM's 400 `NoRegisteredProviderFound` with the supported list
+//!   (Azure/azure-sdk-for-js#4097), a malformed one 400 `InvalidApiVersionParameter`.
+//! - Throttling: token buckets per (subscription, principal) for reads, writes and deletes,
+//!   plus a global per-subscription bucket 15 times as large (Microsoft's "Request limits and
+//!   throttling"; the recorded counters agree). A GET answers
+//!   `x-ms-ratelimit-remaining-subscription-reads` and `-global-reads`, a PUT/POST `-writes`
+//!   and `-global-writes`, a DELETE `-deletes` and `-global-deletes`, and only those
+//!   (py-ml-stop-2024-12-signed-ao). An empty bucket answers 429 `SubscriptionRequestsThrottled`
+//!   with ARM's message and `Retry-After` in seconds (velero-io/velero#9171).
+//! - Compute bodies have the recorded key set (real-get-running-2024-12.body.json):
+//!   `createdBy` has `userOrgId` and `userId` but no `userName`; `applications` are "Jupyter"
+//!   (`{endpoint}/instances/{workspace}/{instance}/tree/`) and "Jupyter Lab" (`…/lab`); the
+//!   Jupyter Server API is under that base, e.g. `…/{instance}/api/status`. Instances are
+//!   `Shared` with null `personalComputeInstanceSettings` unless the fleet or the PUT says so.
+//! - Schedules are accepted in any letter case and returned in Azure's (`stop` → `Stop`,
+//!   `week` → `Week`, `monday` → `Monday`), each with an `id`, `provisioningStatus:
+//!   "Completed"` and the unused trigger as null (cli-ml-ci-with-schedules-2023-01).
+//! - Jupyter follows `applicationSharingPolicy` (Microsoft's REST reference): Personal opens
+//!   for the creator and the assigned user only (403 for everyone else, the daemon's service
+//!   principal included); Shared for principals holding
+//!   `Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action`. A fleet
+//!   may make the gateway refuse every service principal. The 403 body is an assumption.
+//! - Codes for an action in the wrong state: `StartComputeInstanceOnlyAllowedInStoppedState`
+//!   (400; vscode-tools-for-ai#2096) and 409 mid-operation (#2673 there); the stop/restart
+//!   codes (`StopComputeInstanceOnlyAllowedInRunningState`, …) are assumptions.
 //! - RBAC actions: `computes/read`, `computes/write` (PUT, `updateIdleShutdownSetting`,
 //!   `updateSchedules`), `computes/delete`, `computes/{start,stop,restart}/action`,
 //!   `workspaces/read`. `underlyingResourceAction=Detach` removes the instance like `Delete`.
@@ -27,7 +66,8 @@
 //! - Tokens are JWT-shaped, unsigned, and accepted only if this emulator issued them; client
 //!   assertions are checked for form and claims, not signature. The App Service MSI form
 //!   accepts any non-empty `X-IDENTITY-HEADER`. `POST /_emulator/tokens/expire` and
-//!   `/_emulator/tokens/revoke` invalidate every issued token.
+//!   `/_emulator/tokens/revoke` invalidate every issued token. A fleet's user principals
+//!   (`user = true`) get tokens through the same client-credentials form (a shortcut).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), lightsout::emulator::EmulatorError> {
@@ -48,6 +88,7 @@ pub mod http;
 pub mod iso8601;
 pub mod jupyter;
 pub mod machine;
+pub mod opurl;
 pub mod prices;
 pub mod rbac;
 pub mod state;
@@ -252,6 +293,7 @@ impl Emulator {
             endpoint: endpoint.clone(),
             clock,
             page_size,
+            signer: opurl::Signer::new(),
             inner: Mutex::new(inner),
         });
         let router = Router::new().fallback(dispatch).with_state(shared.clone());

@@ -22,6 +22,8 @@ use super::machine::{Machine, NativeRule, NativeSettings, OpKind, State};
 const MAX_CALLS: usize = 100_000;
 /// The OS image version every emulated instance reports.
 const OS_IMAGE_VERSION: &str = "25.03.10";
+/// The runtime version every emulated instance reports (recorded form "3.0.02853.0001").
+const RUNTIME_VERSION: &str = "3.0.02853.0001";
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -34,6 +36,8 @@ pub struct Shared {
     pub clock: Clock,
     /// Compute list page size.
     pub page_size: usize,
+    /// Signs and checks operation-status URLs (key held for this run).
+    pub signer: super::opurl::Signer,
     /// Mutable state.
     pub inner: Mutex<Inner>,
 }
@@ -74,6 +78,60 @@ pub struct Faults {
     /// Seed of the fault RNG; reseeded on every POST.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+}
+
+/// Which of ARM's request budgets a request spends ("Request limits and throttling": reads,
+/// writes and deletes are counted apart; recorded: a DELETE answers
+/// `x-ms-ratelimit-remaining-subscription-deletes`, py-ml-stop-2024-12-signed-ao.excerpt.json).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateKind {
+    /// GET and HEAD.
+    Read,
+    /// PUT, POST, PATCH.
+    Write,
+    /// DELETE.
+    Delete,
+}
+
+impl RateKind {
+    /// The budget of a request method.
+    pub fn of(method: &axum::http::Method) -> RateKind {
+        use axum::http::Method;
+        if method == Method::GET || method == Method::HEAD {
+            RateKind::Read
+        } else if method == Method::DELETE {
+            RateKind::Delete
+        } else {
+            RateKind::Write
+        }
+    }
+
+    /// The word ARM uses in its throttling message and header names.
+    pub fn word(self) -> &'static str {
+        match self {
+            RateKind::Read => "read",
+            RateKind::Write => "write",
+            RateKind::Delete => "delete",
+        }
+    }
+
+    /// `(per-principal, global)` remaining-count header names.
+    pub fn headers(self) -> (&'static str, &'static str) {
+        match self {
+            RateKind::Read => (
+                "x-ms-ratelimit-remaining-subscription-reads",
+                "x-ms-ratelimit-remaining-subscription-global-reads",
+            ),
+            RateKind::Write => (
+                "x-ms-ratelimit-remaining-subscription-writes",
+                "x-ms-ratelimit-remaining-subscription-global-writes",
+            ),
+            RateKind::Delete => (
+                "x-ms-ratelimit-remaining-subscription-deletes",
+                "x-ms-ratelimit-remaining-subscription-global-deletes",
+            ),
+        }
+    }
 }
 
 /// An access token the emulator issued.
@@ -125,11 +183,10 @@ pub struct CallRecord {
     pub request_id: String,
 }
 
-/// `createdBy` of an instance.
+/// `createdBy` of an instance: ids only, no `userName` (every recorded body:
+/// real-get-running-2024-12.body.json, real-list-2022-03.body.json).
 #[derive(Debug, Clone)]
 pub struct CreatedBy {
-    /// User or app name.
-    pub user_name: String,
     /// Tenant id.
     pub user_org_id: String,
     /// Object id.
@@ -277,8 +334,9 @@ pub struct Inner {
     pub ops: HashMap<String, OpRecord>,
     /// Issued tokens.
     pub tokens: HashMap<String, IssuedToken>,
-    /// Token buckets by (subscription, client id, is_write).
-    pub buckets: HashMap<(String, String, bool), TokenBucket>,
+    /// Token buckets by (subscription, client id, kind); the client id is `None` for the
+    /// subscription's global bucket of that kind.
+    pub buckets: HashMap<(String, Option<String>, RateKind), TokenBucket>,
     /// Fault settings.
     pub faults: Faults,
     /// Fault RNG.
@@ -394,22 +452,15 @@ impl Inner {
                 false,
             );
         }
-        let created_by = match (&spec.created_by, creator) {
-            (Some(n), _) => CreatedBy {
-                user_name: n.clone(),
-                user_org_id: fleet.tenant_id.clone(),
-                user_id: derived_user_id(n),
-            },
-            (None, Some(p)) => CreatedBy {
-                user_name: p.display_name.clone(),
-                user_org_id: fleet.tenant_id.clone(),
-                user_id: p.object_id.clone(),
-            },
-            (None, None) => CreatedBy {
-                user_name: "unknown".to_owned(),
-                user_org_id: fleet.tenant_id.clone(),
-                user_id: "00000000-0000-0000-0000-000000000000".to_owned(),
-            },
+        let user_id = match (&spec.created_by_object_id, &spec.created_by, creator) {
+            (Some(id), _, _) => id.clone(),
+            (None, Some(n), _) => derived_user_id(n),
+            (None, None, Some(p)) => p.object_id.clone(),
+            (None, None, None) => "00000000-0000-0000-0000-000000000000".to_owned(),
+        };
+        let created_by = CreatedBy {
+            user_org_id: fleet.tenant_id.clone(),
+            user_id,
         };
         let created_on = started_at.min(now);
         let mut inst = Instance {
@@ -419,12 +470,15 @@ impl Inner {
             description: None,
             idle_time_before_shutdown: spec.idle_time_before_shutdown.clone(),
             schedules: None,
-            ssh_settings: json!({"sshPublicAccess": "Disabled", "adminUserName": "azureuser", "sshPort": 50000}),
+            ssh_settings: super::arm::default_ssh_settings(),
             subnet: None,
-            personal: Some(
-                json!({"assignedUser": {"objectId": created_by.user_id, "tenantId": fleet.tenant_id}}),
-            ),
-            sharing_policy: "Personal".to_owned(),
+            // Recorded instances are Shared with null personal settings
+            // (real-get-running-2024-12.body.json); a fleet may make one Personal.
+            personal: spec
+                .assigned_user
+                .as_ref()
+                .map(|oid| json!({"assignedUser": {"objectId": oid, "tenantId": fleet.tenant_id}})),
+            sharing_policy: spec.application_sharing_policy.clone(),
             created_by,
             created_on,
             modified_on: created_on,
@@ -504,6 +558,15 @@ pub fn arm_time(t: Timestamp) -> String {
     )
 }
 
+/// ARM's form of `lastOperation.operationTime`: milliseconds without trailing zeros
+/// (recorded: `2024-12-18T09:05:40.468+00:00`, `2022-10-04T05:56:13.75+00:00`).
+pub fn arm_time_ms(t: Timestamp) -> String {
+    let ms = format!("{:03}", t.subsec_nanosecond() / 1_000_000);
+    let ms = ms.trim_end_matches('0');
+    let dot = if ms.is_empty() { "" } else { "." };
+    format!("{}{dot}{ms}+00:00", t.strftime("%Y-%m-%dT%H:%M:%S"))
+}
+
 /// Jupyter's timestamp form: `2026-03-30T09:00:00.000000Z`.
 pub fn jupyter_time(t: Timestamp) -> String {
     format!(
@@ -553,79 +616,98 @@ pub fn instance_json(endpoint: &str, ws: &WsState, inst: &Instance, now: Timesta
     let last_operation = m.last_operation.as_ref().map(|lo| {
         json!({
             "operationName": lo.kind.name(),
-            "operationTime": arm_time(lo.time),
+            "operationTime": arm_time_ms(lo.time),
             "operationStatus": lo.status_name(),
             "operationTrigger": lo.trigger.name(),
         })
     });
+    // Recorded: `errors` is `[]` on a healthy instance (real-get-running-2024-12.body.json).
     let errors = if m.state == State::CreateFailed {
         json!([{"error": {"code": "ComputeInstanceCreateFailed", "message": "The compute instance failed to provision."}}])
     } else {
-        Value::Null
+        json!([])
     };
-    let up = matches!(
-        m.state,
-        State::Running | State::Restarting | State::Stopping
-    );
+    // The key set and the constant values follow real-get-running-2024-12.body.json (Dec
+    // 2024, api-version 2023-08-01-preview); tests/it/conformance.rs compares them.
+    let mut props = json!({
+        "vmSize": inst.vm_size,
+        "imageVersion": Value::Null,
+        "imageSku": Value::Null,
+        "subnet": inst.subnet,
+        "sshSettings": inst.ssh_settings,
+        "autologgerSettings": Value::Null,
+        "errors": errors,
+        // A stopped instance keeps its public address (py-ml-stop-start-2022-10: the GET
+        // after stop still shows it).
+        "connectivityEndpoints": {
+            "publicIpAddress": "20.0.0.1",
+            "privateIpAddress": inst.private_ip,
+        },
+        // Names and URL shapes as recorded (`…/tree/` and `…/lab`, "Jupyter Lab" with a
+        // space), on the emulator's host: `{endpoint}/instances/{workspace}/{instance}/…`.
+        "applications": [
+            {"displayName": "Jupyter", "endpointUri": format!("{base}/tree/")},
+            {"displayName": "Jupyter Lab", "endpointUri": format!("{base}/lab")},
+        ],
+        "state": shown,
+        "enableRootAccess": true,
+        "lastOperation": last_operation,
+        "createdBy": {
+            "userOrgId": inst.created_by.user_org_id,
+            "userId": inst.created_by.user_id,
+        },
+        "applicationSharingPolicy": inst.sharing_policy,
+        "computeInstanceAuthorizationType": "personal",
+        "personalComputeInstanceSettings": inst.personal,
+        "setupScripts": Value::Null,
+        "schedules": inst.schedules.clone().unwrap_or_else(|| json!({"computeStartStop": []})),
+        "enableNodePublicIp": true,
+        "enableBatchPrivateLink": false,
+        "enableOSPatching": false,
+        "releaseQuotaOnStop": false,
+        "enableSSO": true,
+        "dataMounts": Value::Null,
+        "dataDisks": Value::Null,
+        "containers": Value::Null,
+        "updateStatus": Value::Null,
+        "versions": {"runtime": RUNTIME_VERSION},
+        "customServices": [],
+        "osImageMetadata": {
+            "currentImageVersion": OS_IMAGE_VERSION,
+            "latestImageVersion": OS_IMAGE_VERSION,
+            "isLatestOsImageVersion": true,
+            "osPatchingStatus": Value::Null,
+        },
+    });
+    // Present only when set (real-get-with-schedules-2023-01.body.json has it, the
+    // 2024 body of an instance without it does not).
+    if let Some(i) = &inst.idle_time_before_shutdown {
+        props["idleTimeBeforeShutdown"] = Value::from(i.clone());
+    }
     json!({
         "id": format!("{}/computes/{}", ws.id(), inst.name),
         "name": inst.name,
         "type": "Microsoft.MachineLearningServices/workspaces/computes",
         "location": ws.spec.location,
         "tags": inst.tags,
-        "systemData": {
-            "createdAt": arm_time(inst.created_on),
-            "createdBy": inst.created_by.user_name,
-            "createdByType": "Application",
-            "lastModifiedAt": arm_time(inst.modified_on),
-            "lastModifiedBy": inst.created_by.user_name,
-            "lastModifiedByType": "Application",
+        "identity": {
+            "type": "SystemAssigned",
+            "principalId": derived_user_id(&format!("{}/computes/{}", ws.id(), inst.name)),
+            "tenantId": inst.created_by.user_org_id,
         },
         "properties": {
-            "computeType": "ComputeInstance",
-            "computeLocation": ws.spec.location,
-            "description": inst.description,
             "createdOn": arm_time(inst.created_on),
             "modifiedOn": arm_time(inst.modified_on),
+            "disableLocalAuth": false,
+            "description": inst.description,
+            "resourceId": Value::Null,
+            "computeType": "ComputeInstance",
+            "computeLocation": ws.spec.location,
             "provisioningState": provisioning,
             "provisioningErrors": Value::Null,
+            "provisioningWarnings": {},
             "isAttachedCompute": false,
-            "disableLocalAuth": true,
-            "properties": {
-                "vmSize": inst.vm_size,
-                "subnet": inst.subnet,
-                "applicationSharingPolicy": inst.sharing_policy,
-                "sshSettings": inst.ssh_settings,
-                "osImageMetadata": {
-                    "currentImageVersion": OS_IMAGE_VERSION,
-                    "latestImageVersion": OS_IMAGE_VERSION,
-                    "isLatestOsImageVersion": true,
-                },
-                "computeInstanceAuthorizationType": "personal",
-                "personalComputeInstanceSettings": inst.personal,
-                "createdBy": {
-                    "userName": inst.created_by.user_name,
-                    "userOrgId": inst.created_by.user_org_id,
-                    "userId": inst.created_by.user_id,
-                },
-                "connectivityEndpoints": {
-                    "publicIpAddress": if up { Value::from("20.0.0.1") } else { Value::Null },
-                    "privateIpAddress": inst.private_ip,
-                },
-                "applications": [
-                    {"displayName": "Jupyter", "endpointUri": format!("{base}/tree/")},
-                    {"displayName": "JupyterLab", "endpointUri": format!("{base}/lab")},
-                ],
-                "errors": errors,
-                "state": shown,
-                "lastOperation": last_operation,
-                "schedules": inst.schedules.clone().unwrap_or_else(|| json!({"computeStartStop": []})),
-                "idleTimeBeforeShutdown": inst.idle_time_before_shutdown,
-                "enableNodePublicIp": true,
-                "customServices": Value::Null,
-                "dataMounts": [],
-                "versions": {"runtime": "0.1.20250310.1"},
-            }
+            "properties": props,
         }
     })
 }
@@ -639,6 +721,9 @@ mod tests {
         let t: Timestamp = "2021-04-01T22:00:00Z".parse().unwrap();
         assert_eq!(arm_time(t), "2021-04-01T22:00:00.0000000+00:00");
         assert_eq!(jupyter_time(t), "2021-04-01T22:00:00.000000Z");
+        assert_eq!(arm_time_ms(t), "2021-04-01T22:00:00+00:00");
+        let t: Timestamp = "2022-10-04T05:56:13.7501Z".parse().unwrap();
+        assert_eq!(arm_time_ms(t), "2022-10-04T05:56:13.75+00:00");
     }
 
     #[test]

@@ -442,7 +442,10 @@ async fn under_faults_every_due_action_happens_once() {
 async fn a_read_only_principal_is_reported_not_retried_in_a_loop() {
     within(120, async {
         let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &[("ci-a", "Running")])).await;
-        let base = std::fs::read_to_string(daemon_config(&emu, ALWAYS_DOWN, "5s")).unwrap();
+        // ARM signals only: a read-only principal lacks computes/applicationaccess/action,
+        // so a Shared instance's Jupyter answers it 403, as Azure's would.
+        let policy = format!("{ALWAYS_DOWN}\n[policy.idle]\nsignals = [\"arm\"]\n");
+        let base = std::fs::read_to_string(daemon_config(&emu, &policy, "5s")).unwrap();
         let config = emu.dir.path().join("reader.toml");
         std::fs::write(&config, base.replace(ADMIN.0, crate::support::READER.0)).unwrap();
         let log = emu.dir.path().join("daemon.log");

@@ -3,6 +3,7 @@
 
 mod cli_ci; // `lightsout ci` (the binary) against the emulator binary
 mod client; // the ARM client against a small local fake
+mod conformance; // the emulator binary against the recorded real Azure answers
 mod daemon; // `lightsout run` against the emulator binary: acts, records, signals, boundaries
 mod demo; // `lightsout demo` end to end
 mod emulator; // the emulator over real HTTPS

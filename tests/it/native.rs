@@ -127,10 +127,16 @@ async fn enforce_mode_fixes_drift_once_and_audits_it() {
             .unwrap();
         let a = &state["workspaces"][0]["instances"][0]["resource"]["properties"]["properties"];
         assert_eq!(a["idleTimeBeforeShutdown"], "PT30M");
+        // As Azure returns a schedule (recorded/cli-ml-ci-with-schedules-2023-01): what was
+        // sent, plus a service-assigned id, provisioningStatus and the unused trigger as null.
+        let mut sched = a["schedules"]["computeStartStop"][0].clone();
+        let id = sched.as_object_mut().unwrap().remove("id").unwrap();
+        assert!(uuid::Uuid::parse_str(id.as_str().unwrap()).is_ok(), "{id}");
         assert_eq!(
-            a["schedules"]["computeStartStop"][0],
+            sched,
             serde_json::json!({"status": "Enabled", "action": "Stop", "triggerType": "Cron",
-                "cron": {"expression": "0 19 * * 1-5", "timeZone": "Romance Standard Time"}})
+                "cron": {"expression": "0 19 * * 1-5", "timeZone": "Romance Standard Time"},
+                "recurrence": null, "provisioningStatus": "Completed"})
         );
         // Audited like any action, reason native.
         let audit = emu.run(&config, ADMIN.1, &["audit", "--json"]).await;
@@ -460,13 +466,15 @@ last_activity = "2026-03-30T07:00:00Z"
         )
     };
     // ci-idle: no activity since 07:00Z, idle shutdown 30 minutes: stopped itself at 07:30Z.
+    // operationTime in ARM's millisecond form, trailing zeros dropped (recorded
+    // "…09:05:40.468+00:00"; a whole second has no fraction).
     assert_eq!(
         last("ci-idle"),
         (
             "Stopped".to_owned(),
             "Stop".to_owned(),
             "IdleShutdown".to_owned(),
-            "2026-03-30T07:30:00.0000000+00:00".to_owned()
+            "2026-03-30T07:30:00+00:00".to_owned()
         )
     );
     // ci-late: a kernel busy until 16:50Z; the mirrored 19:00 Paris (17:00Z) stop comes
@@ -477,7 +485,7 @@ last_activity = "2026-03-30T07:00:00Z"
             "Stopped".to_owned(),
             "Stop".to_owned(),
             "Schedule".to_owned(),
-            "2026-03-30T17:00:00.0000000+00:00".to_owned()
+            "2026-03-30T17:00:00+00:00".to_owned()
         )
     );
 }
