@@ -379,7 +379,12 @@ impl InstanceView {
                 .and_then(|s| s.compute_start_stop.as_ref())
                 .map(|v| v.iter().map(schedule_view).collect())
                 .unwrap_or_default(),
-            created_by: p.created_by.as_ref().and_then(|c| c.user_name.clone()),
+            // Real bodies since 2024 carry only the creator's object id, no `userName`
+            // (recorded/real-get-running-2024-12.body.json).
+            created_by: p
+                .created_by
+                .as_ref()
+                .and_then(|c| c.user_name.clone().or_else(|| c.user_id.clone())),
             assigned_user: p
                 .personal_compute_instance_settings
                 .as_ref()
@@ -1206,6 +1211,19 @@ mod tests {
         assert_eq!(ssh.port, Some(22));
         let text = details(&v, "workspace 'lab'");
         assert!(text.contains("STANDARD_NC6"), "{text}");
+    }
+
+    /// Real 2024 bodies name the creator by object id only.
+    #[test]
+    fn view_of_the_recorded_instance_names_its_creator_by_object_id() {
+        let body =
+            include_str!("../../tests/fixtures/azure/recorded/real-get-running-2024-12.body.json");
+        let r: ComputeResource = serde_json::from_str(body).unwrap();
+        let v = InstanceView::from_resource(&r);
+        let raw: serde_json::Value = serde_json::from_str(body).unwrap();
+        let oid = raw["properties"]["properties"]["createdBy"]["userId"].as_str();
+        assert!(oid.is_some(), "the recording has the creator's object id");
+        assert_eq!(v.created_by.as_deref(), oid);
     }
 
     #[test]

@@ -769,25 +769,40 @@ fn put(
                 ),
             );
         }
-        if let Some(t) = tags {
-            inst.tags = t;
-        }
-        if description.is_some() {
-            inst.description = description;
-        }
-        if let Some(i) = idle {
-            inst.idle_time_before_shutdown = Some(i.to_owned());
-        }
-        if schedules.is_some() {
-            inst.schedules = schedules;
-        }
+        // A PUT replaces: what it leaves out is reset (the ML CLI 2.39.0 changelog fixes
+        // "compute update which caused Enable SSO property to reset"), so a client that
+        // changes one setting must send the compute whole, as `az ml compute update` does.
+        inst.tags = tags.unwrap_or_default();
+        inst.description = description;
+        inst.idle_time_before_shutdown = idle.map(str::to_owned);
+        inst.schedules = schedules;
         inst.refresh_native(&shared.fleet, now);
         inst.modified_on = now;
+        // Recorded answer to a PUT of an existing compute (an AmlCompute: no recording shows
+        // one of an instance): 201 with `Azure-AsyncOperation`, one poll to `Succeeded`
+        // (azure-cli-extensions test_compute_aml.yaml, commit cfc11d8e). The settings take
+        // effect at once and the operation is done at once: an assumption.
+        let id = uuid::Uuid::new_v4().to_string();
+        inner.ops.insert(
+            id.clone(),
+            OpRecord {
+                // Only named in a failure's text, and an update never fails here.
+                kind: OpKind::Create,
+                started: now,
+                ends: now,
+                fails: false,
+                workspace: wi,
+                instance: name.clone(),
+                location: location.clone(),
+            },
+        );
         let ws = &inner.workspaces[wi];
-        return json(
-            StatusCode::OK,
+        let mut r = json(
+            StatusCode::CREATED,
             &instance_json(&shared.endpoint, ws, &ws.instances[ii], now),
         );
+        lro_headers(shared, &mut r, &sub, &location, &id, v);
+        return r;
     }
 
     if !valid_compute_name(&name) {

@@ -491,7 +491,9 @@ async fn updates_create_and_delete() {
     assert!(!header(&h, "azure-asyncoperation").is_empty());
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(env.state_of(&tok, "ci-new").await, "Running");
-    let (s, _, v) = env
+    // A PUT of an existing compute: 201 with an operation to follow (recorded for an
+    // AmlCompute update), and a replace: what it leaves out is reset.
+    let (s, h, v) = env
         .send(
             reqwest::Method::PUT,
             &format!("{WS}/computes/ci-new?{API}"),
@@ -499,7 +501,20 @@ async fn updates_create_and_delete() {
             Some(&body.to_string()),
         )
         .await;
-    assert_eq!(s, 200, "{v}");
+    assert_eq!(s, 201, "{v}");
+    assert!(header(&h, "azure-asyncoperation").len() > 3000);
+    assert_eq!(v["tags"]["x"], "y");
+    let bare = json!({"location": "eastus2", "properties": {"computeType": "ComputeInstance", "properties": {"vmSize": "Standard_DS3_v2"}}});
+    let (s, _, v) = env
+        .send(
+            reqwest::Method::PUT,
+            &format!("{WS}/computes/ci-new?{API}"),
+            Some(&tok),
+            Some(&bare.to_string()),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["tags"], json!({}), "tags left out are reset: {v}");
     let (s, h, _) = env
         .send(
             reqwest::Method::DELETE,

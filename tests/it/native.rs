@@ -138,6 +138,22 @@ async fn enforce_mode_fixes_drift_once_and_audits_it() {
                 "cron": {"expression": "0 19 * * 1-5", "timeZone": "Romance Standard Time"},
                 "recurrence": null, "provisioningStatus": "Completed"})
         );
+        // Azure accepted each PUT with 201 and an operation to follow (as recorded for an
+        // update of an existing compute): the rows are pending until a pass sees the change.
+        let audit = emu.run(&config, ADMIN.1, &["audit", "--json"]).await;
+        assert!(
+            audit.json().as_array().unwrap().iter().all(|r| r["outcome"] == "pending"),
+            "{}",
+            audit.stdout
+        );
+        emu.clear_calls().await;
+        emu.run(&config, ADMIN.1, &["run", "--once"])
+            .await
+            .success();
+        assert!(
+            native_posts(&emu.calls().await).is_empty(),
+            "seen in line: nothing sent again"
+        );
         // Audited like any action, reason native.
         let audit = emu.run(&config, ADMIN.1, &["audit", "--json"]).await;
         let records = audit.json();
