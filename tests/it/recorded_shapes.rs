@@ -184,7 +184,7 @@ region = "eastus2"
 
 /// An office-hours window in UTC that closed a minute ago (opened two hours before).
 fn window_closed_a_minute_ago() -> String {
-    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let now = lightsout::clock::now().to_zoned(jiff::tz::TimeZone::UTC);
     let open = now
         .checked_sub(jiff::SignedDuration::from_hours(2))
         .unwrap();
