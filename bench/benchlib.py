@@ -57,6 +57,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+# How long operations take on real Azure, in seconds (tests/fixtures/azure/recorded: stop
+# 31-61 s, start about 121 s, create about 3 min; restart and delete: the emulator's
+# assumptions), and the daemon's default cadence for following them without Retry-After.
+REAL_TIMING = {"create": 180, "start": 120, "stop": 45, "restart": 165, "delete": 60}
+REAL_FOLLOW = 15
+
+
+def real_timing(scale=1.0):
+    """Real operation times scaled by `scale` (a shorter run keeps their proportions)."""
+    return {op: f"{max(1, round(s * scale))}s" for op, s in REAL_TIMING.items()}
+
+
 def subscription(i):
     return f"{i:08x}-0000-4000-8000-{i:012x}"
 
@@ -75,6 +87,7 @@ def fleet_text(
 ):
     """A fleet of `workspaces` x `per_workspace` instances spread over `subscriptions`.
 
+    `timing`: one duration for every operation, or a dict per operation (`real_timing`).
     `limits`: "real" keeps ARM's documented token buckets (reads 250 + 25/s, writes 200 +
     10/s per subscription and principal), "generous" lifts them. `state_mix` maps an initial
     state to its share (default: 50% Running, 40% Stopped, 10% JobRunning).
@@ -95,7 +108,7 @@ def fleet_text(
         "[timing]",
     ]
     for op in ("create", "start", "stop", "restart", "delete"):
-        out.append(f'{op} = "{timing}"')
+        out.append(f'{op} = "{timing[op] if isinstance(timing, dict) else timing}"')
     if limits == "generous":
         out += [
             "",

@@ -2,7 +2,10 @@
 """Crash safety (issue 8, part 4): SIGKILL the daemon at random moments and restart it.
 
 1,000 instances in 20 workspaces over 2 subscriptions, ARM's throttling (writes: 200 + 10/s
-per subscription), operations of 3 s; one policy flips the desired state every --half
+per subscription), answers in real Azure's recorded shapes (signed 3.2 KB poll URLs, no
+Location, no Retry-After) with operations of real duration scaled by --half/300 (the default
+--half 120: stop 18 s, start 48 s, followed every 6 s), so kills land while operations are
+being followed; one policy flips the desired state every --half
 seconds (`start = "window"`, catch-up 30 min), poll 5 s. A boundary makes 1,000 actions due
 and sending them at ARM's write rate takes about a minute, which each restart resumes (as a
 catch-up), so most moments fall in a pass that is sending actions or following them.
@@ -34,7 +37,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import benchlib as B  # noqa: E402
 from soak import CallLog, match_posts_to_intents, policy_text  # noqa: E402
 
-OUTCOMES = {"pending", "succeeded", "failed", "refused", "missed", "dry_run"}
+OUTCOMES = {"pending", "succeeded", "failed", "refused", "unknown", "missed", "dry_run"}
 
 
 def main():
@@ -47,7 +50,8 @@ def main():
     rng = random.Random(a.seed)
     work = pathlib.Path(tempfile.mkdtemp(prefix="lightsout-crash-"))
     fleet = work / "fleet.toml"
-    fleet.write_text(B.fleet_text(20, 50, 2, limits="real", timing="3s",
+    scale = a.half / 300
+    fleet.write_text(B.fleet_text(20, 50, 2, limits="real", timing=B.real_timing(scale),
                                   state_mix={"Running": 0.5, "Stopped": 0.5}))
     em = B.Emulator(fleet, work)
     ws = B.workspaces_of(20, 2)
@@ -56,8 +60,10 @@ def main():
     until = now + dt.timedelta(hours=2)
     state_dir = work / "state"
     cfg = work / "lightsout.toml"
+    follow = max(1, round(B.REAL_FOLLOW * scale))
     cfg.write_text(B.config_text(em.ready, ws, state_dir, poll="5s",
-                                 policy=policy_text(begin, a.half, until)))
+                                 policy=policy_text(begin, a.half, until),
+                                 daemon_extra=f'operation_poll_interval = "{follow}s"'))
     log = CallLog(em)
     print(f"# {a.kills} SIGKILLs, 1000 instances, flips every {a.half} s from {begin:%H:%M:%S}; "
           f"load {B.loadavg()}", flush=True)

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Fault soak (issue 8, part 3): the daemon against a faulty 1,000-instance emulator.
 
-1,000 instances in 20 workspaces over 2 subscriptions, ARM's documented throttling, every
-operation taking 5 s. One policy flips the desired state every --half seconds (uptime
+1,000 instances in 20 workspaces over 2 subscriptions, ARM's documented throttling, answers
+in real Azure's recorded shapes (a signed 3.2 KB `Azure-AsyncOperation` URL, no `Location`,
+no `Retry-After`) and operations of real duration (stop 45 s, start 120 s; the daemon
+follows them every 15 s), scaled by --half/300 for shorter half-periods so they keep their
+proportion to the schedule (the CI run's --half 60: stop 9 s, start 24 s, follow every 3 s). One policy flips the desired state every --half seconds (uptime
 windows of `--half` up then `--half` down, `start = "window"`), so each boundary makes an
 action due on every instance. Faults (POST /_emulator/faults): 5% errors (500/503), 5%
 throttling, 2% connection resets, 5% failing operations, and a latency spike of 1.5 s on
@@ -144,8 +147,9 @@ def main():
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="lightsout-soak-"))
     fleet = work / "fleet.toml"
+    scale = a.half / 300
     fleet.write_text(B.fleet_text(a.workspaces, a.instances, a.subscriptions, limits="real",
-                                  timing="5s", state_mix={"Running": 1.0}))
+                                  timing=B.real_timing(scale), state_mix={"Running": 1.0}))
     em = B.Emulator(fleet, work)
     ws = B.workspaces_of(a.workspaces, a.subscriptions)
     now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
@@ -157,15 +161,18 @@ def main():
         boundaries.append(t)
         t += dt.timedelta(seconds=a.half)
     cfg = work / "lightsout.toml"
+    follow = max(1, round(B.REAL_FOLLOW * scale))
     cfg.write_text(B.config_text(em.ready, ws, work / "state", poll="30s",
-                                 policy=policy_text(begin, a.half, end_at)))
+                                 policy=policy_text(begin, a.half, end_at),
+                                 daemon_extra=f'operation_poll_interval = "{follow}s"'))
     r, _ = B.lightsout(["validate"], cfg)
     if r.returncode != 0:
         sys.exit(f"config invalid:\n{r.stdout}{r.stderr}")
     em.faults(FAULTS)
     log = CallLog(em)
     print(f"# soak {a.minutes} min, {a.workspaces * a.instances} instances, boundaries every {a.half} s "
-          f"from {begin:%H:%M:%S}; faults {FAULTS} + {SPIKE_MS} ms spikes; load {B.loadavg()}", flush=True)
+          f"from {begin:%H:%M:%S}; operations {B.real_timing(scale)}, followed every {follow} s; "
+          f"faults {FAULTS} + {SPIKE_MS} ms spikes; load {B.loadavg()}", flush=True)
     d = B.start_daemon(cfg, work)
     started = time.time()
     rss_start = None

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use lightsout::azure::wire::UnderlyingResourceAction;
 use lightsout::azure::{Accepted, ArmClientConfig, PollOutcome, PollVia};
+use lightsout::daemon::{Daemon, DaemonOptions};
 use lightsout::model::{InstanceState, WorkspaceRef};
+use lightsout::store::{AuditFilter, Outcome, Store};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -286,10 +288,35 @@ async fn unreadable_status_bodies_are_followed_to_the_deadline() {
     assert!(msg.contains("upstream gateway hiccup"), "{msg}");
 }
 
+/// A daemon against `server` whose one policy wants every instance down, its state in `dir`.
+fn closed_daemon(server: &Fake, dir: &std::path::Path, daemon_extra: &str) -> Daemon {
+    let config = format!(
+        "[daemon]\nstate_dir = \"{}\"\n{daemon_extra}\n[[workspace]]\nname = \"lab\"\nsubscription_id = \"00000000-0000-0000-0000-000000000001\"\nresource_group = \"rg\"\nworkspace = \"ws\"\n\n[[policy]]\nname = \"closed\"\nenforcement = \"always\"\nexceptions = [ {{ from = \"2000-01-01T00:00\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n",
+        dir.join("state").display(),
+    );
+    let (cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
+    let client = client_with(
+        &server.base,
+        Arc::new(FakeCredential::default()),
+        test_config(),
+    );
+    let store = Store::open(&dir.join("state")).unwrap();
+    let options = DaemonOptions {
+        dry_run: false,
+        follow_operations: true,
+    };
+    Daemon::new(
+        cfg,
+        client,
+        store,
+        options,
+        Arc::new(lightsout::clock::WallClock),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn daemon_records_an_unfollowable_accept_as_unknown_and_waits_for_the_state() {
-    use lightsout::daemon::{Daemon, DaemonOptions};
-    use lightsout::store::{AuditFilter, Outcome, Store};
     // The recorded running instance, listed; the recorded 202 with its AO URL left on
     // management.azure.com, which is not the (local) endpoint: accepted, not followable.
     let rec = load("py-ml-stop-2024-12-signed-ao.excerpt.json");
@@ -314,29 +341,7 @@ async fn daemon_records_an_unfollowable_accept_as_unknown_and_waits_for_the_stat
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[daemon]\nstate_dir = \"{}\"\n\n[[workspace]]\nname = \"lab\"\nsubscription_id = \"00000000-0000-0000-0000-000000000001\"\nresource_group = \"rg\"\nworkspace = \"ws\"\n\n[[policy]]\nname = \"closed\"\nenforcement = \"always\"\nexceptions = [ {{ from = \"2000-01-01T00:00\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n[policy.idle]\nsignals = [\"arm\"]\n",
-        dir.path().join("state").display(),
-    );
-    let (cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
-    let client = client_with(
-        &server.base,
-        Arc::new(FakeCredential::default()),
-        test_config(),
-    );
-    let store = Store::open(&dir.path().join("state")).unwrap();
-    let options = DaemonOptions {
-        dry_run: false,
-        follow_operations: true,
-    };
-    let mut daemon = Daemon::new(
-        cfg,
-        client,
-        store,
-        options,
-        Arc::new(lightsout::clock::WallClock),
-    )
-    .unwrap();
+    let mut daemon = closed_daemon(&server, dir.path(), "");
     let report = daemon.pass().await;
     assert_eq!(report.actions.len(), 1, "{report:#?}");
     assert_eq!(report.actions[0].outcome, "unknown");
@@ -365,8 +370,6 @@ async fn daemon_records_an_unfollowable_accept_as_unknown_and_waits_for_the_stat
 
 #[tokio::test]
 async fn daemon_records_a_wrong_state_operation_end_as_refused() {
-    use lightsout::daemon::{Daemon, DaemonOptions};
-    use lightsout::store::{AuditFilter, Outcome, Store};
     let mut instance = load("real-get-running-2024-12.body.json");
     instance["properties"]["properties"]["applications"] = Value::Null;
     let server = Fake::start(move |seen, _, base| match seen.method.as_str() {
@@ -385,29 +388,7 @@ async fn daemon_records_a_wrong_state_operation_end_as_refused() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[daemon]\nstate_dir = \"{}\"\noperation_poll_interval = \"1s\"\n\n[[workspace]]\nname = \"lab\"\nsubscription_id = \"00000000-0000-0000-0000-000000000001\"\nresource_group = \"rg\"\nworkspace = \"ws\"\n\n[[policy]]\nname = \"closed\"\nenforcement = \"always\"\nexceptions = [ {{ from = \"2000-01-01T00:00\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n[policy.idle]\nsignals = [\"arm\"]\n",
-        dir.path().join("state").display(),
-    );
-    let (cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
-    let client = client_with(
-        &server.base,
-        Arc::new(FakeCredential::default()),
-        test_config(),
-    );
-    let store = Store::open(&dir.path().join("state")).unwrap();
-    let options = DaemonOptions {
-        dry_run: false,
-        follow_operations: true,
-    };
-    let mut daemon = Daemon::new(
-        cfg,
-        client,
-        store,
-        options,
-        Arc::new(lightsout::clock::WallClock),
-    )
-    .unwrap();
+    let mut daemon = closed_daemon(&server, dir.path(), "operation_poll_interval = \"1s\"\n");
     let report = daemon.pass().await;
     assert_eq!(report.actions.len(), 1, "{report:#?}");
     assert_eq!(report.actions[0].outcome, "accepted");
