@@ -794,6 +794,7 @@ fn put(
                 workspace: wi,
                 instance: name.clone(),
                 location: location.clone(),
+                error: None,
             },
         );
         let ws = &inner.workspaces[wi];
@@ -888,6 +889,7 @@ fn put(
             workspace: wi,
             instance: name.clone(),
             location: location.clone(),
+            error: None,
         },
     );
     inner.workspaces[wi].instances.push(inst);
@@ -1173,6 +1175,31 @@ fn begin_op(
         .machine
         .begin(kind, now, took, id.clone(), fails, Trigger::User)
     {
+        // A long-running action in the wrong state is accepted, then its operation fails
+        // with the refusal: clients reported `StartComputeInstanceOnlyAllowedInStoppedState`
+        // as a failed long-running operation (microsoft/vscode-tools-for-ai#2096, #1100,
+        // #2439; recorded/README.md). Whether ARM may also answer 400 at once is not shown by
+        // any recording; older api-versions (200 answers) get the 400. A conflict with an
+        // operation in progress stays a 409 (#2673 there).
+        if let (true, Refusal::WrongState { wanted, current }) = (lro, &refusal) {
+            let (code, message) = wrong_state(&name, *wanted, current);
+            inner.ops.insert(
+                id.clone(),
+                OpRecord {
+                    kind,
+                    started: now,
+                    ends: now,
+                    fails: true,
+                    workspace: wi,
+                    instance: name,
+                    location: location.clone(),
+                    error: Some((code.to_owned(), message)),
+                },
+            );
+            let mut r = empty(StatusCode::ACCEPTED);
+            lro_headers(shared, &mut r, &sub, &location, &id, v);
+            return r;
+        }
         return refused(&name, kind, refusal);
     }
     inst.modified_on = now;
@@ -1186,6 +1213,7 @@ fn begin_op(
             workspace: wi,
             instance: name,
             location: location.clone(),
+            error: None,
         },
     );
     if !lro {
@@ -1194,6 +1222,42 @@ fn begin_op(
     let mut r = empty(StatusCode::ACCEPTED);
     lro_headers(shared, &mut r, &sub, &location, &id, v);
     r
+}
+
+/// The code and message of an action refused for the instance's state. Start's are as
+/// clients reported them (microsoft/vscode-tools-for-ai#2096: "Start Azure ML Compute
+/// Instance is only allowed when the instance {name} is in 'stopped' state"); stop's and
+/// restart's are assumptions in the same form (no public evidence).
+fn wrong_state(name: &str, wanted: OpKind, current: &str) -> (&'static str, String) {
+    let (code, verb, needed) = match wanted {
+        OpKind::Start => (
+            "StartComputeInstanceOnlyAllowedInStoppedState",
+            "Start",
+            "stopped",
+        ),
+        OpKind::Stop => (
+            "StopComputeInstanceOnlyAllowedInRunningState",
+            "Stop",
+            "running",
+        ),
+        OpKind::Restart => (
+            "RestartComputeInstanceOnlyAllowedInRunningState",
+            "Restart",
+            "running",
+        ),
+        OpKind::Create | OpKind::Delete => {
+            return (
+                "BadRequest",
+                format!("Compute instance '{name}' is in state '{current}'."),
+            );
+        }
+    };
+    (
+        code,
+        format!(
+            "{verb} Azure ML Compute Instance is only allowed when the instance {name} is in '{needed}' state"
+        ),
+    )
 }
 
 fn refused(name: &str, kind: OpKind, r: Refusal) -> Response {
@@ -1208,20 +1272,8 @@ fn refused(name: &str, kind: OpKind, r: Refusal) -> Response {
             ),
         ),
         Refusal::WrongState { wanted, current } => {
-            let (code, needed) = match wanted {
-                OpKind::Start => ("StartComputeInstanceOnlyAllowedInStoppedState", "Stopped"),
-                OpKind::Stop => ("StopComputeInstanceOnlyAllowedInRunningState", "Running"),
-                OpKind::Restart => ("RestartComputeInstanceOnlyAllowedInRunningState", "Running"),
-                OpKind::Create | OpKind::Delete => ("BadRequest", "a stable"),
-            };
-            arm_error(
-                StatusCode::BAD_REQUEST,
-                code,
-                format!(
-                    "Compute instance '{name}' is in state '{current}'. Operation '{}' is only allowed in '{needed}' state.",
-                    wanted.name()
-                ),
-            )
+            let (code, message) = wrong_state(name, wanted, current);
+            arm_error(StatusCode::BAD_REQUEST, code, message)
         }
     }
 }
@@ -1264,6 +1316,10 @@ fn operation_status(shared: &Shared, req: &Req) -> Response {
         OpStatus::Succeeded => json!({"status": "Succeeded", "percentComplete": 100.0}),
         // Assumption: no recording holds a failed compute operation; this is ARM's
         // documented status-resource form (status plus an error object).
+        OpStatus::Failed if op.error.is_some() => {
+            let (code, message) = op.error.clone().unwrap_or_default();
+            json!({"status": "Failed", "error": {"code": code, "message": message}})
+        }
         OpStatus::Failed => json!({
             "status": "Failed",
             "error": {

@@ -54,9 +54,11 @@
 //!   principal included); Shared for principals holding
 //!   `Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action`. A fleet
 //!   may make the gateway refuse every service principal. The 403 body is an assumption.
-//! - Codes for an action in the wrong state: `StartComputeInstanceOnlyAllowedInStoppedState`
-//!   (400; vscode-tools-for-ai#2096) and 409 mid-operation (#2673 there); the stop/restart
-//!   codes (`StopComputeInstanceOnlyAllowedInRunningState`, …) are assumptions.
+//! - An action in the wrong state is accepted (202) and its operation fails with
+//!   `StartComputeInstanceOnlyAllowedInStoppedState` and Azure's wording, as clients
+//!   reported it (microsoft/vscode-tools-for-ai#2096, #1100, #2439); api-versions before
+//!   2021-01-01 (synchronous actions) get it as a 400. 409 mid-operation (#2673 there). The
+//!   stop/restart codes (`StopComputeInstanceOnlyAllowedInRunningState`, …) are assumptions.
 //! - RBAC actions: `computes/read`, `computes/write` (PUT, `updateIdleShutdownSetting`,
 //!   `updateSchedules`), `computes/delete`, `computes/{start,stop,restart}/action`,
 //!   `workspaces/read`. `underlyingResourceAction=Detach` removes the instance like `Delete`.

@@ -160,6 +160,8 @@ pub struct OpRecord {
     pub instance: String,
     /// Region of the status URL.
     pub location: String,
+    /// The error a failed operation reports (code, message); `None`: an injected failure.
+    pub error: Option<(String, String)>,
 }
 
 /// One line of the call log.

@@ -344,20 +344,34 @@ async fn client_errors_are_not_retried() {
         let cfg = emu.config(ADMIN.0);
         emu.clear_calls().await;
 
-        // 400: start on a running instance. Shown with its code, sent once.
+        // Start on a running instance: accepted, then refused by its operation (as real
+        // Azure reported it). With --wait: shown as refused with its code, sent once.
         let r = emu
-            .run(&cfg, ADMIN.1, &["ci", "start", "ci-alice", "-w", "lab"])
+            .run(
+                &cfg,
+                ADMIN.1,
+                &[
+                    "ci",
+                    "start",
+                    "ci-alice",
+                    "-w",
+                    "lab",
+                    "--wait",
+                    "--poll-interval",
+                    "1s",
+                ],
+            )
             .await;
         r.code(1);
         assert!(
             r.stderr
-                .contains("error: StartComputeInstanceOnlyAllowedInStoppedState: "),
+                .contains("StartComputeInstanceOnlyAllowedInStoppedState"),
             "{r:#?}"
         );
-        assert!(r.stderr.contains("(request id: "), "{r:#?}");
+        assert!(r.stderr.contains("refused"), "{r:#?}");
         let calls = emu.calls().await;
         let posts = matching(&calls, "POST", "/computes/ci-alice/start");
-        assert_eq!(statuses(&posts), [400]);
+        assert_eq!(statuses(&posts), [202]);
 
         // --timeout ends the wait, not the operation.
         let r = emu

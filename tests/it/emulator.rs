@@ -333,10 +333,32 @@ async fn arm_errors() {
         (404, Some("ResourceNotFound"))
     );
 
-    // 400 start when running; 409 mid-operation.
-    let (s, _, v) = env
+    // Start when running: accepted, then the operation fails with the refusal (as clients
+    // reported it); the same at a synchronous api-version is a 400. 409 mid-operation.
+    let (s, h, _) = env
         .post(
             &format!("{WS}/computes/ci-a/start?{API}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 202);
+    let ao = header(&h, "azure-asyncoperation");
+    let poll = ao.strip_prefix(env.emu.endpoint()).unwrap_or(ao).to_owned();
+    let (s, _, v) = env.get(&poll, Some(&admin)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "Failed", "{v}");
+    assert_eq!(
+        v["error"]["code"],
+        "StartComputeInstanceOnlyAllowedInStoppedState"
+    );
+    assert_eq!(
+        v["error"]["message"],
+        "Start Azure ML Compute Instance is only allowed when the instance ci-a is in 'stopped' state"
+    );
+    let (s, _, v) = env
+        .post(
+            &format!("{WS}/computes/ci-a/start?api-version=2020-08-01"),
             Some(&admin),
             None,
         )
