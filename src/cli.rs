@@ -56,8 +56,9 @@ pub enum Command {
     Audit(AuditArgs),
     /// Money accrued, avoided and burned idle, from the state database.
     Report(ReportArgs),
-    /// Check config, credential, ARM and the identity's RBAC actions per workspace; print a
-    /// checklist with the fix for each failure.
+    /// Check config, credential, ARM, the identity's RBAC actions per workspace and whether
+    /// each running instance's Jupyter answers it; print a checklist with the fix for each
+    /// failure.
     Doctor(ConfigArg),
     /// Ask the running daemon's /healthz; exit 0 when healthy, 1 otherwise (for HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
@@ -366,6 +367,7 @@ pub enum CiCommand {
     },
     /// Show one compute instance: state, last operation, idle shutdown, schedules, size, user.
     Show {
+        /// The compute instance's name.
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -374,6 +376,7 @@ pub enum CiCommand {
     Create(CreateArgs),
     /// Start a stopped compute instance.
     Start {
+        /// The compute instance's name.
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -382,6 +385,7 @@ pub enum CiCommand {
     },
     /// Stop a running compute instance.
     Stop {
+        /// The compute instance's name.
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -390,6 +394,7 @@ pub enum CiCommand {
     },
     /// Restart a running compute instance.
     Restart {
+        /// The compute instance's name.
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -398,6 +403,7 @@ pub enum CiCommand {
     },
     /// Delete a compute instance (or only detach it from the workspace).
     Delete {
+        /// The compute instance's name.
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,

@@ -16,7 +16,8 @@
 //! - **Idle** is the compute price (what a stop would save; disks cost the same either way)
 //!   while the instance is `Running`, not busy, and idle for at least [`IDLE_COST_AFTER`]
 //!   by its policy's idle reckoning. An instance no policy governs has no idle time, so no
-//!   idle cost.
+//!   idle cost; nor has one whose policy cannot tell idleness from use (ARM by default sees
+//!   jobs, not notebooks: [`crate::policy::Policy::sees_idleness`]).
 //! - **Gaps are capped.** An interval longer than [`gap_cap`] (three poll intervals) is
 //!   counted only up to the cap, from the previous observation: when lightsout was down,
 //!   or a workspace could not be listed, the unobserved rest is not invented. Undercounting

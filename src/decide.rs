@@ -380,9 +380,7 @@ fn decide_with(
         mem.last_busy_seen = Some(now);
     }
     let next = cal.next;
-    let idle_for = obs
-        .state
-        .is_running()
+    let idle_for = (obs.state.is_running() && policy.sees_idleness())
         .then(|| idle_since(obs, &mem, signals, now).map(|since| now.duration_since(since)))
         .flatten();
     let mut decision = Decision {

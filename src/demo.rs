@@ -345,6 +345,7 @@ fn describe(row: &PlanRow, with_idle: bool) -> String {
             "stopped by Azure's own idle shutdown".to_owned()
         }
         _ if row.state == "Stopped" => "stopped: nothing to do".to_owned(),
+        _ if row.idle_seconds.is_none() => "running: nothing due".to_owned(),
         _ => format!("in use or not idle long enough yet{idle}"),
     }
 }

@@ -27,7 +27,11 @@ fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let filter = match cli.command {
+        Command::Demo(_) | Command::Simulate(_) => telemetry::QUIET_FILTER,
+        _ => telemetry::DEFAULT_FILTER,
+    };
+    telemetry::init(cli.log_format, filter);
     let runtime = match runtime_for(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {

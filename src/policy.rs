@@ -79,6 +79,9 @@ pub struct IdleRule {
     /// Stop after this long running even if active, unless busy.
     pub max_uptime: Option<Duration>,
     pub signals: Signals,
+    /// `signals` was written out: the user said these sources tell use from idleness (ARM
+    /// alone on job-only instances).
+    pub signals_named: bool,
 }
 
 /// A cron event: an action at cron times in the policy's time zone.
@@ -120,6 +123,13 @@ impl Policy {
         self.idle
             .as_ref()
             .map_or(Signals::DEFAULT, |rule| rule.signals)
+    }
+
+    /// Whether the policy can tell an idle instance from one in use: with Jupyter as a
+    /// signal, or with sources the user named (`signals = ["arm"]` on job-only instances).
+    /// ARM by default sees jobs only, so there idle time is unknown, not "since the last job".
+    pub fn sees_idleness(&self) -> bool {
+        self.signals().jupyter || self.idle.as_ref().is_some_and(|r| r.signals_named)
     }
 
     /// Whether this policy governs an instance with this workspace alias, name and tags.

@@ -19,13 +19,16 @@ pub enum LogFormat {
 }
 
 /// The filter when `RUST_LOG` is unset or invalid.
-const DEFAULT_FILTER: &str = "warn,lightsout=info";
+pub const DEFAULT_FILTER: &str = "warn,lightsout=info";
+/// The filter for commands whose standard output tells the story (`demo`, `simulate`):
+/// the daemon's per-decision info lines would bury it.
+pub const QUIET_FILTER: &str = "warn";
 
-/// Install the global subscriber. Safe to call once per process; later calls are ignored,
-/// which keeps in-process tests that start several components from fighting over it.
-pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+/// Install the global subscriber with `default` as the filter unless `RUST_LOG` says
+/// otherwise. Safe to call once per process; later calls are ignored, which keeps
+/// in-process tests that start several components from fighting over it.
+pub fn init(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Human => false,

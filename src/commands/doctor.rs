@@ -297,15 +297,32 @@ async fn check_jupyter(
             .instance()
             .and_then(|i| i.application_sharing_policy.as_ref())
             .map_or("sharing unknown", |s| s.as_str());
+        let what = format!("jupyter of {} ({sharing})", obs.name);
+        if obs.excluded() {
+            list.line(
+                Mark::Info,
+                &format!("{what}: not probed; opted out (lightsout = \"off\")"),
+                None,
+            );
+            continue;
+        }
         let opted_in = crate::policy::select(policies, &obs.workspace, &obs.name, &obs.tags)
             .is_some_and(|p| p.signals().jupyter);
-        let what = format!("jupyter of {} ({sharing})", obs.name);
         let answer = match jupyter_base(r) {
             None => Err("no Jupyter application listed".to_owned()),
-            Some(base) => probe_jupyter_once(client, &base).await.map_err(|e| {
-                let e = e.to_string();
-                crate::azure::error::truncate_chars(&e, 160)
-            }),
+            // The instance's gateway answered, not ARM: say the status, not the client's
+            // wording for an ARM error.
+            Some(base) => probe_jupyter_once(client, &base)
+                .await
+                .map_err(|e| match e.status() {
+                    Some(status) => format!("HTTP {status} from the instance"),
+                    None => crate::azure::error::truncate_chars(&e.to_string(), 160),
+                }),
+        };
+        let fix = if sharing == "Shared" {
+            "remove \"jupyter\" from the policy's signals for such instances, or grant the identity Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action (whether a Shared instance's gateway accepts a service principal at all is undocumented)"
+        } else {
+            "remove \"jupyter\" from the policy's signals for such instances: a Personal instance opens its applications to its assigned user only"
         };
         match (answer, opted_in) {
             (Ok(_), true) => list.line(Mark::Ok, &format!("{what}: answered"), None),
@@ -317,7 +334,7 @@ async fn check_jupyter(
             (Err(why), true) => list.line(
                 Mark::Warn,
                 &format!("{what}: not answered ({why}); its policy counts the jupyter signal, which is unknown here"),
-                Some("remove \"jupyter\" from the policy's signals for such instances, or make the instance Shared and grant Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action"),
+                Some(fix),
             ),
             (Err(why), false) => list.line(
                 Mark::Info,

@@ -917,6 +917,14 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
             }
         }
         Some(list) => {
+            if list.is_empty() {
+                // An empty list would stand for "ARM only" without saying so.
+                let span = raw.timeout.as_ref().map_or(p.name.span(), Spanned::span);
+                c.error(
+                    span,
+                    format!("{key}.signals: empty list; name arm (jobs), jupyter, or both"),
+                );
+            }
             for s in list {
                 match s.get_ref().as_str() {
                     "arm" => signals.arm = true,
@@ -966,6 +974,7 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
         min_uptime,
         max_uptime,
         signals,
+        signals_named: raw.signals.is_some(),
     })
 }
 
@@ -1419,6 +1428,14 @@ signals = ["arm"]
         ] {
             assert!(line.contains(fix), "{fix} missing: {line}");
         }
+        // An empty list is not a way around it.
+        let m = messages(
+            "[[policy]]\nname = \"p\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.idle]\ntimeout = \"45m\"\nsignals = []\n",
+        );
+        assert_eq!(
+            m,
+            ["5:11: policy[0] (p).idle.signals: empty list; name arm (jobs), jupyter, or both"]
+        );
         // Named explicitly, or with Jupyter, or max_uptime only: fine.
         for ok in [
             "[policy.idle]\ntimeout = \"45m\"\nsignals = [\"arm\"]\n",

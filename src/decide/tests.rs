@@ -911,3 +911,27 @@ fn schedule_with_arm_signal_only_ignores_notebooks() {
     );
     assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
 }
+
+/// Idle time is reported only where the policy can tell idleness from use: not on ARM by
+/// default (it sees jobs, not notebooks), yes when the sources are named or include Jupyter.
+#[test]
+fn idle_time_is_unknown_where_the_policy_cannot_see_use() {
+    let mem = known_since("2026-03-27T07:00:00Z");
+    let o = obs(InstanceState::Running);
+    let at = ts("2026-03-27T10:00:00Z");
+    assert_eq!(decide(&hours_only(""), &o, &mem, at).idle_for, None);
+    assert_eq!(
+        decide(
+            &hours_only("[policy.idle]\nmax_uptime = \"12h\"\n"),
+            &o,
+            &mem,
+            at
+        )
+        .idle_for,
+        None
+    );
+    for named in ["[\"arm\"]", "[\"arm\", \"jupyter\"]"] {
+        let p = hours_only(&format!("[policy.idle]\nsignals = {named}\n"));
+        assert!(decide(&p, &o, &mem, at).idle_for.is_some(), "{named}");
+    }
+}

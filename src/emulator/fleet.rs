@@ -26,7 +26,7 @@
 //!
 //! [[workspace.instance]]
 //! application_sharing_policy = "Personal"   # default "Shared", as every recorded instance
-//! created_by_object_id = "…"       # createdBy.userId (default: the first principal's oid)
+//! created_by_object_id = "…"       # createdBy.userId (default: a person's, derived from the name)
 //! assigned_user = "…"              # personalComputeInstanceSettings.assignedUser.objectId
 //! ```
 

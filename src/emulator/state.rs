@@ -368,14 +368,13 @@ impl Inner {
             next_ip: 4,
             user_start_took: fleet.timing.start,
         };
-        let creator = fleet.principals.first();
         for w in &fleet.workspaces {
             let mut ws = WsState {
                 spec: w.clone(),
                 instances: Vec::new(),
             };
             for spec in &w.instances {
-                let inst = inner.instance_from_spec(fleet, spec, creator, now);
+                let inst = inner.instance_from_spec(fleet, spec, now);
                 ws.instances.push(inst);
             }
             inner.workspaces.push(ws);
@@ -387,7 +386,6 @@ impl Inner {
         &mut self,
         fleet: &Fleet,
         spec: &InstanceSpec,
-        creator: Option<&Principal>,
         now: Timestamp,
     ) -> Instance {
         let state = State::from_fleet(&spec.state);
@@ -454,11 +452,13 @@ impl Inner {
                 false,
             );
         }
-        let user_id = match (&spec.created_by_object_id, &spec.created_by, creator) {
-            (Some(id), _, _) => id.clone(),
-            (None, Some(n), _) => derived_user_id(n),
-            (None, None, Some(p)) => p.object_id.clone(),
-            (None, None, None) => "00000000-0000-0000-0000-000000000000".to_owned(),
+        // A fleet's instances stand for people's: by default a person derived from the
+        // instance's name created it, never the daemon's principal (which would make a
+        // Personal instance's Jupyter answer the daemon, as real Azure does not).
+        let user_id = match (&spec.created_by_object_id, &spec.created_by) {
+            (Some(id), _) => id.clone(),
+            (None, Some(n)) => derived_user_id(n),
+            (None, None) => derived_user_id(&format!("owner of {}", spec.name)),
         };
         let created_by = CreatedBy {
             user_org_id: fleet.tenant_id.clone(),
