@@ -116,15 +116,7 @@ async fn enforce_mode_fixes_drift_once_and_audits_it() {
             "one request per instance carries both settings"
         );
         // The instances now carry the policy's settings.
-        let state: Value = emu
-            .http
-            .get(format!("{}/_emulator/state", emu.ready.endpoint))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let state: Value = emu.state().await;
         let a = &state["workspaces"][0]["instances"][0]["resource"]["properties"]["properties"];
         assert_eq!(a["idleTimeBeforeShutdown"], "PT30M");
         // As Azure returns a schedule (recorded/cli-ml-ci-with-schedules-2023-01): what was

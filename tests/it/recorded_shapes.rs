@@ -16,7 +16,6 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
-use serde_json::Value;
 
 use crate::support::{ADMIN, EmulatorProcess, RG, SUB, WS, fleet, within};
 
@@ -288,16 +287,7 @@ uptime = ["{window}"]
             .filter(|(_, p)| p.contains("/computeOperationsStatus/"))
             .count();
         assert!((1..=5).contains(&polls), "{polls} polls: {seen:#?}");
-        let state: Value = emu
-            .http
-            .get(format!("{}/_emulator/state", emu.ready.endpoint))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let text = state.to_string();
+        let text = emu.state().await.to_string();
         assert!(text.contains("ci-byhand"), "{text}");
     })
     .await;

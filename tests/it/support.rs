@@ -213,6 +213,18 @@ region = "eastus2"
         v.as_array().unwrap().clone()
     }
 
+    /// `GET /_emulator/state`: every instance as the emulator holds it.
+    pub async fn state(&self) -> Value {
+        self.http
+            .get(format!("{}/_emulator/state", self.ready.endpoint))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `DELETE /_emulator/calls`.
     pub async fn clear_calls(&self) {
         let r = self
