@@ -10,7 +10,10 @@
 //! Reads only [`Shared`]; it never touches Azure or the store. Stops with the daemon's
 //! cancellation token (graceful: in-flight requests finish).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -73,16 +76,117 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
         .map_err(|source| HttpError::Bind { addr, source })
 }
 
-/// Serve until `shutdown` is cancelled.
+/// At most this many connections are open at once. A new one past the cap closes the
+/// oldest, so a flood of idle connections can neither exhaust the process's file
+/// descriptors nor lock out the kubelet or the scraper: the newest connection is the last
+/// to be closed, and a probe needs only milliseconds.
+pub const MAX_CONNECTIONS: usize = 128;
+/// A client has this long to send a request's headers (first or keep-alive): a slow or
+/// silent client (slowloris) is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection lives at most this long, however busy; a scraper reconnects.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// How long open requests may finish after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serve until `shutdown` is cancelled, within [`MAX_CONNECTIONS`],
+/// [`HEADER_READ_TIMEOUT`] and [`CONNECTION_LIFETIME`].
 pub async fn serve(
     listener: TcpListener,
     shared: Shared,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    axum::serve(listener, router(shared))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(HttpError::Serve)
+    let router = router(shared);
+    let open = OpenConnections::default();
+    let tasks = tokio_util::task::TaskTracker::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                // Out of descriptors or a connection reset before accept: not fatal; the cap
+                // frees descriptors as old connections close.
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let (evicted, id) = open.admit(MAX_CONNECTIONS);
+        let (open, router, shutdown) = (open.clone(), router.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            serve_connection(stream, router, evicted, shutdown).await;
+            open.forget(id);
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
+/// One connection: HTTP/1.1 with a header-read timeout, closed when evicted, at the end of
+/// its lifetime, or gracefully at shutdown.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    router: Router,
+    evicted: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let svc = hyper_util::service::TowerToHyperService::new(router);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), svc);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+            return;
+        }
+        // Dropping the connection closes the socket.
+        () = evicted.cancelled() => return,
+        () = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+        () = shutdown.cancelled() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+}
+
+/// The open connections, oldest first, each with the token that closes it.
+#[derive(Clone, Default)]
+struct OpenConnections {
+    /// The next id, and the open connections by id (ids grow, so the first is the oldest).
+    inner: Arc<Mutex<(u64, BTreeMap<u64, CancellationToken>)>>,
+}
+
+impl OpenConnections {
+    /// Register a new connection, closing the oldest ones beyond `cap`.
+    fn admit(&self, cap: usize) -> (CancellationToken, u64) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (next, map) = &mut *g;
+        while map.len() >= cap {
+            match map.pop_first() {
+                Some((_, oldest)) => oldest.cancel(),
+                None => break,
+            }
+        }
+        let id = *next;
+        *next += 1;
+        let token = CancellationToken::new();
+        map.insert(id, token.clone());
+        (token, id)
+    }
+
+    /// A connection ended by itself.
+    fn forget(&self, id: u64) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.remove(&id);
+    }
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {

@@ -8,6 +8,7 @@ mod daemon; // `lightsout run` against the emulator binary: acts, records, signa
 mod demo; // `lightsout demo` end to end
 mod emulator; // the emulator over real HTTPS
 mod hold; // `lightsout hold` / `release` (the binary): tags, the next pass honours them
+mod http_server; // the daemon's HTTP server under idle floods and slow clients
 mod metrics; // `lightsout run`: /metrics, health, status, costs across a restart, `report`
 mod native; // [policy.native]: drift, enforcement, mirrored schedules vs preview, daemon down
 mod recorded_shapes; // run and ci through a proxy that gives answers the shapes real Azure recorded

@@ -54,6 +54,8 @@ pass "Dockerfile: pinned bases, non-root, healthcheck, CI's build command"
 section "Kubernetes manifests"
 kubernetes-validate --strict deploy/kubernetes/*.yaml
 pass "deploy/kubernetes validates against the Kubernetes $(kubernetes-validate --version 2>/dev/null | awk '{print $NF}') schemas"
+(cd tests/packaging && python3 -m pytest -q -p no:cacheprovider test_kubernetes.py)
+pass "one replica; the NetworkPolicy lets only the scraper reach port 9464, egress DNS and HTTPS only"
 
 section "release build (make release)"
 make --no-print-directory release
