@@ -154,7 +154,9 @@ async fn serve_connection(
         () = shutdown.cancelled() => {}
     }
     conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, conn).await.is_err() {
+        tracing::debug!("HTTP connection did not close within the grace period");
+    }
 }
 
 /// The open connections, oldest first, each with the token that closes it.
