@@ -26,19 +26,42 @@ pub const WRITE: &str = "Microsoft.MachineLearningServices/workspaces/computes/w
 /// Read one's own permissions: what `doctor` itself asks.
 pub const PERMISSIONS_READ: &str = "Microsoft.Authorization/permissions/read";
 
-/// Every action in the shipped least-privilege role, in role order.
-pub const ROLE_ACTIONS: [&str; 7] = [
-    READ,
-    START,
-    STOP,
-    RESTART,
-    APPLICATION_ACCESS,
-    WRITE,
-    PERMISSIONS_READ,
-];
-
-/// Name of the custom role in `deploy/azure/lightsout-role.json`.
+/// The minimal role every daemon needs, in role order (`deploy/azure/lightsout-role.json`).
+pub const ROLE_ACTIONS: [&str; 5] = [READ, START, STOP, RESTART, PERMISSIONS_READ];
+/// Name of the minimal custom role.
 pub const ROLE_NAME: &str = "lightsout compute scheduler";
+
+/// An optional role: one feature's extra action, granted only where a policy uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalRole {
+    /// The role's `Name`.
+    pub name: &'static str,
+    /// Its file under `deploy/azure/`.
+    pub file: &'static str,
+    /// Its one action.
+    pub action: &'static str,
+}
+
+/// `computes/write`, which also lets an identity create and reconfigure instances: only
+/// for `[policy.native] mode = "enforce"`.
+pub const NATIVE_ROLE: OptionalRole = OptionalRole {
+    name: "lightsout native settings",
+    file: "deploy/azure/lightsout-native-role.json",
+    action: WRITE,
+};
+/// `applicationaccess/action`: only for the `jupyter` signal.
+pub const JUPYTER_ROLE: OptionalRole = OptionalRole {
+    name: "lightsout jupyter signal",
+    file: "deploy/azure/lightsout-jupyter-role.json",
+    action: APPLICATION_ACCESS,
+};
+
+/// The optional role that carries `action`, if any.
+pub fn optional_role(action: &str) -> Option<OptionalRole> {
+    [NATIVE_ROLE, JUPYTER_ROLE]
+        .into_iter()
+        .find(|r| r.action == action)
+}
 
 /// One action the daemon may need, with the feature that needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,12 +132,15 @@ pub fn needs(cfg: &Config) -> Vec<Need> {
 /// The verdict on one needed action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Granted.
+    /// Granted, and this config uses it.
     Granted,
     /// Not granted, and this config needs it: a failure.
     Missing,
-    /// Not granted, but this config does not use it: reported, not a failure.
+    /// Not granted, and this config does not use it: as it should be.
     NotNeeded,
+    /// Granted although this config does not use it, and it is an optional role's action
+    /// (write, application access): more power than needed, a warning.
+    Excess,
 }
 
 /// How each need fares against the identity's permissions at one scope.
@@ -122,33 +148,78 @@ pub fn evaluate(needs: &[Need], permissions: &[Permission]) -> Vec<(Need, Verdic
     needs
         .iter()
         .map(|n| {
-            let verdict = if permissions_grant(permissions, n.action) {
-                Verdict::Granted
-            } else if n.used {
-                Verdict::Missing
-            } else {
-                Verdict::NotNeeded
+            let granted = permissions_grant(permissions, n.action);
+            let verdict = match (granted, n.used) {
+                (true, false) if optional_role(n.action).is_some() => Verdict::Excess,
+                (true, _) => Verdict::Granted,
+                (false, true) => Verdict::Missing,
+                (false, false) => Verdict::NotNeeded,
             };
             (n.clone(), verdict)
         })
         .collect()
 }
 
+/// Which of the shipped roles the verdicts add up to, in words: what `doctor` says the
+/// identity has.
+pub fn roles_held(verdicts: &[(Need, Verdict)]) -> String {
+    let has = |action: &str| {
+        verdicts
+            .iter()
+            .any(|(n, v)| n.action == action && matches!(v, Verdict::Granted | Verdict::Excess))
+    };
+    let minimal = [READ, STOP].iter().all(|a| has(a));
+    let mut parts = vec![if minimal {
+        format!("the minimal role's actions (\"{ROLE_NAME}\")")
+    } else {
+        format!("less than the minimal role (\"{ROLE_NAME}\")")
+    }];
+    for role in [NATIVE_ROLE, JUPYTER_ROLE] {
+        if has(role.action) {
+            parts.push(format!("\"{}\" ({})", role.name, role.action));
+        }
+    }
+    parts.join(" + ")
+}
+
 /// The fix for one missing action.
 pub fn grant_fix(action: &str) -> String {
+    let file = optional_role(action).map_or("deploy/azure/lightsout-role.json", |r| r.file);
     format!(
-        "grant {action} to the identity at this workspace (the role in deploy/azure/lightsout-role.json has it; commands below)"
+        "grant {action} to the identity at this workspace (the role in {file} has it; commands below)"
     )
 }
 
-/// The commands that grant the shipped role at `scope` to `assignee`.
-pub fn role_fix(scope: &str, assignee: &str) -> [String; 2] {
-    [
-        "az role definition create --role-definition deploy/azure/lightsout-role.json   # once; edit AssignableScopes first".to_owned(),
-        format!(
-            "az role assignment create --assignee {assignee} --role \"{ROLE_NAME}\" --scope {scope}"
+/// The fix for an action granted but unused.
+pub fn revoke_fix(action: &str) -> String {
+    match optional_role(action) {
+        Some(r) => format!(
+            "least privilege: remove the role \"{}\" ({}) from the identity, or whichever broader role grants {action}",
+            r.name, r.file
         ),
-    ]
+        None => format!("least privilege: {action} is not needed by this config"),
+    }
+}
+
+/// The commands that grant the shipped minimal role at `scope` to `assignee`, plus the
+/// optional roles among `missing` actions.
+pub fn role_fix(scope: &str, assignee: &str, missing: &[&str]) -> Vec<String> {
+    let mut roles = vec![("deploy/azure/lightsout-role.json", ROLE_NAME)];
+    for action in missing {
+        if let Some(r) = optional_role(action) {
+            roles.push((r.file, r.name));
+        }
+    }
+    let mut out = Vec::new();
+    for (file, name) in roles {
+        out.push(format!(
+            "az role definition create --role-definition {file}   # once; edit AssignableScopes first"
+        ));
+        out.push(format!(
+            "az role assignment create --assignee {assignee} --role \"{name}\" --scope {scope}"
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -198,30 +269,86 @@ workspace = "ws"
         assert_eq!(of(READ), Verdict::Granted);
         assert_eq!(of(STOP), Verdict::Missing);
         assert_eq!(of(START), Verdict::NotNeeded);
+        assert_eq!(of(WRITE), Verdict::NotNeeded);
         let admin = vec![Permission {
             actions: vec!["Microsoft.MachineLearningServices/workspaces/computes/*".to_owned()],
             ..Permission::default()
         }];
-        assert!(
-            evaluate(&needs(&c), &admin)
-                .iter()
-                .all(|(_, v)| *v == Verdict::Granted)
-        );
+        // Everything granted; the optional roles' actions are more than this config uses.
+        assert!(evaluate(&needs(&c), &admin).iter().all(|(n, v)| {
+            *v == if optional_role(n.action).is_some() {
+                Verdict::Excess
+            } else {
+                Verdict::Granted
+            }
+        }));
     }
 
     #[test]
-    fn the_shipped_role_has_exactly_these_actions() {
-        let text = include_str!("../deploy/azure/lightsout-role.json");
+    fn write_granted_but_unused_is_excess() {
+        let c = cfg(WS);
+        let contributor = vec![Permission {
+            actions: vec!["*".to_owned()],
+            ..Permission::default()
+        }];
+        let v = evaluate(&needs(&c), &contributor);
+        let of = |a: &str| v.iter().find(|(n, _)| n.action == a).unwrap().1;
+        assert_eq!(of(WRITE), Verdict::Excess);
+        assert_eq!(of(APPLICATION_ACCESS), Verdict::Excess);
+        // Unused minimal-role actions are not nagged about.
+        assert_eq!(of(START), Verdict::Granted);
+        assert_eq!(
+            roles_held(&v),
+            "the minimal role's actions (\"lightsout compute scheduler\") + \"lightsout native settings\" (Microsoft.MachineLearningServices/workspaces/computes/write) + \"lightsout jupyter signal\" (Microsoft.MachineLearningServices/workspaces/computes/applicationaccess/action)"
+        );
+        assert!(revoke_fix(WRITE).contains("lightsout-native-role.json"));
+    }
+
+    #[test]
+    fn role_fix_adds_only_the_missing_optional_roles() {
+        let fix = role_fix("/s", "me", &[STOP, WRITE]);
+        assert_eq!(fix.len(), 4);
+        assert!(fix[0].contains("lightsout-role.json"));
+        assert!(fix[2].contains("lightsout-native-role.json"));
+        assert!(fix[3].contains("\"lightsout native settings\""));
+    }
+
+    fn role_file(text: &str) -> (String, Vec<String>) {
         let role: serde_json::Value = serde_json::from_str(text).unwrap();
-        let actions: Vec<&str> = role["Actions"]
+        assert_eq!(role["NotActions"].as_array().unwrap().len(), 0);
+        assert!(role["DataActions"].as_array().unwrap().is_empty());
+        let actions = role["Actions"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|a| a.as_str().unwrap())
+            .map(|a| a.as_str().unwrap().to_owned())
             .collect();
+        (role["Name"].as_str().unwrap().to_owned(), actions)
+    }
+
+    #[test]
+    fn the_shipped_roles_have_exactly_these_actions() {
+        let (name, actions) = role_file(include_str!("../deploy/azure/lightsout-role.json"));
         assert_eq!(actions, ROLE_ACTIONS);
-        assert_eq!(role["Name"], ROLE_NAME);
-        assert_eq!(role["NotActions"].as_array().unwrap().len(), 0);
-        assert!(role["DataActions"].as_array().unwrap().is_empty());
+        assert_eq!(name, ROLE_NAME);
+        assert!(
+            !actions
+                .iter()
+                .any(|a| a == WRITE || a == APPLICATION_ACCESS)
+        );
+        for (text, role) in [
+            (
+                include_str!("../deploy/azure/lightsout-native-role.json"),
+                NATIVE_ROLE,
+            ),
+            (
+                include_str!("../deploy/azure/lightsout-jupyter-role.json"),
+                JUPYTER_ROLE,
+            ),
+        ] {
+            let (name, actions) = role_file(text);
+            assert_eq!(name, role.name);
+            assert_eq!(actions, [role.action]);
+        }
     }
 }

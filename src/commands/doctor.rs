@@ -234,18 +234,36 @@ async fn check_workspace(
                 Some(&doctor::grant_fix(need.action)),
             ),
             Verdict::NotNeeded => list.line(
-                Mark::Warn,
+                Mark::Ok,
                 &format!(
-                    "{} not granted: unused by this config ({})",
+                    "{} not granted, not needed ({})",
                     need.action, need.unused_because
                 ),
                 None,
             ),
+            Verdict::Excess => list.line(
+                Mark::Warn,
+                &format!(
+                    "{} granted but unused ({})",
+                    need.action, need.unused_because
+                ),
+                Some(&doctor::revoke_fix(need.action)),
+            ),
         }
     }
-    if verdicts.iter().any(|(_, v)| *v == Verdict::Missing) {
-        println!("       to grant everything lightsout needs here:");
-        for command in doctor::role_fix(&scope, assignee) {
+    list.line(
+        Mark::Info,
+        &format!("the identity has {}", doctor::roles_held(&verdicts)),
+        None,
+    );
+    let missing: Vec<&str> = verdicts
+        .iter()
+        .filter(|(_, v)| *v == Verdict::Missing)
+        .map(|(n, _)| n.action)
+        .collect();
+    if !missing.is_empty() {
+        println!("       to grant what this config needs here:");
+        for command in doctor::role_fix(&scope, assignee, &missing) {
             println!("         {command}");
         }
     }
@@ -396,8 +414,8 @@ fn arm_fix(e: &AzureError, azure: &AzureSettings, scope: &str, assignee: &str) -
             let action = e
                 .missing_action()
                 .unwrap_or_else(|| doctor::PERMISSIONS_READ.to_owned());
-            let [create, assign] = doctor::role_fix(scope, assignee);
-            format!("grant {action} to the identity at this workspace: {create}; then {assign}")
+            let commands = doctor::role_fix(scope, assignee, &[action.as_str()]).join("; then ");
+            format!("grant {action} to the identity at this workspace: {commands}")
         }
         Some(404) => "check subscription_id, resource_group and workspace of this [[workspace]] (the workspace's own name, not its alias)".to_owned(),
         Some(429) => "ARM is throttling this subscription; try again in a minute".to_owned(),

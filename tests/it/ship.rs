@@ -107,7 +107,36 @@ async fn doctor_without_policies_only_needs_read_and_stop() {
         );
         assert!(
             r.stdout
-                .contains(&format!("[warn] {START} not granted: unused")),
+                .contains(&format!("[ ok ] {START} not granted, not needed")),
+            "{r:#?}"
+        );
+        assert!(r.stdout.contains("less than the minimal role"), "{r:#?}");
+    })
+    .await;
+}
+
+/// Least privilege (issue 13, item 14): an identity with write and application access that
+/// this config does not use is told to drop them, and what it holds is named.
+#[tokio::test]
+async fn doctor_warns_about_write_granted_but_unused() {
+    within(90, async {
+        let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &[])).await;
+        let cfg = emu.config(ADMIN.0);
+        let r = emu.run(&cfg, ADMIN.1, &["doctor"]).await;
+        let write = "Microsoft.MachineLearningServices/workspaces/computes/write";
+        assert!(
+            r.stdout
+                .contains(&format!("[warn] {write} granted but unused")),
+            "{r:#?}"
+        );
+        assert!(
+            r.stdout
+                .contains("remove the role \"lightsout native settings\""),
+            "{r:#?}"
+        );
+        assert!(
+            r.stdout
+                .contains("the identity has the minimal role's actions"),
             "{r:#?}"
         );
     })
