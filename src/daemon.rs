@@ -162,6 +162,8 @@ pub struct Daemon {
     followers: JoinSet<()>,
     started: Timestamp,
     hook: Option<Box<dyn PassHook>>,
+    /// When the audit log was last pruned to `[daemon] audit_retention`.
+    pruned_at: Option<Timestamp>,
 }
 
 impl Daemon {
@@ -192,6 +194,7 @@ impl Daemon {
             followers: JoinSet::new(),
             started,
             hook: None,
+            pruned_at: None,
         })
     }
 
@@ -347,6 +350,7 @@ impl Daemon {
                 a.outcome = label;
             }
         }
+        self.prune_audit(now);
         report.next_wake = Some(self.next_wake(now));
         report.rows = Arc::new(rows);
         self.status.set(now, report.rows.clone());
@@ -355,6 +359,31 @@ impl Daemon {
             hook.after_pass(&self.cfg, &report, &mut self.store);
         }
         report
+    }
+
+    /// At the first pass and then daily: delete final audit records older than the
+    /// retention, so the database does not grow forever.
+    fn prune_audit(&mut self, now: Timestamp) {
+        const EVERY: SignedDuration = SignedDuration::from_hours(24);
+        if self
+            .pruned_at
+            .is_some_and(|t| now.duration_since(t) < EVERY)
+        {
+            return;
+        }
+        self.pruned_at = Some(now);
+        let retention = SignedDuration::try_from(self.cfg.daemon.audit_retention)
+            .unwrap_or(SignedDuration::MAX);
+        let Ok(before) = now.checked_sub(retention) else {
+            return;
+        };
+        match self.store.prune_audit(before) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(deleted = n, before = %before, "audit log pruned to its retention")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot prune the audit log"),
+        }
     }
 
     /// Before deciding: close our pending request if its effect shows, or give up on it.

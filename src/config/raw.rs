@@ -36,6 +36,7 @@ pub struct RawDaemon {
     pub dry_run: Option<bool>,
     pub max_concurrent_actions: Option<Spanned<i64>>,
     pub operation_poll_interval: Option<Spanned<String>>,
+    pub audit_retention: Option<Spanned<String>>,
 }
 
 /// `[http]`.

@@ -43,6 +43,14 @@ pub const DEFAULT_OPERATION_POLL_INTERVAL: Duration = Duration::from_secs(15);
 pub const MIN_OPERATION_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// See [`MIN_OPERATION_POLL_INTERVAL`].
 pub const MAX_OPERATION_POLL_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// `[daemon] audit_retention` default: more than a year, so a year-on-year question can be
+/// answered from the audit log.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(400 * 86_400);
+/// Bounds of `[daemon] audit_retention`: at least a day (the daemon prunes daily), at most
+/// about 100 years.
+pub const MIN_AUDIT_RETENTION: Duration = Duration::from_secs(86_400);
+/// See [`MIN_AUDIT_RETENTION`].
+pub const MAX_AUDIT_RETENTION: Duration = Duration::from_secs(36_525 * 86_400);
 /// `[daemon] max_concurrent_actions` default.
 pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 8;
 
@@ -77,6 +85,8 @@ pub struct DaemonSettings {
     /// Delay between polls of an accepted operation when Azure gives no `Retry-After`
     /// (a `Retry-After` wins, capped at a minute).
     pub operation_poll_interval: Duration,
+    /// Final audit records older than this are deleted (pending ones never are).
+    pub audit_retention: Duration,
 }
 
 /// `[http]`.
@@ -323,6 +333,22 @@ fn check_daemon(c: &mut Checker<'_>, raw: &RawDaemon) -> DaemonSettings {
             );
         }
     }
+    let mut audit_retention = DEFAULT_AUDIT_RETENTION;
+    if let Some(v) = &raw.audit_retention
+        && let Some(d) = duration(c, "daemon.audit_retention", v)
+    {
+        if (MIN_AUDIT_RETENTION..=MAX_AUDIT_RETENTION).contains(&d) {
+            audit_retention = d;
+        } else {
+            c.error(
+                v.span(),
+                format!(
+                    "daemon.audit_retention: must be between 1d and 100y, got {:?}",
+                    v.get_ref()
+                ),
+            );
+        }
+    }
     let state_dir = match &raw.state_dir {
         Some(v) if v.get_ref().is_empty() => {
             c.error(v.span(), "daemon.state_dir: must not be empty".to_owned());
@@ -337,6 +363,7 @@ fn check_daemon(c: &mut Checker<'_>, raw: &RawDaemon) -> DaemonSettings {
         dry_run: raw.dry_run.unwrap_or(false),
         max_concurrent_actions,
         operation_poll_interval,
+        audit_retention,
     }
 }
 
@@ -1187,6 +1214,29 @@ uptime = ["Mon-Fri 08:00-19:00"]
                 "{}",
                 errs[0].message
             );
+        }
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_400_days_and_is_bounded() {
+        let (cfg, _) = from_str("").unwrap();
+        assert_eq!(
+            cfg.daemon.audit_retention,
+            Duration::from_secs(400 * 86_400)
+        );
+        let (cfg, _) = from_str("[daemon]\naudit_retention = \"30d\"\n").unwrap();
+        assert_eq!(cfg.daemon.audit_retention, Duration::from_secs(30 * 86_400));
+        for bad in ["1h", "200years", "0s"] {
+            let errs = from_str(&format!("[daemon]\naudit_retention = \"{bad}\"\n")).unwrap_err();
+            assert_eq!(errs.len(), 1, "{bad}");
+            assert!(
+                errs[0]
+                    .message
+                    .contains("daemon.audit_retention: must be between 1d and 100y"),
+                "{}",
+                errs[0].message
+            );
+            assert_eq!(errs[0].line, 2);
         }
     }
 

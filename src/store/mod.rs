@@ -597,6 +597,18 @@ impl Store {
         Ok(())
     }
 
+    /// Delete final audit records from before `before`: the audit log's retention
+    /// (`[daemon] audit_retention`). Pending records stay whatever their age, because
+    /// start-up reconciles them against Azure. Returns how many were deleted.
+    pub fn prune_audit(&mut self, before: Timestamp) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM audit WHERE at < ?1 AND outcome <> 'pending'",
+                [ts_text(before)],
+            )
+            .map_err(sql("prune the audit log"))
+    }
+
     /// Records still `pending`, oldest first: at start-up, reconcile these against Azure
     /// (the request may or may not have been sent; `request_id` says it was accepted)
     /// instead of sending them again.

@@ -525,3 +525,64 @@ fn version_3_databases_migrate_with_their_rows() {
         .record_outcome(id, Outcome::Unknown, None, None, ts(at))
         .unwrap();
 }
+
+#[test]
+fn pruning_deletes_old_final_records_and_keeps_pending_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let old_done = store
+        .record_intent(
+            &intent("2025-01-01T00:00:00Z", "ci-old"),
+            &pending_memory("2025-01-01T00:00:00Z"),
+        )
+        .unwrap();
+    store
+        .record_outcome(
+            old_done,
+            Outcome::Succeeded,
+            None,
+            None,
+            ts("2025-01-01T00:05:00Z"),
+        )
+        .unwrap();
+    let old_pending = store
+        .record_intent(
+            &intent("2025-01-02T00:00:00Z", "ci-stuck"),
+            &pending_memory("2025-01-02T00:00:00Z"),
+        )
+        .unwrap();
+    let recent = store
+        .record_intent(
+            &intent("2026-06-01T00:00:00Z", "ci-new"),
+            &pending_memory("2026-06-01T00:00:00Z"),
+        )
+        .unwrap();
+    store
+        .record_outcome(
+            recent,
+            Outcome::Failed,
+            None,
+            Some("x"),
+            ts("2026-06-01T00:05:00Z"),
+        )
+        .unwrap();
+
+    let deleted = store.prune_audit(ts("2026-01-01T00:00:00Z")).unwrap();
+    assert_eq!(deleted, 1);
+    let left: Vec<AuditId> = store
+        .audit(&AuditFilter::default())
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, [old_pending, recent]);
+    // Ids are never reused after a deletion.
+    let next = store
+        .record_intent(
+            &intent("2026-07-01T00:00:00Z", "ci-next"),
+            &pending_memory("2026-07-01T00:00:00Z"),
+        )
+        .unwrap();
+    assert!(next.0 > recent.0);
+    assert_eq!(store.prune_audit(ts("2026-01-01T00:00:00Z")).unwrap(), 0);
+}
