@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: check fmt fmt-check lint test test-rust test-python python-deps build release demo test-prometheus bench packaging deb
+.PHONY: check fmt fmt-check lint test test-rust test-python python-deps build release demo test-prometheus bench packaging deb deny
 
 check: fmt-check lint test
 
@@ -47,6 +47,10 @@ bench:
 # with dpkg -i, checks it and purges it). CI runs it after `make check`.
 packaging:
 	bash tests/packaging/run.sh
+
+# Licences, bans, sources and (where GitHub answers) RustSec advisories, by cargo-deny.
+deny:
+	bash tests/supply-chain/run.sh
 
 # Only build the .deb (after `make release`).
 deb: release
