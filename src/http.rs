@@ -8,7 +8,9 @@
 //!   next transition, hourly cost and totals.
 //!
 //! Reads only [`Shared`]; it never touches Azure or the store. Stops with the daemon's
-//! cancellation token (graceful: in-flight requests finish).
+//! cancellation token (graceful: in-flight requests finish). Bounded so that no client can
+//! lock the probes out: [`MAX_CONNECTIONS`] (the oldest closed first),
+//! [`HEADER_READ_TIMEOUT`] and [`CONNECTION_LIFETIME`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
