@@ -770,10 +770,17 @@ impl ArmClient {
         auth_value.set_sensitive(true);
         drop(token);
         let started = Instant::now();
-        let transport = |source: reqwest::Error| AzureError::Transport {
-            operation: OP,
-            kind: TransportKind::of(&source),
-            source,
+        let transport = |source: reqwest::Error| match TransportKind::of(&source) {
+            TransportKind::Timeout => AzureError::Timeout {
+                operation: OP,
+                after: PROBE_TIMEOUT,
+                last_seen: None,
+            },
+            kind => AzureError::Transport {
+                operation: OP,
+                kind,
+                source,
+            },
         };
         // One deadline over headers and body: the client's timeout covers the same, this
         // one holds even if a server trickles bytes.

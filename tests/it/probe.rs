@@ -71,7 +71,9 @@ async fn arm(State(p): State<Arc<Arm>>, req: Request) -> Response {
         .replace(
             &at("ci-b"),
             &format!("http://ci-b.eastus2.instances.azureml.ms:{}", p.port),
-        );
+        )
+        // nextLink and the like come back through this ARM.
+        .replace(&p.upstream, &p.base);
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
