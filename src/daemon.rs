@@ -1011,3 +1011,18 @@ fn invalid_hold_news(key: &InstanceKey, why: Option<&str>) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_hold_is_news_once_per_value() {
+        let k = InstanceKey::new("lab", "ci-news");
+        assert!(invalid_hold_news(&k, Some("a")));
+        assert!(!invalid_hold_news(&k, Some("a")));
+        assert!(invalid_hold_news(&k, Some("b")));
+        assert!(!invalid_hold_news(&k, None));
+        assert!(invalid_hold_news(&k, Some("b")), "fixed, then broken again");
+    }
+}

@@ -437,6 +437,21 @@ mod tests {
     }
 
     #[test]
+    fn invalid_holds_gauge_counts_unreadable_hold_tags() {
+        let m = Metrics::new("test").unwrap();
+        let mut a = row("lab", "ci-a", "Running", None);
+        a.invalid_hold = Some("lightsout-hold-until = \"2099-01-01\" is not …".into());
+        let report = PassReport {
+            rows: vec![a, row("lab", "ci-b", "Running", None)].into(),
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &CostView::default(), 0.0);
+        assert!(m.render().unwrap().contains("lightsout_invalid_holds 1"));
+        m.record_pass(&PassReport::default(), &CostView::default(), 0.0);
+        assert!(m.render().unwrap().contains("lightsout_invalid_holds 0"));
+    }
+
+    #[test]
     fn gone_instances_lose_their_series_unless_their_workspace_failed() {
         let m = Metrics::new("1.2.3").unwrap();
         let report = PassReport {

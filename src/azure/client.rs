@@ -326,23 +326,13 @@ impl ArmClient {
 
     /// Turns the Jupyter probe on: its own client (no redirects, short deadlines) and a
     /// token scope meant for instance hosts. Without it [`ArmClient::jupyter_get`] refuses.
+    /// Call it on a client fresh from [`ArmClient::new`]; on one already cloned the probe
+    /// stays off (it never falls back to the ARM token).
     pub fn with_jupyter(mut self, access: super::jupyter::JupyterAccess) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.jupyter = Some(access),
-            // Already shared: a fresh client with the same parts (rate limits start empty).
-            None => {
-                let i = &self.inner;
-                let mut fresh = ArmClient::new(
-                    i.http.clone(),
-                    i.credential.clone(),
-                    i.endpoint.clone(),
-                    i.config.clone(),
-                );
-                if let Some(inner) = Arc::get_mut(&mut fresh.inner) {
-                    inner.jupyter = Some(access);
-                }
-                return fresh;
-            }
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.jupyter = Some(access);
+        } else {
+            tracing::warn!("the Jupyter probe could not be turned on (client already shared)");
         }
         self
     }
