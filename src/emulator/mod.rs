@@ -607,7 +607,7 @@ async fn jupyter_with_faults(
     }
     if faults.jupyter_body_bytes > 0 {
         // Streamed without a length, so a client cannot refuse it by its header alone.
-        const CHUNK: [u8; 64 * 1024] = [b' '; 64 * 1024];
+        static CHUNK: [u8; 64 * 1024] = [b' '; 64 * 1024];
         let total = faults.jupyter_body_bytes;
         let chunks = total.div_ceil(CHUNK.len() as u64);
         let stream = futures_util::stream::iter((0..chunks).map(move |i| {
