@@ -194,7 +194,13 @@ async fn the_jupyter_token_goes_only_to_https_instance_hosts_and_never_follows_a
             .filter(|c| c["host"].as_str().is_some_and(|h| h.starts_with("ci-c.")))
             .collect();
         assert!(!asked.is_empty(), "{calls:#?}");
-        assert!(asked.iter().all(|c| c["status"] == 307), "{asked:#?}");
+        // Authenticated there (a principal, so the token's audience was Jupyter's).
+        assert!(
+            asked
+                .iter()
+                .all(|c| c["status"] == 307 && c["principal"] == ADMIN.0),
+            "{asked:#?}"
+        );
         assert!(
             !calls
                 .iter()
