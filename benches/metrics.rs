@@ -52,6 +52,7 @@ fn main() {
             next: None,
             native_drift: Vec::new(),
             stopped_by: None,
+            invalid_hold: None,
         });
         if i % 50 == 0 {
             report.actions.push(ActionTaken {

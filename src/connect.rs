@@ -42,7 +42,15 @@ pub fn arm_client_with_env(
         build_credential(&settings.auth(), http.clone(), env).map_err(ConnectError::Auth)?;
     let endpoint =
         ArmEndpoint::new(settings.arm_endpoint.clone()).map_err(ConnectError::Endpoint)?;
-    Ok(ArmClient::new(http, credential, endpoint, config))
+    let client = ArmClient::new(http, credential, endpoint, config);
+    // The Jupyter probe gets its own client and token scope, or stays off.
+    let Some(scope) = settings.jupyter_token_scope.clone() else {
+        return Ok(client);
+    };
+    let loopback = crate::azure::jupyter::loopback_of(&settings.arm_endpoint);
+    let http = crate::azure::jupyter::build_client(settings.ca_file.as_deref(), loopback)
+        .map_err(ConnectError::Auth)?;
+    Ok(client.with_jupyter(crate::azure::jupyter::JupyterAccess { http, scope }))
 }
 
 /// Point `settings` at an in-process emulator (its endpoint for ARM and Entra ID, its CA,

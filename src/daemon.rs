@@ -273,6 +273,11 @@ impl Daemon {
                 let native = self.plan_native(obs, &mut d, now);
                 let mut row = PlanRow::new(obs, &d);
                 row.native_drift = native.drift.iter().map(ToString::to_string).collect();
+                if invalid_hold_news(&key, row.invalid_hold.as_deref()) {
+                    tracing::warn!(workspace = %obs.workspace, instance = %obs.name,
+                        reason = row.invalid_hold.as_deref().unwrap_or_default(),
+                        "unreadable hold tag: the instance is held (said once per value)");
+                }
                 rows.push(row);
                 self.log_decision(obs, &d);
                 self.record_native(
@@ -1014,5 +1019,39 @@ fn error_text(e: &AzureError) -> String {
     match e.arm_code() {
         Some(code) => format!("{code}: {e:#}"),
         None => format!("{e:#}"),
+    }
+}
+
+/// Whether an unreadable hold of `key` is news (first seen, or a new value): it is logged
+/// once, not every pass; a fixed or removed tag is forgotten, so breaking it again is news.
+fn invalid_hold_news(key: &InstanceKey, why: Option<&str>) -> bool {
+    static SAID: std::sync::LazyLock<Mutex<BTreeMap<InstanceKey, String>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    match why {
+        None => {
+            said.remove(key);
+            false
+        }
+        Some(why) if said.get(key).map(String::as_str) == Some(why) => false,
+        Some(why) => {
+            said.insert(key.clone(), why.to_owned());
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_hold_is_news_once_per_value() {
+        let k = InstanceKey::new("lab", "ci-news");
+        assert!(invalid_hold_news(&k, Some("a")));
+        assert!(!invalid_hold_news(&k, Some("a")));
+        assert!(invalid_hold_news(&k, Some("b")));
+        assert!(!invalid_hold_news(&k, None));
+        assert!(invalid_hold_news(&k, Some("b")), "fixed, then broken again");
     }
 }

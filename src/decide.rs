@@ -62,6 +62,8 @@ pub enum SkipReason {
     Transitional,
     /// `lightsout-hold-until` is in the future.
     Held,
+    /// `lightsout-hold-until` is set but cannot be read: held (fail closed) until fixed.
+    InvalidHold,
     /// Started less than `min_uptime` ago; carried out later if still due.
     MinUptime,
     /// lightsout's own request for this instance is still in flight.
@@ -85,6 +87,7 @@ impl SkipReason {
             SkipReason::Busy => "busy",
             SkipReason::Transitional => "transitional",
             SkipReason::Held => "held",
+            SkipReason::InvalidHold => "invalid_hold",
             SkipReason::MinUptime => "min_uptime",
             SkipReason::Pending => "pending",
             SkipReason::Missed => "missed",
@@ -463,12 +466,15 @@ fn decide_with(
         // default that blocks there stops nothing. (An idle stop never gets here unseen:
         // without the signal the idle time is unknown.)
         Some(SkipReason::ActivityUnknown)
-    } else if obs
-        .hold_until()
-        .and_then(Result::ok)
-        .is_some_and(|until| until > now)
+    } else if let Some(hold) = obs.hold_until()
+        && !hold.as_ref().is_ok_and(|until| *until <= now)
     {
-        Some(SkipReason::Held)
+        // An unreadable hold holds too: stopping what someone asked to keep, because of a
+        // typo in the tag, is the worse mistake.
+        Some(match hold {
+            Ok(_) => SkipReason::Held,
+            Err(_) => SkipReason::InvalidHold,
+        })
     } else if policy.idle.as_ref().is_some_and(|rule| {
         running_since(obs, &mem)
             .is_some_and(|since| now.duration_since(since) < span(rule.min_uptime))

@@ -71,6 +71,9 @@ pub struct Metrics {
     pub native_drift: IntGaugeVec,
     /// `lightsout_unpriced_instances`: how many instances have no known compute price.
     pub unpriced_instances: IntGauge,
+    /// `lightsout_invalid_holds`: instances whose `lightsout-hold-until` cannot be read
+    /// (held, fail closed, until someone fixes the tag).
+    pub invalid_holds: IntGauge,
     /// `lightsout_actions_total{workspace,action,reason,outcome}`.
     pub actions: IntCounterVec,
     /// `lightsout_arm_requests_total{operation,status}`.
@@ -140,6 +143,10 @@ impl Metrics {
             unpriced_instances: reg!(IntGauge::new(
                 "lightsout_unpriced_instances",
                 "Compute instances whose vm size has no known compute price."
+            )),
+            invalid_holds: reg!(IntGauge::new(
+                "lightsout_invalid_holds",
+                "Compute instances whose lightsout-hold-until tag cannot be read, at the latest pass (held until the tag is fixed or removed)."
             )),
             actions: reg!(ic(
                 "lightsout_actions_total",
@@ -281,6 +288,13 @@ impl Metrics {
         }
         self.record_states(report);
         self.record_native_drift(report);
+        self.invalid_holds.set(
+            report
+                .rows
+                .iter()
+                .filter(|r| r.invalid_hold.is_some())
+                .count() as i64,
+        );
         self.record_instances(report, costs);
     }
 
@@ -365,6 +379,7 @@ mod tests {
             next: None,
             native_drift: Vec::new(),
             stopped_by: None,
+            invalid_hold: None,
         }
     }
 
@@ -419,6 +434,21 @@ mod tests {
                 .unwrap()
                 .contains("lightsout_native_drift_instances{workspace=\"lab\"} 0")
         );
+    }
+
+    #[test]
+    fn invalid_holds_gauge_counts_unreadable_hold_tags() {
+        let m = Metrics::new("test").unwrap();
+        let mut a = row("lab", "ci-a", "Running", None);
+        a.invalid_hold = Some("lightsout-hold-until = \"2099-01-01\" is not …".into());
+        let report = PassReport {
+            rows: vec![a, row("lab", "ci-b", "Running", None)].into(),
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &CostView::default(), 0.0);
+        assert!(m.render().unwrap().contains("lightsout_invalid_holds 1"));
+        m.record_pass(&PassReport::default(), &CostView::default(), 0.0);
+        assert!(m.render().unwrap().contains("lightsout_invalid_holds 0"));
     }
 
     #[test]

@@ -212,6 +212,23 @@ impl InstanceObservation {
             .get(TAG_HOLD_UNTIL)
             .map(|v| v.parse::<jiff::Timestamp>().map_err(|_| v.clone()))
     }
+
+    /// Why `lightsout-hold-until` cannot be read, when it is set but unreadable (a date
+    /// without a time, no offset, a stray space, a year beyond what we can represent). Such
+    /// a hold still holds: someone meant to keep the instance up and wrote it wrong.
+    pub fn invalid_hold(&self) -> Option<String> {
+        let value = self.hold_until()?.err()?;
+        let shown: String = value.chars().take(64).collect();
+        let more = if value.chars().count() > 64 {
+            "…"
+        } else {
+            ""
+        };
+        Some(format!(
+            "{TAG_HOLD_UNTIL} = {shown:?}{more} is not an RFC 3339 instant with an offset \
+             (e.g. 2030-01-31T18:00:00Z); held until the tag is fixed or removed"
+        ))
+    }
 }
 
 /// Tag that excludes an instance when set to `off`.

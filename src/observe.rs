@@ -6,10 +6,12 @@
 //! its instances are left out: nothing is decided on partial data.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::azure::convert::{instance_observation, jupyter_base};
 use crate::azure::{ArmClient, AzureError};
@@ -21,6 +23,10 @@ use crate::policy::Policy;
 pub const WORKSPACE_PARALLELISM: usize = 8;
 /// Jupyter servers asked at once.
 pub const JUPYTER_PARALLELISM: usize = 16;
+/// How long a pass waits for Jupyter probes, from its start (at least one probe's
+/// deadline after a workspace is listed): a probe not done by then counts as "activity
+/// unknown" for this pass, so a few slow servers never hold up the decisions.
+pub const JUPYTER_PASS_BUDGET: Duration = Duration::from_secs(15);
 
 /// What one workspace looked like.
 #[derive(Debug)]
@@ -52,6 +58,7 @@ pub async fn observe(
 ) -> Vec<WorkspaceSnapshot> {
     let gate = Arc::new(Semaphore::new(WORKSPACE_PARALLELISM));
     let jupyter_gate = Arc::new(Semaphore::new(JUPYTER_PARALLELISM));
+    let probes_until = Instant::now() + JUPYTER_PASS_BUDGET;
     let mut tasks = JoinSet::new();
     for (index, ws) in workspaces.iter().cloned().enumerate() {
         let (client, gate, jupyter_gate, policies) = (
@@ -62,7 +69,8 @@ pub async fn observe(
         );
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            let instances = observe_workspace(&client, &ws, &policies, &jupyter_gate).await;
+            let instances =
+                observe_workspace(&client, &ws, &policies, &jupyter_gate, probes_until).await;
             (
                 index,
                 WorkspaceSnapshot {
@@ -91,18 +99,21 @@ async fn observe_workspace(
     ws: &Workspace,
     policies: &[Policy],
     jupyter_gate: &Arc<Semaphore>,
+    probes_until: Instant,
 ) -> Result<Vec<InstanceObservation>, AzureError> {
     let resources = client.list_computes(&ws.reference).await?;
     let mut instances = Vec::with_capacity(resources.len());
     let mut probes = JoinSet::new();
     for r in &resources {
-        let Some(obs) = instance_observation(&ws.name, r) else {
+        let Some(mut obs) = instance_observation(&ws.name, r) else {
             continue;
         };
         let wants_jupyter = obs.state.is_running()
             && crate::policy::select(policies, &obs.workspace, &obs.name, &obs.tags)
                 .is_some_and(|p| p.signals().jupyter);
         if wants_jupyter {
+            // Unknown until a probe answers in time.
+            obs.jupyter = JupyterActivity::Unavailable;
             let index = instances.len();
             let (client, gate, base) = (client.clone(), jupyter_gate.clone(), jupyter_base(r));
             probes.spawn(async move {
@@ -112,11 +123,23 @@ async fn observe_workspace(
         }
         instances.push(obs);
     }
-    while let Some(joined) = probes.join_next().await {
-        if let Ok((index, activity)) = joined
-            && let Some(obs) = instances.get_mut(index)
-        {
-            obs.jupyter = activity;
+    // Each workspace gets at least one probe's deadline after its listing.
+    let until = probes_until.max(Instant::now() + crate::azure::jupyter::PROBE_TIMEOUT);
+    loop {
+        match tokio::time::timeout_at(until, probes.join_next()).await {
+            Ok(Some(Ok((index, activity)))) => {
+                if let Some(obs) = instances.get_mut(index) {
+                    obs.jupyter = activity;
+                }
+            }
+            Ok(Some(Err(_))) => {}
+            Ok(None) => break,
+            Err(_) => {
+                tracing::debug!(workspace = %ws.name, left = probes.len(),
+                    "Jupyter probes not done within the pass budget; activity unknown this pass");
+                probes.abort_all();
+                break;
+            }
         }
     }
     Ok(instances)
@@ -127,7 +150,17 @@ async fn probe_jupyter(client: &ArmClient, base: Option<url::Url>) -> JupyterAct
     let Some(base) = base else {
         return JupyterActivity::Unavailable;
     };
-    match probe_jupyter_once(client, &base).await {
+    let probe = tokio::time::timeout(
+        crate::azure::jupyter::PROBE_TIMEOUT,
+        probe_jupyter_once(client, &base),
+    );
+    match probe.await.unwrap_or_else(|_| {
+        Err(AzureError::Timeout {
+            operation: "jupyter",
+            after: crate::azure::jupyter::PROBE_TIMEOUT,
+            last_seen: None,
+        })
+    }) {
         Ok(activity) => activity,
         Err(e) => {
             if probe_log_due(&base, crate::clock::now()) {

@@ -37,6 +37,10 @@ pub struct PlanRow {
     /// `idle_shutdown` or `schedule` (Azure's own settings at work).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<&'static str>,
+    /// Why the instance's `lightsout-hold-until` cannot be read (such a hold holds: a due
+    /// stop shows skip `invalid_hold`); absent when there is no tag or it reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_hold: Option<String>,
 }
 
 impl PlanRow {
@@ -85,6 +89,7 @@ impl PlanRow {
             next: d.next,
             native_drift: Vec::new(),
             stopped_by: stopped_by(obs),
+            invalid_hold: (!obs.excluded()).then(|| obs.invalid_hold()).flatten(),
         }
     }
 }

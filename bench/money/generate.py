@@ -210,7 +210,8 @@ def main():
         text += ["[pricing.stopped_hourly]"] + [f"{k} = {v}" for k, v in STOPPED.items()]
         # [azure] is replaced by simulate; it still has to validate.
         text += ["", "[azure]", 'tenant_id = "00000000-0000-0000-0000-0000000000aa"',
-                 'client_id = "11111111-1111-1111-1111-111111111111"']
+                 'client_id = "11111111-1111-1111-1111-111111111111"',
+                 'jupyter_token_scope = "https://ml.azure.com/.default"']
         for team, *_ in TEAMS:
             text += ["", "[[workspace]]", f'name = "{team}"', f'subscription_id = "{SUB}"',
                      'resource_group = "rg-ml"', f'workspace = "mlw-{team}"', 'region = "eastus2"']

@@ -268,6 +268,8 @@ struct Inner {
     config: ArmClientConfig,
     rate_limits: Mutex<HashMap<String, RateLimitSnapshot>>,
     budgets: Option<super::budget::Budgets>,
+    /// The Jupyter probe's client and token scope; `None`: the probe is off.
+    jupyter: Option<super::jupyter::JupyterAccess>,
 }
 
 impl fmt::Debug for ArmClient {
@@ -277,6 +279,17 @@ impl fmt::Debug for ArmClient {
             .field("credential", &self.inner.credential)
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// A Jupyter answer longer than the probe reads.
+fn too_large(operation: &'static str) -> AzureError {
+    AzureError::Protocol {
+        operation,
+        reason: format!(
+            "response larger than {} bytes, not read",
+            super::jupyter::MAX_BODY_BYTES
+        ),
     }
 }
 
@@ -306,8 +319,27 @@ impl ArmClient {
                 rate_limits: Mutex::new(HashMap::new()),
                 budgets: config.budget.map(super::budget::Budgets::new),
                 config,
+                jupyter: None,
             }),
         }
+    }
+
+    /// Turns the Jupyter probe on: its own client (no redirects, short deadlines) and a
+    /// token scope meant for instance hosts. Without it [`ArmClient::jupyter_get`] refuses.
+    /// Call it on a client fresh from [`ArmClient::new`]; on one already cloned the probe
+    /// stays off (it never falls back to the ARM token).
+    pub fn with_jupyter(mut self, access: super::jupyter::JupyterAccess) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.jupyter = Some(access);
+        } else {
+            tracing::warn!("the Jupyter probe could not be turned on (client already shared)");
+        }
+        self
+    }
+
+    /// Whether the Jupyter probe is on (`[azure] jupyter_token_scope` is set).
+    pub fn jupyter_enabled(&self) -> bool {
+        self.inner.jupyter.is_some()
     }
 
     /// The configured endpoint.
@@ -689,57 +721,106 @@ impl ArmClient {
         )
     }
 
-    /// GET a JSON document from an instance's Jupyter server with the ARM bearer token, no
-    /// retries (a failed probe means "activity unknown" for this pass). The URL comes from
-    /// the instance's `applications`; the token goes only to the ARM host or an Azure ML
-    /// instance host (`*.azureml.ms`, `*.azureml.net`, `*.azureml.cn`, `*.azureml.us`).
+    /// GET a JSON document from an instance's Jupyter server, no retries (a failed probe
+    /// means "activity unknown" for this pass). The URL comes from the instance's
+    /// `applications`; the token, from `[azure] jupyter_token_scope` and never ARM's, goes
+    /// only to an https Azure ML instance host (`super::jupyter`). No redirects, at most
+    /// [`super::jupyter::PROBE_TIMEOUT`] and [`super::jupyter::MAX_BODY_BYTES`].
     pub async fn jupyter_get<T: DeserializeOwned>(&self, url: &Url) -> Result<T, AzureError> {
+        use super::jupyter::{MAX_BODY_BYTES, PROBE_TIMEOUT, check_instance_url};
         const OP: &str = "jupyter";
-        let host = url.host_str().unwrap_or_default();
-        let same_host = url.host_str() == self.inner.endpoint.base().host_str()
-            && url.port_or_known_default() == self.inner.endpoint.base().port_or_known_default();
-        let instance_host = [".azureml.ms", ".azureml.net", ".azureml.cn", ".azureml.us"]
-            .iter()
-            .any(|suffix| host.ends_with(suffix));
-        if !(same_host || instance_host) || !matches!(url.scheme(), "https" | "http") {
-            return Err(AzureError::InvalidUrl {
+        let Some(access) = &self.inner.jupyter else {
+            return Err(AzureError::Protocol {
                 operation: OP,
-                reason: "Jupyter URL is neither on the ARM host nor an Azure ML instance host",
-                url_prefix: url.as_str().chars().take(80).collect(),
+                reason: "the Jupyter probe is off: azure.jupyter_token_scope is not set".to_owned(),
             });
-        }
-        let token = self.bearer(OP, false).await?;
-        let started = Instant::now();
-        let result = self
-            .inner
-            .http
-            .get(url.clone())
-            .bearer_auth(token.secret())
-            .send()
-            .await;
-        let status = result.as_ref().ok().map(|r| r.status().as_u16());
-        if let Some(hook) = &self.inner.config.on_request {
-            hook(&RequestEvent {
-                operation: OP,
-                method: Method::GET,
-                status,
-                elapsed: started.elapsed(),
-            });
-        }
-        let response = result.map_err(|source| AzureError::Transport {
+        };
+        check_instance_url(url).map_err(|reason| AzureError::InvalidUrl {
             operation: OP,
-            kind: TransportKind::of(&source),
-            source,
+            reason,
+            url_prefix: super::error::truncate_chars(url.as_str(), 80),
         })?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
+        let token = self
+            .inner
+            .credential
+            .get_token(&[access.scope.as_str()], None)
             .await
-            .map_err(|source| AzureError::Transport {
+            .map_err(|source| AzureError::Auth {
                 operation: OP,
-                kind: TransportKind::of(&source),
                 source,
             })?;
+        let mut auth_value = HeaderValue::from_str(&format!("Bearer {}", token.token.secret()))
+            .map_err(|_| AzureError::Auth {
+                operation: OP,
+                source: azure_core::Error::with_message(
+                    azure_core::error::ErrorKind::Credential,
+                    "access token contains characters not allowed in an HTTP header",
+                ),
+            })?;
+        auth_value.set_sensitive(true);
+        drop(token);
+        let started = Instant::now();
+        let transport = |source: reqwest::Error| match TransportKind::of(&source) {
+            TransportKind::Timeout => AzureError::Timeout {
+                operation: OP,
+                after: PROBE_TIMEOUT,
+                last_seen: None,
+            },
+            kind => AzureError::Transport {
+                operation: OP,
+                kind,
+                source,
+            },
+        };
+        // One deadline over headers and body: the client's timeout covers the same, this
+        // one holds even if a server trickles bytes.
+        let exchange = async {
+            let result = access
+                .http
+                .get(url.clone())
+                .header(header::AUTHORIZATION, auth_value)
+                .send()
+                .await;
+            if let Some(hook) = &self.inner.config.on_request {
+                hook(&RequestEvent {
+                    operation: OP,
+                    method: Method::GET,
+                    status: result.as_ref().ok().map(|r| r.status().as_u16()),
+                    elapsed: started.elapsed(),
+                });
+            }
+            let mut response = result.map_err(transport)?;
+            let status = response.status().as_u16();
+            if response
+                .content_length()
+                .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+            {
+                return Err(too_large(OP));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport)? {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(too_large(OP));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok((status, body))
+        };
+        let (status, body) = tokio::time::timeout(PROBE_TIMEOUT, exchange)
+            .await
+            .map_err(|_| AzureError::Timeout {
+                operation: OP,
+                after: PROBE_TIMEOUT,
+                last_seen: None,
+            })??;
+        if (300..400).contains(&status) {
+            return Err(AzureError::Protocol {
+                operation: OP,
+                reason: format!(
+                    "HTTP {status}: a redirect, not followed (the token stays with the instance host)"
+                ),
+            });
+        }
         if !(200..300).contains(&status) {
             return Err(AzureError::Arm {
                 operation: OP,

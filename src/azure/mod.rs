@@ -21,6 +21,7 @@ pub mod budget;
 pub mod client;
 pub mod convert;
 pub mod error;
+pub mod jupyter;
 pub mod lro;
 pub mod retry;
 pub mod tags;

@@ -304,6 +304,15 @@ async fn check_jupyter(
     computes: &[ComputeResource],
     policies: &[Policy],
 ) {
+    if !client.jupyter_enabled() {
+        // No scope for instance hosts: the probe never sends a token (the ARM one least).
+        list.line(
+            Mark::Info,
+            "jupyter probe: off (azure.jupyter_token_scope is not set); no instance's Jupyter is asked",
+            None,
+        );
+        return;
+    }
     for r in computes {
         let Some(obs) = instance_observation(&ws.name, r) else {
             continue;

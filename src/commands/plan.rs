@@ -109,5 +109,15 @@ fn table(rows: &[PlanRow], now: jiff::Timestamp) -> String {
             }
         }
     }
+    // Holds that cannot be read (they hold): say why, so someone fixes the tag.
+    let unreadable: Vec<&PlanRow> = rows.iter().filter(|r| r.invalid_hold.is_some()).collect();
+    if !unreadable.is_empty() {
+        out.push_str("\nUNREADABLE HOLDS (held until fixed)\n");
+        for r in unreadable {
+            if let Some(why) = &r.invalid_hold {
+                out.push_str(&format!("{}/{}: {why}\n", r.workspace, r.instance));
+            }
+        }
+    }
     out
 }

@@ -58,6 +58,7 @@ pub struct RawAzure {
     pub client_id: Option<Spanned<String>>,
     pub client_secret_file: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<String>>,
+    pub jupyter_token_scope: Option<Spanned<String>>,
     /// Present only to give a pointed error: secrets never live in the config file.
     pub client_secret: Option<Spanned<toml::Value>>,
 }

@@ -106,6 +106,9 @@ pub struct AzureSettings {
     pub client_id: Option<String>,
     pub client_secret_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
+    /// Token scope for the instances' Jupyter servers (`jupyter` signal); no default: the
+    /// probe sends it to every instance host, so it must never be ARM's.
+    pub jupyter_token_scope: Option<String>,
 }
 
 impl AzureSettings {
@@ -134,6 +137,7 @@ impl Default for AzureSettings {
             client_id: None,
             client_secret_file: None,
             ca_file: None,
+            jupyter_token_scope: None,
         }
     }
 }
@@ -256,6 +260,7 @@ pub fn from_str(text: &str) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>
         .as_ref()
         .map_or_else(PricingSettings::default, |p| check_pricing(&mut c, p));
     let policies = check_policies(&mut c, &raw, &workspaces);
+    check_jupyter_needs_scope(&mut c, &raw, &azure);
     if c.has_errors() {
         return Err(c.out);
     }
@@ -477,7 +482,68 @@ fn check_azure(c: &mut Checker<'_>, raw: &RawAzure) -> AzureSettings {
         .as_ref()
         .map(|v| PathBuf::from(v.get_ref()));
     s.ca_file = raw.ca_file.as_ref().map(|v| PathBuf::from(v.get_ref()));
+    if let Some(v) = &raw.jupyter_token_scope {
+        match jupyter_scope(v.get_ref(), &s.arm_endpoint) {
+            Ok(scope) => s.jupyter_token_scope = Some(scope),
+            Err(why) => c.error(
+                v.span(),
+                format!("azure.jupyter_token_scope: {why}, got {:?}", v.get_ref()),
+            ),
+        }
+    }
     s
+}
+
+/// A scope for tokens sent to instance hosts: `{audience}/.default`, and never ARM's (an
+/// ARM token can start, stop and rewrite every compute; an instance host must not get it).
+fn jupyter_scope(v: &str, arm: &Url) -> Result<String, &'static str> {
+    let Some(audience) = v.strip_suffix("/.default") else {
+        return Err(
+            "expected an audience followed by /.default (e.g. https://ml.azure.com/.default)",
+        );
+    };
+    if audience.is_empty() || v.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+        return Err("expected an audience followed by /.default, without spaces");
+    }
+    let host = Url::parse(audience)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    let arm_host = arm.host_str().map(str::to_ascii_lowercase);
+    if host.is_some()
+        && (host == arm_host
+            || host
+                .as_deref()
+                .is_some_and(|h| h.starts_with("management.")))
+    {
+        return Err(
+            "must not be the Azure Resource Manager scope: that token could start, stop and change every compute, and the probe sends it to every instance host",
+        );
+    }
+    Ok(v.to_owned())
+}
+
+/// A policy that counts Jupyter activity needs `[azure] jupyter_token_scope`: without it
+/// the probe would have no token it may send to instance hosts.
+fn check_jupyter_needs_scope(c: &mut Checker<'_>, raw: &RawConfig, azure: &AzureSettings) {
+    if azure.jupyter_token_scope.is_some() {
+        return;
+    }
+    for (i, p) in raw.policy.iter().enumerate() {
+        let signals = p.idle.as_ref().and_then(|idle| idle.signals.as_ref());
+        for s in signals.into_iter().flatten() {
+            if s.get_ref() == "jupyter" {
+                c.error(
+                    s.span(),
+                    format!(
+                        "policy[{i}] ({}).idle.signals: names jupyter, but azure.jupyter_token_scope is not set; \
+                         the probe sends a token to every instance's Jupyter host, and it must come from a scope meant for that, never ARM's \
+                         (set azure.jupyter_token_scope, e.g. \"https://ml.azure.com/.default\", see docs/configuration.md, or remove \"jupyter\")",
+                        p.name.get_ref()
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn check_workspaces(c: &mut Checker<'_>, raw: &[RawWorkspace]) -> Vec<Workspace> {
@@ -1492,10 +1558,64 @@ signals = ["arm"]
             "[policy.idle]\ntimeout = \"45m\"\nsignals = [\"arm\", \"jupyter\"]\n",
             "[policy.idle]\nmax_uptime = \"12h\"\n",
         ] {
-            let text =
-                format!("[[policy]]\nname = \"p\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n{ok}");
+            let text = format!(
+                "[azure]\njupyter_token_scope = \"https://ml.azure.com/.default\"\n\
+                 [[policy]]\nname = \"p\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n{ok}"
+            );
             assert!(from_str(&text).is_ok(), "{ok}: {:#?}", messages(&text));
         }
+    }
+
+    /// The Jupyter probe sends a token to every instance host: a policy that counts Jupyter
+    /// needs a scope of its own for that, never ARM's, and there is no default.
+    #[test]
+    fn jupyter_signal_needs_its_own_token_scope() {
+        let policy = "[[policy]]\nname = \"p\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n\
+                      [policy.idle]\nsignals = [\"arm\", \"jupyter\"]\n";
+        let m = messages(policy);
+        assert_eq!(m.len(), 1, "{m:#?}");
+        assert!(
+            m[0].starts_with("5:19: policy[0] (p).idle.signals: names jupyter, but azure.jupyter_token_scope is not set"),
+            "{m:#?}"
+        );
+        for (scope, why) in [
+            (
+                "https://management.azure.com/.default",
+                "must not be the Azure Resource Manager scope",
+            ),
+            (
+                "https://management.core.windows.net/.default",
+                "must not be the Azure Resource Manager scope",
+            ),
+            ("https://ml.azure.com", "followed by /.default"),
+            ("/.default", "without spaces"),
+            ("https://ml.azure.com /.default", "without spaces"),
+        ] {
+            let m = messages(&format!(
+                "[azure]\njupyter_token_scope = {scope:?}\n{policy}"
+            ));
+            assert!(
+                m.iter()
+                    .any(|l| l.starts_with("2:23: azure.jupyter_token_scope: ") && l.contains(why)),
+                "{scope}: {m:#?}"
+            );
+        }
+        // The emulator's ARM endpoint is not a valid audience either.
+        let m = messages(&format!(
+            "[azure]\narm_endpoint = \"https://127.0.0.1:8443\"\njupyter_token_scope = \"https://127.0.0.1:8443/.default\"\n{policy}"
+        ));
+        assert!(
+            m.iter()
+                .any(|l| l.contains("must not be the Azure Resource Manager scope")),
+            "{m:#?}"
+        );
+        let text =
+            format!("[azure]\njupyter_token_scope = \"api://lightsout-probe/.default\"\n{policy}");
+        let (cfg, _) = from_str(&text).unwrap();
+        assert_eq!(
+            cfg.azure.jupyter_token_scope.as_deref(),
+            Some("api://lightsout-probe/.default")
+        );
     }
 
     #[test]

@@ -214,6 +214,7 @@ fn row(instance: &str, state: &str, idle_seconds: Option<i64>) -> PlanRow {
         next: None,
         native_drift: Vec::new(),
         stopped_by: None,
+        invalid_hold: None,
     }
 }
 

@@ -12,6 +12,9 @@ fn ts(s: &str) -> Timestamp {
 }
 
 const BASE: &str = r#"
+[azure]
+jupyter_token_scope = "https://ml.azure.com/.default"
+
 [[workspace]]
 name = "research"
 subscription_id = "34adfa4f-cedf-4dc0-ba29-b6d1a69ab345"
@@ -367,6 +370,72 @@ fn hold_tag_forbids_stopping_until_it_ends() {
     );
     let d = decide(&p, &o, &d.memory, ts("2026-03-27T20:00:01Z"));
     assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
+}
+
+/// A hold someone wrote wrong (no time, no offset, a stray space, a year past what a
+/// timestamp holds) still holds, with its own reason, and keeps holding: it has no end.
+#[test]
+fn unreadable_hold_tag_holds_and_says_so() {
+    let p = office();
+    let mem = known_since("2026-03-27T07:00:00Z");
+    for bad in [
+        "2099-01-01",
+        "2099-01-01T18:00",
+        " 2099-01-01T18:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "tomorrow",
+        "",
+    ] {
+        let mut o = obs(InstanceState::Running);
+        o.tags.insert("lightsout-hold-until".into(), bad.into());
+        let reason = o.invalid_hold().expect(bad);
+        assert!(reason.contains("lightsout-hold-until"), "{reason}");
+        for now in ["2026-03-27T18:00:00Z", "2026-03-27T18:30:00Z"] {
+            let d = decide(&p, &o, &mem, ts(now));
+            assert!(
+                matches!(
+                    d.verdict,
+                    Verdict::Skip {
+                        planned: Planned {
+                            action: Action::Stop,
+                            ..
+                        },
+                        why: SkipReason::InvalidHold
+                    }
+                ),
+                "{bad:?} at {now}: {:?}",
+                d.verdict
+            );
+        }
+    }
+    // A readable hold is not reported as unreadable; a past one no longer holds.
+    let mut o = obs(InstanceState::Running);
+    o.tags
+        .insert("lightsout-hold-until".into(), "2026-03-27T17:00:00Z".into());
+    assert_eq!(o.invalid_hold(), None);
+    let d = decide(&p, &o, &mem, ts("2026-03-27T18:00:00Z"));
+    assert!(
+        !matches!(
+            d.verdict,
+            Verdict::Skip {
+                why: SkipReason::Held | SkipReason::InvalidHold,
+                ..
+            }
+        ),
+        "{:?}",
+        d.verdict
+    );
+    // An unreadable hold does not block a start.
+    let mut o = obs(InstanceState::Stopped);
+    o.tags
+        .insert("lightsout-hold-until".into(), "2099-01-01".into());
+    let d = decide(
+        &p,
+        &o,
+        &InstanceMemory::default(),
+        ts("2026-03-30T06:00:01Z"),
+    );
+    assert_eq!(d.verdict, act(Action::Start, Reason::WindowOpen, false));
 }
 
 #[test]

@@ -387,6 +387,7 @@ fn issue(shared: &Shared, idx: usize, resource: &str, now: Timestamp) -> (String
         IssuedToken {
             principal: idx,
             expires,
+            audience: resource.to_owned(),
         },
     );
     (tok, lifetime.as_secs() - 1)

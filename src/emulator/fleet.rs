@@ -9,6 +9,8 @@
 //! ```toml
 //! gateway_accepts_service_principals = true   # false: every instance's Jupyter refuses
 //!                                              # service principals (403), users only
+//! jupyter_audience = "https://ml.azure.com"    # the token audience instances' Jupyter
+//!                                              # accepts (real Azure's is unverified)
 //! [[principal]]
 //! client_id = "…"                  # a user gets its token through the same form (an
 //! client_secret = "…"              # emulator shortcut; real users sign in interactively)
@@ -29,6 +31,10 @@
 //! created_by_object_id = "…"       # createdBy.userId (default: a person's, derived from the name)
 //! assigned_user = "…"              # personalComputeInstanceSettings.assignedUser.objectId
 //! ```
+
+/// The token audience the emulated instances' Jupyter accepts unless the fleet says
+/// otherwise: an assumption (Azure ML's data plane); real Azure's is not documented.
+pub const DEFAULT_JUPYTER_AUDIENCE: &str = "https://ml.azure.com";
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -146,6 +152,8 @@ pub mod raw {
         pub seed: Option<u64>,
         /// Whether instances' Jupyter gateways admit service principals at all.
         pub gateway_accepts_service_principals: Option<bool>,
+        /// The token audience instances' Jupyter accepts.
+        pub jupyter_audience: Option<String>,
         /// Workspaces and their instances.
         #[serde(default)]
         pub workspace: Vec<RawWorkspace>,
@@ -296,6 +304,9 @@ pub struct Fleet {
     /// Whether instances' Jupyter gateways admit service principals (default true); false
     /// stands for a gateway that only lets users in, so every service principal gets 403.
     pub gateway_accepts_service_principals: bool,
+    /// The token audience instances' Jupyter accepts (default [`DEFAULT_JUPYTER_AUDIENCE`]);
+    /// a token for another audience, ARM's included, gets 401.
+    pub jupyter_audience: String,
     /// Workspaces, in file order. Azure names are unique.
     pub workspaces: Vec<Workspace>,
 }
@@ -807,6 +818,9 @@ impl Fleet {
             gateway_accepts_service_principals: raw
                 .gateway_accepts_service_principals
                 .unwrap_or(true),
+            jupyter_audience: raw
+                .jupyter_audience
+                .unwrap_or_else(|| DEFAULT_JUPYTER_AUDIENCE.to_owned()),
             workspaces,
         })
     }

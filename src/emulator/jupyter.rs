@@ -1,7 +1,8 @@
-//! Emulated Jupyter Server API of each instance, at
-//! `{endpoint}/instances/{workspace}/{instance}/api/…` (the base of the instance's
-//! `applications` URLs). Needs a bearer token the emulator issued; answers only while the
-//! VM runs, else 502 as the Azure ML gateway does.
+//! Emulated Jupyter Server API of each instance, on its own real-shaped host
+//! `{instance}.{region}.instances.azureml.ms` (the emulator's port; the base of the instance's
+//! `applications` URLs, as recorded), never on the ARM host. Needs a bearer token the
+//! emulator issued for the Jupyter audience (`jupyter_audience` in the fleet; an ARM token
+//! gets 401); answers only while the VM runs, else 502 as the Azure ML gateway does.
 //!
 //! Who may open it follows `applicationSharingPolicy` ("If Personal, only the creator can
 //! access applications on this compute instance. When Shared, any workspace user can access
@@ -20,7 +21,7 @@ use serde_json::{Value, json};
 use super::auth::authenticate;
 use super::http::{Req, json, text};
 use super::rbac;
-use super::state::{Instance, Shared, jupyter_time};
+use super::state::{INSTANCE_DOMAIN, Instance, Shared, jupyter_time};
 
 /// The RBAC data action that opens a shared instance's applications (Azure ML's
 /// built-in roles grant it as `…/computes/applicationaccess/action`).
@@ -48,33 +49,60 @@ pub fn may_open(shared: &Shared, inst: &Instance, who: usize) -> bool {
     }
 }
 
-/// Serves `/instances/{ws}/{inst}/…`; returns the response and the principal.
-pub fn handle(shared: &Shared, req: &Req) -> (Response, Option<usize>) {
-    let who = match authenticate(shared, req) {
+/// `(instance, region)` of a request's `Host` when it is an instance host
+/// (`{instance}.{region}.instances.azureml.ms[:port]`).
+pub fn instance_host(req: &Req) -> Option<(String, String)> {
+    let host = req.header("host")?.to_ascii_lowercase();
+    let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+    let prefix = host.strip_suffix(&format!(".{INSTANCE_DOMAIN}"))?;
+    let (name, region) = prefix.split_once('.')?;
+    (!name.is_empty() && !region.is_empty() && !region.contains('.'))
+        .then(|| (name.to_owned(), region.to_owned()))
+}
+
+/// Whether the request's token was issued for `audience` (trailing `/` aside); `Ok(principal)`.
+fn authenticate_for(shared: &Shared, req: &Req, audience: &str) -> Result<usize, &'static str> {
+    let who = authenticate(shared, req).map_err(|_| "no valid token")?;
+    let tok = match req.bearer() {
+        super::http::Bearer::Token(t) => t,
+        _ => return Err("no valid token"),
+    };
+    let inner = shared.lock();
+    let aud = inner.tokens.get(tok).map(|t| t.audience.clone());
+    let trim = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
+    match aud {
+        Some(a) if trim(&a) == trim(audience) => Ok(who),
+        _ => Err("the token is not for this audience"),
+    }
+}
+
+/// Serves a request to the instance host of `(name, region)`; returns the response and the
+/// principal.
+pub fn handle(shared: &Shared, req: &Req, name: &str, region: &str) -> (Response, Option<usize>) {
+    let who = match authenticate_for(shared, req, &shared.fleet.jupyter_audience) {
         Ok(i) => i,
-        Err(_) => {
+        Err(reason) => {
             return (
                 json(
                     StatusCode::UNAUTHORIZED,
-                    &json!({"message": "Unauthorized", "reason": null}),
+                    &json!({"message": "Unauthorized", "reason": reason}),
                 ),
                 None,
             );
         }
     };
-    let (Some(wsn), Some(name)) = (req.segs.get(1), req.segs.get(2)) else {
-        return (not_found(), Some(who));
-    };
     let now = shared.clock.now();
     let mut inner = shared.lock();
     inner.settle(now);
-    let Some(wi) = inner.find_ws_by_name(wsn) else {
+    // Instance names are unique per region, as on Azure.
+    let found = inner.workspaces.iter().enumerate().find_map(|(wi, ws)| {
+        let here = ws.spec.location.to_ascii_lowercase().replace(' ', "") == region;
+        here.then(|| ws.find(name).map(|ii| (wi, ii))).flatten()
+    });
+    let Some((wi, ii)) = found else {
         return (not_found(), Some(who));
     };
     let ws = &inner.workspaces[wi];
-    let Some(ii) = ws.find(name) else {
-        return (not_found(), Some(who));
-    };
     if !may_open(shared, &ws.instances[ii], who) {
         return (
             json(
@@ -94,7 +122,7 @@ pub fn handle(shared: &Shared, req: &Req) -> (Response, Option<usize>) {
             Some(who),
         );
     }
-    let rest: Vec<&str> = req.segs[3..].iter().map(String::as_str).collect();
+    let rest: Vec<&str> = req.segs.iter().map(String::as_str).collect();
     if req.method != Method::GET {
         return (
             json(

@@ -271,8 +271,15 @@ impl Emulator {
                 path: state_dir.display().to_string(),
                 source,
             })?;
+            // The regions' instance hosts, where each instance's Jupyter answers.
+            let regions: Vec<String> = opts
+                .fleet
+                .workspaces
+                .iter()
+                .map(|w| w.location.to_ascii_lowercase().replace(' ', ""))
+                .collect();
             Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
-                &state_dir,
+                &state_dir, &regions,
             )?))
         } else {
             None
@@ -528,8 +535,11 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     );
     let request_id = uuid::Uuid::new_v4().to_string();
     let first = req.seg_lc(0).unwrap_or_default();
+    let instance_host = jupyter::instance_host(&req);
 
-    let (mut resp, principal) = if arm::is_arm_path(&req) {
+    let (mut resp, principal) = if let Some((name, region)) = &instance_host {
+        jupyter_with_faults(&shared, &req, name, region).await
+    } else if arm::is_arm_path(&req) {
         match arm::handle(&shared, &req).await {
             arm::Outcome::Respond(r, p) => (r, p),
             arm::Outcome::Reset(p) => {
@@ -545,8 +555,6 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
     } else if first == "_emulator" {
         (control::handle(&shared, &req), None)
-    } else if first == "instances" {
-        jupyter::handle(&shared, &req)
     } else if first == "api" && req.seg_lc(1).as_deref() == Some("retail") {
         (prices::handle(&shared, &req), None)
     } else if auth::is_entra_path(&req) {
@@ -580,6 +588,40 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     resp
 }
 
+/// A Jupyter answer as the injected faults shape it: late, a 307 elsewhere, or a huge body.
+async fn jupyter_with_faults(
+    shared: &Shared,
+    req: &Req,
+    name: &str,
+    region: &str,
+) -> (Response, Option<usize>) {
+    let faults = shared.lock().faults.clone();
+    if faults.jupyter_latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.jupyter_latency_ms)).await;
+    }
+    let (resp, who) = jupyter::handle(shared, req, name, region);
+    if let Some(to) = faults.jupyter_redirect {
+        let mut r = http::empty(StatusCode::TEMPORARY_REDIRECT);
+        set_header(&mut r, "location", &to);
+        return (r, who);
+    }
+    if faults.jupyter_body_bytes > 0 {
+        // Streamed without a length, so a client cannot refuse it by its header alone.
+        static CHUNK: [u8; 64 * 1024] = [b' '; 64 * 1024];
+        let total = faults.jupyter_body_bytes;
+        let chunks = total.div_ceil(CHUNK.len() as u64);
+        let stream = futures_util::stream::iter((0..chunks).map(move |i| {
+            let left = total - i * CHUNK.len() as u64;
+            let n = usize::try_from(left.min(CHUNK.len() as u64)).unwrap_or(CHUNK.len());
+            Ok::<_, std::io::Error>(Bytes::from_static(&CHUNK[..n]))
+        }));
+        let mut r = Response::new(Body::from_stream(stream));
+        set_header(&mut r, "content-type", "application/json");
+        return (r, who);
+    }
+    (resp, who)
+}
+
 fn record(shared: &Shared, req: &Req, status: u16, principal: Option<usize>, request_id: &str) {
     let time = shared.clock.now();
     let principal = principal
@@ -594,5 +636,7 @@ fn record(shared: &Shared, req: &Req, status: u16, principal: Option<usize>, req
         status,
         principal,
         request_id: request_id.to_owned(),
+        host: jupyter::instance_host(req)
+            .map(|_| req.header("host").unwrap_or_default().to_owned()),
     });
 }

@@ -75,6 +75,14 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Share of long-running operations that fail.
     pub lro_fail_rate: f64,
+    /// Delay before every Jupyter answer, in milliseconds.
+    pub jupyter_latency_ms: u64,
+    /// Every Jupyter answer is this many bytes of padding instead (0: off), streamed
+    /// without a length.
+    pub jupyter_body_bytes: u64,
+    /// Every Jupyter answer is a 307 to this URL instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jupyter_redirect: Option<String>,
     /// Seed of the fault RNG; reseeded on every POST.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -141,6 +149,8 @@ pub struct IssuedToken {
     pub principal: usize,
     /// Wall-clock expiry.
     pub expires: Timestamp,
+    /// The `aud` it was issued for (the scope without `/.default`).
+    pub audience: String,
 }
 
 /// A long-running operation, for its status and location URLs.
@@ -183,6 +193,10 @@ pub struct CallRecord {
     pub principal: Option<String>,
     /// `x-ms-request-id` of the response.
     pub request_id: String,
+    /// The `Host` of a request to an instance host (Jupyter), where the path alone does
+    /// not say which instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// `createdBy` of an instance: ids only, no `userName` (every recorded body:
@@ -578,9 +592,25 @@ pub fn jupyter_time(t: Timestamp) -> String {
     )
 }
 
-/// Base URL of an instance's Jupyter server on the emulator.
-pub fn jupyter_base(endpoint: &str, ws: &str, inst: &str) -> String {
-    format!("{endpoint}/instances/{ws}/{inst}")
+/// The domain of the emulated instances' hosts, as real Azure's public cloud names them.
+pub const INSTANCE_DOMAIN: &str = "instances.azureml.ms";
+
+/// Base URL of an instance's Jupyter server on the emulator: real-shaped,
+/// `https://{instance}.{region}.instances.azureml.ms:{port}` (recorded `endpointUri`s), on
+/// the emulator's port; a client reaches it by resolving the name to the emulator's address.
+pub fn jupyter_base(endpoint: &str, region: &str, inst: &str) -> String {
+    let (scheme, port) = match url::Url::parse(endpoint) {
+        Ok(u) => (
+            u.scheme().to_owned(),
+            u.port_or_known_default().unwrap_or(443),
+        ),
+        Err(_) => ("https".to_owned(), 443),
+    };
+    format!(
+        "{scheme}://{}.{}.{INSTANCE_DOMAIN}:{port}",
+        inst.to_ascii_lowercase(),
+        region.to_ascii_lowercase().replace(' ', "")
+    )
 }
 
 /// A deterministic GUID-shaped id for a user name.
@@ -614,7 +644,7 @@ pub fn instance_json(endpoint: &str, ws: &WsState, inst: &Instance, now: Timesta
         State::CreateFailed => "Failed",
         _ => "Succeeded",
     };
-    let base = jupyter_base(endpoint, &ws.spec.name, &inst.name);
+    let base = jupyter_base(endpoint, &ws.spec.location, &inst.name);
     let last_operation = m.last_operation.as_ref().map(|lo| {
         json!({
             "operationName": lo.kind.name(),
@@ -646,7 +676,7 @@ pub fn instance_json(endpoint: &str, ws: &WsState, inst: &Instance, now: Timesta
             "privateIpAddress": inst.private_ip,
         },
         // Names and URL shapes as recorded (`…/tree/` and `…/lab`, "Jupyter Lab" with a
-        // space), on the emulator's host: `{endpoint}/instances/{workspace}/{instance}/…`.
+        // space), on a real-shaped instance host: `https://{instance}.{region}.instances.azureml.ms:{port}/…`.
         "applications": [
             {"displayName": "Jupyter", "endpointUri": format!("{base}/tree/")},
             {"displayName": "Jupyter Lab", "endpointUri": format!("{base}/lab")},
@@ -736,11 +766,11 @@ mod tests {
         let ws = &inner.workspaces[0];
         let carol = &ws.instances[ws.find("ci-carol").unwrap()];
         assert_eq!(carol.machine.shown_state(now), "JobRunning");
-        let v = instance_json("https://e", ws, carol, now);
+        let v = instance_json("https://127.0.0.1:8443", ws, carol, now);
         assert_eq!(v["properties"]["properties"]["state"], "JobRunning");
         assert_eq!(
             v["properties"]["properties"]["applications"][0]["endpointUri"],
-            "https://e/instances/workspaces123/ci-carol/tree/"
+            "https://ci-carol.eastus2.instances.azureml.ms:8443/tree/"
         );
     }
 }

@@ -1,5 +1,6 @@
-//! TLS for the emulator: a fresh CA and a server certificate for `127.0.0.1` and
-//! `localhost` signed by it, made with rcgen; the CA goes to `ca.pem` so clients can
+//! TLS for the emulator: a fresh CA and a server certificate for `127.0.0.1`, `localhost`
+//! and the instance hosts of the fleet's regions (`*.{region}.instances.azureml.ms`, where
+//! each instance's Jupyter is served) signed by it, made with rcgen; the CA goes to `ca.pem` so clients can
 //! trust it. The rustls config uses the aws-lc-rs provider explicitly, never the process
 //! default, so it works whatever else the process installed.
 
@@ -33,8 +34,9 @@ pub enum TlsError {
     },
 }
 
-/// Makes the CA and server certificate, writes `ca.pem` into `dir`, returns the config.
-pub fn server_config(dir: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// Makes the CA and server certificate (with the instance hosts of `regions`), writes
+/// `ca.pem` into `dir`, returns the config.
+pub fn server_config(dir: &Path, regions: &[String]) -> Result<Arc<ServerConfig>, TlsError> {
     let ca_key = KeyPair::generate().map_err(TlsError::Cert)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(TlsError::Cert)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -53,7 +55,14 @@ pub fn server_config(dir: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let leaf_key = KeyPair::generate().map_err(TlsError::Cert)?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).map_err(TlsError::Cert)?;
+    let mut names = vec!["localhost".to_owned()];
+    for r in regions {
+        let name = format!("*.{r}.{}", super::state::INSTANCE_DOMAIN);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let mut leaf = CertificateParams::new(names).map_err(TlsError::Cert)?;
     leaf.subject_alt_names
         .push(SanType::IpAddress(std::net::IpAddr::V4(
             std::net::Ipv4Addr::LOCALHOST,

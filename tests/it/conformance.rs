@@ -288,6 +288,14 @@ fn check_instance_shape(got: &Value, what: &str) {
     assert_eq!(names, ["Jupyter", "Jupyter Lab"], "{what}");
     assert!(apps[0]["endpointUri"].as_str().unwrap().ends_with("/tree/"));
     assert!(apps[1]["endpointUri"].as_str().unwrap().ends_with("/lab"));
+    // On the instance's own host, shaped as recorded (`https://NAME.REGION.instances.azureml.ms`).
+    for a in apps {
+        let u = url::Url::parse(a["endpointUri"].as_str().unwrap()).unwrap();
+        let host = u.host_str().unwrap();
+        assert_eq!(u.scheme(), "https", "{what}");
+        assert!(host.ends_with(".instances.azureml.ms"), "{what}: {host}");
+        assert_eq!(host.split('.').count(), 5, "{what}: {host}");
+    }
     assert!(is_guid(pp["createdBy"]["userId"].as_str().unwrap()));
 }
 
@@ -632,27 +640,23 @@ assigned_user = "a11ce000-0000-4000-8000-000000000001"
 const ALICE: (&str, &str) = ("aaaaaaaa-0000-0000-0000-00000000000a", "alice");
 const BOB: (&str, &str) = ("bbbbbbbb-0000-0000-0000-00000000000b", "bob");
 
-async fn jupyter_status(arm: &Arm, tok: &str, inst: &str) -> u16 {
-    let (s, _, _) = arm
-        .send(
-            Method::GET,
-            &format!("/instances/{WS}/{inst}/api/status"),
-            tok,
-            None,
-        )
-        .await;
-    s
+/// The Jupyter token scope the emulator's instances accept (its default audience).
+const JUPYTER_SCOPE: &str = "https://ml.azure.com/.default";
+
+/// `GET /api/status` on the instance's own host, with a token for the Jupyter audience.
+async fn jupyter_status(arm: &Arm, who: (&str, &str), inst: &str) -> u16 {
+    let tok = arm.emu.token_for(who, JUPYTER_SCOPE).await;
+    arm.emu
+        .jupyter_get(inst, "westus", "/api/status", &tok)
+        .await
+        .0
 }
 
 #[tokio::test]
 async fn jupyter_follows_the_sharing_policy() {
     within(60, async {
         let arm = Arm::start(&fleet("", "", SHARING)).await;
-        let (admin, alice, bob) = (
-            arm.token(ADMIN).await,
-            arm.token(ALICE).await,
-            arm.token(BOB).await,
-        );
+        let admin = arm.token(ADMIN).await;
         // The ARM body names the policy and the assigned user as Azure does.
         let (_, _, body) = arm
             .send(
@@ -670,13 +674,28 @@ async fn jupyter_follows_the_sharing_policy() {
         );
         // Shared: principals holding computes/applicationaccess/action (the admin's
         // computes/* covers it; bob has it; alice has no action at all).
-        assert_eq!(jupyter_status(&arm, &admin, "ci-shared").await, 200);
-        assert_eq!(jupyter_status(&arm, &bob, "ci-shared").await, 200);
-        assert_eq!(jupyter_status(&arm, &alice, "ci-shared").await, 403);
+        assert_eq!(jupyter_status(&arm, ADMIN, "ci-shared").await, 200);
+        assert_eq!(jupyter_status(&arm, BOB, "ci-shared").await, 200);
+        assert_eq!(jupyter_status(&arm, ALICE, "ci-shared").await, 403);
         // Personal: the assigned user only; not the daemon's service principal.
-        assert_eq!(jupyter_status(&arm, &alice, "ci-alice").await, 200);
-        assert_eq!(jupyter_status(&arm, &admin, "ci-alice").await, 403);
-        assert_eq!(jupyter_status(&arm, &bob, "ci-alice").await, 403);
+        assert_eq!(jupyter_status(&arm, ALICE, "ci-alice").await, 200);
+        assert_eq!(jupyter_status(&arm, ADMIN, "ci-alice").await, 403);
+        assert_eq!(jupyter_status(&arm, BOB, "ci-alice").await, 403);
+        // An ARM token is not for instance hosts; Jupyter is not served on the ARM host.
+        let (s, _) = arm
+            .emu
+            .jupyter_get("ci-shared", "westus", "/api/status", &admin)
+            .await;
+        assert_eq!(s, 401);
+        let (s, _, _) = arm
+            .send(
+                Method::GET,
+                &format!("/instances/{WS}/ci-shared/api/status"),
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(s, 404);
 
         // A gateway that refuses service principals altogether.
         let arm = Arm::start(&fleet(
@@ -685,9 +704,8 @@ async fn jupyter_follows_the_sharing_policy() {
             SHARING,
         ))
         .await;
-        let (admin, bob) = (arm.token(ADMIN).await, arm.token(BOB).await);
-        assert_eq!(jupyter_status(&arm, &admin, "ci-shared").await, 403);
-        assert_eq!(jupyter_status(&arm, &bob, "ci-shared").await, 200);
+        assert_eq!(jupyter_status(&arm, ADMIN, "ci-shared").await, 403);
+        assert_eq!(jupyter_status(&arm, BOB, "ci-shared").await, 200);
     })
     .await;
 }

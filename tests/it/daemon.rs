@@ -135,10 +135,11 @@ async fn a_schedule_stop_spares_a_busy_notebook() {
             "a busy kernel is never stopped when Jupyter is a signal"
         );
         assert!(
-            calls.iter().any(|c| c["path"]
-                .as_str()
-                .is_some_and(|p| p.contains("ci-notebook") && p.ends_with("/api/kernels"))),
-            "Jupyter was asked: {calls:#?}"
+            calls.iter().any(|c| c["path"] == "/api/kernels"
+                && c["host"]
+                    .as_str()
+                    .is_some_and(|h| h.starts_with("ci-notebook.eastus2.instances.azureml.ms:"))),
+            "Jupyter was asked on the instance's host: {calls:#?}"
         );
         let plan = emu.run(&config, ADMIN.1, &["plan", "--json"]).await;
         plan.success();

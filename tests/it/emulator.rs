@@ -87,12 +87,44 @@ impl Env {
         .await
         .unwrap();
         let pem = std::fs::read(emu.ca_file().unwrap()).unwrap();
+        let addr: std::net::SocketAddr = emu
+            .endpoint()
+            .trim_start_matches("https://")
+            .parse()
+            .unwrap();
         let http = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            // ci-a's Jupyter lives on its own host, as on Azure; here that is the emulator.
+            .resolve("ci-a.eastus2.instances.azureml.ms", addr)
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap();
         Env { emu, http }
+    }
+
+    /// The base of ci-a's Jupyter API on its real-shaped host.
+    fn jupyter_api(&self) -> String {
+        let port = self.emu.endpoint().rsplit(':').next().unwrap().to_owned();
+        format!("https://ci-a.eastus2.instances.azureml.ms:{port}/api")
+    }
+
+    async fn jupyter_token(&self, who: (&str, &str)) -> String {
+        let r = self
+            .http
+            .post(self.url(&format!("/{TENANT}/oauth2/v2.0/token")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", who.0),
+                ("client_secret", who.1),
+                ("scope", "https://ml.azure.com/.default"),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
     }
 
     fn url(&self, path: &str) -> String {
@@ -566,8 +598,12 @@ async fn virtual_time_jupyter_and_activity() {
     )
     .await;
     let tok = env.token(ADMIN).await;
-    let jup = "/instances/workspaces123/ci-a/api";
-    let (s, _, v) = env.get(&format!("{jup}/status"), Some(&tok)).await;
+    let jtok = env.jupyter_token(ADMIN).await;
+    let jup = env.jupyter_api();
+    // An ARM token is not for instance hosts.
+    let (s, _, _) = env.get(&format!("{jup}/status"), Some(&tok)).await;
+    assert_eq!(s, 401);
+    let (s, _, v) = env.get(&format!("{jup}/status"), Some(&jtok)).await;
     assert_eq!(s, 200, "{v}");
     assert!(
         v["started"]
@@ -585,7 +621,7 @@ async fn virtual_time_jupyter_and_activity() {
         .post("/_emulator/activity", None, Some(&act("kernel_busy")))
         .await;
     assert_eq!(s, 200);
-    let (_, _, v) = env.get(&format!("{jup}/kernels"), Some(&tok)).await;
+    let (_, _, v) = env.get(&format!("{jup}/kernels"), Some(&jtok)).await;
     assert_eq!(v[0]["execution_state"], "busy");
     let (s, _, _) = env
         .post("/_emulator/activity", None, Some(&act("job_start")))
@@ -607,7 +643,7 @@ async fn virtual_time_jupyter_and_activity() {
     env.post("/_emulator/clock", None, Some(r#"{"advance":"1m"}"#))
         .await;
     assert_eq!(env.state_of(&tok, "ci-a").await, "Stopped");
-    let (s, _, _) = env.get(&format!("{jup}/status"), Some(&tok)).await;
+    let (s, _, _) = env.get(&format!("{jup}/status"), Some(&jtok)).await;
     assert_eq!(s, 502);
 
     let (_, _, calls) = env.get("/_emulator/calls", None).await;

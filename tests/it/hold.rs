@@ -378,3 +378,76 @@ async fn the_emulated_tags_api_checks_requests_and_answers_like_arm() {
     })
     .await;
 }
+
+/// A `lightsout-hold-until` someone wrote wrong (a date alone, no offset, a leading space, a
+/// year past what a timestamp holds) holds the instance instead of being ignored: `plan`
+/// shows it held with the reason, a pass does not stop it and says why in its log.
+#[tokio::test]
+async fn an_unreadable_hold_holds_and_says_why() {
+    within(180, async {
+        let bad = [
+            ("ci-date", "2099-01-01"),
+            ("ci-nooffset", "2099-01-01T18:00"),
+            ("ci-space", " 2099-01-01T18:00:00Z"),
+            ("ci-far", "9999-12-31T23:59:59Z"),
+        ];
+        let mut text = fleet(
+            GENEROUS,
+            FAST,
+            &[
+                ("ci-date", "Running"),
+                ("ci-nooffset", "Running"),
+                ("ci-space", "Running"),
+                ("ci-far", "Running"),
+                ("ci-plain", "Running"),
+            ],
+        );
+        for (name, value) in bad {
+            let at = text.find(&format!("name = \"{name}\"")).unwrap();
+            text.insert_str(
+                at,
+                &format!("tags = {{ lightsout-hold-until = {value:?} }}\n"),
+            );
+        }
+        let emu = EmulatorProcess::start(&text).await;
+        let daemon = daemon_config(&emu);
+
+        let plan = emu.run(&daemon, ADMIN.1, &["plan", "--json"]).await;
+        let rows = plan.success().json();
+        let rows = rows.as_array().unwrap();
+        for (name, value) in bad {
+            let row = rows.iter().find(|r| r["instance"] == name).unwrap();
+            assert_eq!(row["decision"], "skip", "{row:#}");
+            assert_eq!(row["action"], "stop", "{row:#}");
+            assert_eq!(row["skip"], "invalid_hold", "{row:#}");
+            let why = row["invalid_hold"].as_str().unwrap();
+            assert!(why.contains(&format!("{value:?}")), "{why}");
+        }
+        let plain = rows.iter().find(|r| r["instance"] == "ci-plain").unwrap();
+        assert_eq!(plain["decision"], "act", "{plain:#}");
+        assert!(plain.get("invalid_hold").is_none(), "{plain:#}");
+        let table = emu.run(&daemon, ADMIN.1, &["plan"]).await;
+        assert!(
+            table.success().stdout.contains("UNREADABLE HOLDS"),
+            "{table:#?}"
+        );
+
+        let run = emu.run(&daemon, ADMIN.1, &["run", "--once"]).await;
+        run.success();
+        let calls = emu.calls().await;
+        assert_eq!(
+            stops(&calls, "ci-plain"),
+            1,
+            "the policy does stop: {calls:#?}"
+        );
+        for (name, _) in bad {
+            assert_eq!(stops(&calls, name), 0, "{name} is held: {calls:#?}");
+        }
+        assert_eq!(
+            run.stderr.matches("unreadable hold tag").count(),
+            bad.len(),
+            "{run:#?}"
+        );
+    })
+    .await;
+}

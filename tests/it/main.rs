@@ -11,6 +11,7 @@ mod hold; // `lightsout hold` / `release` (the binary): tags, the next pass hono
 mod http_server; // the daemon's HTTP server under idle floods and slow clients
 mod metrics; // `lightsout run`: /metrics, health, status, costs across a restart, `report`
 mod native; // [policy.native]: drift, enforcement, mirrored schedules vs preview, daemon down
+mod probe; // the Jupyter probe: where its token goes, slow and huge answers
 mod recorded_shapes; // run and ci through a proxy that gives answers the shapes real Azure recorded
 mod replay; // real Azure's recorded answers served to the real client over HTTP
 mod ship; // doctor, healthcheck, completions and man page (issue 7)

@@ -2,8 +2,10 @@
 //! independently of how the emulator imitates them: a proxy between lightsout and the
 //! emulator gives every 202 the literal signed `Azure-AsyncOperation` query of
 //! `tests/fixtures/azure/recorded/real-ao-url-signed-2024-12.txt` (3.2 KB), drops every
-//! `Location` and `Retry-After`, and refuses every Jupyter request with 403 (a Personal
-//! instance's applications, or a gateway that refuses service principals).
+//! `Location` and `Retry-After`. Jupyter is not on the ARM host: the daemon asks each
+//! instance's own host (resolved to the emulator, ARM being on loopback), whose gateway
+//! refuses every service principal with 403 here (`gateway_accepts_service_principals =
+//! false`: a Personal instance's applications, or a gateway that refuses them).
 //!
 //! The proxy speaks plain HTTP on loopback to lightsout and HTTPS to the emulator.
 
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 
 use crate::support::{ADMIN, EmulatorProcess, RG, SUB, WS, fleet, within};
@@ -54,16 +56,6 @@ async fn handle(State(p): State<Arc<Proxy>>, req: Request) -> Response {
         .lock()
         .unwrap()
         .push((method.to_string(), path.clone()));
-    if path.starts_with("/instances/") {
-        // The instance gateway refusing the daemon's identity.
-        return Response::builder()
-            .status(StatusCode::FORBIDDEN)
-            .header("content-type", "application/json")
-            .body(Body::from(
-                r#"{"error":{"code":"Forbidden","message":"Access denied"}}"#,
-            ))
-            .unwrap();
-    }
     let target = match path.rsplit_once("/computeOperationsStatus/") {
         Some((_, id)) => match p.ops.lock().unwrap().get(id) {
             Some(url) => url.clone(),
@@ -159,6 +151,7 @@ ca_file = "{ca}"
 credential = "client_secret"
 tenant_id = "{tenant}"
 client_id = "{client}"
+jupyter_token_scope = "https://ml.azure.com/.default"
 
 [[workspace]]
 name = "lab"
@@ -200,7 +193,7 @@ fn window_closed_a_minute_ago() -> String {
 async fn lightsout_works_against_answers_in_the_recorded_shapes() {
     within(240, async {
         let timing = "create = \"20s\"\nstart = \"20s\"\nstop = \"20s\"\nrestart = \"20s\"\ndelete = \"20s\"";
-        let emu = EmulatorProcess::start(&fleet(
+        let fleet = fleet(
             crate::support::GENEROUS,
             timing,
             &[
@@ -208,8 +201,10 @@ async fn lightsout_works_against_answers_in_the_recorded_shapes() {
                 ("ci-notebook", "Running"),
                 ("ci-byhand", "Running"),
             ],
-        ))
-        .await;
+        );
+        let emu =
+            EmulatorProcess::start(&format!("gateway_accepts_service_principals = false\n{fleet}"))
+                .await;
         let proxy = start_proxy(&emu).await;
         let window = window_closed_a_minute_ago();
         // A default office-hours policy (no signals named); a second one that opts into
@@ -242,10 +237,18 @@ uptime = ["{window}"]
             assert_eq!(stops(&seen, "ci-office"), 1, "{seen:#?}");
             assert_eq!(stops(&seen, "ci-notebook"), 1, "{seen:#?}");
             assert!(
-                seen.iter().any(|(_, p)| p.starts_with("/instances/") && p.contains("ci-notebook")),
-                "Jupyter was asked (and refused): {seen:#?}"
+                seen.iter().all(|(_, p)| !p.starts_with("/instances/") && !p.starts_with("/api/")),
+                "Jupyter is never asked on the ARM host: {seen:#?}"
             );
         }
+        let calls = emu.calls().await;
+        assert!(
+            calls.iter().any(|c| c["status"] == 403
+                && c["host"]
+                    .as_str()
+                    .is_some_and(|h| h.starts_with("ci-notebook.eastus2.instances.azureml.ms:"))),
+            "Jupyter was asked on the instance's host (and refused): {calls:#?}"
+        );
         for url in proxy.handed_out.lock().unwrap().iter() {
             assert!(url.len() > 3000, "the poll URL has the recorded length: {}", url.len());
         }

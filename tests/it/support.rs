@@ -177,6 +177,7 @@ ca_file = "{ca}"
 credential = "client_secret"
 tenant_id = "{tenant}"
 client_id = "{client_id}"
+jupyter_token_scope = "https://ml.azure.com/.default"
 
 [[workspace]]
 name = "lab"
@@ -246,6 +247,66 @@ region = "eastus2"
             .await
             .unwrap();
         assert!(r.status().is_success(), "{:?}", r.text().await);
+    }
+
+    /// A token for `who` with `scope` from the emulator's Entra ID.
+    pub async fn token_for(&self, who: (&str, &str), scope: &str) -> String {
+        let r = self
+            .http
+            .post(format!(
+                "{}/{}/oauth2/v2.0/token",
+                self.ready.endpoint, self.ready.tenant_id
+            ))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([
+                        ("grant_type", "client_credentials"),
+                        ("client_id", who.0),
+                        ("client_secret", who.1),
+                        ("scope", scope),
+                    ])
+                    .finish(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET {path}` on the Jupyter of `instance` at its real-shaped host
+    /// (`{instance}.{region}.instances.azureml.ms`), which resolves to the emulator here.
+    pub async fn jupyter_get(
+        &self,
+        instance: &str,
+        region: &str,
+        path: &str,
+        token: &str,
+    ) -> (u16, String) {
+        let host = format!("{instance}.{region}.instances.azureml.ms");
+        let addr: std::net::SocketAddr = self
+            .ready
+            .endpoint
+            .trim_start_matches("https://")
+            .parse()
+            .unwrap();
+        let pem = std::fs::read(&self.ready.ca_file).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .resolve(&host, addr)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let r = http
+            .get(format!("https://{host}:{}{path}", addr.port()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
     }
 
     /// The emulator's log so far (for failure messages).

@@ -187,7 +187,11 @@ def test_get_shapes(emulator):
     props = alice.properties.properties
     assert props.state == "Running"
     assert props.vm_size == "Standard_DS3_v2"
-    assert props.applications[0].endpoint_uri.startswith(emulator["endpoint"])
+    # On the instance's own host, shaped as Azure's (NAME.REGION.instances.azureml.ms).
+    port = emulator["endpoint"].rsplit(":", 1)[1]
+    assert props.applications[0].endpoint_uri == (
+        f"https://ci-alice.eastus2.instances.azureml.ms:{port}/tree/"
+    )
     assert _state(client, "ci-carol") == "JobRunning"
 
 
