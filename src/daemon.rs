@@ -308,8 +308,8 @@ impl Daemon {
                     continue;
                 }
             };
-            if let Some(was) = self.said_blind.clear(&snap.alias) {
-                tracing::info!(workspace = %snap.alias, was = %was, "workspace observed again");
+            if self.said_blind.clear(&snap.alias).is_some() {
+                tracing::info!(workspace = %snap.alias, "workspace observed again");
             }
             self.last_observed.insert(snap.alias.clone(), now);
             observed_ok.insert(snap.alias.clone());

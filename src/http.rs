@@ -256,4 +256,16 @@ mod tests {
         assert!(doc.healthy);
         assert!(doc.instances.is_empty());
     }
+
+    #[test]
+    fn not_ready_before_the_first_pass() {
+        let s = Shared::new(
+            Arc::new(Metrics::new("test").unwrap()),
+            Arc::new(Status::default()),
+            Duration::from_secs(60),
+            crate::clock::now(),
+        );
+        assert_eq!(readyz_answer(&s).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(healthz_answer(&s, s.started).0, StatusCode::OK);
+    }
 }

@@ -223,6 +223,9 @@ impl Metrics {
         };
         m.up.set(1);
         m.build_info.with_label_values(&[version]).set(1);
+        // At 0 from the start: `increase()` cannot see a series' first sample, so a
+        // counter born at 1 by the first failure would never alert.
+        m.state_errors.with_label_values(&["sql"]);
         Ok(m)
     }
 
@@ -433,6 +436,46 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn workspace_up_follows_the_pass_and_the_config() {
+        use crate::daemon::WorkspaceSeen;
+        let m = Metrics::new("test").unwrap();
+        let seen = |alias: &str, observed: bool| WorkspaceSeen {
+            alias: alias.into(),
+            observed,
+            last_observed: "2026-03-27T12:00:00Z".parse().unwrap(),
+        };
+        let report = PassReport {
+            workspaces: vec![seen("lab", true), seen("prod", false)],
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &CostView::default(), 0.0);
+        let text = m.render().unwrap();
+        assert!(
+            text.contains("lightsout_workspace_up{workspace=\"lab\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lightsout_workspace_up{workspace=\"prod\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "lightsout_workspace_last_observed_timestamp_seconds{workspace=\"prod\"} 1774612800"
+        ));
+        // `prod` dropped from the config: its series go.
+        let report = PassReport {
+            workspaces: vec![seen("lab", false)],
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &CostView::default(), 0.0);
+        let text = m.render().unwrap();
+        assert!(
+            text.contains("lightsout_workspace_up{workspace=\"lab\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("workspace=\"prod\""), "{text}");
     }
 
     #[test]
