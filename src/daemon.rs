@@ -87,7 +87,8 @@ pub struct WorkspaceSeen {
     pub alias: String,
     /// Listed by this pass.
     pub observed: bool,
-    /// The latest pass that listed it; the daemon's start while none has.
+    /// The latest pass that listed it; while none has, the daemon's start (or the pass
+    /// after the reload that added it).
     pub last_observed: Timestamp,
 }
 
@@ -203,7 +204,7 @@ pub struct Daemon {
     followers: JoinSet<()>,
     started: Timestamp,
     hook: Option<Box<dyn PassHook>>,
-    /// When each workspace was last observed.
+    /// When each workspace was last observed (see [`WorkspaceSeen::last_observed`]).
     last_observed: BTreeMap<String, Timestamp>,
     /// Why each workspace could not be observed, as last logged (said once per change).
     said_blind: LogMemo<String>,
@@ -453,19 +454,25 @@ impl Daemon {
             .retain(|alias, _| configured.contains(alias.as_str()));
         self.said_blind
             .retain(|alias| configured.contains(alias.as_str()));
+        // Never observed: unseen since the start, or since the reload that added it.
+        let baseline = if self.status.snapshot().1 == 0 {
+            self.started.min(now)
+        } else {
+            now
+        };
         for ws in &self.cfg.workspaces {
             let observed = observed_ok.contains(&ws.name);
             if !observed {
                 report.failed_workspaces.push(ws.name.clone());
             }
+            let last_observed = *self
+                .last_observed
+                .entry(ws.name.clone())
+                .or_insert(baseline);
             report.workspaces.push(WorkspaceSeen {
                 alias: ws.name.clone(),
                 observed,
-                last_observed: self
-                    .last_observed
-                    .get(&ws.name)
-                    .copied()
-                    .unwrap_or(self.started.min(now)),
+                last_observed,
             });
         }
     }
