@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::decide::{
     Decision, Engine, Planned, SkipReason, Verdict, next_change, pending_done, pending_expired,
 };
+use crate::logmemo::{self, LogMemo, REMINDER};
 use crate::memory::InstanceMemory;
 use crate::model::{InstanceKey, InstanceObservation, WorkspaceRef};
 use crate::observe::observe;
@@ -71,10 +72,24 @@ pub struct PassReport {
     pub rows: Arc<Vec<PlanRow>>,
     /// Workspace aliases that could not be observed.
     pub failed_workspaces: Vec<String>,
+    /// Every configured workspace: observed by this pass or not, and since when.
+    pub workspaces: Vec<WorkspaceSeen>,
     /// When the next pass should run (poll interval or the next boundary).
     pub next_wake: Option<Timestamp>,
     /// How long the pass took (monotonic clock), for the pass-duration histogram.
     pub duration: Duration,
+}
+
+/// One configured workspace as a pass saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceSeen {
+    /// The alias from the config.
+    pub alias: String,
+    /// Listed by this pass.
+    pub observed: bool,
+    /// The latest pass that listed it; while none has, the daemon's start (or the pass
+    /// after the reload that added it).
+    pub last_observed: Timestamp,
 }
 
 /// Sees every pass: its report, the config in force and the store (cost accounting and
@@ -96,6 +111,10 @@ struct StatusInner {
     last_pass: Option<Timestamp>,
     passes: u64,
     rows: Arc<Vec<PlanRow>>,
+    /// Workspaces the latest pass could not observe.
+    unobserved: Vec<String>,
+    /// The latest write to the state database failed (and none succeeded since).
+    store_failing: bool,
 }
 
 impl Status {
@@ -105,11 +124,34 @@ impl Status {
         (s.last_pass, s.passes, s.rows.clone())
     }
 
-    fn set(&self, at: Timestamp, rows: Arc<Vec<PlanRow>>) {
+    /// Workspaces the latest pass could not observe (empty before the first pass).
+    pub fn unobserved(&self) -> Vec<String> {
+        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        s.unobserved.clone()
+    }
+
+    /// Whether the state database could not be written at its latest write: intents
+    /// cannot be recorded, so nothing is acted on.
+    pub fn store_failing(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store_failing
+    }
+
+    fn set(&self, at: Timestamp, rows: Arc<Vec<PlanRow>>, unobserved: Vec<String>) {
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         s.last_pass = Some(at);
         s.passes += 1;
         s.rows = rows;
+        s.unobserved = unobserved;
+    }
+
+    fn set_store_failing(&self, failing: bool) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .store_failing = failing;
     }
 }
 
@@ -164,6 +206,14 @@ pub struct Daemon {
     hook: Option<Box<dyn PassHook>>,
     /// When the audit log was last pruned to `[daemon] audit_retention`.
     pruned_at: Option<Timestamp>,
+    /// When each workspace was last observed (see [`WorkspaceSeen::last_observed`]).
+    last_observed: BTreeMap<String, Timestamp>,
+    /// Why each workspace could not be observed, as last logged (said once per change).
+    said_blind: LogMemo<String>,
+    /// Each instance's decision not to act, as last logged (on change, then hourly).
+    said_skip: LogMemo<InstanceKey>,
+    /// Each instance's native drift, as last logged (on change, then hourly).
+    said_drift: LogMemo<InstanceKey>,
 }
 
 impl Daemon {
@@ -195,6 +245,10 @@ impl Daemon {
             started,
             hook: None,
             pruned_at: None,
+            last_observed: BTreeMap::new(),
+            said_blind: LogMemo::new(None),
+            said_skip: LogMemo::new(Some(REMINDER)),
+            said_drift: LogMemo::new(Some(REMINDER)),
         })
     }
 
@@ -254,12 +308,14 @@ impl Daemon {
             let instances = match &snap.instances {
                 Ok(instances) => instances,
                 Err(e) => {
-                    tracing::warn!(workspace = %snap.alias, error = %format!("{e:#}"), kind = e.kind(),
-                        "workspace could not be observed; left alone this pass");
-                    report.failed_workspaces.push(snap.alias.clone());
+                    self.say_blind(&snap.alias, e, now);
                     continue;
                 }
             };
+            if self.said_blind.clear(&snap.alias).is_some() {
+                tracing::info!(workspace = %snap.alias, "workspace observed again");
+            }
+            self.last_observed.insert(snap.alias.clone(), now);
             observed_ok.insert(snap.alias.clone());
             let Some(ws) = self.cfg.workspace(&snap.alias).map(|w| w.reference.clone()) else {
                 continue;
@@ -279,7 +335,7 @@ impl Daemon {
                         "unreadable hold tag: the instance is held (said once per value)");
                 }
                 rows.push(row);
-                self.log_decision(obs, &d);
+                self.log_decision(&key, obs, &d, now);
                 self.record_native(
                     &key,
                     &ws,
@@ -305,7 +361,7 @@ impl Daemon {
                     } => {
                         let intent = self.intent(obs, &d, planned, now, false);
                         if let Err(e) = self.store.record_missed(&intent, &d.memory) {
-                            tracing::error!(error = %e, "cannot record a missed transition");
+                            tracing::error!(error = %logmemo::chain(&e), "cannot record a missed transition");
                         }
                         self.memory.insert(key, d.memory);
                         continue;
@@ -322,7 +378,7 @@ impl Daemon {
             if !updates.is_empty()
                 && let Err(e) = self.store.save_memory(&updates, now)
             {
-                tracing::error!(error = %e, "cannot save memory");
+                tracing::error!(error = %logmemo::chain(&e), "cannot save memory");
             }
             updates.clear();
         }
@@ -336,11 +392,14 @@ impl Daemon {
         if !gone.is_empty() {
             for k in &gone {
                 self.memory.remove(k);
+                self.said_skip.clear(k);
+                self.said_drift.clear(k);
             }
             if let Err(e) = self.store.forget(&gone) {
-                tracing::error!(error = %e, "cannot forget deleted instances");
+                tracing::error!(error = %logmemo::chain(&e), "cannot forget deleted instances");
             }
         }
+        self.account_workspaces(&observed_ok, now, &mut report);
         let outcomes = self.send_all(sends, now).await;
         for a in &mut report.actions {
             if let Some((_, o)) = outcomes
@@ -358,11 +417,14 @@ impl Daemon {
         self.prune_audit(now);
         report.next_wake = Some(self.next_wake(now));
         report.rows = Arc::new(rows);
-        self.status.set(now, report.rows.clone());
+        self.status
+            .set(now, report.rows.clone(), report.failed_workspaces.clone());
         report.duration = began.elapsed();
         if let Some(hook) = self.hook.as_mut() {
             hook.after_pass(&self.cfg, &report, &mut self.store);
         }
+        // After the hook: its cost accounting is a write too.
+        self.status.set_store_failing(!self.store.writable());
         report
     }
 
@@ -388,6 +450,64 @@ impl Daemon {
                 tracing::info!(deleted = n, before = %before, "audit log pruned to its retention")
             }
             Err(e) => tracing::warn!(error = %e, "cannot prune the audit log"),
+        }
+    }
+
+    /// Log why a workspace cannot be observed: the whole error chain, once per change of
+    /// the error (a debug line at the other passes).
+    fn say_blind(&mut self, alias: &str, e: &AzureError, now: Timestamp) {
+        let cause = logmemo::chain(e);
+        let signature = logmemo::signature(e.kind(), &cause);
+        if self
+            .said_blind
+            .due(&alias.to_owned(), &signature, now)
+            .is_some()
+        {
+            tracing::warn!(workspace = %alias, error = %cause, kind = e.kind(),
+                "workspace cannot be observed; its instances are left alone until it can be");
+        } else {
+            tracing::debug!(workspace = %alias, kind = e.kind(), "workspace still cannot be observed");
+        }
+    }
+
+    /// Every configured workspace into the report: observed or not (a workspace whose
+    /// observation task died has no snapshot, and counts as not observed), and since when.
+    fn account_workspaces(
+        &mut self,
+        observed_ok: &BTreeSet<String>,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) {
+        let configured: BTreeSet<&str> = self
+            .cfg
+            .workspaces
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect();
+        self.last_observed
+            .retain(|alias, _| configured.contains(alias.as_str()));
+        self.said_blind
+            .retain(|alias| configured.contains(alias.as_str()));
+        // Never observed: unseen since the start, or since the reload that added it.
+        let baseline = if self.status.snapshot().1 == 0 {
+            self.started.min(now)
+        } else {
+            now
+        };
+        for ws in &self.cfg.workspaces {
+            let observed = observed_ok.contains(&ws.name);
+            if !observed {
+                report.failed_workspaces.push(ws.name.clone());
+            }
+            let last_observed = *self
+                .last_observed
+                .entry(ws.name.clone())
+                .or_insert(baseline);
+            report.workspaces.push(WorkspaceSeen {
+                alias: ws.name.clone(),
+                observed,
+                last_observed,
+            });
         }
     }
 
@@ -530,7 +650,7 @@ impl Daemon {
             Ok(id) => id,
             Err(e) => {
                 // Not recorded, so not sent: the audit log never misses an action.
-                tracing::error!(error = %e, instance = %obs.name, "cannot record intent; not acting");
+                tracing::error!(error = %logmemo::chain(&e), instance = %obs.name, "cannot record intent; not acting");
                 return None;
             }
         };
@@ -603,10 +723,17 @@ impl Daemon {
         report: &mut PassReport,
         sends: &mut Vec<NativeSend>,
     ) {
-        for change in &plan.drift {
-            tracing::info!(workspace = %obs.workspace, instance = %obs.name,
-                policy = d.policy.as_deref().unwrap_or("-"), drift = %change,
-                "native settings differ from policy");
+        if plan.drift.is_empty() {
+            self.said_drift.clear(key);
+        } else {
+            let drift: Vec<String> = plan.drift.iter().map(ToString::to_string).collect();
+            if let Some(due) = self.said_drift.due(key, &drift.join("; "), now) {
+                for change in &drift {
+                    tracing::info!(workspace = %obs.workspace, instance = %obs.name,
+                        policy = d.policy.as_deref().unwrap_or("-"), drift = %change,
+                        reminder = due.is_reminder(), "native settings differ from policy");
+                }
+            }
         }
         for (actions, outcome, error) in [
             (&plan.done, Outcome::Succeeded, None),
@@ -635,7 +762,7 @@ impl Daemon {
             let audit = match self.store.record_intent(&intent, &d.memory) {
                 Ok(id) => id,
                 Err(e) => {
-                    tracing::error!(error = %e, instance = %obs.name, "cannot record intent; not acting");
+                    tracing::error!(error = %logmemo::chain(&e), instance = %obs.name, "cannot record intent; not acting");
                     continue;
                 }
             };
@@ -760,21 +887,49 @@ impl Daemon {
         out
     }
 
-    fn log_decision(&self, obs: &InstanceObservation, d: &Decision) {
+    /// Log the decision: an action always; a decision not to act when it changes, and at
+    /// most hourly while it holds (it used to be every pass).
+    fn log_decision(
+        &mut self,
+        key: &InstanceKey,
+        obs: &InstanceObservation,
+        d: &Decision,
+        now: Timestamp,
+    ) {
         let policy = d.policy.as_deref().unwrap_or("-");
         match d.verdict {
-            Verdict::Act(p) => tracing::info!(
-                workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy,
-                action = %p.action, reason = %p.reason, catch_up = p.catch_up,
-                dry_run = self.options.dry_run || self.cfg.daemon.dry_run, "acting"
-            ),
-            Verdict::Skip { planned, why } => tracing::info!(
-                workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy,
-                action = %planned.action, reason = %planned.reason, skipped = why.as_str(), "not acting"
-            ),
-            Verdict::Wait | Verdict::Quiet { .. } => tracing::debug!(
-                workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy, "nothing to do"
-            ),
+            Verdict::Act(p) => {
+                self.said_skip.clear(key);
+                tracing::info!(
+                    workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy,
+                    action = %p.action, reason = %p.reason, catch_up = p.catch_up,
+                    dry_run = self.options.dry_run || self.cfg.daemon.dry_run, "acting"
+                );
+            }
+            Verdict::Skip { planned, why } => {
+                let what = format!(
+                    "{policy} {} {} {}",
+                    planned.action,
+                    planned.reason,
+                    why.as_str()
+                );
+                match self.said_skip.due(key, &what, now) {
+                    Some(due) => tracing::info!(
+                        workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy,
+                        action = %planned.action, reason = %planned.reason, skipped = why.as_str(),
+                        reminder = due.is_reminder(), "not acting"
+                    ),
+                    None => tracing::debug!(
+                        workspace = %obs.workspace, instance = %obs.name, skipped = why.as_str(), "still not acting"
+                    ),
+                }
+            }
+            Verdict::Wait | Verdict::Quiet { .. } => {
+                self.said_skip.clear(key);
+                tracing::debug!(
+                    workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy, "nothing to do"
+                );
+            }
         }
     }
 

@@ -121,11 +121,17 @@ impl PassHook for Exporter {
         let view = match self.accountant.pass(cfg, report, &book, store) {
             Ok(v) => v,
             Err(e) => {
-                self.shared.metrics.state_error(e.kind());
-                tracing::error!(error = %format!("{e:#}"), "cannot record costs; this interval is counted at the next pass");
+                // SQLite's own failures are counted by the store, with the daemon's.
+                if !e.is_database() {
+                    self.shared.metrics.state_error(e.kind(), 1);
+                }
+                tracing::error!(error = %crate::logmemo::chain(&e), "cannot record costs; this interval is counted at the next pass");
                 self.accountant.view_with(&book)
             }
         };
+        for (kind, n) in store.take_errors() {
+            self.shared.metrics.state_error(kind, n);
+        }
         let age = report.at.map_or(0.0, |now| book.age_seconds(now));
         self.shared.metrics.record_pass(report, &view, age);
         *self.shared.costs.write().unwrap_or_else(|p| p.into_inner()) = view;

@@ -2,8 +2,9 @@
 //!
 //! - `GET /metrics`: every metric, Prometheus text format 0.0.4.
 //! - `GET /healthz`: 200 while the loop is alive (last pass, or start-up, younger than
-//!   three poll intervals), else 503.
-//! - `GET /readyz`: 200 once the config is loaded and the first pass is done, else 503.
+//!   three poll intervals) and the state database takes writes, else 503.
+//! - `GET /readyz`: 200 when the latest pass observed every workspace, else 503 (naming
+//!   the ones it could not see): a daemon that cannot see acts on nothing.
 //! - `GET /v1/status`: JSON: each instance's state, policy, decision, reason, idle time,
 //!   next transition, hourly cost and totals.
 //!
@@ -219,22 +220,51 @@ fn health(s: &Shared, now: Timestamp) -> Result<SignedDuration, SignedDuration> 
 }
 
 async fn healthz(State(s): State<Shared>) -> Response {
-    match health(&s, crate::clock::now()) {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+    let (code, body) = healthz_answer(&s, crate::clock::now());
+    (code, body).into_response()
+}
+
+/// `/healthz` at `now`: a stuck loop, then a state database that refuses writes (every
+/// intent, so every action, is refused while it does).
+fn healthz_answer(s: &Shared, now: Timestamp) -> (StatusCode, String) {
+    match health(s, now) {
         Err(age) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("stale: no pass for {}s\n", age.as_secs()),
-        )
-            .into_response(),
+        ),
+        Ok(_) if s.status.store_failing() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "state database cannot be written: no action can be recorded, so none is taken (see the log and lightsout_state_errors_total)\n".to_owned(),
+        ),
+        Ok(_) => (StatusCode::OK, "ok\n".to_owned()),
     }
 }
 
 async fn readyz(State(s): State<Shared>) -> Response {
+    let (code, body) = readyz_answer(&s);
+    (code, body).into_response()
+}
+
+/// `/readyz`: ready only while the latest pass observed every workspace.
+fn readyz_answer(s: &Shared) -> (StatusCode, String) {
     let (_, passes, _) = s.status.snapshot();
-    if passes > 0 {
-        (StatusCode::OK, "ready\n").into_response()
+    if passes == 0 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "first pass not done\n".to_owned(),
+        );
+    }
+    let unobserved = s.status.unobserved();
+    if unobserved.is_empty() {
+        (StatusCode::OK, "ready\n".to_owned())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "first pass not done\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not observed by the latest pass: {} (see lightsout_workspace_up and the log)\n",
+                unobserved.join(", ")
+            ),
+        )
     }
 }
 
@@ -293,7 +323,7 @@ fn status_doc(s: &Shared, now: Timestamp) -> StatusDoc {
     StatusDoc {
         last_pass,
         passes,
-        healthy: health(s, now).is_ok(),
+        healthy: health(s, now).is_ok() && !s.status.store_failing(),
         currency: costs.currency.clone(),
         hourly_cost: instances.iter().filter_map(|i| i.hourly_cost).sum(),
         instances,
@@ -333,5 +363,17 @@ mod tests {
         assert_eq!(doc.passes, 0);
         assert!(doc.healthy);
         assert!(doc.instances.is_empty());
+    }
+
+    #[test]
+    fn not_ready_before_the_first_pass() {
+        let s = Shared::new(
+            Arc::new(Metrics::new("test").unwrap()),
+            Arc::new(Status::default()),
+            Duration::from_secs(60),
+            crate::clock::now(),
+        );
+        assert_eq!(readyz_answer(&s).0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(healthz_answer(&s, s.started).0, StatusCode::OK);
     }
 }

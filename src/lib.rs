@@ -11,6 +11,7 @@
 //! - [`observe`]: one observation pass over every workspace (ARM list + Jupyter).
 //! - [`actuate`]: sending start/stop/restart within concurrency and write budgets.
 //! - [`daemon`]: the reconcile loop: observe, decide, act, record, sleep to the next boundary.
+//!   [`logmemo`]: what it said last, so repeated conditions are logged when they change.
 //! - [`demo`]: the emulator and the daemon in one process, clock running fast.
 //! - [`simulate`]: the daemon against the in-process emulator in virtual time.
 //! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
@@ -42,6 +43,7 @@ pub mod doctor;
 pub mod emulator;
 pub mod exporter;
 pub mod http;
+pub mod logmemo;
 pub mod memory;
 pub mod metrics;
 pub mod model;

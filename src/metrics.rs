@@ -90,6 +90,10 @@ pub struct Metrics {
     pub passes: IntCounter,
     /// `lightsout_workspace_observe_failures_total{workspace}`.
     pub observe_failures: IntCounterVec,
+    /// `lightsout_workspace_up{workspace}`: 1 when the latest pass observed it, else 0.
+    pub workspace_up: IntGaugeVec,
+    /// `lightsout_workspace_last_observed_timestamp_seconds{workspace}`.
+    pub workspace_last_observed: prometheus::GaugeVec,
     /// `lightsout_prices_age_seconds`.
     pub prices_age: Gauge,
     /// `lightsout_price_requests_total{outcome}`.
@@ -97,6 +101,8 @@ pub struct Metrics {
     /// `lightsout_state_errors_total{kind}`.
     pub state_errors: IntCounterVec,
     states: Mutex<BTreeSet<(String, String)>>,
+    /// Workspaces with `workspace_up` series (a workspace dropped from the config loses them).
+    workspaces: Mutex<BTreeSet<String>>,
     /// Size of the previous process-wide text, to allocate the next one at once.
     last_size: AtomicUsize,
 }
@@ -190,6 +196,18 @@ impl Metrics {
                 "Passes in which a workspace could not be listed (its instances were left alone).",
                 &["workspace"]
             )),
+            workspace_up: reg!(ig(
+                "lightsout_workspace_up",
+                "1 when the latest pass observed (listed) the workspace, 0 when it could not: its instances are then neither stopped nor started.",
+                &["workspace"]
+            )),
+            workspace_last_observed: reg!(prometheus::GaugeVec::new(
+                opts(
+                    "lightsout_workspace_last_observed_timestamp_seconds",
+                    "Unix time of the latest pass that observed the workspace (the daemon's start while none has), in seconds."
+                ),
+                &["workspace"]
+            )),
             prices_age: reg!(Gauge::new(
                 "lightsout_prices_age_seconds",
                 "Age of the oldest retail price in use, in seconds (0 for the table source)."
@@ -201,16 +219,20 @@ impl Metrics {
             )),
             state_errors: reg!(ic(
                 "lightsout_state_errors_total",
-                "Failed writes or reads of the state database by the accounting, by error kind.",
+                "Failed writes (intents, outcomes, memory, cost accounting) and reads of the state database, by error kind.",
                 &["kind"]
             )),
             states: Mutex::new(BTreeSet::new()),
+            workspaces: Mutex::new(BTreeSet::new()),
             last_size: AtomicUsize::new(0),
             registry: r,
             per_instance: RwLock::new(Arc::new(InstanceSeries::default())),
         };
         m.up.set(1);
         m.build_info.with_label_values(&[version]).set(1);
+        // At 0 from the start: `increase()` cannot see a series' first sample, so a
+        // counter born at 1 by the first failure would never alert.
+        m.state_errors.with_label_values(&["sql"]);
         Ok(m)
     }
 
@@ -262,9 +284,9 @@ impl Metrics {
         self.price_requests.with_label_values(&[outcome]).inc();
     }
 
-    /// The accounting could not use the state database.
-    pub fn state_error(&self, kind: &str) {
-        self.state_errors.with_label_values(&[kind]).inc();
+    /// `n` failed reads or writes of the state database.
+    pub fn state_error(&self, kind: &str, n: u64) {
+        self.state_errors.with_label_values(&[kind]).inc_by(n);
     }
 
     /// Update everything a pass tells: instance series, actions, costs, loop health.
@@ -286,6 +308,7 @@ impl Metrics {
                 .with_label_values(&[a.workspace.as_str(), a.action, a.reason, a.outcome])
                 .inc();
         }
+        self.record_workspaces(report);
         self.record_states(report);
         self.record_native_drift(report);
         self.invalid_holds.set(
@@ -296,6 +319,28 @@ impl Metrics {
                 .count() as i64,
         );
         self.record_instances(report, costs);
+    }
+
+    /// Whether each configured workspace was observed, and when it last was.
+    fn record_workspaces(&self, report: &PassReport) {
+        let mut known = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
+        let now: BTreeSet<String> = report.workspaces.iter().map(|w| w.alias.clone()).collect();
+        for gone in known.difference(&now) {
+            drop(self.workspace_up.remove_label_values(&[gone.as_str()]));
+            drop(
+                self.workspace_last_observed
+                    .remove_label_values(&[gone.as_str()]),
+            );
+        }
+        for w in &report.workspaces {
+            self.workspace_up
+                .with_label_values(&[w.alias.as_str()])
+                .set(i64::from(w.observed));
+            self.workspace_last_observed
+                .with_label_values(&[w.alias.as_str()])
+                .set(w.last_observed.as_millisecond() as f64 / 1000.0);
+        }
+        *known = now;
     }
 
     /// Every observed workspace gets a value (0 when in line), so alerts can compare.
@@ -406,6 +451,46 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn workspace_up_follows_the_pass_and_the_config() {
+        use crate::daemon::WorkspaceSeen;
+        let m = Metrics::new("test").unwrap();
+        let seen = |alias: &str, observed: bool| WorkspaceSeen {
+            alias: alias.into(),
+            observed,
+            last_observed: "2026-03-27T12:00:00Z".parse().unwrap(),
+        };
+        let report = PassReport {
+            workspaces: vec![seen("lab", true), seen("prod", false)],
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &CostView::default(), 0.0);
+        let text = m.render().unwrap();
+        assert!(
+            text.contains("lightsout_workspace_up{workspace=\"lab\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lightsout_workspace_up{workspace=\"prod\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "lightsout_workspace_last_observed_timestamp_seconds{workspace=\"prod\"} 1774612800"
+        ));
+        // `prod` dropped from the config: its series go.
+        let report = PassReport {
+            workspaces: vec![seen("lab", false)],
+            ..PassReport::default()
+        };
+        m.record_pass(&report, &CostView::default(), 0.0);
+        let text = m.render().unwrap();
+        assert!(
+            text.contains("lightsout_workspace_up{workspace=\"lab\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("workspace=\"prod\""), "{text}");
     }
 
     #[test]

@@ -23,6 +23,17 @@ impl Store {
         observed: &BTreeMap<InstanceKey, Observed>,
         gone: &[InstanceKey],
     ) -> Result<(), StoreError> {
+        let r = self.record_costs_tx(days, currency, observed, gone);
+        self.health.wrote(r)
+    }
+
+    fn record_costs_tx(
+        &mut self,
+        days: &BTreeMap<(Date, InstanceKey), Amounts>,
+        currency: &str,
+        observed: &BTreeMap<InstanceKey, Observed>,
+        gone: &[InstanceKey],
+    ) -> Result<(), StoreError> {
         // Everything is written in one transaction; any error drops it unwritten.
         let tx = self
             .conn
@@ -175,12 +186,12 @@ impl Store {
 
     /// The latest real action (not a dry run, not a missed transition) on one instance.
     pub fn latest_action(&self, key: &InstanceKey) -> Result<Option<AuditRecord>, StoreError> {
-        let mut found = self.select(
+        let mut found = self.health.read(self.select(
             "WHERE workspace = ?1 AND instance = ?2 AND dry_run = 0 \
              AND outcome NOT IN ('missed', 'dry_run') ORDER BY at DESC, id DESC LIMIT 1",
             params![key.workspace, key.instance],
             "read the latest action",
-        )?;
+        ))?;
         Ok(found.pop())
     }
 }

@@ -25,6 +25,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, TryLockError};
@@ -125,6 +126,12 @@ pub enum StoreError {
     AlreadyFinal { id: AuditId, outcome: Outcome },
     #[error("audit record {id} is malformed: {what}")]
     CorruptAudit { id: AuditId, what: String },
+    #[error(
+        "the state database {path} is damaged ({detail}); lightsout will not run on it and \
+         has changed nothing: stop it, move the file (and its -wal and -shm files) aside or \
+         restore a backup, then start again (the audit log is in that file)"
+    )]
+    Corrupt { path: PathBuf, detail: String },
 }
 
 impl StoreError {
@@ -145,6 +152,7 @@ impl StoreError {
             StoreError::UnknownAudit { .. } => "unknown_audit",
             StoreError::AlreadyFinal { .. } => "already_final",
             StoreError::CorruptAudit { .. } => "corrupt_audit",
+            StoreError::Corrupt { .. } => "corrupt",
         }
     }
 }
@@ -309,6 +317,55 @@ pub struct Store {
     path: PathBuf,
     /// Held (locked) for the life of a writable store; `None` when read-only.
     _lock: Option<File>,
+    health: Health,
+}
+
+/// How the database has been doing: a full disk or a damaged index refuses every intent,
+/// so the daemon must be able to say so (`/healthz`, `lightsout_state_errors_total`).
+#[derive(Debug, Default)]
+struct Health {
+    /// The latest write failed in SQLite, and none succeeded since.
+    write_failing: Cell<bool>,
+    /// SQLite failures (writes and the daemon's reads) by kind, not yet taken.
+    errors: RefCell<BTreeMap<&'static str, u64>>,
+}
+
+impl Health {
+    /// Note how a write went; returns it unchanged.
+    fn wrote<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &r {
+            Ok(_) => self.write_failing.set(false),
+            Err(e) if e.is_database() => {
+                self.write_failing.set(true);
+                self.count(e);
+            }
+            // A refused update (already final, unknown id) is no sign of the database.
+            Err(_) => {}
+        }
+        r
+    }
+
+    /// Note a failed read.
+    fn read<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &r
+            && e.is_database()
+        {
+            self.count(e);
+        }
+        r
+    }
+
+    fn count(&self, e: &StoreError) {
+        *self.errors.borrow_mut().entry(e.kind()).or_default() += 1;
+    }
+}
+
+impl StoreError {
+    /// A failure of SQLite itself (I/O, full disk, corruption, locks), not a refusal of
+    /// the store's own rules. The store counts these itself ([`Store::take_errors`]).
+    pub fn is_database(&self) -> bool {
+        matches!(self, StoreError::Sql { .. })
+    }
 }
 
 /// Timestamp as stored: UTC, fixed nine fractional digits, so text order is time order.
@@ -360,11 +417,13 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
+        check_integrity(&conn, &path)?;
         migrate(&mut conn, &path)?;
         Ok(Store {
             conn,
             path,
             _lock: Some(lock),
+            health: Health::default(),
         })
     }
 
@@ -399,12 +458,23 @@ impl Store {
             conn,
             path,
             _lock: None,
+            health: Health::default(),
         })
     }
 
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the latest write succeeded (true before any write).
+    pub fn writable(&self) -> bool {
+        !self.health.write_failing.get()
+    }
+
+    /// SQLite failures met since the last call, by [`StoreError::kind`].
+    pub fn take_errors(&self) -> BTreeMap<&'static str, u64> {
+        std::mem::take(&mut *self.health.errors.borrow_mut())
     }
 
     /// Every instance's memory. A row whose JSON does not decode (hand-edited, or written
@@ -471,6 +541,16 @@ impl Store {
         outcome: Outcome,
         memory: &InstanceMemory,
     ) -> Result<AuditId, StoreError> {
+        let r = self.insert_with_memory_tx(intent, outcome, memory);
+        self.health.wrote(r)
+    }
+
+    fn insert_with_memory_tx(
+        &mut self,
+        intent: &Intent,
+        outcome: Outcome,
+        memory: &InstanceMemory,
+    ) -> Result<AuditId, StoreError> {
         let key = intent.key();
         let json = encode(&key, memory)?;
         let at = ts_text(intent.at);
@@ -508,6 +588,18 @@ impl Store {
     ///
     /// A final record is never changed again ([`StoreError::AlreadyFinal`]).
     pub fn record_outcome(
+        &mut self,
+        id: AuditId,
+        outcome: Outcome,
+        request_id: Option<&str>,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let r = self.record_outcome_tx(id, outcome, request_id, error, at);
+        self.health.wrote(r)
+    }
+
+    fn record_outcome_tx(
         &mut self,
         id: AuditId,
         outcome: Outcome,
@@ -562,6 +654,15 @@ impl Store {
         updates: &[(InstanceKey, InstanceMemory)],
         at: Timestamp,
     ) -> Result<(), StoreError> {
+        let r = self.save_memory_tx(updates, at);
+        self.health.wrote(r)
+    }
+
+    fn save_memory_tx(
+        &mut self,
+        updates: &[(InstanceKey, InstanceMemory)],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
         let encoded = updates
             .iter()
             .map(|(key, memory)| Ok((key, encode(key, memory)?)))
@@ -580,6 +681,11 @@ impl Store {
 
     /// Drop the memory of instances that no longer exist. Their audit records stay.
     pub fn forget(&mut self, keys: &[InstanceKey]) -> Result<(), StoreError> {
+        let r = self.forget_tx(keys);
+        self.health.wrote(r)
+    }
+
+    fn forget_tx(&mut self, keys: &[InstanceKey]) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -601,23 +707,25 @@ impl Store {
     /// (`[daemon] audit_retention`). Pending records stay whatever their age, because
     /// start-up reconciles them against Azure. Returns how many were deleted.
     pub fn prune_audit(&mut self, before: Timestamp) -> Result<usize, StoreError> {
-        self.conn
+        let r = self
+            .conn
             .execute(
                 "DELETE FROM audit WHERE at < ?1 AND outcome <> 'pending'",
                 [ts_text(before)],
             )
-            .map_err(sql("prune the audit log"))
+            .map_err(sql("prune the audit log"));
+        self.health.wrote(r)
     }
 
     /// Records still `pending`, oldest first: at start-up, reconcile these against Azure
     /// (the request may or may not have been sent; `request_id` says it was accepted)
     /// instead of sending them again.
     pub fn pending_intents(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        self.select(
+        self.health.read(self.select(
             "WHERE outcome = 'pending' ORDER BY id",
             params![],
             "read pending intents",
-        )
+        ))
     }
 
     /// Audit records matching `filter`, ordered by time then id. With a limit, the latest
@@ -676,14 +784,16 @@ impl Store {
 
     /// Store a small durable value under `key`, replacing any previous one.
     pub fn put_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn
+        let r = self
+            .conn
             .execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 params![key, value],
             )
-            .map_err(sql("write meta"))?;
-        Ok(())
+            .map(drop)
+            .map_err(sql("write meta"));
+        self.health.wrote(r)
     }
 
     /// The value stored under `key`, if any.
@@ -785,6 +895,28 @@ fn check_version(path: &Path, found: i64) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// Refuse a damaged database before anything is written to it: `PRAGMA quick_check` (the
+/// checks of `integrity_check` short of matching every index to its table; seconds even
+/// for a large audit log). A damaged index otherwise made every intent fail at runtime.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let problems: Vec<String> = {
+        let mut stmt = conn
+            .prepare("PRAGMA quick_check(5)")
+            .map_err(|e| corrupt(e.to_string()))?;
+        stmt.query_map([], |row| row.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<_, _>>())
+            .map_err(|e| corrupt(e.to_string()))?
+    };
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    Err(corrupt(problems.join("; ")))
 }
 
 /// Bring the schema to [`SCHEMA_VERSION`] in one immediate transaction (so two processes

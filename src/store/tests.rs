@@ -586,3 +586,107 @@ fn pruning_deletes_old_final_records_and_keeps_pending_ones() {
     assert!(next.0 > recent.0);
     assert_eq!(store.prune_audit(ts("2026-01-01T00:00:00Z")).unwrap(), 0);
 }
+
+#[test]
+fn a_full_database_is_unwritable_and_counted_until_a_write_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    assert!(store.writable());
+    // No page may be added: SQLite's own SQLITE_FULL, as on a full disk.
+    let pages: i64 = store
+        .conn
+        .pragma_query_value(None, "page_count", |r| r.get(0))
+        .unwrap();
+    store
+        .conn
+        .pragma_update(None, "max_page_count", pages)
+        .unwrap();
+    let mut n = 0;
+    let err = loop {
+        n += 1;
+        match store.record_intent(
+            &intent(
+                "2026-03-27T18:00:00Z",
+                &format!("ci-{n:04}-{}", "x".repeat(200)),
+            ),
+            &pending_memory("2026-03-27T18:00:00Z"),
+        ) {
+            Ok(_) => assert!(n < 10_000, "never full"),
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_database(), "{err:?}");
+    assert!(!store.writable());
+    assert!(format!("{:?}", err).contains("full"), "{err:?}");
+    assert_eq!(store.take_errors(), BTreeMap::from([("sql", 1)]));
+    assert!(store.take_errors().is_empty(), "taken once");
+    // A refusal of the store's own rules says nothing about the database.
+    assert!(matches!(
+        store.record_outcome(
+            AuditId(999_999),
+            Outcome::Failed,
+            None,
+            None,
+            ts("2026-03-27T18:00:00Z")
+        ),
+        Err(StoreError::UnknownAudit { .. })
+    ));
+    assert!(!store.writable());
+    store
+        .conn
+        .pragma_update(None, "max_page_count", 1_000_000)
+        .unwrap();
+    store
+        .record_intent(
+            &intent("2026-03-27T18:01:00Z", "ci-b"),
+            &pending_memory("2026-03-27T18:01:00Z"),
+        )
+        .unwrap();
+    assert!(
+        store.writable(),
+        "recovers with the first write that succeeds"
+    );
+}
+
+#[test]
+fn open_refuses_a_damaged_database_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = Store::open(dir.path()).unwrap();
+        for n in 0..2000 {
+            store
+                .record_intent(
+                    &intent("2026-03-27T18:00:00Z", &format!("ci-{n:05}")),
+                    &pending_memory("2026-03-27T18:00:00Z"),
+                )
+                .unwrap();
+        }
+    }
+    let db = dir.path().join(DB_FILE);
+    let (page_size, root): (i64, i64) = {
+        let c = Connection::open(&db).unwrap();
+        (
+            c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap(),
+            c.query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'audit_by_instance'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap(),
+        )
+    };
+    let (page_size, root) = (page_size as usize, root as usize);
+    let mut bytes = std::fs::read(&db).unwrap();
+    for (i, b) in bytes[(root - 1) * page_size..root * page_size]
+        .iter_mut()
+        .enumerate()
+    {
+        *b = (i % 251) as u8;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), "corrupt", "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&db.display().to_string()), "{text}");
+    assert_eq!(std::fs::read(&db).unwrap(), bytes, "nothing written");
+}

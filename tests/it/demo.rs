@@ -40,3 +40,39 @@ fn demo_stops_the_idle_keeps_the_busy_skips_the_held_starts_on_a_window() {
         .unwrap();
     assert!(carol_stop.starts_with("[Thu 19:4"), "{carol_stop}");
 }
+
+/// Issue 13 item 12: a decision not to act is logged when it changes and then at most
+/// hourly, not at every pass (ci-erin, held from 19:00 to the end at 20:20, had 33 lines;
+/// gpu-carol, busy from 18:00 to 19:40, 16).
+#[test]
+fn demo_logs_a_decision_not_to_act_when_it_changes_and_hourly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_lightsout"))
+        .args(["--log-format", "json", "demo", "--speed", "600"])
+        .env("RUST_LOG", "warn,lightsout=info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines = |instance: &str, message: &str| {
+        stderr
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("\"message\":\"{message}\""))
+                    && l.contains(&format!("\"instance\":\"{instance}\""))
+            })
+            .count()
+    };
+    let erin = lines("ci-erin", "not acting");
+    assert!((1..=2).contains(&erin), "{erin} lines:\n{stderr}");
+    let carol = lines("gpu-carol", "not acting");
+    assert!((1..=3).contains(&carol), "{carol} lines:\n{stderr}");
+    let all = stderr
+        .lines()
+        .filter(|l| l.contains("\"not acting\""))
+        .count();
+    assert!(all <= 8, "{all} lines:\n{stderr}");
+    assert!(
+        lines("ci-dave", "native settings differ from policy") <= 2,
+        "{stderr}"
+    );
+}

@@ -18,3 +18,4 @@ mod ship; // doctor, healthcheck, completions and man page (issue 7)
 mod simulate; // the daemon against the in-process emulator in virtual time
 mod store; // the SQLite state under SIGKILL, and `lightsout audit`
 mod support; // spawning the emulator and lightsout binaries
+mod visibility; // a daemon that cannot see or cannot write says so: readyz, healthz, metrics, logs

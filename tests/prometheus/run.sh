@@ -230,10 +230,12 @@ wait_for('lightsout_reconcile_duration_seconds_count', lambda v: v >= 2, 20, "pa
 wait_for('time() - lightsout_last_reconcile_timestamp_seconds', lambda v: v < 15, 10, "loop fresh")
 wait_for('lightsout_unpriced_instances', lambda v: v == 0, 10, "all priced")
 wait_for('lightsout_prices_age_seconds', lambda v: v < 600, 10, "prices fresh")
+wait_for('lightsout_workspace_up{workspace="lab"}', lambda v: v == 1, 10, "workspace observed")
+wait_for('lightsout_state_errors_total{kind="sql"}', lambda v: v == 0, 10, "no state errors")
 
 with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=5) as r:
     rules = [rule["name"] for g in json.load(r)["data"]["groups"] for rule in g["rules"]]
-assert len(rules) == 6, rules
+assert len(rules) == 8, rules
 print(f"ok   alert rules loaded: {', '.join(rules)}")
 with urllib.request.urlopen(f"{base}/api/v1/alerts", timeout=5) as r:
     firing = [a["labels"]["alertname"] for a in json.load(r)["data"]["alerts"]]
