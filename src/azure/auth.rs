@@ -81,6 +81,16 @@ pub enum AuthError {
         #[source]
         source: std::io::Error,
     },
+    /// The secret file can be read by its group or by others (ssh refuses such keys too).
+    #[error(
+        "client secret file {path} is readable by group or others (mode {mode:04o}); run chmod 600 on it"
+    )]
+    SecretFileMode {
+        /// The resolved path.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The secret file is empty.
     #[error("client secret file {path} is empty")]
     EmptySecretFile {
@@ -138,7 +148,9 @@ impl AuthError {
             Self::MissingTenantId { .. } => "missing_tenant_id",
             Self::MissingClientId { .. } => "missing_client_id",
             Self::MissingSecret => "missing_secret",
-            Self::SecretFile { .. } | Self::EmptySecretFile { .. } => "secret_file",
+            Self::SecretFile { .. }
+            | Self::EmptySecretFile { .. }
+            | Self::SecretFileMode { .. } => "secret_file",
             Self::MissingFederatedTokenFile => "missing_federated_token_file",
             Self::AuthorityHostNotHttps { .. } => "authority_host",
             Self::CaFileRead { .. } | Self::CaFileInvalid { .. } => "ca_file",
@@ -305,6 +317,7 @@ pub fn build_http_client(
     let mut builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
+        .redirect(no_redirects())
         .user_agent(super::client::default_user_agent());
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|source| AuthError::CaFileRead {
@@ -332,6 +345,32 @@ pub fn build_http_client(
     builder
         .build()
         .map_err(|source| AuthError::HttpClient { source })
+}
+
+/// The redirect policy of every client that carries a credential: never follow. A 307/308
+/// re-sends the body (`client_secret=…`) and the headers to wherever the server points,
+/// https → http included; the error says why instead of failing later with a bare 3xx.
+pub fn no_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let to = attempt.url();
+        let target = format!(
+            "{}://{}{}",
+            to.scheme(),
+            to.host_str().unwrap_or("?"),
+            to.port().map(|p| format!(":{p}")).unwrap_or_default()
+        );
+        attempt.error(RedirectRefused { target })
+    })
+}
+
+/// The error a refused redirect carries (only the target's origin: a path or query could
+/// hold anything).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to follow a redirect to {target}: credentials are never sent on to another location"
+)]
+pub struct RedirectRefused {
+    target: String,
 }
 
 /// A secret string whose `Debug` never shows it.
@@ -712,6 +751,24 @@ pub fn build_chain(
     Ok(Arc::new(chain))
 }
 
+/// Where `client_secret_file` points: a relative name resolves under `$CREDENTIALS_DIRECTORY`
+/// (systemd's `LoadCredential=`) when that is set.
+pub fn secret_file_path(file: &Path, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    match env("CREDENTIALS_DIRECTORY") {
+        Some(dir) if file.is_relative() && !dir.is_empty() => Path::new(&dir).join(file),
+        _ => file.to_owned(),
+    }
+}
+
+/// `Some(mode)` when the file's permissions let its group or others read (or write) it.
+/// The mode of the file itself counts, a symlink is followed (systemd's credentials and
+/// Kubernetes' projected secrets are links).
+pub fn secret_file_mode_problem(path: &Path) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    Ok((mode & 0o077 != 0).then_some(mode))
+}
+
 /// The client secret: the configured file if any (explicit config wins), else
 /// `AZURE_CLIENT_SECRET`. A trailing newline is trimmed.
 fn read_secret(
@@ -719,14 +776,19 @@ fn read_secret(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<SecretString>, AuthError> {
     if let Some(file) = &settings.client_secret_file {
-        let path = match env("CREDENTIALS_DIRECTORY") {
-            Some(dir) if file.is_relative() && !dir.is_empty() => Path::new(&dir).join(file),
-            _ => file.clone(),
-        };
+        let path = secret_file_path(file, env);
         let raw = std::fs::read_to_string(&path).map_err(|source| AuthError::SecretFile {
             path: path.clone(),
             source,
         })?;
+        if let Some(mode) =
+            secret_file_mode_problem(&path).map_err(|source| AuthError::SecretFile {
+                path: path.clone(),
+                source,
+            })?
+        {
+            return Err(AuthError::SecretFileMode { path, mode });
+        }
         let secret = raw.trim_end_matches(['\n', '\r']);
         if secret.trim().is_empty() {
             return Err(AuthError::EmptySecretFile { path });
@@ -763,6 +825,38 @@ mod tests {
     }
 
     const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+    /// A secret file as it must be: mode 0600.
+    fn write_private(path: &Path, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn secret_file_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        write_private(&file, "file-secret\n");
+        let mut s = settings(CredentialKind::ClientSecret);
+        s.tenant_id = Some(TENANT.into());
+        s.client_id = Some("cid".into());
+        s.client_secret_file = Some(file.clone());
+        let env = env_of(&[]);
+        assert!(read_secret(&s, &env).is_ok());
+        for mode in [0o640, 0o604, 0o644, 0o660] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = build_chain(&s, reqwest::Client::new(), &env).unwrap_err();
+            assert_eq!(e.kind(), "secret_file");
+            let msg = e.to_string();
+            assert!(msg.contains(file.to_str().unwrap()), "{msg}");
+            assert!(msg.contains(&format!("{mode:04o}")), "{msg}");
+            assert!(!msg.contains("file-secret"), "{msg}");
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(read_secret(&s, &env).is_ok());
+    }
 
     #[test]
     fn cloud_presets() {
@@ -817,7 +911,7 @@ mod tests {
     #[test]
     fn client_secret_from_file_trims_newline() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("secret"), "file-secret\n").unwrap();
+        write_private(&dir.path().join("secret"), "file-secret\n");
         let mut s = settings(CredentialKind::ClientSecret);
         s.tenant_id = Some(TENANT.into());
         s.client_id = Some("cid".into());

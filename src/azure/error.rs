@@ -18,6 +18,9 @@ use super::wire::AsyncOperationStatus;
 
 /// Maximum number of body characters kept in errors.
 pub const BODY_SNIPPET_CHARS: usize = 200;
+/// Most characters of an ARM-provided text (error code, message, target) kept or shown: a
+/// 5 MB message must not become a 5 MB log line.
+pub const ARM_TEXT_CHARS: usize = 2048;
 
 /// An ARM error (`ErrorDetail` in the ARM common types).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,12 +64,12 @@ impl ArmError {
         }
         if let Ok(env) = serde_json::from_slice::<Envelope>(body) {
             if let Some(e) = env.error {
-                return e;
+                return e.bounded(0);
             }
             if (env.code.is_some() || env.message.is_some())
                 && let Ok(e) = serde_json::from_slice::<ArmError>(body)
             {
-                return e;
+                return e.bounded(0);
             }
         }
         let text = String::from_utf8_lossy(body);
@@ -80,6 +83,28 @@ impl ArmError {
             message,
             ..ArmError::default()
         }
+    }
+
+    /// Cuts every text to [`ARM_TEXT_CHARS`] and nesting to a few levels: what ARM sends is
+    /// kept in memory, logged and shown, so its size is ours to bound.
+    fn bounded(mut self, depth: usize) -> ArmError {
+        const MAX_DEPTH: usize = 4;
+        const MAX_DETAILS: usize = 16;
+        self.code = truncate_chars(&self.code, ARM_TEXT_CHARS);
+        self.message = truncate_chars(&self.message, ARM_TEXT_CHARS);
+        self.target = self.target.map(|t| truncate_chars(&t, ARM_TEXT_CHARS));
+        if let Some(info) = &mut self.additional_info {
+            info.truncate(MAX_DETAILS);
+        }
+        if depth >= MAX_DEPTH {
+            self.details.clear();
+        }
+        self.details.truncate(MAX_DETAILS);
+        self.details = std::mem::take(&mut self.details)
+            .into_iter()
+            .map(|d| d.bounded(depth + 1))
+            .collect();
+        self
     }
 
     /// For `AuthorizationFailed`: the RBAC action the caller lacks, parsed from
@@ -123,11 +148,14 @@ impl ArmError {
 }
 
 impl fmt::Display for ArmError {
+    // ARM's text reaches terminals and line-based logs: escape it, never print it raw.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.code.is_empty(), self.message.is_empty()) {
-            (false, false) => write!(f, "{}: {}", self.code, self.message),
-            (false, true) => f.write_str(&self.code),
-            (true, false) => f.write_str(&self.message),
+        let code = display_text(&self.code, ARM_TEXT_CHARS);
+        let message = display_text(&self.message, ARM_TEXT_CHARS);
+        match (code.is_empty(), message.is_empty()) {
+            (false, false) => write!(f, "{code}: {message}"),
+            (false, true) => f.write_str(&code),
+            (true, false) => f.write_str(&message),
             (true, true) => f.write_str("no error details"),
         }
     }
@@ -144,6 +172,9 @@ pub enum TransportKind {
     Io,
     /// The request could not be built (a bug or a bad URL); not retried.
     Build,
+    /// The server answered with a redirect, which we never follow: a bearer token or a
+    /// client secret must not travel to a host we did not choose. Not retried.
+    Redirect,
 }
 
 impl fmt::Display for TransportKind {
@@ -153,6 +184,7 @@ impl fmt::Display for TransportKind {
             Self::Timeout => "timed out",
             Self::Io => "connection broken",
             Self::Build => "request could not be built",
+            Self::Redirect => "redirect refused (credentials never follow redirects)",
         })
     }
 }
@@ -162,6 +194,8 @@ impl TransportKind {
     pub fn of(e: &reqwest::Error) -> TransportKind {
         if e.is_builder() {
             TransportKind::Build
+        } else if e.is_redirect() {
+            TransportKind::Redirect
         } else if e.is_timeout() {
             TransportKind::Timeout
         } else if e.is_connect() {
@@ -242,6 +276,15 @@ pub enum AzureError {
         /// At most 100 characters of the URL.
         url_prefix: String,
     },
+    /// A name outside Azure's naming rules: refused before any request is built from it.
+    #[error("{operation}: refusing to send a request")]
+    InvalidName {
+        /// Which client operation.
+        operation: &'static str,
+        /// The rule it breaks.
+        #[source]
+        source: super::names::NameError,
+    },
     /// ARM broke its own protocol (a nextLink loop, too many pages).
     #[error("{operation}: {reason}")]
     Protocol {
@@ -315,6 +358,7 @@ impl AzureError {
             Self::Decode { .. } => "decode",
             Self::OperationFailed { .. } => "operation_failed",
             Self::InvalidUrl { .. } => "invalid_url",
+            Self::InvalidName { .. } => "invalid_name",
             Self::Protocol { .. } => "protocol",
             Self::Timeout { .. } => "timeout",
             Self::Untracked { .. } => "untracked",
@@ -328,12 +372,15 @@ impl AzureError {
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Arm { status, .. } => super::retry::status_is_retriable(*status),
-            Self::Transport { kind, .. } => *kind != TransportKind::Build,
+            Self::Transport { kind, .. } => {
+                !matches!(kind, TransportKind::Build | TransportKind::Redirect)
+            }
             Self::Timeout { .. } => true,
             Self::Auth { .. }
             | Self::Decode { .. }
             | Self::OperationFailed { .. }
             | Self::InvalidUrl { .. }
+            | Self::InvalidName { .. }
             | Self::Untracked { .. }
             | Self::Protocol { .. } => false,
         }
@@ -413,6 +460,30 @@ impl AzureError {
 /// cut.
 pub fn snippet(text: &str) -> String {
     truncate_chars(text, BODY_SNIPPET_CHARS)
+}
+
+/// `text` made safe to print on a terminal or in a one-line log record: control characters
+/// (ESC, CR, LF, DEL, C1 and the like) are written as escapes (`\u{1b}`, `\n`), and the result
+/// is cut to `max` characters with a marker saying how much was left out.
+pub fn display_text(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut shown = 0usize;
+    for (i, ch) in text.char_indices() {
+        if shown >= max {
+            let rest = text[i..].chars().count();
+            out.push_str(&format!("… [{rest} more characters]"));
+            break;
+        }
+        if ch.is_control()
+            || matches!(ch, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+        shown += 1;
+    }
+    out
 }
 
 /// At most `max` characters of `text`, with `…` appended when cut.

@@ -38,6 +38,17 @@ const MAX_POLL: Duration = Duration::from_secs(30);
 
 /// Runs one `ci` subcommand.
 pub async fn ci(cmd: CiCommand) -> anyhow::Result<()> {
+    // A name outside Azure's rules is refused before anything is sent (it would go into a
+    // URL path: `victim/start?x=` must not become another request).
+    match &cmd {
+        CiCommand::List { .. } => {}
+        CiCommand::Create(args) => check_instance_name(&args.name)?,
+        CiCommand::Show { name, .. }
+        | CiCommand::Start { name, .. }
+        | CiCommand::Stop { name, .. }
+        | CiCommand::Restart { name, .. }
+        | CiCommand::Delete { name, .. } => check_instance_name(name)?,
+    }
     match cmd {
         CiCommand::List { ws } => list(&ws).await,
         CiCommand::Show { name, ws } => show(&name, &ws).await,
@@ -52,6 +63,11 @@ pub async fn ci(cmd: CiCommand) -> anyhow::Result<()> {
             detach,
         } => act(Action::Delete { detach }, &name, &ws, &wait).await,
     }
+}
+
+/// Refuses an instance name Azure would not accept, saying which rule it breaks.
+pub(crate) fn check_instance_name(name: &str) -> anyhow::Result<()> {
+    crate::azure::names::check_instance(name).map_err(|e| anyhow!("{e}; nothing was sent"))
 }
 
 /// A lifecycle operation on one instance.
@@ -167,6 +183,9 @@ fn resolve(
             "name the workspace: --workspace ALIAS, or --subscription, --resource-group and --workspace-name"
         );
     };
+    crate::azure::names::check_subscription(sub)?;
+    crate::azure::names::check_resource_group(rg)?;
+    crate::azure::names::check_workspace(name)?;
     let reference = WorkspaceRef {
         subscription_id: sub.clone(),
         resource_group: rg.clone(),
@@ -650,7 +669,13 @@ fn details(v: &InstanceView, workspace: &str) -> String {
             dash(a.url.as_deref())
         ));
     }
-    let mut text = out.join("\n");
+    // Every value above is Azure's text: escape each line so none can add lines or drive
+    // the terminal.
+    let lines: Vec<String> = out
+        .iter()
+        .map(|l| crate::azure::error::display_text(l, 4096))
+        .collect();
+    let mut text = lines.join("\n");
     text.push('\n');
     text
 }
