@@ -294,18 +294,12 @@ fn parse_hold_reason(s: &str) -> Result<String, String> {
     Ok(t.to_owned())
 }
 
-/// A compute name as Azure ML allows them (letters, digits, hyphens), so it can go into a URL
-/// path as it is.
+/// A compute instance name as Azure ML allows them (see `azure::names`): it goes into URL
+/// paths, so anything else is a usage error before a request exists.
 fn parse_instance_name(s: &str) -> Result<String, String> {
-    let ok =
-        (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "{s:?} is not a compute instance name (letters, digits and hyphens)"
-        ))
-    }
+    crate::azure::names::check_instance(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Which workspace a `ci` command talks to: `--workspace` or the three ids (one is required).
@@ -368,6 +362,7 @@ pub enum CiCommand {
     /// Show one compute instance: state, last operation, idle shutdown, schedules, size, user.
     Show {
         /// The compute instance's name.
+        #[arg(value_parser = parse_instance_name)]
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -377,6 +372,7 @@ pub enum CiCommand {
     /// Start a stopped compute instance.
     Start {
         /// The compute instance's name.
+        #[arg(value_parser = parse_instance_name)]
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -386,6 +382,7 @@ pub enum CiCommand {
     /// Stop a running compute instance.
     Stop {
         /// The compute instance's name.
+        #[arg(value_parser = parse_instance_name)]
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -395,6 +392,7 @@ pub enum CiCommand {
     /// Restart a running compute instance.
     Restart {
         /// The compute instance's name.
+        #[arg(value_parser = parse_instance_name)]
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -404,6 +402,7 @@ pub enum CiCommand {
     /// Delete a compute instance (or only detach it from the workspace).
     Delete {
         /// The compute instance's name.
+        #[arg(value_parser = parse_instance_name)]
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -417,6 +416,8 @@ pub enum CiCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// The compute instance's name (3 to 24 letters, digits and hyphens, starting with a letter).
+    #[arg(value_parser = parse_instance_name)]
     pub name: String,
     #[command(flatten)]
     pub ws: WorkspaceArgs,

@@ -498,12 +498,34 @@ impl BuildContext {
             .as_str()
             .trim_end_matches('/')
             .to_owned();
-        let http: Arc<dyn HttpClient> = Arc::new(self.http.clone());
+        let http: Arc<dyn HttpClient> = Arc::new(NoRetryOnRedirect(self.http.clone()));
         ClientOptions {
             transport: Some(Transport::new(http)),
             cloud: Some(Arc::new(CloudConfiguration::Custom(custom))),
             ..ClientOptions::default()
         }
+    }
+}
+
+/// Our client as azure_identity's transport. azure_core retries every I/O error, a refused
+/// redirect included (a minute of back-off for an answer that will not change); this makes a
+/// refused redirect a final error, with its reason kept as the source.
+#[derive(Debug)]
+struct NoRetryOnRedirect(reqwest::Client);
+
+#[async_trait::async_trait]
+impl HttpClient for NoRetryOnRedirect {
+    async fn execute_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        self.0.execute_request(request).await.map_err(|e| {
+            if redirect_refused(&e).is_some() {
+                azure_core::Error::with_error(ErrorKind::Other, e, "redirect refused")
+            } else {
+                e
+            }
+        })
     }
 }
 
@@ -634,7 +656,12 @@ impl TokenCredential for ChainCredential {
                 }
                 Err(e) => {
                     tracing::debug!(credential = source.name(), error = %e, "credential failed");
-                    failures.push(format!("{}: {}", source.name(), e));
+                    // azure_core's retry wording hides the cause; a refused redirect is one
+                    // the operator must see.
+                    match redirect_refused(&e) {
+                        Some(r) => failures.push(format!("{}: {e} ({r})", source.name())),
+                        None => failures.push(format!("{}: {}", source.name(), e)),
+                    }
                 }
             }
         }
@@ -643,6 +670,18 @@ impl TokenCredential for ChainCredential {
             format!("no credential produced a token ({})", failures.join("; ")),
         ))
     }
+}
+
+/// The [`RedirectRefused`] somewhere in `e`'s chain of sources, if any.
+fn redirect_refused<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a RedirectRefused> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(r) = err.downcast_ref::<RedirectRefused>() {
+            return Some(r);
+        }
+        next = err.source();
+    }
+    None
 }
 
 fn wrap(name: &'static str, e: azure_core::Error) -> azure_core::Error {

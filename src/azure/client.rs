@@ -868,7 +868,8 @@ impl ArmClient {
                         kind,
                         source,
                     };
-                    if kind != TransportKind::Build
+                    // A refused redirect will be refused again: not retried.
+                    if !matches!(kind, TransportKind::Build | TransportKind::Redirect)
                         && let Some(delay) = self.next_delay(&mut retries, &mut waited, None)
                     {
                         sleep(delay).await;

@@ -38,17 +38,6 @@ const MAX_POLL: Duration = Duration::from_secs(30);
 
 /// Runs one `ci` subcommand.
 pub async fn ci(cmd: CiCommand) -> anyhow::Result<()> {
-    // A name outside Azure's rules is refused before anything is sent (it would go into a
-    // URL path: `victim/start?x=` must not become another request).
-    match &cmd {
-        CiCommand::List { .. } => {}
-        CiCommand::Create(args) => check_instance_name(&args.name)?,
-        CiCommand::Show { name, .. }
-        | CiCommand::Start { name, .. }
-        | CiCommand::Stop { name, .. }
-        | CiCommand::Restart { name, .. }
-        | CiCommand::Delete { name, .. } => check_instance_name(name)?,
-    }
     match cmd {
         CiCommand::List { ws } => list(&ws).await,
         CiCommand::Show { name, ws } => show(&name, &ws).await,
@@ -63,11 +52,6 @@ pub async fn ci(cmd: CiCommand) -> anyhow::Result<()> {
             detach,
         } => act(Action::Delete { detach }, &name, &ws, &wait).await,
     }
-}
-
-/// Refuses an instance name Azure would not accept, saying which rule it breaks.
-pub(crate) fn check_instance_name(name: &str) -> anyhow::Result<()> {
-    crate::azure::names::check_instance(name).map_err(|e| anyhow!("{e}; nothing was sent"))
 }
 
 /// A lifecycle operation on one instance.

@@ -16,3 +16,4 @@ mod ship; // doctor, healthcheck, completions and man page (issue 7)
 mod simulate; // the daemon against the in-process emulator in virtual time
 mod store; // the SQLite state under SIGKILL, and `lightsout audit`
 mod support; // spawning the emulator and lightsout binaries
+mod transport; // issue 13: redirects, http endpoints, secret file mode, clamped durations, names, ARM text
