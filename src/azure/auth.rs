@@ -498,7 +498,7 @@ impl BuildContext {
             .as_str()
             .trim_end_matches('/')
             .to_owned();
-        let http: Arc<dyn HttpClient> = Arc::new(NoRetryOnRedirect(self.http.clone()));
+        let http: Arc<dyn HttpClient> = Arc::new(IdentityTransport(self.http.clone()));
         ClientOptions {
             transport: Some(Transport::new(http)),
             cloud: Some(Arc::new(CloudConfiguration::Custom(custom))),
@@ -507,26 +507,65 @@ impl BuildContext {
     }
 }
 
-/// Our client as azure_identity's transport. azure_core retries every I/O error, a refused
-/// redirect included (a minute of back-off for an answer that will not change); this makes a
-/// refused redirect a final error, with its reason kept as the source.
+/// Longest token lifetime we believe (`expires_in`): Entra issues 1 to 24 hours.
+pub const MAX_TOKEN_LIFETIME_SECS: i64 = 24 * 3600;
+
+/// Our client as azure_identity's transport, with two guards on what comes back:
+///
+/// - azure_core retries every I/O error, a refused redirect included (a minute of back-off for
+///   an answer that will not change): a refused redirect becomes a final error, its reason
+///   kept as the source;
+/// - azure_identity adds `expires_in` to the clock unchecked, and `9223372036854775807`
+///   panics: token lifetimes are clamped to `0..=`[`MAX_TOKEN_LIFETIME_SECS`] first.
 #[derive(Debug)]
-struct NoRetryOnRedirect(reqwest::Client);
+struct IdentityTransport(reqwest::Client);
 
 #[async_trait::async_trait]
-impl HttpClient for NoRetryOnRedirect {
+impl HttpClient for IdentityTransport {
     async fn execute_request(
         &self,
         request: &azure_core::http::Request,
     ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
-        self.0.execute_request(request).await.map_err(|e| {
+        let response = self.0.execute_request(request).await.map_err(|e| {
             if redirect_refused(&e).is_some() {
                 azure_core::Error::with_error(ErrorKind::Other, e, "redirect refused")
             } else {
                 e
             }
-        })
+        })?;
+        let (status, headers, body) = response.deconstruct();
+        let body = body.collect().await?;
+        let body = clamp_token_lifetimes(&body).map_or(body, Into::into);
+        Ok(azure_core::http::AsyncRawResponse::from_bytes(
+            status, headers, body,
+        ))
     }
+}
+
+/// A token response with `expires_in` (a number, or a string as managed identity sends it)
+/// brought into `0..=MAX_TOKEN_LIFETIME_SECS`; `None` when nothing needed changing.
+fn clamp_token_lifetimes(body: &[u8]) -> Option<Vec<u8>> {
+    use serde_json::Value;
+    let mut doc: serde_json::Map<String, Value> = serde_json::from_slice(body).ok()?;
+    let mut changed = false;
+    for key in ["expires_in", "ext_expires_in", "refresh_in"] {
+        let Some(v) = doc.get_mut(key) else { continue };
+        let (n, as_string) = match v {
+            Value::Number(n) => (n.as_f64()?, false),
+            Value::String(s) => (s.trim().parse::<f64>().ok()?, true),
+            _ => continue,
+        };
+        let clamped = n.clamp(0.0, MAX_TOKEN_LIFETIME_SECS as f64) as i64;
+        if n.fract() != 0.0 || n != clamped as f64 {
+            *v = if as_string {
+                Value::String(clamped.to_string())
+            } else {
+                Value::from(clamped)
+            };
+            changed = true;
+        }
+    }
+    changed.then(|| serde_json::to_vec(&doc).ok()).flatten()
 }
 
 /// An ordered list of credentials that uses the first one that works, and can rebuild its
@@ -870,6 +909,25 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::write(path, text).unwrap();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn token_lifetimes_are_clamped() {
+        let clamp = |s: &str| {
+            clamp_token_lifetimes(s.as_bytes())
+                .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+        };
+        let max = MAX_TOKEN_LIFETIME_SECS;
+        let got = clamp(r#"{"access_token":"t","expires_in":9223372036854775807}"#).unwrap();
+        assert_eq!(got["expires_in"], max);
+        assert_eq!(got["access_token"], "t");
+        let got = clamp(r#"{"expires_in":"99999999999999999999"}"#).unwrap();
+        assert_eq!(got["expires_in"], max.to_string());
+        let got = clamp(r#"{"expires_in":-9223372036854775808}"#).unwrap();
+        assert_eq!(got["expires_in"], 0);
+        assert!(clamp(r#"{"access_token":"t","expires_in":3599}"#).is_none());
+        assert!(clamp(r#"{"expires_in":"3599"}"#).is_none());
+        assert!(clamp("not json").is_none());
     }
 
     #[test]

@@ -50,9 +50,25 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 // ---- item 2: no redirects where credentials travel --------------------------------------------
 
-/// An HTTPS fake on 127.0.0.1 (the emulator's CA and certificate) answering every request with
-/// `status` and `Location: location`. Returns its base URL and the CA file.
+/// An HTTPS fake authority on 127.0.0.1 answering every request with a redirect to `location`.
 async fn redirecting_authority(dir: &Path, status: u16, location: String) -> (String, PathBuf) {
+    tls_fake(
+        dir,
+        status,
+        vec![("location".to_owned(), location)],
+        String::new(),
+    )
+    .await
+}
+
+/// An HTTPS fake on 127.0.0.1 (the emulator's CA and certificate) answering every request with
+/// `status`, `headers` and `body`. Returns its base URL and the CA file.
+async fn tls_fake(
+    dir: &Path,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+) -> (String, PathBuf) {
     let tls = lightsout::emulator::tls::server_config(dir).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -62,20 +78,20 @@ async fn redirecting_authority(dir: &Path, status: u16, location: String) -> (St
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
-            let (acceptor, location) = (acceptor.clone(), location.clone());
+            let (acceptor, headers, body) = (acceptor.clone(), headers.clone(), body.clone());
             tokio::spawn(async move {
                 let Ok(stream) = acceptor.accept(tcp).await else {
                     return;
                 };
                 let svc = hyper::service::service_fn(
                     move |_req: hyper::Request<hyper::body::Incoming>| {
-                        let location = location.clone();
+                        let (headers, body) = (headers.clone(), body.clone());
                         async move {
-                            hyper::Response::builder()
-                                .status(status)
-                                .header("location", location)
-                                .header("content-length", "0")
-                                .body(axum::body::Body::empty())
+                            let mut r = hyper::Response::builder().status(status);
+                            for (k, v) in headers {
+                                r = r.header(k, v);
+                            }
+                            r.body(axum::body::Body::from(body))
                         }
                     },
                 );
@@ -333,14 +349,52 @@ async fn config_durations_are_bounded() {
 
 // ---- item 7: a server's delay is clamped, never a panic ---------------------------------------
 
-/// A 503 (waited a backoff) then a 429 with `Retry-After: 18446744073709551615`: adding that
+/// A token whose `expires_in` is `i64::MAX`: azure_identity added it to the clock and the
+/// process panicked. Now the lifetime is clamped and the command works.
+#[tokio::test]
+async fn an_absurd_token_lifetime_is_clamped_not_a_panic() {
+    let arm = Fake::start(|_, _, _| Reply::json(200, r#"{"value":[]}"#)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (authority, ca) = tls_fake(
+        dir.path(),
+        200,
+        vec![("content-type".to_owned(), "application/json".to_owned())],
+        r#"{"token_type":"Bearer","access_token":"tok","expires_in":9223372036854775807}"#
+            .to_owned(),
+    )
+    .await;
+    let cfg = dir.path().join("lightsout.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[azure]\narm_endpoint = \"{}\"\nauthority_host = \"{authority}\"\nca_file = \"{}\"\ncredential = \"client_secret\"\ntenant_id = \"00000000-0000-0000-0000-0000000000aa\"\nclient_id = \"{}\"\n\n{WORKSPACE}",
+            arm.base,
+            ca.display(),
+            ADMIN.0
+        ),
+    )
+    .unwrap();
+    let run = run_lightsout(
+        &["ci", "list", "--workspace", "lab"],
+        Some(&cfg),
+        &[("AZURE_CLIENT_SECRET", SECRET)],
+    )
+    .await;
+    run.success();
+    assert_eq!(arm.count(), 1, "{run:#?}");
+    assert_eq!(arm.seen()[0].authorization.as_deref(), Some("Bearer tok"));
+}
+
+/// A 503 (waited a second) then a 429 with `Retry-After: 18446744073709551615`: adding that
 /// to the time already waited overflowed and panicked the task, and the workspace dropped out
 /// of the pass without a word. Now it is "too long to wait": the 429 comes back as the error.
 #[tokio::test]
 async fn an_absurd_retry_after_is_an_error_not_a_panic() {
     for header in ["retry-after", "retry-after-ms", "x-ms-retry-after-ms"] {
         let arm = Fake::start(move |_, nth, _| match nth {
-            0 => Reply::json(503, r#"{"error":{"code":"ServerBusy","message":"busy"}}"#),
+            // One second already waited: the sum with the absurd delay overflows.
+            0 => Reply::json(503, r#"{"error":{"code":"ServerBusy","message":"busy"}}"#)
+                .header("retry-after", "1"),
             _ => Reply::json(
                 429,
                 r#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#,
