@@ -467,8 +467,7 @@ pub fn snippet(text: &str) -> String {
 /// is cut to `max` characters with a marker saying how much was left out.
 pub fn display_text(text: &str, max: usize) -> String {
     let mut out = String::new();
-    let mut shown = 0usize;
-    for (i, ch) in text.char_indices() {
+    for (shown, (i, ch)) in text.char_indices().enumerate() {
         if shown >= max {
             let rest = text[i..].chars().count();
             out.push_str(&format!("… [{rest} more characters]"));
@@ -481,7 +480,6 @@ pub fn display_text(text: &str, max: usize) -> String {
         } else {
             out.push(ch);
         }
-        shown += 1;
     }
     out
 }
