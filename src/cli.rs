@@ -76,8 +76,8 @@ pub struct HealthcheckArgs {
     /// URL to ask instead of http://<[http] listen>/healthz from the config.
     #[arg(long, value_name = "URL")]
     pub url: Option<url::Url>,
-    /// Give up after this long.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    /// Give up after this long (100ms to 5m).
+    #[arg(long, default_value = "3s", value_parser = parse_probe_timeout)]
     pub timeout: std::time::Duration,
 }
 
@@ -331,13 +331,51 @@ pub struct WaitArgs {
     /// Follow the operation to its end, showing progress.
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this long (the operation itself carries on in Azure).
-    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    /// Give up waiting after this long (the operation itself carries on in Azure). 100ms to 7d.
+    #[arg(long, default_value = "30m", value_parser = parse_wait_timeout)]
     pub timeout: std::time::Duration,
     /// With --wait: how often to poll the operation when Azure sends no Retry-After (it
     /// sends none; operations take 30 s to a few minutes). 1s to 5m.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_poll_interval)]
     pub poll_interval: std::time::Duration,
+}
+
+/// A humantime duration within `min..=max` (a usage error, exit 2, otherwise): a number that
+/// large would overflow the clock when added to it.
+fn bounded_duration(
+    s: &str,
+    min: std::time::Duration,
+    max: std::time::Duration,
+    bounds: &str,
+) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if (min..=max).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("must be from {bounds}, got {s:?}"))
+    }
+}
+
+/// `ci … --timeout`: 100 ms to 7 days.
+fn parse_wait_timeout(s: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    bounded_duration(
+        s,
+        Duration::from_millis(100),
+        Duration::from_secs(7 * 86_400),
+        "100ms to 7d",
+    )
+}
+
+/// `healthcheck --timeout`: 100 ms to 5 minutes.
+fn parse_probe_timeout(s: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    bounded_duration(
+        s,
+        Duration::from_millis(100),
+        Duration::from_secs(300),
+        "100ms to 5m",
+    )
 }
 
 /// A humantime duration from 1 s to 5 min for `--poll-interval` (a usage error, exit 2,

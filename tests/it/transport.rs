@@ -489,6 +489,21 @@ async fn crafted_instance_names_never_reach_arm() {
         }
     }
     assert_eq!(arm.count(), 0, "{:#?}", arm.seen());
+    // A wait longer than the clock can hold panicked when added to it; bounded now.
+    let args = [
+        "ci",
+        "start",
+        "ci-1",
+        "-w",
+        "lab",
+        "--wait",
+        "--timeout",
+        "200000000000000d",
+    ];
+    let run = run_lightsout(&args, Some(&cfg), &env).await;
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(run.stderr.contains("100ms to 7d"), "{run:#?}");
+    assert_eq!(arm.count(), 0, "{:#?}", arm.seen());
     // The same config and a good name do reach ARM: the refusal is about the name.
     let run = run_lightsout(
         &["ci", "start", "ci-1", "--workspace", "lab"],
