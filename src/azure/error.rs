@@ -117,7 +117,8 @@ impl ArmError {
             if let Some(end) = rest.find('\'') {
                 let action = &rest[..end];
                 if !action.is_empty() {
-                    return Some(action.to_owned());
+                    // Shown to the user as is: escaped like the rest of ARM's text.
+                    return Some(display_text(action, 256));
                 }
             }
         }

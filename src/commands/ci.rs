@@ -205,10 +205,7 @@ fn explain(err: &AzureError, instance: Option<&str>, workspace: &str) -> String 
             instance.unwrap_or_default()
         ),
         AzureError::Arm { status, error, .. } if error.code.is_empty() => {
-            format!(
-                "HTTP {status} from Azure Resource Manager: {}",
-                error.message
-            )
+            format!("HTTP {status} from Azure Resource Manager: {error}")
         }
         AzureError::Arm { error, .. } => error.to_string(),
         AzureError::OperationFailed { status, error } => match error {
@@ -226,6 +223,8 @@ fn explain(err: &AzureError, instance: Option<&str>, workspace: &str) -> String 
         msg.push_str(&format!(" (missing permission: {action})"));
     }
     if let Some(id) = err.request_id() {
+        // A header from ARM: escaped like its other text.
+        let id = crate::azure::error::display_text(id, 128);
         msg.push_str(&format!(" (request id: {id})"));
     }
     msg
@@ -748,8 +747,11 @@ fn reuse(
     } else {
         let vm = existing
             .instance()
-            .and_then(|p| p.vm_size.clone())
-            .unwrap_or_else(|| "-".to_owned());
+            .and_then(|p| p.vm_size.as_deref())
+            .map_or_else(
+                || "-".to_owned(),
+                |v| crate::azure::error::display_text(v, 128),
+            );
         println!(
             "Found existing instance {name} ({}, {vm}) in {}; using it.",
             state.as_deref().unwrap_or("state unknown"),

@@ -548,6 +548,27 @@ async fn arm_error_text_is_escaped_and_cut() {
     );
     assert!(err.len() < 16 * 1024, "{} bytes", err.len());
     assert!(err.contains("more characters]"), "{err}");
+    // A body without a code (a proxy's page) is shown escaped too, and the request id.
+    let page = format!("<html>\u{1b}[2J\nFAKE{}</html>", "y".repeat(100_000));
+    let arm2 = Fake::start(move |_, _, _| {
+        Reply::json(502, page.clone()).header("x-ms-request-id", "id\u{1b}[0m")
+    })
+    .await;
+    let cfg2 = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(arm.base.as_str(), arm2.base.as_str());
+    std::fs::write(&cfg, cfg2).unwrap();
+    let run = run_lightsout(
+        &["ci", "show", "ci-1", "--workspace", "lab"],
+        Some(&cfg),
+        &[("AZURE_CLIENT_SECRET", ADMIN.1)],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(arm2.count() >= 1);
+    assert!(!run.stderr.contains('\u{1b}'), "{run:#?}");
+    assert!(!run.stderr.contains("\nFAKE"), "{run:#?}");
+    assert!(run.stderr.len() < 4096, "{run:#?}");
     // Same for the client's error as the daemon logs it.
     let client = client_with(
         &arm.base,
