@@ -90,9 +90,9 @@ impl ArmError {
     fn bounded(mut self, depth: usize) -> ArmError {
         const MAX_DEPTH: usize = 4;
         const MAX_DETAILS: usize = 16;
-        self.code = truncate_chars(&self.code, ARM_TEXT_CHARS);
-        self.message = truncate_chars(&self.message, ARM_TEXT_CHARS);
-        self.target = self.target.map(|t| truncate_chars(&t, ARM_TEXT_CHARS));
+        self.code = cut_counted(&self.code, ARM_TEXT_CHARS);
+        self.message = cut_counted(&self.message, ARM_TEXT_CHARS);
+        self.target = self.target.map(|t| cut_counted(&t, ARM_TEXT_CHARS));
         if let Some(info) = &mut self.additional_info {
             info.truncate(MAX_DETAILS);
         }
@@ -151,8 +151,10 @@ impl ArmError {
 impl fmt::Display for ArmError {
     // ARM's text reaches terminals and line-based logs: escape it, never print it raw.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let code = display_text(&self.code, ARM_TEXT_CHARS);
-        let message = display_text(&self.message, ARM_TEXT_CHARS);
+        // Room for the marker `from_body` may have added.
+        const SHOWN: usize = ARM_TEXT_CHARS + 40;
+        let code = display_text(&self.code, SHOWN);
+        let message = display_text(&self.message, SHOWN);
         match (code.is_empty(), message.is_empty()) {
             (false, false) => write!(f, "{code}: {message}"),
             (false, true) => f.write_str(&code),
@@ -463,6 +465,17 @@ pub fn snippet(text: &str) -> String {
     truncate_chars(text, BODY_SNIPPET_CHARS)
 }
 
+/// At most `max` characters of `text`, then `… [N more characters]` when cut.
+fn cut_counted(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((idx, _)) => {
+            let rest = text[idx..].chars().count();
+            format!("{}… [{rest} more characters]", &text[..idx])
+        }
+        None => text.to_owned(),
+    }
+}
+
 /// `text` made safe to print on a terminal or in a one-line log record: control characters
 /// (ESC, CR, LF, DEL, C1 and the like) are written as escapes (`\u{1b}`, `\n`), and the result
 /// is cut to `max` characters with a marker saying how much was left out.
@@ -470,8 +483,7 @@ pub fn display_text(text: &str, max: usize) -> String {
     let mut out = String::new();
     for (shown, (i, ch)) in text.char_indices().enumerate() {
         if shown >= max {
-            let rest = text[i..].chars().count();
-            out.push_str(&format!("… [{rest} more characters]"));
+            out.push_str(&cut_counted(&text[i..], 0));
             break;
         }
         if ch.is_control()
@@ -529,6 +541,31 @@ mod tests {
         assert_eq!(e.code, "");
         assert!(e.message.starts_with("<html>"));
         assert!(e.message.chars().count() <= BODY_SNIPPET_CHARS + 1);
+    }
+
+    #[test]
+    fn arm_text_is_escaped_and_cut_with_the_true_count() {
+        let message = format!("a\u{1b}[2J\nb{}", "x".repeat(5_000_000));
+        let body = serde_json::json!({"error": {"code": "C\r", "message": message}});
+        let e = ArmError::from_body(400, body.to_string().as_bytes());
+        assert!(e.message.chars().count() < ARM_TEXT_CHARS + 40);
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("C\\r: a\\u{1b}[2J\\nb"),
+            "{}",
+            &shown[..40]
+        );
+        assert!(
+            shown.ends_with(&format!(
+                "… [{} more characters]",
+                5_000_007 - ARM_TEXT_CHARS
+            )),
+            "{}",
+            &shown[shown.len() - 60..]
+        );
+        assert!(!shown.contains(['\u{1b}', '\n', '\r']));
+        assert_eq!(display_text("ok ünïcode", 100), "ok ünïcode");
+        assert_eq!(display_text("\u{202e}evil", 100), "\\u{202e}evil");
     }
 
     #[test]
