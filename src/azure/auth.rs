@@ -839,12 +839,22 @@ pub fn secret_file_path(file: &Path, env: &dyn Fn(&str) -> Option<String>) -> Pa
 }
 
 /// `Some(mode)` when the file's permissions let its group or others read (or write) it.
-/// The mode of the file itself counts, a symlink is followed (systemd's credentials and
-/// Kubernetes' projected secrets are links).
-pub fn secret_file_mode_problem(path: &Path) -> std::io::Result<Option<u32>> {
+/// A symlink is followed (Kubernetes' projected secrets are links).
+///
+/// One exception, inside `$CREDENTIALS_DIRECTORY`: systemd writes a credential 0400 and
+/// grants the service's user read access with an ACL entry, and an ACL's mask shows as the
+/// group bits, so `stat` says 0440 although only that user and root can read it. There the
+/// group's read bit is tolerated; any other bit is still refused.
+pub fn secret_file_mode_problem(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::io::Result<Option<u32>> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
-    Ok((mode & 0o077 != 0).then_some(mode))
+    let systemd =
+        env("CREDENTIALS_DIRECTORY").is_some_and(|d| !d.is_empty() && path.starts_with(d));
+    let refused = if systemd { 0o037 } else { 0o077 };
+    Ok((mode & refused != 0).then_some(mode))
 }
 
 /// The client secret: the configured file if any (explicit config wins), else
@@ -860,7 +870,7 @@ fn read_secret(
             source,
         })?;
         if let Some(mode) =
-            secret_file_mode_problem(&path).map_err(|source| AuthError::SecretFile {
+            secret_file_mode_problem(&path, env).map_err(|source| AuthError::SecretFile {
                 path: path.clone(),
                 source,
             })?

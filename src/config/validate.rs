@@ -283,7 +283,7 @@ pub fn check_files(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Diag
     };
     if let Some(v) = &raw.azure.client_secret_file {
         let path = crate::azure::auth::secret_file_path(std::path::Path::new(v.get_ref()), env);
-        if let Ok(Some(mode)) = crate::azure::auth::secret_file_mode_problem(&path) {
+        if let Ok(Some(mode)) = crate::azure::auth::secret_file_mode_problem(&path, env) {
             c.error(
                 v.span(),
                 format!(

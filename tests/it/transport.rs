@@ -308,6 +308,18 @@ async fn a_secret_file_readable_by_others_is_refused() {
     .await;
     run.code(78);
     assert!(run.stderr.contains("mode 0604"), "{run:#?}");
+    // What systemd writes there: 0400 plus a read ACL for the service's user, which `stat`
+    // shows as 0440. Accepted there only.
+    write_secret(&secret, 0o440);
+    with_config(
+        dir.path(),
+        &text,
+        &["validate"],
+        &[("CREDENTIALS_DIRECTORY", creds)],
+    )
+    .await
+    .1
+    .success();
     write_secret(&secret, 0o600);
     with_config(
         dir.path(),
