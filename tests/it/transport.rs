@@ -222,6 +222,24 @@ async fn a_redirect_from_arm_never_carries_the_token_away() {
     assert_eq!(thief.count(), 0, "{:#?}", thief.seen());
 }
 
+/// `healthcheck` answers for the address it was given: a redirect to a healthy server
+/// elsewhere is not health.
+#[tokio::test]
+async fn healthcheck_follows_no_redirect() {
+    let healthy = Fake::start(|_, _, _| Reply::json(200, "ok")).await;
+    let target = format!("{}healthz", healthy.base);
+    let moved =
+        Fake::start(move |_, _, _| Reply::empty(302).header("location", target.clone())).await;
+    let url = format!("{}healthz", moved.base);
+    let run = run_lightsout(&["healthcheck", "--url", &url], None, &[]).await;
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr.contains("refusing to follow a redirect"),
+        "{run:#?}"
+    );
+    assert_eq!(healthy.count(), 0);
+}
+
 // ---- items 3, 4, 7: validate exits 78 naming FILE:LINE:COL and the key ------------------------
 
 /// Writes `text` as a config and runs `lightsout ARGS --config it` with `env`.
