@@ -76,8 +76,8 @@ pub struct HealthcheckArgs {
     /// URL to ask instead of http://<[http] listen>/healthz from the config.
     #[arg(long, value_name = "URL")]
     pub url: Option<url::Url>,
-    /// Give up after this long.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    /// Give up after this long (100ms to 5m).
+    #[arg(long, default_value = "3s", value_parser = parse_probe_timeout)]
     pub timeout: std::time::Duration,
 }
 
@@ -294,18 +294,12 @@ fn parse_hold_reason(s: &str) -> Result<String, String> {
     Ok(t.to_owned())
 }
 
-/// A compute name as Azure ML allows them (letters, digits, hyphens), so it can go into a URL
-/// path as it is.
+/// A compute instance name as Azure ML allows them (see `azure::names`): it goes into URL
+/// paths, so anything else is a usage error before a request exists.
 fn parse_instance_name(s: &str) -> Result<String, String> {
-    let ok =
-        (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "{s:?} is not a compute instance name (letters, digits and hyphens)"
-        ))
-    }
+    crate::azure::names::check_instance(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Which workspace a `ci` command talks to: `--workspace` or the three ids (one is required).
@@ -337,13 +331,51 @@ pub struct WaitArgs {
     /// Follow the operation to its end, showing progress.
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this long (the operation itself carries on in Azure).
-    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    /// Give up waiting after this long (the operation itself carries on in Azure). 100ms to 7d.
+    #[arg(long, default_value = "30m", value_parser = parse_wait_timeout)]
     pub timeout: std::time::Duration,
     /// With --wait: how often to poll the operation when Azure sends no Retry-After (it
     /// sends none; operations take 30 s to a few minutes). 1s to 5m.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_poll_interval)]
     pub poll_interval: std::time::Duration,
+}
+
+/// A humantime duration within `min..=max` (a usage error, exit 2, otherwise): a number that
+/// large would overflow the clock when added to it.
+fn bounded_duration(
+    s: &str,
+    min: std::time::Duration,
+    max: std::time::Duration,
+    bounds: &str,
+) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if (min..=max).contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("must be from {bounds}, got {s:?}"))
+    }
+}
+
+/// `ci … --timeout`: 100 ms to 7 days.
+fn parse_wait_timeout(s: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    bounded_duration(
+        s,
+        Duration::from_millis(100),
+        Duration::from_secs(7 * 86_400),
+        "100ms to 7d",
+    )
+}
+
+/// `healthcheck --timeout`: 100 ms to 5 minutes.
+fn parse_probe_timeout(s: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    bounded_duration(
+        s,
+        Duration::from_millis(100),
+        Duration::from_secs(300),
+        "100ms to 5m",
+    )
 }
 
 /// A humantime duration from 1 s to 5 min for `--poll-interval` (a usage error, exit 2,
@@ -368,6 +400,7 @@ pub enum CiCommand {
     /// Show one compute instance: state, last operation, idle shutdown, schedules, size, user.
     Show {
         /// The compute instance's name.
+        #[arg(value_parser = parse_instance_name)]
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -377,6 +410,7 @@ pub enum CiCommand {
     /// Start a stopped compute instance.
     Start {
         /// The compute instance's name.
+        #[arg(value_parser = parse_instance_name)]
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -386,6 +420,7 @@ pub enum CiCommand {
     /// Stop a running compute instance.
     Stop {
         /// The compute instance's name.
+        #[arg(value_parser = parse_instance_name)]
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -395,6 +430,7 @@ pub enum CiCommand {
     /// Restart a running compute instance.
     Restart {
         /// The compute instance's name.
+        #[arg(value_parser = parse_instance_name)]
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -404,6 +440,7 @@ pub enum CiCommand {
     /// Delete a compute instance (or only detach it from the workspace).
     Delete {
         /// The compute instance's name.
+        #[arg(value_parser = parse_instance_name)]
         name: String,
         #[command(flatten)]
         ws: WorkspaceArgs,
@@ -417,6 +454,8 @@ pub enum CiCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// The compute instance's name (3 to 24 letters, digits and hyphens, starting with a letter).
+    #[arg(value_parser = parse_instance_name)]
     pub name: String,
     #[command(flatten)]
     pub ws: WorkspaceArgs,

@@ -236,7 +236,7 @@ mod tests {
 name = "lab"
 subscription_id = "34adfa4f-cedf-4dc0-ba29-b6d1a69ab345"
 resource_group = "rg"
-workspace = "ws"
+workspace = "ws1"
 "#;
 
     #[test]

@@ -81,6 +81,16 @@ pub enum AuthError {
         #[source]
         source: std::io::Error,
     },
+    /// The secret file can be read by its group or by others (ssh refuses such keys too).
+    #[error(
+        "client secret file {path} is readable by group or others (mode {mode:04o}); run chmod 600 on it"
+    )]
+    SecretFileMode {
+        /// The resolved path.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The secret file is empty.
     #[error("client secret file {path} is empty")]
     EmptySecretFile {
@@ -138,7 +148,9 @@ impl AuthError {
             Self::MissingTenantId { .. } => "missing_tenant_id",
             Self::MissingClientId { .. } => "missing_client_id",
             Self::MissingSecret => "missing_secret",
-            Self::SecretFile { .. } | Self::EmptySecretFile { .. } => "secret_file",
+            Self::SecretFile { .. }
+            | Self::EmptySecretFile { .. }
+            | Self::SecretFileMode { .. } => "secret_file",
             Self::MissingFederatedTokenFile => "missing_federated_token_file",
             Self::AuthorityHostNotHttps { .. } => "authority_host",
             Self::CaFileRead { .. } | Self::CaFileInvalid { .. } => "ca_file",
@@ -305,6 +317,7 @@ pub fn build_http_client(
     let mut builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
+        .redirect(no_redirects())
         .user_agent(super::client::default_user_agent());
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|source| AuthError::CaFileRead {
@@ -332,6 +345,32 @@ pub fn build_http_client(
     builder
         .build()
         .map_err(|source| AuthError::HttpClient { source })
+}
+
+/// The redirect policy of every client that carries a credential: never follow. A 307/308
+/// re-sends the body (`client_secret=…`) and the headers to wherever the server points,
+/// https → http included; the error says why instead of failing later with a bare 3xx.
+pub fn no_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let to = attempt.url();
+        let target = format!(
+            "{}://{}{}",
+            to.scheme(),
+            to.host_str().unwrap_or("?"),
+            to.port().map(|p| format!(":{p}")).unwrap_or_default()
+        );
+        attempt.error(RedirectRefused { target })
+    })
+}
+
+/// The error a refused redirect carries (only the target's origin: a path or query could
+/// hold anything).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to follow a redirect to {target}: credentials are never sent on to another location"
+)]
+pub struct RedirectRefused {
+    target: String,
 }
 
 /// A secret string whose `Debug` never shows it.
@@ -459,13 +498,74 @@ impl BuildContext {
             .as_str()
             .trim_end_matches('/')
             .to_owned();
-        let http: Arc<dyn HttpClient> = Arc::new(self.http.clone());
+        let http: Arc<dyn HttpClient> = Arc::new(IdentityTransport(self.http.clone()));
         ClientOptions {
             transport: Some(Transport::new(http)),
             cloud: Some(Arc::new(CloudConfiguration::Custom(custom))),
             ..ClientOptions::default()
         }
     }
+}
+
+/// Longest token lifetime we believe (`expires_in`): Entra issues 1 to 24 hours.
+pub const MAX_TOKEN_LIFETIME_SECS: i64 = 24 * 3600;
+
+/// Our client as azure_identity's transport, with two guards on what comes back:
+///
+/// - azure_core retries every I/O error, a refused redirect included (a minute of back-off for
+///   an answer that will not change): a refused redirect becomes a final error, its reason
+///   kept as the source;
+/// - azure_identity adds `expires_in` to the clock unchecked, and `9223372036854775807`
+///   panics: token lifetimes are clamped to `0..=`[`MAX_TOKEN_LIFETIME_SECS`] first.
+#[derive(Debug)]
+struct IdentityTransport(reqwest::Client);
+
+#[async_trait::async_trait]
+impl HttpClient for IdentityTransport {
+    async fn execute_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        let response = self.0.execute_request(request).await.map_err(|e| {
+            if redirect_refused(&e).is_some() {
+                azure_core::Error::with_error(ErrorKind::Other, e, "redirect refused")
+            } else {
+                e
+            }
+        })?;
+        let (status, headers, body) = response.deconstruct();
+        let body = body.collect().await?;
+        let body = clamp_token_lifetimes(&body).map_or(body, Into::into);
+        Ok(azure_core::http::AsyncRawResponse::from_bytes(
+            status, headers, body,
+        ))
+    }
+}
+
+/// A token response with `expires_in` (a number, or a string as managed identity sends it)
+/// brought into `0..=MAX_TOKEN_LIFETIME_SECS`; `None` when nothing needed changing.
+fn clamp_token_lifetimes(body: &[u8]) -> Option<Vec<u8>> {
+    use serde_json::Value;
+    let mut doc: serde_json::Map<String, Value> = serde_json::from_slice(body).ok()?;
+    let mut changed = false;
+    for key in ["expires_in", "ext_expires_in", "refresh_in"] {
+        let Some(v) = doc.get_mut(key) else { continue };
+        let (n, as_string) = match v {
+            Value::Number(n) => (n.as_f64()?, false),
+            Value::String(s) => (s.trim().parse::<f64>().ok()?, true),
+            _ => continue,
+        };
+        let clamped = n.clamp(0.0, MAX_TOKEN_LIFETIME_SECS as f64) as i64;
+        if n.fract() != 0.0 || n != clamped as f64 {
+            *v = if as_string {
+                Value::String(clamped.to_string())
+            } else {
+                Value::from(clamped)
+            };
+            changed = true;
+        }
+    }
+    changed.then(|| serde_json::to_vec(&doc).ok()).flatten()
 }
 
 /// An ordered list of credentials that uses the first one that works, and can rebuild its
@@ -595,7 +695,12 @@ impl TokenCredential for ChainCredential {
                 }
                 Err(e) => {
                     tracing::debug!(credential = source.name(), error = %e, "credential failed");
-                    failures.push(format!("{}: {}", source.name(), e));
+                    // azure_core's retry wording hides the cause; a refused redirect is one
+                    // the operator must see.
+                    match redirect_refused(&e) {
+                        Some(r) => failures.push(format!("{}: {e} ({r})", source.name())),
+                        None => failures.push(format!("{}: {}", source.name(), e)),
+                    }
                 }
             }
         }
@@ -604,6 +709,18 @@ impl TokenCredential for ChainCredential {
             format!("no credential produced a token ({})", failures.join("; ")),
         ))
     }
+}
+
+/// The [`RedirectRefused`] somewhere in `e`'s chain of sources, if any.
+fn redirect_refused<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a RedirectRefused> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(r) = err.downcast_ref::<RedirectRefused>() {
+            return Some(r);
+        }
+        next = err.source();
+    }
+    None
 }
 
 fn wrap(name: &'static str, e: azure_core::Error) -> azure_core::Error {
@@ -712,6 +829,34 @@ pub fn build_chain(
     Ok(Arc::new(chain))
 }
 
+/// Where `client_secret_file` points: a relative name resolves under `$CREDENTIALS_DIRECTORY`
+/// (systemd's `LoadCredential=`) when that is set.
+pub fn secret_file_path(file: &Path, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    match env("CREDENTIALS_DIRECTORY") {
+        Some(dir) if file.is_relative() && !dir.is_empty() => Path::new(&dir).join(file),
+        _ => file.to_owned(),
+    }
+}
+
+/// `Some(mode)` when the file's permissions let its group or others read (or write) it.
+/// A symlink is followed (Kubernetes' projected secrets are links).
+///
+/// One exception, inside `$CREDENTIALS_DIRECTORY`: systemd writes a credential 0400 and
+/// grants the service's user read access with an ACL entry, and an ACL's mask shows as the
+/// group bits, so `stat` says 0440 although only that user and root can read it. There the
+/// group's read bit is tolerated; any other bit is still refused.
+pub fn secret_file_mode_problem(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    let systemd =
+        env("CREDENTIALS_DIRECTORY").is_some_and(|d| !d.is_empty() && path.starts_with(d));
+    let refused = if systemd { 0o037 } else { 0o077 };
+    Ok((mode & refused != 0).then_some(mode))
+}
+
 /// The client secret: the configured file if any (explicit config wins), else
 /// `AZURE_CLIENT_SECRET`. A trailing newline is trimmed.
 fn read_secret(
@@ -719,14 +864,19 @@ fn read_secret(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<SecretString>, AuthError> {
     if let Some(file) = &settings.client_secret_file {
-        let path = match env("CREDENTIALS_DIRECTORY") {
-            Some(dir) if file.is_relative() && !dir.is_empty() => Path::new(&dir).join(file),
-            _ => file.clone(),
-        };
+        let path = secret_file_path(file, env);
         let raw = std::fs::read_to_string(&path).map_err(|source| AuthError::SecretFile {
             path: path.clone(),
             source,
         })?;
+        if let Some(mode) =
+            secret_file_mode_problem(&path, env).map_err(|source| AuthError::SecretFile {
+                path: path.clone(),
+                source,
+            })?
+        {
+            return Err(AuthError::SecretFileMode { path, mode });
+        }
         let secret = raw.trim_end_matches(['\n', '\r']);
         if secret.trim().is_empty() {
             return Err(AuthError::EmptySecretFile { path });
@@ -763,6 +913,57 @@ mod tests {
     }
 
     const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+    /// A secret file as it must be: mode 0600.
+    fn write_private(path: &Path, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn token_lifetimes_are_clamped() {
+        let clamp = |s: &str| {
+            clamp_token_lifetimes(s.as_bytes())
+                .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+        };
+        let max = MAX_TOKEN_LIFETIME_SECS;
+        let got = clamp(r#"{"access_token":"t","expires_in":9223372036854775807}"#).unwrap();
+        assert_eq!(got["expires_in"], max);
+        assert_eq!(got["access_token"], "t");
+        let got = clamp(r#"{"expires_in":"99999999999999999999"}"#).unwrap();
+        assert_eq!(got["expires_in"], max.to_string());
+        let got = clamp(r#"{"expires_in":-9223372036854775808}"#).unwrap();
+        assert_eq!(got["expires_in"], 0);
+        assert!(clamp(r#"{"access_token":"t","expires_in":3599}"#).is_none());
+        assert!(clamp(r#"{"expires_in":"3599"}"#).is_none());
+        assert!(clamp("not json").is_none());
+    }
+
+    #[test]
+    fn secret_file_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        write_private(&file, "file-secret\n");
+        let mut s = settings(CredentialKind::ClientSecret);
+        s.tenant_id = Some(TENANT.into());
+        s.client_id = Some("cid".into());
+        s.client_secret_file = Some(file.clone());
+        let env = env_of(&[]);
+        assert!(read_secret(&s, &env).is_ok());
+        for mode in [0o640, 0o604, 0o644, 0o660] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = build_chain(&s, reqwest::Client::new(), &env).unwrap_err();
+            assert_eq!(e.kind(), "secret_file");
+            let msg = e.to_string();
+            assert!(msg.contains(file.to_str().unwrap()), "{msg}");
+            assert!(msg.contains(&format!("{mode:04o}")), "{msg}");
+            assert!(!msg.contains("file-secret"), "{msg}");
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(read_secret(&s, &env).is_ok());
+    }
 
     #[test]
     fn cloud_presets() {
@@ -817,7 +1018,7 @@ mod tests {
     #[test]
     fn client_secret_from_file_trims_newline() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("secret"), "file-secret\n").unwrap();
+        write_private(&dir.path().join("secret"), "file-secret\n");
         let mut s = settings(CredentialKind::ClientSecret);
         s.tenant_id = Some(TENANT.into());
         s.client_id = Some("cid".into());

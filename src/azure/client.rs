@@ -70,8 +70,9 @@ pub struct ArmEndpoint {
 }
 
 impl ArmEndpoint {
-    /// `base` is the ARM root such as `https://management.azure.com` (http is accepted for local
-    /// fakes). The token scope is `{base}/.default`.
+    /// `base` is the ARM root such as `https://management.azure.com` (http only on loopback,
+    /// for local fakes: every request carries a bearer token). The token scope is
+    /// `{base}/.default`.
     pub fn new(base: Url) -> Result<Self, AzureError> {
         let refuse = |reason| AzureError::InvalidUrl {
             operation: "configure",
@@ -83,6 +84,11 @@ impl ArmEndpoint {
         }
         if base.host_str().is_none() {
             return Err(refuse("ARM endpoint has no host"));
+        }
+        if base.scheme() == "http" && !is_loopback(&base) {
+            return Err(refuse(
+                "ARM endpoint must use https (http only on loopback): requests carry a bearer token",
+            ));
         }
         if base.query().is_some() || !base.username().is_empty() {
             return Err(refuse("ARM endpoint must not have a query or user info"));
@@ -106,14 +112,27 @@ impl ArmEndpoint {
         &self.scope
     }
 
-    /// `{base}{path}?{query}`; `path` starts with `/`.
-    fn url(&self, op: &'static str, path: &str, query: &[(&str, &str)]) -> Result<Url, AzureError> {
-        let raw = format!("{}{}", self.base_str, path);
-        let mut url = Url::parse(&raw).map_err(|_| AzureError::InvalidUrl {
-            operation: op,
-            reason: "could not build request URL",
-            url_prefix: super::error::truncate_chars(&raw, 100),
-        })?;
+    /// `{base}/{segments…}?{query}`, each segment percent-encoded (a `/`, `?` or `#` in a name
+    /// stays inside its segment).
+    fn url_segments(
+        &self,
+        op: &'static str,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Url, AzureError> {
+        let mut url = self.base.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| AzureError::InvalidUrl {
+                    operation: op,
+                    reason: "ARM endpoint cannot take a path",
+                    url_prefix: super::error::truncate_chars(self.base.as_str(), 100),
+                })?;
+            path.pop_if_empty().extend(segments);
+        }
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -393,9 +412,11 @@ impl ArmClient {
         let url = match next_link {
             Some(u) => lro::check_url(OP, u.as_str(), self.inner.endpoint.base())?,
             None => {
+                let mut segments = workspace_segments(ws);
+                segments.push("computes");
                 self.inner
                     .endpoint
-                    .url(OP, &ws.computes_path(), &[("api-version", API_VERSION)])?
+                    .url_segments(OP, &segments, &[("api-version", API_VERSION)])?
             }
         };
         let r = self.send(OP, Method::GET, &url, None).await?;
@@ -534,12 +555,11 @@ impl ArmClient {
         ws: &WorkspaceRef,
     ) -> Result<Vec<Permission>, AzureError> {
         const OP: &str = "list_permissions";
-        let mut url = self.inner.endpoint.url(
+        let mut segments = workspace_segments(ws);
+        segments.extend(["providers", "Microsoft.Authorization", "permissions"]);
+        let mut url = self.inner.endpoint.url_segments(
             OP,
-            &format!(
-                "{}/providers/Microsoft.Authorization/permissions",
-                ws.arm_path()
-            ),
+            &segments,
             &[("api-version", PERMISSIONS_API_VERSION)],
         )?;
         let mut out = Vec::new();
@@ -684,11 +704,17 @@ impl ArmClient {
         api_version: &str,
         extra: &[(&str, &str)],
     ) -> Result<Url, AzureError> {
+        // Refused before any request: a name outside Azure's rules is never sent anywhere.
+        super::names::check_instance(name).map_err(|e| AzureError::InvalidName {
+            operation: op,
+            source: e,
+        })?;
         let mut query = vec![("api-version", api_version)];
         query.extend_from_slice(extra);
-        self.inner
-            .endpoint
-            .url(op, &format!("{}{}", ws.compute_path(name), suffix), &query)
+        let mut segments = workspace_segments(ws);
+        segments.extend(["computes", name]);
+        segments.extend(suffix.split('/').filter(|s| !s.is_empty()));
+        self.inner.endpoint.url_segments(op, &segments, &query)
     }
 
     async fn action(
@@ -923,7 +949,8 @@ impl ArmClient {
                         kind,
                         source,
                     };
-                    if kind != TransportKind::Build
+                    // A refused redirect will be refused again: not retried.
+                    if !matches!(kind, TransportKind::Build | TransportKind::Redirect)
                         && let Some(delay) = self.next_delay(&mut retries, &mut waited, None)
                     {
                         sleep(delay).await;
@@ -1022,11 +1049,14 @@ impl ArmClient {
             0.0
         };
         let delay = policy.delay(*retries, hint, draw);
-        if *waited + delay > policy.max_total_wait() {
+        // Saturating: the hint is the server's number, and a sum that overflows must mean
+        // "too long", not a panic that drops the workspace from the pass.
+        let total = waited.saturating_add(delay);
+        if total > policy.max_total_wait() {
             return None;
         }
         *retries += 1;
-        *waited += delay;
+        *waited = total;
         Some(delay)
     }
 
@@ -1065,6 +1095,31 @@ impl ArmClient {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         map.entry(sub).or_default().update(headers);
+    }
+}
+
+/// The path segments of a workspace, each to be percent-encoded on its own.
+fn workspace_segments(ws: &WorkspaceRef) -> Vec<&str> {
+    vec![
+        "subscriptions",
+        &ws.subscription_id,
+        "resourceGroups",
+        &ws.resource_group,
+        "providers",
+        "Microsoft.MachineLearningServices",
+        "workspaces",
+        &ws.workspace,
+    ]
+}
+
+/// Whether the URL's host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`: the
+/// only hosts a token may reach over plain http.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
 }
 
@@ -1129,18 +1184,50 @@ mod tests {
             resource_group: "rg".into(),
             workspace: "ws".into(),
         };
+        let mut segments = workspace_segments(&ws);
+        segments.extend(["computes", "ci-1"]);
         let u = e
-            .url(
-                "t",
-                &ws.compute_path("ci-1"),
-                &[("api-version", API_VERSION)],
-            )
+            .url_segments("t", &segments, &[("api-version", API_VERSION)])
             .unwrap();
         assert_eq!(
             u.as_str(),
             "https://management.azure.com/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws/computes/ci-1?api-version=2025-12-01"
         );
         assert_eq!(subscription_of(&u).as_deref(), Some("sub"));
+        assert_eq!(u.path(), ws.compute_path("ci-1"));
+
+        // A name cannot leave its segment.
+        let mut segments = workspace_segments(&ws);
+        segments.extend(["computes", "victim/start?x=#"]);
+        let u = e.url_segments("t", &segments, &[]).unwrap();
+        assert!(
+            u.path().ends_with("/computes/victim%2Fstart%3Fx=%23"),
+            "{}",
+            u.path()
+        );
+        assert_eq!(u.query(), None);
+    }
+
+    #[test]
+    fn http_endpoint_only_on_loopback() {
+        for ok in [
+            "https://management.azure.com",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:9",
+            "http://localhost:1",
+        ] {
+            assert!(ArmEndpoint::new(Url::parse(ok).unwrap()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://management.azure.com",
+            "http://10.0.0.1",
+            "http://127.0.0.1.nip.io",
+            "http://localhost.example.com",
+        ] {
+            let e = ArmEndpoint::new(Url::parse(bad).unwrap()).unwrap_err();
+            assert!(e.to_string().contains("https"), "{e}");
+        }
     }
 
     #[test]

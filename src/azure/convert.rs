@@ -1,6 +1,7 @@
 //! Wire shapes into the engine's vocabulary. Pure.
 //!
-//! Lenient like the wire types: a compute that is not a compute instance is skipped, an
+//! Lenient like the wire types: a compute that is not a compute instance, or whose name
+//! breaks Azure's naming rules (it would go into URL paths), is skipped, an
 //! unknown state is kept as `Other` (which the engine treats as "wait"), an unparsable
 //! `lastOperation` time drops the last operation rather than the instance.
 
@@ -24,6 +25,12 @@ pub fn instance_observation(
             .and_then(|id| id.rsplit('/').next())
             .map(str::to_owned)
     })?;
+    // The name goes into the URL of every action on it: one that Azure's rules do not allow
+    // (only a broken or hostile ARM could send it) is left alone, never acted on.
+    if let Err(e) = super::names::check_instance(&name) {
+        tracing::warn!(workspace = workspace_alias, error = %e, "skipping a compute instance whose name is outside Azure's rules");
+        return None;
+    }
     let state = props.state.as_ref().map_or(InstanceState::Unknown, |s| {
         InstanceState::from_azure(s.as_str())
     });
@@ -241,6 +248,17 @@ mod tests {
             o.native.other_schedules,
             vec!["enabled recurrence schedule (Start)"]
         );
+    }
+
+    #[test]
+    fn instances_named_outside_azure_rules_are_skipped() {
+        let mut r = fixture("2025-12-01/Compute/get/ComputeInstance.json");
+        for bad in ["victim/start?x=", "ab", "ci\u{1b}[2J", "../x"] {
+            r.name = Some(bad.into());
+            assert!(instance_observation("research", &r).is_none(), "{bad:?}");
+        }
+        r.name = Some("ci-ok".into());
+        assert!(instance_observation("research", &r).is_some());
     }
 
     #[test]

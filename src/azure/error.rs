@@ -18,6 +18,9 @@ use super::wire::AsyncOperationStatus;
 
 /// Maximum number of body characters kept in errors.
 pub const BODY_SNIPPET_CHARS: usize = 200;
+/// Most characters of an ARM-provided text (error code, message, target) kept or shown: a
+/// 5 MB message must not become a 5 MB log line.
+pub const ARM_TEXT_CHARS: usize = 2048;
 
 /// An ARM error (`ErrorDetail` in the ARM common types).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,12 +64,12 @@ impl ArmError {
         }
         if let Ok(env) = serde_json::from_slice::<Envelope>(body) {
             if let Some(e) = env.error {
-                return e;
+                return e.bounded(0);
             }
             if (env.code.is_some() || env.message.is_some())
                 && let Ok(e) = serde_json::from_slice::<ArmError>(body)
             {
-                return e;
+                return e.bounded(0);
             }
         }
         let text = String::from_utf8_lossy(body);
@@ -82,6 +85,28 @@ impl ArmError {
         }
     }
 
+    /// Cuts every text to [`ARM_TEXT_CHARS`] and nesting to a few levels: what ARM sends is
+    /// kept in memory, logged and shown, so its size is ours to bound.
+    fn bounded(mut self, depth: usize) -> ArmError {
+        const MAX_DEPTH: usize = 4;
+        const MAX_DETAILS: usize = 16;
+        self.code = cut_counted(&self.code, ARM_TEXT_CHARS);
+        self.message = cut_counted(&self.message, ARM_TEXT_CHARS);
+        self.target = self.target.map(|t| cut_counted(&t, ARM_TEXT_CHARS));
+        if let Some(info) = &mut self.additional_info {
+            info.truncate(MAX_DETAILS);
+        }
+        if depth >= MAX_DEPTH {
+            self.details.clear();
+        }
+        self.details.truncate(MAX_DETAILS);
+        self.details = std::mem::take(&mut self.details)
+            .into_iter()
+            .map(|d| d.bounded(depth + 1))
+            .collect();
+        self
+    }
+
     /// For `AuthorizationFailed`: the RBAC action the caller lacks, parsed from
     /// `"... does not have authorization to perform action 'X' over scope ..."`.
     /// Also looks in `details`.
@@ -92,7 +117,8 @@ impl ArmError {
             if let Some(end) = rest.find('\'') {
                 let action = &rest[..end];
                 if !action.is_empty() {
-                    return Some(action.to_owned());
+                    // Shown to the user as is: escaped like the rest of ARM's text.
+                    return Some(display_text(action, 256));
                 }
             }
         }
@@ -123,11 +149,16 @@ impl ArmError {
 }
 
 impl fmt::Display for ArmError {
+    // ARM's text reaches terminals and line-based logs: escape it, never print it raw.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.code.is_empty(), self.message.is_empty()) {
-            (false, false) => write!(f, "{}: {}", self.code, self.message),
-            (false, true) => f.write_str(&self.code),
-            (true, false) => f.write_str(&self.message),
+        // Room for the marker `from_body` may have added.
+        const SHOWN: usize = ARM_TEXT_CHARS + 40;
+        let code = display_text(&self.code, SHOWN);
+        let message = display_text(&self.message, SHOWN);
+        match (code.is_empty(), message.is_empty()) {
+            (false, false) => write!(f, "{code}: {message}"),
+            (false, true) => f.write_str(&code),
+            (true, false) => f.write_str(&message),
             (true, true) => f.write_str("no error details"),
         }
     }
@@ -144,6 +175,9 @@ pub enum TransportKind {
     Io,
     /// The request could not be built (a bug or a bad URL); not retried.
     Build,
+    /// The server answered with a redirect, which we never follow: a bearer token or a
+    /// client secret must not travel to a host we did not choose. Not retried.
+    Redirect,
 }
 
 impl fmt::Display for TransportKind {
@@ -153,6 +187,7 @@ impl fmt::Display for TransportKind {
             Self::Timeout => "timed out",
             Self::Io => "connection broken",
             Self::Build => "request could not be built",
+            Self::Redirect => "redirect refused (credentials never follow redirects)",
         })
     }
 }
@@ -162,6 +197,8 @@ impl TransportKind {
     pub fn of(e: &reqwest::Error) -> TransportKind {
         if e.is_builder() {
             TransportKind::Build
+        } else if e.is_redirect() {
+            TransportKind::Redirect
         } else if e.is_timeout() {
             TransportKind::Timeout
         } else if e.is_connect() {
@@ -242,6 +279,15 @@ pub enum AzureError {
         /// At most 100 characters of the URL.
         url_prefix: String,
     },
+    /// A name outside Azure's naming rules: refused before any request is built from it.
+    #[error("{operation}: refusing to send a request")]
+    InvalidName {
+        /// Which client operation.
+        operation: &'static str,
+        /// The rule it breaks.
+        #[source]
+        source: super::names::NameError,
+    },
     /// ARM broke its own protocol (a nextLink loop, too many pages).
     #[error("{operation}: {reason}")]
     Protocol {
@@ -315,6 +361,7 @@ impl AzureError {
             Self::Decode { .. } => "decode",
             Self::OperationFailed { .. } => "operation_failed",
             Self::InvalidUrl { .. } => "invalid_url",
+            Self::InvalidName { .. } => "invalid_name",
             Self::Protocol { .. } => "protocol",
             Self::Timeout { .. } => "timeout",
             Self::Untracked { .. } => "untracked",
@@ -328,12 +375,15 @@ impl AzureError {
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Arm { status, .. } => super::retry::status_is_retriable(*status),
-            Self::Transport { kind, .. } => *kind != TransportKind::Build,
+            Self::Transport { kind, .. } => {
+                !matches!(kind, TransportKind::Build | TransportKind::Redirect)
+            }
             Self::Timeout { .. } => true,
             Self::Auth { .. }
             | Self::Decode { .. }
             | Self::OperationFailed { .. }
             | Self::InvalidUrl { .. }
+            | Self::InvalidName { .. }
             | Self::Untracked { .. }
             | Self::Protocol { .. } => false,
         }
@@ -415,6 +465,38 @@ pub fn snippet(text: &str) -> String {
     truncate_chars(text, BODY_SNIPPET_CHARS)
 }
 
+/// At most `max` characters of `text`, then `… [N more characters]` when cut.
+fn cut_counted(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((idx, _)) => {
+            let rest = text[idx..].chars().count();
+            format!("{}… [{rest} more characters]", &text[..idx])
+        }
+        None => text.to_owned(),
+    }
+}
+
+/// `text` made safe to print on a terminal or in a one-line log record: control characters
+/// (ESC, CR, LF, DEL, C1 and the like) are written as escapes (`\u{1b}`, `\n`), and the result
+/// is cut to `max` characters with a marker saying how much was left out.
+pub fn display_text(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (shown, (i, ch)) in text.char_indices().enumerate() {
+        if shown >= max {
+            out.push_str(&cut_counted(&text[i..], 0));
+            break;
+        }
+        if ch.is_control()
+            || matches!(ch, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// At most `max` characters of `text`, with `…` appended when cut.
 pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
@@ -459,6 +541,31 @@ mod tests {
         assert_eq!(e.code, "");
         assert!(e.message.starts_with("<html>"));
         assert!(e.message.chars().count() <= BODY_SNIPPET_CHARS + 1);
+    }
+
+    #[test]
+    fn arm_text_is_escaped_and_cut_with_the_true_count() {
+        let message = format!("a\u{1b}[2J\nb{}", "x".repeat(5_000_000));
+        let body = serde_json::json!({"error": {"code": "C\r", "message": message}});
+        let e = ArmError::from_body(400, body.to_string().as_bytes());
+        assert!(e.message.chars().count() < ARM_TEXT_CHARS + 40);
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("C\\r: a\\u{1b}[2J\\nb"),
+            "{}",
+            &shown[..40]
+        );
+        assert!(
+            shown.ends_with(&format!(
+                "… [{} more characters]",
+                5_000_007 - ARM_TEXT_CHARS
+            )),
+            "{}",
+            &shown[shown.len() - 60..]
+        );
+        assert!(!shown.contains(['\u{1b}', '\n', '\r']));
+        assert_eq!(display_text("ok ünïcode", 100), "ok ünïcode");
+        assert_eq!(display_text("\u{202e}evil", 100), "\\u{202e}evil");
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const DEFAULT_JITTER: f64 = 0.2;
 /// Default cap on the sum of all waits for one request.
 pub const DEFAULT_MAX_TOTAL_WAIT: Duration = Duration::from_secs(120);
+/// Longest delay a server may ask for: `Retry-After` is a number from outside, and
+/// `18446744073709551615` must read as "a long time", not overflow the sum of waits.
+pub const MAX_SERVER_DELAY: Duration = Duration::from_secs(3600);
 
 /// An invalid retry policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,7 +167,7 @@ pub fn classify_status(status: u16, token_refreshed: bool) -> RetryDecision {
 
 /// The delay a response asks for: `x-ms-retry-after-ms` or `retry-after-ms` (milliseconds) if
 /// present, else `Retry-After` as delta-seconds or an HTTP-date (relative to `now`; a past date
-/// gives zero). Unparseable values are ignored.
+/// gives zero). Unparseable values are ignored; every value is capped at [`MAX_SERVER_DELAY`].
 pub fn parse_retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
     for name in ["x-ms-retry-after-ms", "retry-after-ms"] {
         if let Some(ms) = headers
@@ -172,7 +175,7 @@ pub fn parse_retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
         {
-            return Some(Duration::from_millis(ms));
+            return Some(Duration::from_millis(ms).min(MAX_SERVER_DELAY));
         }
     }
     headers
@@ -182,15 +185,21 @@ pub fn parse_retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration
 }
 
 /// Parses one `Retry-After` value: delta-seconds (`"120"`) or an HTTP-date
-/// (`"Wed, 21 Oct 2015 07:28:00 GMT"`), relative to `now`.
+/// (`"Wed, 21 Oct 2015 07:28:00 GMT"`), relative to `now`, capped at [`MAX_SERVER_DELAY`].
 pub fn parse_retry_after_value(value: &str, now: Timestamp) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
+        // Longer than u64 is still "a long time", not garbage.
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_SERVER_DELAY));
     }
     let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
     let delta = at.duration_since(now);
-    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+    Some(
+        Duration::try_from(delta)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_SERVER_DELAY),
+    )
 }
 
 /// The wall-clock `now` to resolve an HTTP-date `Retry-After` against: the response's own
@@ -307,6 +316,25 @@ mod tests {
             parse_retry_after(&h, now()),
             Some(Duration::from_millis(1500))
         );
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        for v in ["18446744073709551615", "99999999999999999999999", "86400"] {
+            assert_eq!(
+                parse_retry_after_value(v, now()),
+                Some(MAX_SERVER_DELAY),
+                "{v}"
+            );
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after-ms",
+            HeaderValue::from_static("18446744073709551615"),
+        );
+        assert_eq!(parse_retry_after(&h, now()), Some(MAX_SERVER_DELAY));
+        let far = "21 Oct 2099 07:28:00 GMT";
+        assert_eq!(parse_retry_after_value(far, now()), Some(MAX_SERVER_DELAY));
     }
 
     #[test]

@@ -72,7 +72,11 @@ macro_rules! string_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                match self {
+                    // Unknown values come from ARM: shown escaped and bounded.
+                    Self::Other(s) => f.write_str(&super::error::display_text(s, 256)),
+                    known => f.write_str(known.as_str()),
+                }
             }
         }
     };

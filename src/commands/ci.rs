@@ -167,6 +167,9 @@ fn resolve(
             "name the workspace: --workspace ALIAS, or --subscription, --resource-group and --workspace-name"
         );
     };
+    crate::azure::names::check_subscription(sub)?;
+    crate::azure::names::check_resource_group(rg)?;
+    crate::azure::names::check_workspace(name)?;
     let reference = WorkspaceRef {
         subscription_id: sub.clone(),
         resource_group: rg.clone(),
@@ -202,10 +205,7 @@ fn explain(err: &AzureError, instance: Option<&str>, workspace: &str) -> String 
             instance.unwrap_or_default()
         ),
         AzureError::Arm { status, error, .. } if error.code.is_empty() => {
-            format!(
-                "HTTP {status} from Azure Resource Manager: {}",
-                error.message
-            )
+            format!("HTTP {status} from Azure Resource Manager: {error}")
         }
         AzureError::Arm { error, .. } => error.to_string(),
         AzureError::OperationFailed { status, error } => match error {
@@ -223,6 +223,8 @@ fn explain(err: &AzureError, instance: Option<&str>, workspace: &str) -> String 
         msg.push_str(&format!(" (missing permission: {action})"));
     }
     if let Some(id) = err.request_id() {
+        // A header from ARM: escaped like its other text.
+        let id = crate::azure::error::display_text(id, 128);
         msg.push_str(&format!(" (request id: {id})"));
     }
     msg
@@ -650,7 +652,13 @@ fn details(v: &InstanceView, workspace: &str) -> String {
             dash(a.url.as_deref())
         ));
     }
-    let mut text = out.join("\n");
+    // Every value above is Azure's text: escape each line so none can add lines or drive
+    // the terminal.
+    let lines: Vec<String> = out
+        .iter()
+        .map(|l| crate::azure::error::display_text(l, 4096))
+        .collect();
+    let mut text = lines.join("\n");
     text.push('\n');
     text
 }
@@ -739,8 +747,11 @@ fn reuse(
     } else {
         let vm = existing
             .instance()
-            .and_then(|p| p.vm_size.clone())
-            .unwrap_or_else(|| "-".to_owned());
+            .and_then(|p| p.vm_size.as_deref())
+            .map_or_else(
+                || "-".to_owned(),
+                |v| crate::azure::error::display_text(v, 128),
+            );
         println!(
             "Found existing instance {name} ({}, {vm}) in {}; using it.",
             state.as_deref().unwrap_or("state unknown"),

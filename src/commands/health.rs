@@ -37,8 +37,11 @@ async fn probe(args: &HealthcheckArgs) -> anyhow::Result<()> {
             healthz_url(cfg.http.listen)
         }
     };
+    // No redirects: a probe answers for the address it was given, and no client of ours
+    // follows one (see `azure::auth::no_redirects`).
     let client = reqwest::Client::builder()
         .no_proxy()
+        .redirect(crate::azure::auth::no_redirects())
         .timeout(args.timeout)
         .connect_timeout(args.timeout)
         .build()?;

@@ -99,13 +99,22 @@ pub fn resolve_path(flag: Option<&Path>, env_value: Option<&str>) -> PathBuf {
     }
 }
 
-/// Read and validate the file at `path`. Warnings come back with the config.
+/// Read and validate the file at `path`, and the files it names (the client secret's
+/// permissions). Warnings come back with the config.
 pub fn load(path: &Path) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text, path)
+    let loaded = parse(&text, path)?;
+    let problems = validate::check_files(&text, &|name: &str| std::env::var(name).ok());
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics: problems,
+        });
+    }
+    Ok(loaded)
 }
 
 /// Validate config text; `path` is only used in messages and to resolve nothing else.

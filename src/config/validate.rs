@@ -47,10 +47,10 @@ pub const MAX_OPERATION_POLL_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// answered from the audit log.
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(400 * 86_400);
 /// Bounds of `[daemon] audit_retention`: at least a day (the daemon prunes daily), at most
-/// about 100 years.
+/// ten years (every config duration's ceiling).
 pub const MIN_AUDIT_RETENTION: Duration = Duration::from_secs(86_400);
 /// See [`MIN_AUDIT_RETENTION`].
-pub const MAX_AUDIT_RETENTION: Duration = Duration::from_secs(36_525 * 86_400);
+pub const MAX_AUDIT_RETENTION: Duration = MAX_CONFIG_DURATION;
 /// `[daemon] max_concurrent_actions` default.
 pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 8;
 
@@ -277,8 +277,49 @@ pub fn from_str(text: &str) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>
     ))
 }
 
+/// Longest duration any key accepts: beyond it a value is a typo, and sums with it overflow.
+pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+/// Longest `[daemon] poll_interval`: a daemon that looks less often than hourly cannot keep
+/// a schedule, and its watchdog works in multiples of it.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
+/// Longest idle `timeout`, `min_uptime`, `max_uptime` and `catch_up`.
+pub const MAX_POLICY_DURATION: Duration = Duration::from_secs(90 * 86_400);
+
+/// The checks that look at the file system (not pure: [`super::load`] runs them after
+/// [`from_str`]): `azure.client_secret_file` must not be readable by group or others, as ssh
+/// insists for keys. A file that does not exist yet is left to the daemon's start.
+pub fn check_files(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Diagnostic> {
+    let Ok(raw) = toml::from_str::<RawConfig>(text) else {
+        return Vec::new();
+    };
+    let mut c = Checker {
+        text,
+        out: Vec::new(),
+    };
+    if let Some(v) = &raw.azure.client_secret_file {
+        let path = crate::azure::auth::secret_file_path(std::path::Path::new(v.get_ref()), env);
+        if let Ok(Some(mode)) = crate::azure::auth::secret_file_mode_problem(&path, env) {
+            c.error(
+                v.span(),
+                format!(
+                    "azure.client_secret_file: {} is readable by group or others (mode {mode:04o}); run chmod 600 on it",
+                    path.display()
+                ),
+            );
+        }
+    }
+    c.out
+}
+
 fn duration(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Duration> {
     match humantime::parse_duration(v.get_ref()) {
+        Ok(d) if d > MAX_CONFIG_DURATION => {
+            c.error(
+                v.span(),
+                format!("{key}: must be at most 3650d, got {:?}", v.get_ref()),
+            );
+            None
+        }
         Ok(d) => Some(d),
         Err(e) => {
             c.error(
@@ -293,21 +334,35 @@ fn duration(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Durat
     }
 }
 
+/// A policy duration, at most [`MAX_POLICY_DURATION`].
+fn policy_duration(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Duration> {
+    let d = duration(c, key, v)?;
+    if d > MAX_POLICY_DURATION {
+        c.error(
+            v.span(),
+            format!("{key}: must be at most 90d, got {:?}", v.get_ref()),
+        );
+        return None;
+    }
+    Some(d)
+}
+
 fn check_daemon(c: &mut Checker<'_>, raw: &RawDaemon) -> DaemonSettings {
     let mut poll_interval = DEFAULT_POLL_INTERVAL;
     if let Some(v) = &raw.poll_interval
         && let Some(d) = duration(c, "daemon.poll_interval", v)
     {
-        if d < MIN_POLL_INTERVAL {
+        if !(MIN_POLL_INTERVAL..=MAX_POLL_INTERVAL).contains(&d) {
             c.error(
                 v.span(),
                 format!(
-                    "daemon.poll_interval: must be at least 5s, got {:?}",
+                    "daemon.poll_interval: must be between 5s and 1h, got {:?}",
                     v.get_ref()
                 ),
             );
+        } else {
+            poll_interval = d;
         }
-        poll_interval = d;
     }
     let mut max_concurrent_actions = DEFAULT_MAX_CONCURRENT_ACTIONS;
     if let Some(v) = &raw.max_concurrent_actions {
@@ -348,7 +403,7 @@ fn check_daemon(c: &mut Checker<'_>, raw: &RawDaemon) -> DaemonSettings {
             c.error(
                 v.span(),
                 format!(
-                    "daemon.audit_retention: must be between 1d and 100y, got {:?}",
+                    "daemon.audit_retention: must be between 1d and 3650d, got {:?}",
                     v.get_ref()
                 ),
             );
@@ -400,6 +455,20 @@ fn url_field(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Url>
                 c.error(
                     v.span(),
                     format!("{key}: must use https, got {:?}", v.get_ref()),
+                );
+                return None;
+            }
+            if u.scheme() == "http"
+                && key == "azure.arm_endpoint"
+                && !crate::azure::client::is_loopback(&u)
+            {
+                // Every ARM request carries a bearer token: cleartext only to this machine.
+                c.error(
+                    v.span(),
+                    format!(
+                        "{key}: must use https (http only on loopback: 127.0.0.1, ::1, localhost), got {:?}",
+                        v.get_ref()
+                    ),
                 );
                 return None;
             }
@@ -559,6 +628,27 @@ fn check_workspaces(c: &mut Checker<'_>, raw: &[RawWorkspace]) -> Vec<Workspace>
         ] {
             if v.get_ref().trim().is_empty() {
                 c.error(v.span(), format!("{}: must not be empty", key(k)));
+                ok = false;
+            }
+        }
+        // These go into every ARM URL path: Azure's own rules, checked before any request.
+        for (k, v, check) in [
+            (
+                "resource_group",
+                &w.resource_group,
+                crate::azure::names::check_resource_group
+                    as fn(&str) -> Result<(), crate::azure::names::NameError>,
+            ),
+            (
+                "workspace",
+                &w.workspace,
+                crate::azure::names::check_workspace,
+            ),
+        ] {
+            if !v.get_ref().trim().is_empty()
+                && let Err(e) = check(v.get_ref())
+            {
+                c.error(v.span(), format!("{}: {e}", key(k)));
                 ok = false;
             }
         }
@@ -888,7 +978,7 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
         let catch_up = p
             .catch_up
             .as_ref()
-            .and_then(|v| duration(c, &key("catch_up"), v))
+            .and_then(|v| policy_duration(c, &key("catch_up"), v))
             .unwrap_or(DEFAULT_CATCH_UP);
         let unknown_activity = match &p.unknown_activity {
             None => UnknownActivity::default(),
@@ -985,7 +1075,7 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
 fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> Option<IdleRule> {
     let d = |c: &mut Checker<'_>, k: &str, v: &Option<Spanned<String>>| {
         v.as_ref()
-            .and_then(|v| duration(c, &format!("{key}.{k}"), v))
+            .and_then(|v| policy_duration(c, &format!("{key}.{k}"), v))
     };
     let timeout = d(c, "timeout", &raw.timeout);
     let min_uptime = d(c, "min_uptime", &raw.min_uptime).unwrap_or(Duration::ZERO);
@@ -1292,13 +1382,13 @@ uptime = ["Mon-Fri 08:00-19:00"]
         );
         let (cfg, _) = from_str("[daemon]\naudit_retention = \"30d\"\n").unwrap();
         assert_eq!(cfg.daemon.audit_retention, Duration::from_secs(30 * 86_400));
-        for bad in ["1h", "200years", "0s"] {
+        for bad in ["1h", "0s"] {
             let errs = from_str(&format!("[daemon]\naudit_retention = \"{bad}\"\n")).unwrap_err();
             assert_eq!(errs.len(), 1, "{bad}");
             assert!(
                 errs[0]
                     .message
-                    .contains("daemon.audit_retention: must be between 1d and 100y"),
+                    .contains("daemon.audit_retention: must be between 1d and 3650d"),
                 "{}",
                 errs[0].message
             );
@@ -1332,7 +1422,7 @@ uptime = ["Mon-Fri 08:00-19:00"]
 
     #[test]
     fn every_error_is_collected_with_key_and_value() {
-        let text = "[daemon]\npoll_interval = \"soon\"\nmax_concurrent_actions = 0\n[azure]\ncredential = \"magic\"\nauthority_host = \"http://x\"\n[[workspace]]\nname = \"a\"\nsubscription_id = \"nope\"\nresource_group = \"rg\"\nworkspace = \"w\"\n[[policy]]\nname = \"p\"\nworkspaces = [\"b\"]\nuptime = [\"Mon 08:00-09:00\"]\n";
+        let text = "[daemon]\npoll_interval = \"soon\"\nmax_concurrent_actions = 0\n[azure]\ncredential = \"magic\"\nauthority_host = \"http://x\"\n[[workspace]]\nname = \"a\"\nsubscription_id = \"nope\"\nresource_group = \"rg\"\nworkspace = \"mlw\"\n[[policy]]\nname = \"p\"\nworkspaces = [\"b\"]\nuptime = [\"Mon 08:00-09:00\"]\n";
         let errs = from_str(text).unwrap_err();
         let msgs: Vec<String> = errs
             .iter()
@@ -1466,7 +1556,7 @@ action = "reboot"
 
     #[test]
     fn idle_section_without_timeout_needs_a_schedule_or_events() {
-        let ws = "[[workspace]]\nname = \"w\"\nsubscription_id = \"34adfa4f-cedf-4dc0-ba29-b6d1a69ab345\"\nresource_group = \"r\"\nworkspace = \"m\"\n";
+        let ws = "[[workspace]]\nname = \"w\"\nsubscription_id = \"34adfa4f-cedf-4dc0-ba29-b6d1a69ab345\"\nresource_group = \"r\"\nworkspace = \"mlw\"\n";
         let alone = format!("{ws}[[policy]]\nname = \"p\"\n[policy.idle]\nsignals = [\"arm\"]\n");
         let m = messages(&alone);
         assert!(

@@ -187,7 +187,7 @@ poll_interval = "60s"
 name = "lab"
 subscription_id = "34adfa4f-cedf-4dc0-ba29-b6d1a69ab345"
 resource_group = "rg"
-workspace = "w"
+workspace = "mlw"
 region = "eastus2"
 [pricing.vm_hourly]
 Standard_DS3_v2 = 0.293

@@ -37,12 +37,28 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         }
         take(t, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
     }
-    any.then(|| Duration::from_secs_f64(secs))
+    // The text may come from ARM: a number too large for a Duration (or a century) is not a
+    // duration we can use, and must not panic `from_secs_f64`.
+    const MAX_SECS: f64 = 100.0 * 366.0 * 86_400.0;
+    if !any || !(0.0..=MAX_SECS).contains(&secs) {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_values_are_refused_not_a_panic() {
+        assert_eq!(parse_duration("P99999999999999999999999D"), None);
+        assert_eq!(parse_duration(&format!("PT{}S", "9".repeat(400))), None);
+        assert_eq!(
+            parse_duration("P36500D"),
+            Some(Duration::from_secs(36_500 * 86_400))
+        );
+    }
 
     #[test]
     fn parses_arm_forms() {

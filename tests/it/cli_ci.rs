@@ -529,7 +529,7 @@ async fn config_problems_exit_78_and_usage_errors_exit_2() {
             &[
                 "ci",
                 "create",
-                "x",
+                "ci-x",
                 "-w",
                 "lab",
                 "--idle-time-before-shutdown",

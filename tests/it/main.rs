@@ -18,4 +18,5 @@ mod ship; // doctor, healthcheck, completions and man page (issue 7)
 mod simulate; // the daemon against the in-process emulator in virtual time
 mod store; // the SQLite state under SIGKILL, and `lightsout audit`
 mod support; // spawning the emulator and lightsout binaries
+mod transport; // issue 13: redirects, http endpoints, secret file mode, clamped durations, names, ARM text
 mod visibility; // a daemon that cannot see or cannot write says so: readyz, healthz, metrics, logs

@@ -291,7 +291,7 @@ async fn unreadable_status_bodies_are_followed_to_the_deadline() {
 /// A daemon against `server` whose one policy wants every instance down, its state in `dir`.
 fn closed_daemon(server: &Fake, dir: &std::path::Path, daemon_extra: &str) -> Daemon {
     let config = format!(
-        "[daemon]\nstate_dir = \"{}\"\n{daemon_extra}\n[[workspace]]\nname = \"lab\"\nsubscription_id = \"00000000-0000-0000-0000-000000000001\"\nresource_group = \"rg\"\nworkspace = \"ws\"\n\n[[policy]]\nname = \"closed\"\nenforcement = \"always\"\nexceptions = [ {{ from = \"2000-01-01T00:00\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n",
+        "[daemon]\nstate_dir = \"{}\"\n{daemon_extra}\n[[workspace]]\nname = \"lab\"\nsubscription_id = \"00000000-0000-0000-0000-000000000001\"\nresource_group = \"rg\"\nworkspace = \"ws1\"\n\n[[policy]]\nname = \"closed\"\nenforcement = \"always\"\nexceptions = [ {{ from = \"2000-01-01T00:00\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n",
         dir.join("state").display(),
     );
     let (cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
