@@ -10,16 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
-use crate::support::{ADMIN, BIN, EmulatorProcess, FAST, GENEROUS, fleet, within};
-
-/// A free local port (bound then released; the daemon binds it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{ADMIN, BIN, EmulatorProcess, FAST, GENEROUS, fleet, free_port, within};
 
 /// How many descriptors this test process may open (`/proc/self/limits`), so the flood
 /// stays within the test's own limit on any machine.

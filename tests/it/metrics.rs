@@ -10,16 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::support::{ADMIN, BIN, EmulatorProcess, FAST, GENEROUS, fleet, within};
-
-/// A free local port (bound then released; the daemon binds it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{ADMIN, BIN, EmulatorProcess, FAST, GENEROUS, fleet, free_port, within};
 
 /// The emulator's config plus a fast poll, the HTTP listener, retail prices and a policy
 /// that wants every `ci-stop*` instance down.

@@ -351,3 +351,12 @@ pub async fn within<F: std::future::Future>(secs: u64, f: F) -> F::Output {
         .await
         .expect("test finished in time")
 }
+
+/// A free local port (bound then released; the process under test binds it a moment later).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -19,15 +19,7 @@ use lightsout::store::{Intent, Store};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::{ADMIN, BIN, EmulatorProcess, FAST, GENEROUS, fleet, within};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{ADMIN, BIN, EmulatorProcess, FAST, GENEROUS, fleet, free_port, within};
 
 /// The emulator's config with `arm_endpoint` replaced, a 5 s poll, the HTTP listener on
 /// `port`, table prices, and `policy`.
