@@ -30,10 +30,7 @@ pub mod tags;
 pub mod update;
 pub mod wire;
 
-pub use auth::{
-    AuthError, AuthSettings, ChainCredential, Cloud, CredentialKind, HttpTimeouts,
-    build_credential, build_http_client,
-};
+pub use auth::{AuthError, ChainCredential, HttpTimeouts, build_credential, build_http_client};
 pub use client::{
     API_VERSION, ArmClient, ArmClientConfig, ArmEndpoint, PERMISSIONS_API_VERSION,
     RateLimitSnapshot, RequestEvent, RequestHook,

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::azure::convert::{instance_observation, jupyter_base};
 use crate::azure::wire::ComputeResource;
-use crate::azure::{ArmClient, ArmClientConfig, AzureError, CredentialKind, RetryPolicy};
+use crate::azure::{ArmClient, ArmClientConfig, AzureError, RetryPolicy};
 use crate::cli::ConfigArg;
-use crate::config::{self, AzureSettings, Workspace};
+use crate::config::{self, AzureSettings, CredentialKind, Workspace};
 use crate::connect;
 use crate::doctor::{self, Need, Verdict};
 use crate::observe::probe_jupyter_once;

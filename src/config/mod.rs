@@ -4,12 +4,14 @@
 //! turns it into the typed [`Config`] and reports every problem at once, each with the file,
 //! line and column of the offending key or value. Only [`load`] touches the file system.
 
+pub mod auth;
 pub mod raw;
 pub mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use auth::{AuthSettings, Cloud, CredentialKind};
 pub use validate::{
     AzureSettings, Config, DaemonSettings, HttpSettings, PriceSource, PricingSettings, Workspace,
 };
