@@ -282,6 +282,41 @@ impl fmt::Display for Action {
     }
 }
 
+/// Why an action is planned (the `reason` of logs, the audit log and metric labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A window closed, or a holiday or `down` exception began.
+    OutsideWindow,
+    WindowOpen,
+    Idle,
+    MaxUptime,
+    /// A cron event.
+    Event,
+    /// Native settings reconciled.
+    Native,
+}
+
+impl Reason {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::OutsideWindow => "outside_window",
+            Reason::WindowOpen => "window_open",
+            Reason::Idle => "idle",
+            Reason::MaxUptime => "max_uptime",
+            Reason::Event => "event",
+            Reason::Native => "native",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Which instance a memory belongs to: workspace alias (from the config) and instance name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct InstanceKey {

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use super::*;
 use crate::config::{self, PriceSource, PricingSettings};
-use crate::decide::Reason;
 use crate::memory::InstanceMemory;
 use crate::model::Action;
+use crate::model::Reason;
 use crate::plan::PlanRow;
 use crate::store::Intent;
 
