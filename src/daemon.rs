@@ -691,7 +691,8 @@ impl Daemon {
         } else {
             crate::policy::select(&self.policies, &obs.workspace, &obs.name, &obs.tags)
         };
-        let Some(policy) = policy.filter(|p| p.native.mode != crate::native::NativeMode::Off)
+        let Some(policy) =
+            policy.filter(|p| p.native.mode != crate::native::types::NativeMode::Off)
         else {
             d.memory.native_pending.clear();
             return crate::native::NativePlan::default();

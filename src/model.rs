@@ -199,7 +199,7 @@ pub struct InstanceObservation {
     pub last_operation: Option<LastOperation>,
     pub jupyter: JupyterActivity,
     /// Azure's own idle shutdown and start/stop schedules on the instance.
-    pub native: crate::native::NativeObserved,
+    pub native: crate::native::types::NativeObserved,
 }
 
 impl InstanceObservation {
@@ -273,6 +273,16 @@ impl Action {
     /// A change of native settings rather than of the power state.
     pub fn is_native(self) -> bool {
         matches!(self, Action::IdleShutdown | Action::Schedules)
+    }
+}
+
+impl From<crate::native::types::NativeKind> for Action {
+    fn from(kind: crate::native::types::NativeKind) -> Action {
+        use crate::native::types::NativeKind;
+        match kind {
+            NativeKind::IdleShutdown => Action::IdleShutdown,
+            NativeKind::Schedules => Action::Schedules,
+        }
     }
 }
 

@@ -20,7 +20,8 @@ use super::raw::{
     RawWorkspace,
 };
 use crate::model::WorkspaceRef;
-use crate::native::{MAX_IDLE_SHUTDOWN, MIN_IDLE_SHUTDOWN, NativeMode, NativePolicy};
+use crate::native::types::{NativeMode, NativePolicy};
+use crate::native::{MAX_IDLE_SHUTDOWN, MIN_IDLE_SHUTDOWN};
 use crate::policy::{
     DEFAULT_CATCH_UP, Enforcement, Event, IdleRule, Policy, Signals, StartMode, UnknownActivity,
 };
