@@ -133,7 +133,7 @@ impl fmt::Display for InstanceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // An unknown state is ARM's text: shown escaped and bounded.
-            InstanceState::Other(s) => f.write_str(&crate::azure::error::display_text(s, 256)),
+            InstanceState::Other(s) => f.write_str(&crate::azure::text::display_text(s, 256)),
             known => f.write_str(known.as_str()),
         }
     }

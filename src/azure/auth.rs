@@ -188,6 +188,11 @@ impl Default for HttpTimeouts {
     }
 }
 
+/// `lightsout/{crate version}`: the User-Agent of every request (ARM, tokens, Jupyter).
+pub fn default_user_agent() -> String {
+    format!("lightsout/{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// Builds the process-wide HTTP client: rustls with the system roots plus the certificates in
 /// `ca_file` (PEM, one or more), the given timeouts and our User-Agent.
 pub fn build_http_client(
@@ -198,7 +203,7 @@ pub fn build_http_client(
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
         .redirect(no_redirects())
-        .user_agent(super::client::default_user_agent());
+        .user_agent(default_user_agent());
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|source| AuthError::CaFileRead {
             path: path.to_owned(),

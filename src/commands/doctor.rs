@@ -343,7 +343,7 @@ async fn check_jupyter(
                 .await
                 .map_err(|e| match e.status() {
                     Some(status) => format!("HTTP {status} from the instance"),
-                    None => crate::azure::error::truncate_chars(&e.to_string(), 160),
+                    None => crate::azure::text::truncate_chars(&e.to_string(), 160),
                 }),
         };
         let fix = if sharing == "Shared" {
