@@ -41,7 +41,7 @@ use azure_identity::{
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::{AuthSettings, CredentialKind};
+use crate::config::auth::{AuthSettings, CredentialKind};
 
 /// Shortest time between two forced credential rebuilds.
 pub const MIN_REBUILD_INTERVAL: Duration = Duration::from_secs(10);
@@ -776,7 +776,7 @@ fn read_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Cloud;
+    use crate::config::auth::Cloud;
     use std::collections::HashMap;
 
     fn settings(kind: CredentialKind) -> AuthSettings {
