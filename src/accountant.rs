@@ -1,11 +1,9 @@
 //! The daemon's cost bookkeeping: each instance's latest observation and the running
 //! totals, integrated at every pass with the pure math of `cost` and mirrored in the store.
 //!
-//! The rules are written down in `cost`. What this adds: amounts go to the store per UTC day,
-//! in one transaction with each instance's new observation, and the counters are sums over
-//! the stored days, so a restart resumes from both; if the write fails, the in-memory state
-//! does not advance either. Whether a stopped instance was stopped *by lightsout* is read
-//! from the audit log.
+//! The rules are in `cost`'s docs; this module carries out the ones that need the shell:
+//! the store (**Restarts**: one transaction per pass, nothing advances on a failed write)
+//! and the audit log (whether a stopped instance was stopped *by lightsout*).
 
 use std::collections::{BTreeMap, BTreeSet};
 
