@@ -67,7 +67,7 @@ pub fn emulator_client(
     settings.arm_endpoint = endpoint.clone();
     settings.authority_host = endpoint;
     settings.ca_file = emulator.ca_file().map(std::path::Path::to_path_buf);
-    settings.credential = crate::azure::CredentialKind::ClientSecret;
+    settings.credential = crate::config::auth::CredentialKind::ClientSecret;
     settings.tenant_id = Some(ready.tenant_id);
     settings.client_id = Some(ready.client_id);
     settings.client_secret_file = None;

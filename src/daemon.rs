@@ -691,7 +691,8 @@ impl Daemon {
         } else {
             crate::policy::select(&self.policies, &obs.workspace, &obs.name, &obs.tags)
         };
-        let Some(policy) = policy.filter(|p| p.native.mode != crate::native::NativeMode::Off)
+        let Some(policy) =
+            policy.filter(|p| p.native.mode != crate::native::types::NativeMode::Off)
         else {
             d.memory.native_pending.clear();
             return crate::native::NativePlan::default();
@@ -754,7 +755,7 @@ impl Daemon {
                 workspace: obs.workspace.clone(),
                 instance: obs.name.clone(),
                 action: change.action(),
-                reason: crate::decide::Reason::Native,
+                reason: crate::model::Reason::Native,
                 policy: d.policy.clone().unwrap_or_default(),
                 catch_up: false,
                 dry_run,
@@ -774,7 +775,7 @@ impl Daemon {
                 workspace: obs.workspace.clone(),
                 instance: obs.name.clone(),
                 action: change.action().as_str(),
-                reason: crate::decide::Reason::Native.as_str(),
+                reason: crate::model::Reason::Native.as_str(),
                 policy: intent.policy.clone(),
                 catch_up: false,
                 outcome: if dry_run { "dry_run" } else { "not_sent" },

@@ -6,51 +6,17 @@
 //! transition is acted on once, within `catch_up`; idle time counts from the latest of the
 //! last successful start, the last activity seen and the end of a hold.
 
-use std::fmt;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::memory::{InstanceMemory, Pending};
-use crate::model::{Action, InstanceObservation, JupyterActivity, OperationKind, OperationTrigger};
+use crate::model::{
+    Action, InstanceObservation, JupyterActivity, OperationKind, OperationTrigger, Reason,
+};
 use crate::policy::{Enforcement, Policy, Signals, StartMode, UnknownActivity};
 use crate::schedule::{Desired, EventAction, Transition};
-
-/// Why an action is planned (the `reason` of logs, the audit log and metric labels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// A window closed, or a holiday or `down` exception began.
-    OutsideWindow,
-    WindowOpen,
-    Idle,
-    MaxUptime,
-    /// A cron event.
-    Event,
-    /// Native settings reconciled.
-    Native,
-}
-
-impl Reason {
-    /// snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::OutsideWindow => "outside_window",
-            Reason::WindowOpen => "window_open",
-            Reason::Idle => "idle",
-            Reason::MaxUptime => "max_uptime",
-            Reason::Event => "event",
-            Reason::Native => "native",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Why something that was due is not done now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -15,11 +15,11 @@ use anyhow::Context as _;
 use jiff::SignedDuration;
 use tokio_util::sync::CancellationToken;
 
+use crate::accountant::Accountant;
 use crate::azure::wire::UnderlyingResourceAction;
 use crate::azure::{ArmClient, ArmClientConfig};
 use crate::cli::DemoArgs;
 use crate::config::Config;
-use crate::cost::Accountant;
 use crate::daemon::{Daemon, DaemonOptions};
 use crate::emulator::{Emulator, Fleet, RunningEmulator};
 use crate::exporter::{Exporter, Shared};
@@ -27,7 +27,8 @@ use crate::http;
 use crate::metrics::Metrics;
 use crate::model::WorkspaceRef;
 use crate::plan::PlanRow;
-use crate::pricing::{PriceBook, SharedBook};
+use crate::price_fetch::SharedBook;
+use crate::pricing::PriceBook;
 use crate::store::Store;
 
 /// The demo's configuration, as shipped in `config/demo.toml`.

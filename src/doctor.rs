@@ -88,7 +88,7 @@ pub fn needs(cfg: &Config) -> Vec<Need> {
     let jupyter = policies.iter().any(|p| p.signals().jupyter);
     let native_writes = policies
         .iter()
-        .any(|p| p.native.mode == crate::native::NativeMode::Enforce);
+        .any(|p| p.native.mode == crate::native::types::NativeMode::Enforce);
     vec![
         Need {
             action: READ,

@@ -3,7 +3,7 @@
 //! reads ([`Shared`]).
 //!
 //! The hook runs inside the pass and does no network I/O: retail prices are fetched by the
-//! refresher task (`pricing::spawn_refresher`), which this hook only tells which
+//! refresher task (`price_fetch::spawn_refresher`), which this hook only tells which
 //! (region, vm size) pairs it has seen.
 
 use std::collections::BTreeSet;
@@ -14,11 +14,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
+use crate::accountant::Accountant;
 use crate::config::Config;
-use crate::cost::{Accountant, CostView};
+use crate::cost::CostView;
 use crate::daemon::{PassHook, PassReport, Status};
 use crate::metrics::Metrics;
-use crate::pricing::SharedBook;
+use crate::price_fetch::SharedBook;
 use crate::store::Store;
 
 /// What the HTTP server reads: metrics, the loop's status, the latest costs.

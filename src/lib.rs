@@ -23,11 +23,14 @@
 //! - [`store`]: durable memory and audit log (SQLite under `daemon.state_dir`).
 //! - [`progress`]: progress of a long-running operation on stderr (spinner or plain lines).
 //! - [`table`]: plain-text tables for command output; [`telemetry`]: log setup.
-//! - [`pricing`]: compute prices (config table, Azure Retail Prices API with a disk cache).
-//! - [`cost`]: money accrued, avoided and burned idle, integrated between passes, durable.
+//! - [`pricing`]: compute prices (config table, retail prices with a disk cache);
+//!   [`price_fetch`]: the Azure Retail Prices API fetch and the daemon's refresher.
+//! - [`cost`]: money accrued, avoided and burned idle, integrated between passes (pure math);
+//!   [`accountant`]: the daemon's bookkeeping around it, durable in the store.
 //! - [`metrics`]: every Prometheus metric; [`exporter`]: the pass hook feeding them;
 //!   [`http`]: `/metrics`, `/healthz`, `/readyz`, `/v1/status`.
 
+pub mod accountant;
 pub mod actuate;
 pub mod azure;
 pub mod cli;
@@ -52,6 +55,7 @@ pub mod observe;
 pub mod plan;
 pub mod policy;
 pub mod preview;
+pub mod price_fetch;
 pub mod pricing;
 pub mod progress;
 pub mod schedule;

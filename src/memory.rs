@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Action;
+use crate::native::types::NativePending;
 
 /// Memory of one instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,17 +48,6 @@ pub struct InstanceMemory {
     /// soak found failed stops never retried because of it).
     #[serde(default)]
     pub failed_request_at: Option<Timestamp>,
-}
-
-/// A change of native settings in flight.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NativePending {
-    /// `idle_shutdown` or `schedules`.
-    pub action: Action,
-    /// What the change sets (`NativeChange::target`).
-    pub target: String,
-    /// When the intent was recorded.
-    pub requested_at: Timestamp,
 }
 
 /// A request lightsout sent and has not yet seen the effect of.

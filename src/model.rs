@@ -133,7 +133,7 @@ impl fmt::Display for InstanceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // An unknown state is ARM's text: shown escaped and bounded.
-            InstanceState::Other(s) => f.write_str(&crate::azure::error::display_text(s, 256)),
+            InstanceState::Other(s) => f.write_str(&crate::azure::text::display_text(s, 256)),
             known => f.write_str(known.as_str()),
         }
     }
@@ -199,7 +199,7 @@ pub struct InstanceObservation {
     pub last_operation: Option<LastOperation>,
     pub jupyter: JupyterActivity,
     /// Azure's own idle shutdown and start/stop schedules on the instance.
-    pub native: crate::native::NativeObserved,
+    pub native: crate::native::types::NativeObserved,
 }
 
 impl InstanceObservation {
@@ -276,7 +276,52 @@ impl Action {
     }
 }
 
+impl From<crate::native::types::NativeKind> for Action {
+    fn from(kind: crate::native::types::NativeKind) -> Action {
+        use crate::native::types::NativeKind;
+        match kind {
+            NativeKind::IdleShutdown => Action::IdleShutdown,
+            NativeKind::Schedules => Action::Schedules,
+        }
+    }
+}
+
 impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an action is planned (the `reason` of logs, the audit log and metric labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A window closed, or a holiday or `down` exception began.
+    OutsideWindow,
+    WindowOpen,
+    Idle,
+    MaxUptime,
+    /// A cron event.
+    Event,
+    /// Native settings reconciled.
+    Native,
+}
+
+impl Reason {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::OutsideWindow => "outside_window",
+            Reason::WindowOpen => "window_open",
+            Reason::Idle => "idle",
+            Reason::MaxUptime => "max_uptime",
+            Reason::Event => "event",
+            Reason::Native => "native",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

@@ -111,7 +111,7 @@ pub struct Policy {
     pub idle: Option<IdleRule>,
     pub events: Vec<Event>,
     /// `[policy.native]`: what the instances' own idle shutdown and schedules should be.
-    pub native: crate::native::NativePolicy,
+    pub native: crate::native::types::NativePolicy,
 }
 
 /// Default `catch_up` when a policy does not set one.

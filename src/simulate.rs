@@ -4,7 +4,7 @@
 //! between passes the emulator's clock jumps to the daemon's next wake-up (the poll
 //! interval or the next schedule boundary), so a month takes seconds. Deterministic: one
 //! daemon, one emulator, virtual time, seeded faults. The cost summary is the daemon's own
-//! accounting (`cost::Accountant`) over the run.
+//! accounting (`accountant::Accountant`) over the run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,9 +14,10 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
+use crate::accountant::Accountant;
 use crate::azure::{ArmClientConfig, RetryPolicy};
 use crate::config::Config;
-use crate::cost::{Accountant, CostView};
+use crate::cost::CostView;
 use crate::daemon::{ActionTaken, Daemon, DaemonOptions, PassHook};
 use crate::emulator::{Emulator, Fleet};
 use crate::pricing::PriceBook;

@@ -11,7 +11,7 @@ pub fn render<S: AsRef<str>>(header: &[&str], rows: &[Vec<S>]) -> String {
         .iter()
         .map(|row| {
             row.iter()
-                .map(|c| crate::azure::error::display_text(c.as_ref(), MAX_CELL_CHARS))
+                .map(|c| crate::azure::text::display_text(c.as_ref(), MAX_CELL_CHARS))
                 .collect()
         })
         .collect();

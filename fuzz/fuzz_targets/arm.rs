@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lightsout::azure::{convert, error::ArmError, wire};
+use lightsout::azure::{convert, wire, wire::ArmError};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = serde_json::from_slice::<wire::ComputeResource>(data) {

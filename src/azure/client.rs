@@ -25,10 +25,11 @@ use tokio::time::{Instant, sleep};
 use url::Url;
 
 use super::auth;
-use super::error::{AzureError, TransportKind, snippet};
+use super::error::{AzureError, TransportKind};
 use super::lro::{self, Accepted, PollOutcome, PollVia};
 use super::retry::{self, RetryDecision, RetryPolicy};
 use super::tags::{TAGS_API_VERSION, TagsOperation, TagsPatch, TagsResource};
+use super::text::snippet;
 use super::update::{NativeSetting, UPDATE_API_VERSION};
 use super::wire::{
     AsyncOperationStatus, ComputeList, ComputeResource, Permission, PermissionList,
@@ -77,7 +78,7 @@ impl ArmEndpoint {
         let refuse = |reason| AzureError::InvalidUrl {
             operation: "configure",
             reason,
-            url_prefix: super::error::truncate_chars(base.as_str(), 100),
+            url_prefix: super::text::truncate_chars(base.as_str(), 100),
         };
         if !matches!(base.scheme(), "http" | "https") {
             return Err(refuse("ARM endpoint must be http or https"));
@@ -129,7 +130,7 @@ impl ArmEndpoint {
                 .map_err(|()| AzureError::InvalidUrl {
                     operation: op,
                     reason: "ARM endpoint cannot take a path",
-                    url_prefix: super::error::truncate_chars(self.base.as_str(), 100),
+                    url_prefix: super::text::truncate_chars(self.base.as_str(), 100),
                 })?;
             path.pop_if_empty().extend(segments);
         }
@@ -185,7 +186,7 @@ impl Default for ArmClientConfig {
             max_poll_interval: DEFAULT_MAX_POLL_INTERVAL,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             max_pages: DEFAULT_MAX_PAGES,
-            user_agent: default_user_agent(),
+            user_agent: auth::default_user_agent(),
             on_request: None,
             budget: Some(super::budget::BudgetLimits::default()),
         }
@@ -204,11 +205,6 @@ impl fmt::Debug for ArmClientConfig {
             .field("on_request", &self.on_request.as_ref().map(|_| "<hook>"))
             .finish()
     }
-}
-
-/// `lightsout/{crate version}`.
-pub fn default_user_agent() -> String {
-    format!("lightsout/{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// Last seen ARM rate-limit headroom for one subscription.
@@ -764,7 +760,7 @@ impl ArmClient {
         check_instance_url(url).map_err(|reason| AzureError::InvalidUrl {
             operation: OP,
             reason,
-            url_prefix: super::error::truncate_chars(url.as_str(), 80),
+            url_prefix: super::text::truncate_chars(url.as_str(), 80),
         })?;
         let token = self
             .inner
@@ -852,7 +848,7 @@ impl ArmClient {
                 operation: OP,
                 status,
                 request_id: None,
-                error: Box::new(super::error::ArmError::from_body(status, &body)),
+                error: Box::new(super::wire::ArmError::from_body(status, &body)),
                 retry_after: None,
             });
         }
@@ -1009,7 +1005,7 @@ impl ArmClient {
                 operation: op,
                 status,
                 request_id,
-                error: Box::new(super::error::ArmError::from_body(status, &body_bytes)),
+                error: Box::new(super::wire::ArmError::from_body(status, &body_bytes)),
                 retry_after,
             };
             match retry::classify_status(status, token_refreshed) {

@@ -12,7 +12,7 @@ use crate::model::{
     InstanceObservation, InstanceState, JupyterActivity, LastOperation, OperationKind,
     OperationTrigger,
 };
-use crate::native::{NativeObserved, NativeSchedule, PowerAction, normalise_cron};
+use crate::native::types::{NativeObserved, NativeSchedule, PowerAction, normalise_cron};
 
 /// The engine's view of one compute, or `None` if it is not a compute instance.
 pub fn instance_observation(

@@ -1,8 +1,6 @@
-//! Errors of the Azure boundary: ARM error bodies and [`AzureError`].
-//!
-//! ARM error bodies are parsed tolerantly ([`ArmError::from_body`]): the standard
-//! `{"error": {...}}` envelope, a bare `{"code", "message"}` object, and anything else (HTML from
-//! a proxy, an empty body) become an `ArmError` rather than a second error.
+//! Errors of the Azure boundary: [`AzureError`]. The ARM error body it carries
+//! ([`ArmError`], parsed tolerantly) is a wire shape and lives in `wire`; the helpers that
+//! bound and escape text for errors and logs live in `text`.
 //!
 //! [`AzureError`] is the one error type of `crate::azure`. Its `Display` is lowercase, names the
 //! operation and never repeats the message of its `source()`; `kind()` gives a bounded label for
@@ -11,158 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use super::wire::AsyncOperationStatus;
-
-/// Maximum number of body characters kept in errors.
-pub const BODY_SNIPPET_CHARS: usize = 200;
-/// Most characters of an ARM-provided text (error code, message, target) kept or shown: a
-/// 5 MB message must not become a 5 MB log line.
-pub const ARM_TEXT_CHARS: usize = 2048;
-
-/// An ARM error (`ErrorDetail` in the ARM common types).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ArmError {
-    /// Machine-readable code, e.g. `AuthorizationFailed`. Empty when the body had none.
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub code: String,
-    /// Human-readable message. For non-JSON bodies: the first characters of the body.
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub message: String,
-    /// The field or resource the error is about.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// Nested errors.
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_as_vec"
-    )]
-    pub details: Vec<ArmError>,
-    /// Additional info, kept raw.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub additional_info: Option<Vec<Value>>,
-}
-
-impl ArmError {
-    /// Parses an error body tolerantly.
-    ///
-    /// Accepts `{"error": {...}}`, a top-level `{"code": ..., "message": ...}`, and falls back to
-    /// an `ArmError` with an empty code whose message is the first [`BODY_SNIPPET_CHARS`]
-    /// characters of the (trimmed) body, or `HTTP <status>` for an empty body.
-    pub fn from_body(status: u16, body: &[u8]) -> ArmError {
-        #[derive(Deserialize)]
-        struct Envelope {
-            error: Option<ArmError>,
-            #[serde(default)]
-            code: Option<String>,
-            #[serde(default)]
-            message: Option<String>,
-        }
-        if let Ok(env) = serde_json::from_slice::<Envelope>(body) {
-            if let Some(e) = env.error {
-                return e.bounded(0);
-            }
-            if (env.code.is_some() || env.message.is_some())
-                && let Ok(e) = serde_json::from_slice::<ArmError>(body)
-            {
-                return e.bounded(0);
-            }
-        }
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        let message = if text.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            snippet(text)
-        };
-        ArmError {
-            message,
-            ..ArmError::default()
-        }
-    }
-
-    /// Cuts every text to [`ARM_TEXT_CHARS`] and nesting to a few levels: what ARM sends is
-    /// kept in memory, logged and shown, so its size is ours to bound.
-    fn bounded(mut self, depth: usize) -> ArmError {
-        const MAX_DEPTH: usize = 4;
-        const MAX_DETAILS: usize = 16;
-        self.code = cut_counted(&self.code, ARM_TEXT_CHARS);
-        self.message = cut_counted(&self.message, ARM_TEXT_CHARS);
-        self.target = self.target.map(|t| cut_counted(&t, ARM_TEXT_CHARS));
-        if let Some(info) = &mut self.additional_info {
-            info.truncate(MAX_DETAILS);
-        }
-        if depth >= MAX_DEPTH {
-            self.details.clear();
-        }
-        self.details.truncate(MAX_DETAILS);
-        self.details = std::mem::take(&mut self.details)
-            .into_iter()
-            .map(|d| d.bounded(depth + 1))
-            .collect();
-        self
-    }
-
-    /// For `AuthorizationFailed`: the RBAC action the caller lacks, parsed from
-    /// `"... does not have authorization to perform action 'X' over scope ..."`.
-    /// Also looks in `details`.
-    pub fn missing_action(&self) -> Option<String> {
-        const MARKER: &str = "perform action '";
-        if let Some(start) = self.message.find(MARKER) {
-            let rest = &self.message[start + MARKER.len()..];
-            if let Some(end) = rest.find('\'') {
-                let action = &rest[..end];
-                if !action.is_empty() {
-                    // Shown to the user as is: escaped like the rest of ARM's text.
-                    return Some(display_text(action, 256));
-                }
-            }
-        }
-        self.details.iter().find_map(ArmError::missing_action)
-    }
-}
-
-impl ArmError {
-    /// Does this error say the instance was in the wrong state for the action? Such an error
-    /// is a refusal (nothing was done, and sending it again will not help until the state
-    /// changes), not a failure. Looks at nested `details` too.
-    ///
-    /// Known from public reports (no recording holds one; see
-    /// `tests/fixtures/azure/recorded/README.md`): code
-    /// `StartComputeInstanceOnlyAllowedInStoppedState`, message "Start Azure ML Compute
-    /// Instance is only allowed when the instance {name} is in 'stopped' state", reported as a
-    /// failed long-running operation (microsoft/vscode-tools-for-ai#2096, #1100, #2439); and
-    /// "StopCompute is not allowed when ComputeInstance disk is full." (#2605). Codes for stop
-    /// and restart are not documented, so any `*OnlyAllowedIn*State` code counts.
-    pub fn is_wrong_state(&self) -> bool {
-        let code = self.code.to_ascii_lowercase();
-        let code_says = code.contains("onlyallowedin") && code.ends_with("state");
-        let message = self.message.to_ascii_lowercase();
-        let message_says = (message.contains("is only allowed when") && message.contains("state"))
-            || message.contains("is not allowed when computeinstance");
-        code_says || message_says || self.details.iter().any(ArmError::is_wrong_state)
-    }
-}
-
-impl fmt::Display for ArmError {
-    // ARM's text reaches terminals and line-based logs: escape it, never print it raw.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Room for the marker `from_body` may have added.
-        const SHOWN: usize = ARM_TEXT_CHARS + 40;
-        let code = display_text(&self.code, SHOWN);
-        let message = display_text(&self.message, SHOWN);
-        match (code.is_empty(), message.is_empty()) {
-            (false, false) => write!(f, "{code}: {message}"),
-            (false, true) => f.write_str(&code),
-            (true, false) => f.write_str(&message),
-            (true, true) => f.write_str("no error details"),
-        }
-    }
-}
+use super::wire::{ArmError, AsyncOperationStatus};
 
 /// What kind of transport failure happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,7 +102,7 @@ pub enum AzureError {
         operation: &'static str,
         /// What was being decoded, e.g. "compute list page".
         what: &'static str,
-        /// At most [`BODY_SNIPPET_CHARS`] characters of the body.
+        /// At most [`BODY_SNIPPET_CHARS`](super::text::BODY_SNIPPET_CHARS) characters of the body.
         snippet: String,
         /// The JSON error.
         #[source]
@@ -459,63 +306,12 @@ impl AzureError {
     }
 }
 
-/// At most [`BODY_SNIPPET_CHARS`] characters of `text`, cut on a char boundary, with `…` when
-/// cut.
-pub fn snippet(text: &str) -> String {
-    truncate_chars(text, BODY_SNIPPET_CHARS)
-}
-
-/// At most `max` characters of `text`, then `… [N more characters]` when cut.
-fn cut_counted(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((idx, _)) => {
-            let rest = text[idx..].chars().count();
-            format!("{}… [{rest} more characters]", &text[..idx])
-        }
-        None => text.to_owned(),
-    }
-}
-
-/// `text` made safe to print on a terminal or in a one-line log record: control characters
-/// (ESC, CR, LF, DEL, C1 and the like) are written as escapes (`\u{1b}`, `\n`), and the result
-/// is cut to `max` characters with a marker saying how much was left out.
-pub fn display_text(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (shown, (i, ch)) in text.char_indices().enumerate() {
-        if shown >= max {
-            out.push_str(&cut_counted(&text[i..], 0));
-            break;
-        }
-        if ch.is_control()
-            || matches!(ch, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
-            out.extend(ch.escape_default());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
-/// At most `max` characters of `text`, with `…` appended when cut.
-pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((idx, _)) => format!("{}…", &text[..idx]),
-        None => text.to_owned(),
-    }
-}
-
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
-}
-
-fn null_as_vec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ArmError>, D::Error> {
-    Ok(Option::<Vec<ArmError>>::deserialize(d)?.unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::azure::text::{
+        ARM_TEXT_CHARS, BODY_SNIPPET_CHARS, display_text, snippet, truncate_chars,
+    };
 
     #[test]
     fn arm_envelope_parses() {
@@ -654,7 +450,7 @@ mod tests {
 
     #[test]
     fn decode_display_does_not_repeat_source() {
-        let source = serde_json::from_str::<Value>("{").unwrap_err();
+        let source = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
         let source_msg = source.to_string();
         let e = AzureError::Decode {
             operation: "list_computes",

@@ -8,8 +8,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use url::Url;
 
-use super::error::ArmError;
 use super::lro::{Accepted, PollVia, accepted_from_response};
+use super::wire::ArmError;
 use super::wire::*;
 
 fn root() -> PathBuf {

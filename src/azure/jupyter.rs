@@ -101,7 +101,7 @@ pub fn build_client(
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(PROBE_TIMEOUT)
-        .user_agent(super::client::default_user_agent());
+        .user_agent(super::auth::default_user_agent());
     if let Some(ip) = loopback {
         builder = builder.dns_resolver(Arc::new(LoopbackResolver(ip)));
     }

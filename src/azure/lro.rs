@@ -21,8 +21,9 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use url::Url;
 
-use super::error::ArmError;
-use super::error::{AzureError, truncate_chars};
+use super::error::AzureError;
+use super::text::truncate_chars;
+use super::wire::ArmError;
 use super::wire::{AsyncOperationStatus, OperationStatusBody};
 
 /// Longest poll or next-link URL we accept, in bytes. Real ARM's signed `Azure-AsyncOperation`
@@ -234,7 +235,7 @@ pub fn outcome_from_async_operation(
             Ok(PollOutcome::InProgress {
                 retry_after,
                 status: None,
-                unreadable: Some(super::error::snippet(&String::from_utf8_lossy(body))),
+                unreadable: Some(super::text::snippet(&String::from_utf8_lossy(body))),
             })
         }
     }

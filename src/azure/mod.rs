@@ -27,22 +27,21 @@ pub mod lro;
 pub mod names;
 pub mod retry;
 pub mod tags;
+pub mod text;
 pub mod update;
 pub mod wire;
 
-pub use auth::{
-    AuthError, AuthSettings, ChainCredential, Cloud, CredentialKind, HttpTimeouts,
-    build_credential, build_http_client,
-};
+pub use auth::{AuthError, ChainCredential, HttpTimeouts, build_credential, build_http_client};
 pub use client::{
     API_VERSION, ArmClient, ArmClientConfig, ArmEndpoint, PERMISSIONS_API_VERSION,
     RateLimitSnapshot, RequestEvent, RequestHook,
 };
-pub use error::{ArmError, AzureError, TransportKind};
+pub use error::{AzureError, TransportKind};
 pub use lro::{Accepted, PollOutcome, PollVia};
 pub use retry::RetryPolicy;
 pub use tags::{TAGS_API_VERSION, TagsOperation};
 pub use update::{NativeSetting, UPDATE_API_VERSION};
+pub use wire::ArmError;
 
 #[cfg(test)]
 mod fixture_tests;

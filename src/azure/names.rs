@@ -72,7 +72,7 @@ impl fmt::Display for NameError {
             f,
             "invalid {} {:?}: Azure allows {}",
             self.kind.as_str(),
-            super::error::truncate_chars(&self.name, 64),
+            super::text::truncate_chars(&self.name, 64),
             self.kind.rule()
         )
     }

@@ -272,11 +272,11 @@ fn list_2022_03_one_page_without_next_link() {
 }
 
 /// A weekly recurrence start (with `cron: null`) and a cron stop (with `recurrence: null`).
-fn assert_native_2023_schedules(n: &crate::native::NativeObserved) {
+fn assert_native_2023_schedules(n: &crate::native::types::NativeObserved) {
     assert_eq!(
         n.schedules,
-        [crate::native::NativeSchedule {
-            action: crate::native::PowerAction::Stop,
+        [crate::native::types::NativeSchedule {
+            action: crate::native::types::PowerAction::Stop,
             cron: "0 18 * * *".into(),
             time_zone: "Pacific Standard Time".into(),
         }]

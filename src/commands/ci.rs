@@ -224,7 +224,7 @@ fn explain(err: &AzureError, instance: Option<&str>, workspace: &str) -> String 
     }
     if let Some(id) = err.request_id() {
         // A header from ARM: escaped like its other text.
-        let id = crate::azure::error::display_text(id, 128);
+        let id = crate::azure::text::display_text(id, 128);
         msg.push_str(&format!(" (request id: {id})"));
     }
     msg
@@ -656,7 +656,7 @@ fn details(v: &InstanceView, workspace: &str) -> String {
     // the terminal.
     let lines: Vec<String> = out
         .iter()
-        .map(|l| crate::azure::error::display_text(l, 4096))
+        .map(|l| crate::azure::text::display_text(l, 4096))
         .collect();
     let mut text = lines.join("\n");
     text.push('\n');
@@ -750,7 +750,7 @@ fn reuse(
             .and_then(|p| p.vm_size.as_deref())
             .map_or_else(
                 || "-".to_owned(),
-                |v| crate::azure::error::display_text(v, 128),
+                |v| crate::azure::text::display_text(v, 128),
             );
         println!(
             "Found existing instance {name} ({}, {vm}) in {}; using it.",

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use crate::azure::convert::{instance_observation, jupyter_base};
 use crate::azure::wire::ComputeResource;
-use crate::azure::{ArmClient, ArmClientConfig, AzureError, CredentialKind, RetryPolicy};
+use crate::azure::{ArmClient, ArmClientConfig, AzureError, RetryPolicy};
 use crate::cli::ConfigArg;
+use crate::config::auth::CredentialKind;
 use crate::config::{self, AzureSettings, Workspace};
 use crate::connect;
 use crate::doctor::{self, Need, Verdict};
@@ -343,7 +344,7 @@ async fn check_jupyter(
                 .await
                 .map_err(|e| match e.status() {
                     Some(status) => format!("HTTP {status} from the instance"),
-                    None => crate::azure::error::truncate_chars(&e.to_string(), 160),
+                    None => crate::azure::text::truncate_chars(&e.to_string(), 160),
                 }),
         };
         let fix = if sharing == "Shared" {

@@ -11,19 +11,20 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use super::validate::config_path;
+use crate::accountant::Accountant;
 use crate::azure::{ArmClient, ArmClientConfig, HttpTimeouts, build_http_client};
 use crate::cli::RunArgs;
 use crate::clock::WallClock;
 use crate::config::PriceSource;
 use crate::config::{self, Config};
-use crate::cost::Accountant;
 use crate::daemon::{Daemon, DaemonOptions, PassReport};
 use crate::exporter::{Exporter, Shared};
 use crate::metrics::Metrics;
-use crate::pricing::{PriceBook, SharedBook};
+use crate::price_fetch::{self, SharedBook};
+use crate::pricing::PriceBook;
 use crate::store::Store;
 use crate::systemd::Notifier;
-use crate::{connect, http, pricing, shutdown};
+use crate::{connect, http, shutdown};
 
 /// How long the HTTP server may take to finish its requests after the daemon stopped.
 const HTTP_GRACE: Duration = Duration::from_secs(5);
@@ -97,7 +98,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         // Fill the price cache for the next run (this one priced from the cache).
         let pairs = seen_rx.borrow().clone();
         let never = tokio_util::sync::CancellationToken::new();
-        pricing::refresh_round(&book, &prices_http, &state_dir, &pairs, &metrics, &never).await;
+        price_fetch::refresh_round(&book, &prices_http, &state_dir, &pairs, &metrics, &never).await;
         if !report.failed_workspaces.is_empty() {
             anyhow::bail!(
                 "{} workspaces could not be observed: {}",
@@ -112,7 +113,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let listener = http::bind(listen).await?;
     tracing::info!(listen = %listen, "serving /metrics, /healthz, /readyz and /v1/status");
     let server = tokio::spawn(http::serve(listener, shared, token.clone()));
-    let refresher = pricing::spawn_refresher(
+    let refresher = price_fetch::spawn_refresher(
         book,
         prices_http,
         state_dir,

@@ -3,7 +3,10 @@
 //! Two stages (STYLE H3): [`raw`] mirrors the file and rejects unknown keys; [`validate`]
 //! turns it into the typed [`Config`] and reports every problem at once, each with the file,
 //! line and column of the offending key or value. Only [`load`] touches the file system.
+//! [`auth`] holds the plain authentication settings (cloud, credential kind); the Azure
+//! client imports them from here, so validating a config needs nothing of the client's types.
 
+pub mod auth;
 pub mod raw;
 pub mod validate;
 

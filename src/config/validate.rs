@@ -14,13 +14,14 @@ use toml::Spanned;
 use url::Url;
 
 use super::Diagnostic;
+use super::auth::{AuthSettings, Cloud, CredentialKind};
 use super::raw::{
     RawAzure, RawConfig, RawDaemon, RawHttp, RawIdle, RawNative, RawPolicy, RawPricing,
     RawWorkspace,
 };
-use crate::azure::{AuthSettings, Cloud, CredentialKind};
 use crate::model::WorkspaceRef;
-use crate::native::{MAX_IDLE_SHUTDOWN, MIN_IDLE_SHUTDOWN, NativeMode, NativePolicy};
+use crate::native::types::{NativeMode, NativePolicy};
+use crate::native::{MAX_IDLE_SHUTDOWN, MIN_IDLE_SHUTDOWN};
 use crate::policy::{
     DEFAULT_CATCH_UP, Enforcement, Event, IdleRule, Policy, Signals, StartMode, UnknownActivity,
 };

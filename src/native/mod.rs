@@ -1,7 +1,9 @@
 //! Azure ML's own idle shutdown and start/stop schedules ("native settings"), kept in line
 //! with policy (`[policy.native]`).
 //!
-//! Pure: no I/O, no clock. Three parts:
+//! Pure: no I/O, no clock. This module is the planner; the values it works on (policy,
+//! observed settings, changes in flight) are plain data in [`types`], below `model`,
+//! `policy` and `memory`, so those need nothing of the planner. Three parts:
 //! - [`mirror`] translates a policy's uptime windows and start/stop cron events into at most
 //!   [`MAX_SCHEDULES`] Azure `computeStartStop` schedules (trigger `Cron`, 5-field cron, the
 //!   Windows name of the policy's IANA zone, from CLDR via [`windows_zones`]). What cannot be
@@ -20,6 +22,7 @@
 //! shows; any set of weekdays fits cron's day-of-week list. Starts are mirrored only when the
 //! policy starts instances itself (`start = "window"`).
 
+pub mod types;
 pub mod windows_zones;
 
 use std::fmt;
@@ -28,6 +31,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use self::types::{
+    NativeKind, NativeMode, NativeObserved, NativePending, NativePolicy, NativeSchedule,
+    PowerAction,
+};
 use crate::model::Action;
 use crate::policy::{Event, StartMode};
 use crate::schedule::{EventAction, Schedule};
@@ -46,101 +53,6 @@ pub const NATIVE_PENDING_EXPIRY: Duration = Duration::from_secs(10 * 60);
 const WEEK_MINUTES: usize = 7 * 24 * 60;
 /// Minutes in a day.
 const DAY_MINUTES: usize = 24 * 60;
-
-/// `[policy.native] mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NativeMode {
-    /// Native settings are not looked at.
-    #[default]
-    Off,
-    /// Differences are recorded (log, metric, `plan`), nothing is changed.
-    Report,
-    /// Differences are fixed through the ARM update calls.
-    Enforce,
-}
-
-impl NativeMode {
-    /// Parse `off`, `report` or `enforce`.
-    pub fn parse(s: &str) -> Option<NativeMode> {
-        match s {
-            "off" => Some(NativeMode::Off),
-            "report" => Some(NativeMode::Report),
-            "enforce" => Some(NativeMode::Enforce),
-            _ => None,
-        }
-    }
-
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NativeMode::Off => "off",
-            NativeMode::Report => "report",
-            NativeMode::Enforce => "enforce",
-        }
-    }
-}
-
-/// `[policy.native]`, validated: what a governed instance's native settings should be.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NativePolicy {
-    pub mode: NativeMode,
-    /// Wanted `idleTimeBeforeShutdown`, within Azure's bounds and whole minutes; `None`:
-    /// the instance's own setting is left alone.
-    pub idle_shutdown: Option<Duration>,
-    /// Wanted start/stop schedules (`schedules = "mirror"`), already translated; `None`: the
-    /// instance's schedules are left alone.
-    pub schedules: Option<Vec<NativeSchedule>>,
-}
-
-/// A schedule's power action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PowerAction {
-    Start,
-    Stop,
-}
-
-impl PowerAction {
-    /// Azure's spelling (`Start`, `Stop`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PowerAction::Start => "Start",
-            PowerAction::Stop => "Stop",
-        }
-    }
-
-    /// Parse Azure's spelling, case-insensitively.
-    pub fn parse(s: &str) -> Option<PowerAction> {
-        if s.eq_ignore_ascii_case("start") {
-            Some(PowerAction::Start)
-        } else if s.eq_ignore_ascii_case("stop") {
-            Some(PowerAction::Stop)
-        } else {
-            None
-        }
-    }
-}
-
-/// One enabled Azure start/stop schedule with a cron trigger.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NativeSchedule {
-    pub action: PowerAction,
-    /// Five fields, numbers only (`0 19 * * 1-5`), single spaces.
-    pub cron: String,
-    /// Windows time zone name (`Romance Standard Time`).
-    pub time_zone: String,
-}
-
-impl fmt::Display for NativeSchedule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} at \"{}\" ({})",
-            self.action.as_str().to_ascii_lowercase(),
-            self.cron,
-            self.time_zone
-        )
-    }
-}
 
 /// Part of a policy that Azure's native schedules cannot carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -481,17 +393,6 @@ pub fn azure_cron(expr: &str) -> Result<String, String> {
     Ok(out.join(" "))
 }
 
-/// What an instance's native settings are, as observed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NativeObserved {
-    /// `idleTimeBeforeShutdown` as Azure reports it (ISO 8601, e.g. `PT60M`).
-    pub idle_shutdown: Option<String>,
-    /// Enabled cron schedules.
-    pub schedules: Vec<NativeSchedule>,
-    /// Other schedules (recurrence triggers, disabled ones), described for display.
-    pub other_schedules: Vec<String>,
-}
-
 /// One change of native settings: one ARM request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NativeChange {
@@ -505,12 +406,17 @@ pub enum NativeChange {
 }
 
 impl NativeChange {
+    /// Which setting the change sets.
+    pub fn kind(&self) -> NativeKind {
+        match self {
+            NativeChange::IdleShutdown { .. } => NativeKind::IdleShutdown,
+            NativeChange::Schedules { .. } => NativeKind::Schedules,
+        }
+    }
+
     /// The audit action of the request.
     pub fn action(&self) -> Action {
-        match self {
-            NativeChange::IdleShutdown { .. } => Action::IdleShutdown,
-            NativeChange::Schedules { .. } => Action::Schedules,
-        }
+        self.kind().into()
     }
 
     /// What the change sets, as text: equal for the same wanted settings (used to tell a
@@ -620,7 +526,7 @@ pub struct NativePlan {
 pub fn plan_native(
     policy: &NativePolicy,
     observed: &NativeObserved,
-    pending: &mut Vec<crate::memory::NativePending>,
+    pending: &mut Vec<NativePending>,
     settled: bool,
     now: Timestamp,
 ) -> NativePlan {
@@ -631,13 +537,13 @@ pub fn plan_native(
     pending.retain(|p| {
         let still = drift
             .iter()
-            .any(|c| c.action() == p.action && c.target() == p.target);
+            .any(|c| c.kind() == p.action && c.target() == p.target);
         if !still {
-            plan.done.push(p.action);
+            plan.done.push(p.action.into());
             return false;
         }
         if now.duration_since(p.requested_at) >= expiry {
-            plan.expired.push(p.action);
+            plan.expired.push(p.action.into());
             return false;
         }
         true
@@ -646,10 +552,10 @@ pub fn plan_native(
         for change in &drift {
             let in_flight = pending
                 .iter()
-                .any(|p| p.action == change.action() && p.target == change.target());
+                .any(|p| p.action == change.kind() && p.target == change.target());
             if !in_flight {
-                pending.push(crate::memory::NativePending {
-                    action: change.action(),
+                pending.push(NativePending {
+                    action: change.kind(),
                     target: change.target(),
                     requested_at: now,
                 });
@@ -659,11 +565,6 @@ pub fn plan_native(
     }
     plan.drift = drift;
     plan
-}
-
-/// Normalise an observed cron expression: single spaces.
-pub fn normalise_cron(expr: &str) -> String {
-    expr.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

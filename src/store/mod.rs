@@ -36,10 +36,10 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 use serde::Serialize;
 
-use crate::decide::Reason;
 use crate::memory::InstanceMemory;
 use crate::model::Action;
 pub use crate::model::InstanceKey;
+use crate::model::Reason;
 
 pub use schema::SCHEMA_VERSION;
 

@@ -17,9 +17,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use lightsout::decide::Reason;
 use lightsout::memory::{InstanceMemory, Pending};
-use lightsout::model::Action;
+use lightsout::model::{Action, Reason};
 use lightsout::store::{AuditFilter, AuditRecord, InstanceKey, Intent, Outcome, Store, StoreError};
 use rand::Rng as _;
 

@@ -12,9 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use lightsout::decide::Reason;
 use lightsout::memory::InstanceMemory;
-use lightsout::model::Action;
+use lightsout::model::{Action, Reason};
 use lightsout::store::{Intent, Store};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};

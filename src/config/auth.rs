@@ -1,0 +1,167 @@
+//! The plain settings of Azure authentication: which cloud, which credential, and the
+//! `[azure]` values the credential builder needs.
+//!
+//! Plain data with their config spellings, no I/O: they live with the config so that
+//! validating a config needs nothing of the Azure client, which imports them from here.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use url::Url;
+
+/// An Azure cloud: sets the ARM endpoint and the authority host together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// Azure public cloud.
+    Public,
+    /// Azure operated by 21Vianet (China).
+    China,
+    /// Azure US Government.
+    UsGov,
+}
+
+impl Cloud {
+    /// The ARM endpoint, without trailing slash.
+    pub fn arm_endpoint(&self) -> &'static str {
+        match self {
+            Cloud::Public => "https://management.azure.com",
+            Cloud::China => "https://management.chinacloudapi.cn",
+            Cloud::UsGov => "https://management.usgovcloudapi.net",
+        }
+    }
+
+    /// The Entra ID authority host, without trailing slash.
+    pub fn authority_host(&self) -> &'static str {
+        match self {
+            Cloud::Public => "https://login.microsoftonline.com",
+            Cloud::China => "https://login.chinacloudapi.cn",
+            Cloud::UsGov => "https://login.microsoftonline.us",
+        }
+    }
+
+    /// The config spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Cloud::Public => "public",
+            Cloud::China => "china",
+            Cloud::UsGov => "usgov",
+        }
+    }
+}
+
+impl FromStr for Cloud {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "public" => Ok(Cloud::Public),
+            "china" => Ok(Cloud::China),
+            "usgov" => Ok(Cloud::UsGov),
+            other => Err(format!(
+                "unknown cloud {other:?}, expected public, china or usgov"
+            )),
+        }
+    }
+}
+
+/// Which credential to use (`azure.credential`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// Client secret, then workload identity, then managed identity, then Azure CLI.
+    #[default]
+    Auto,
+    /// Service principal with a client secret.
+    ClientSecret,
+    /// Managed identity (IMDS, or App Service via `IDENTITY_ENDPOINT`/`IDENTITY_HEADER`).
+    ManagedIdentity,
+    /// Kubernetes workload identity (federated token file).
+    WorkloadIdentity,
+    /// `az account get-access-token`.
+    AzureCli,
+}
+
+impl CredentialKind {
+    /// The config spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::ClientSecret => "client_secret",
+            Self::ManagedIdentity => "managed_identity",
+            Self::WorkloadIdentity => "workload_identity",
+            Self::AzureCli => "azure_cli",
+        }
+    }
+}
+
+impl FromStr for CredentialKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "client_secret" => Ok(Self::ClientSecret),
+            "managed_identity" => Ok(Self::ManagedIdentity),
+            "workload_identity" => Ok(Self::WorkloadIdentity),
+            "azure_cli" => Ok(Self::AzureCli),
+            other => Err(format!(
+                "unknown credential {other:?}, expected auto, client_secret, managed_identity, workload_identity or azure_cli"
+            )),
+        }
+    }
+}
+
+/// Authentication settings (the `[azure]` section minus the endpoints). Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// Which credential.
+    pub credential: CredentialKind,
+    /// Tenant id; else `AZURE_TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// Client id; else `AZURE_CLIENT_ID`. For managed identity: a user-assigned identity.
+    pub client_id: Option<String>,
+    /// File holding the client secret; relative names resolve under `$CREDENTIALS_DIRECTORY`.
+    pub client_secret_file: Option<PathBuf>,
+    /// Entra ID authority host; must be https.
+    pub authority_host: Url,
+    /// Extra trusted root (PEM), added to the system roots (used by `azure::auth::build_http_client`).
+    pub ca_file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_presets() {
+        assert_eq!(
+            "china".parse::<Cloud>().unwrap().arm_endpoint(),
+            "https://management.chinacloudapi.cn"
+        );
+        assert_eq!(
+            Cloud::UsGov.authority_host(),
+            "https://login.microsoftonline.us"
+        );
+        assert_eq!(Cloud::Public.arm_endpoint(), "https://management.azure.com");
+        assert!("mars".parse::<Cloud>().is_err());
+        for c in [Cloud::Public, Cloud::China, Cloud::UsGov] {
+            assert_eq!(c.as_str().parse::<Cloud>().unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn credential_kind_parses() {
+        for k in [
+            CredentialKind::Auto,
+            CredentialKind::ClientSecret,
+            CredentialKind::ManagedIdentity,
+            CredentialKind::WorkloadIdentity,
+            CredentialKind::AzureCli,
+        ] {
+            assert_eq!(k.as_str().parse::<CredentialKind>().unwrap(), k);
+        }
+        assert!("default".parse::<CredentialKind>().is_err());
+    }
+}
