@@ -266,7 +266,7 @@ impl PriceBook {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(source) => {
                 let e = PriceError::CacheRead { path, source };
-                tracing::warn!(error = %format!("{e:#}"), "ignoring the price cache");
+                tracing::warn!(error = %crate::logmemo::chain(&e), "ignoring the price cache");
                 return;
             }
         };
@@ -284,7 +284,7 @@ impl PriceBook {
                 tracing::info!(path = %path.display(), "price cache is for another currency or endpoint; ignored")
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "unreadable price cache; ignored")
+                tracing::warn!(path = %path.display(), error = %crate::logmemo::chain(&e), "unreadable price cache; ignored")
             }
         }
     }
@@ -527,7 +527,7 @@ pub async fn refresh_round(
             }
             Err(e) => {
                 metrics.price_request(e.kind());
-                tracing::warn!(region, vm_size = size, error = %format!("{e:#}"), "cannot fetch a price; keeping the cached one");
+                tracing::warn!(region, vm_size = size, error = %crate::logmemo::chain(&e), "cannot fetch a price; keeping the cached one");
                 b.fetch_failed(&region, &size, at);
             }
         }
@@ -535,7 +535,7 @@ pub async fn refresh_round(
     if changed {
         let b = book.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Err(e) = b.save_cache(state_dir) {
-            tracing::warn!(error = %format!("{e:#}"), "cannot write the price cache");
+            tracing::warn!(error = %crate::logmemo::chain(&e), "cannot write the price cache");
         }
     }
 }

@@ -30,6 +30,7 @@ use crate::azure::{Accepted, ArmClient, ArmClientConfig, ArmError, AzureError, P
 use crate::cli::{CiCommand, CreateArgs, WaitArgs, WorkspaceArgs};
 use crate::config::{self, AzureSettings};
 use crate::connect;
+use crate::logmemo;
 use crate::model::WorkspaceRef;
 use crate::progress::{Progress, short_duration};
 
@@ -215,9 +216,9 @@ fn explain(err: &AzureError, instance: Option<&str>, workspace: &str) -> String 
         // The credential's own message says why (wrong secret, unknown tenant...); it never
         // contains the secret.
         AzureError::Auth { source, .. } => {
-            format!("could not get an access token: {}", chain(source))
+            format!("could not get an access token: {}", logmemo::chain(source))
         }
-        other => chain(other),
+        other => logmemo::chain(other),
     };
     if let Some(action) = err.missing_action() {
         msg.push_str(&format!(" (missing permission: {action})"));
@@ -228,22 +229,6 @@ fn explain(err: &AzureError, instance: Option<&str>, workspace: &str) -> String 
         msg.push_str(&format!(" (request id: {id})"));
     }
     msg
-}
-
-/// An error and its sources, joined with `: `.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut next = err.source();
-    while let Some(e) = next {
-        let s = e.to_string();
-        // azure_core repeats its message in its source now and then; skip exact repeats.
-        if !out.ends_with(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        next = e.source();
-    }
-    out
 }
 
 // ---- list and show ----------------------------------------------------------------------------
@@ -1192,7 +1177,7 @@ async fn current_state(t: &Target, name: &str) -> Option<String> {
         }),
         Err(e) if e.is_not_found() => Some(GONE.to_owned()),
         Err(e) => {
-            tracing::debug!(instance = name, error = %e, "Could not read the instance's state.");
+            tracing::debug!(instance = name, error = %crate::logmemo::chain(&e), "Could not read the instance's state.");
             None
         }
     }
