@@ -630,7 +630,7 @@ impl Daemon {
     }
 
     /// Write the intent and the memory that marks it handled, before anything is sent.
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "one call site; a struct would only rename them"
     )]
@@ -708,7 +708,7 @@ impl Daemon {
 
     /// Log drift, close the audit rows of changes now seen (or given up on), and record
     /// the intent of each change to send, before anything is sent.
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "one call site; a struct would only rename them"
     )]

@@ -39,7 +39,7 @@ pub fn install() -> tokio_util::sync::CancellationToken {
         first.cancel();
         signal().await;
         tracing::warn!("second signal: exiting now");
-        #[allow(clippy::exit, reason = "the documented behaviour of a second signal")]
+        #[expect(clippy::exit, reason = "the documented behaviour of a second signal")]
         std::process::exit(EXIT_FORCED);
     });
     token

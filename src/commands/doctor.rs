@@ -186,10 +186,6 @@ pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
     list.finish()
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of the config one workspace's checks read; one call site"
-)]
 async fn check_workspace(
     list: &mut Checklist,
     client: &ArmClient,

@@ -1164,10 +1164,6 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
 /// `[policy.native]`: the mode, Azure's bounds on the idle shutdown, and (with
 /// `schedules = "mirror"` and a mode other than off) every part of the policy that native
 /// schedules cannot carry, each as its own error.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of the policy already validated; one call site"
-)]
 fn check_native(
     c: &mut Checker<'_>,
     key: &str,

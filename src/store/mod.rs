@@ -2,7 +2,9 @@
 //! (`lightsout.db` under `daemon.state_dir`).
 //!
 //! I/O only, no decisions and no clock: every timestamp comes in as a value. The API is
-//! synchronous; the daemon calls it from `spawn_blocking` or a dedicated thread.
+//! synchronous, and the daemon calls it directly from its pass, on its single-threaded
+//! runtime: each call is one short transaction on a local file, and the pass waits for it
+//! anyway (an intent is written before its request is sent).
 //!
 //! Crash safety comes from SQLite: WAL journal, `synchronous=FULL`, and one transaction per
 //! logical step. [`Store::record_intent`] writes the audit row (outcome `pending`) and the

@@ -614,7 +614,9 @@ async fn resetting_stop_front(emu: &EmulatorProcess) -> String {
                     "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
-                let _ = stream.write_all(reply.as_bytes()).await;
+                if let Err(e) = stream.write_all(reply.as_bytes()).await {
+                    eprintln!("front: the daemon hung up: {e}");
+                }
             });
         }
     });

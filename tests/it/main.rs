@@ -1,5 +1,5 @@
 //! The one integration-test binary: one module per area.
-#![allow(clippy::unwrap_used, reason = "test helpers may panic on bad fixtures")]
+#![expect(clippy::unwrap_used, reason = "test helpers may panic on bad fixtures")]
 
 mod cli_ci; // `lightsout ci` (the binary) against the emulator binary
 mod client; // the ARM client against a small local fake
