@@ -459,33 +459,14 @@ fn recurrence_text(r: &Recurrence) -> String {
     out
 }
 
-/// `PT1H30M` → `1h 30m`; anything unparsable is shown as Azure sent it.
+/// `PT1H30M` → `1h 30m`, in the units Azure used (`PT60M` stays `60m`: a span, not a
+/// balanced duration); a zero or anything unparsable is shown as Azure sent it.
 fn iso_duration_text(iso: &str) -> String {
-    let parsed = (|| {
-        let rest = iso.strip_prefix('P')?;
-        let (date, time) = rest.split_once('T').unwrap_or((rest, ""));
-        let mut parts = Vec::new();
-        for (text, units) in [
-            (date, &[('D', "d")][..]),
-            (time, &[('H', "h"), ('M', "m"), ('S', "s")][..]),
-        ] {
-            let mut s = text;
-            for (letter, unit) in units {
-                if let Some((n, tail)) = s.split_once(*letter) {
-                    let n: f64 = n.parse().ok()?;
-                    if n != 0.0 {
-                        parts.push(format!("{n}{unit}"));
-                    }
-                    s = tail;
-                }
-            }
-            if !s.is_empty() {
-                return None;
-            }
-        }
-        (!parts.is_empty()).then(|| parts.join(" "))
-    })();
-    parsed.unwrap_or_else(|| iso.to_owned())
+    match iso.parse::<jiff::Span>() {
+        // jiff also reads its friendly format; only ISO 8601 is Azure's.
+        Ok(span) if iso.starts_with(['P', 'p']) && !span.is_zero() => format!("{span:#}"),
+        _ => iso.to_owned(),
+    }
 }
 
 /// `Stop Succeeded (User, 12m ago)`.
@@ -1230,6 +1211,8 @@ mod tests {
         assert_eq!(iso_duration_text("P1DT2H"), "1d 2h");
         assert_eq!(iso_duration_text("weird"), "weird");
         assert_eq!(iso_duration_text("PT5X"), "PT5X");
+        assert_eq!(iso_duration_text("PT0S"), "PT0S");
+        assert_eq!(iso_duration_text("2h"), "2h");
     }
 
     #[test]
