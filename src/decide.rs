@@ -52,50 +52,34 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Why something that was due is not done now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    /// A job or a busy kernel: never stopped. Carried out once no longer busy, if still due.
-    Busy,
-    /// Starting, stopping, creating…: the decision waits for a settled state.
-    Transitional,
-    /// `lightsout-hold-until` is in the future.
-    Held,
-    /// `lightsout-hold-until` is set but cannot be read: held (fail closed) until fixed.
-    InvalidHold,
-    /// Started less than `min_uptime` ago; carried out later if still due.
-    MinUptime,
-    /// lightsout's own request for this instance is still in flight.
-    Pending,
-    /// The transition or event was missed by more than `catch_up` (daemon was down).
-    Missed,
-    /// The Jupyter signal is configured but could not be read: idle time is unknown.
-    ActivityUnknown,
-    /// Decided but not acted on: dry run.
-    DryRun,
-    /// A previous operation failed; waiting before trying again.
-    Backoff,
-    /// Operations failed repeatedly; given up until the instance changes.
-    GaveUp,
-}
-
-impl SkipReason {
-    /// snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::Busy => "busy",
-            SkipReason::Transitional => "transitional",
-            SkipReason::Held => "held",
-            SkipReason::InvalidHold => "invalid_hold",
-            SkipReason::MinUptime => "min_uptime",
-            SkipReason::Pending => "pending",
-            SkipReason::Missed => "missed",
-            SkipReason::ActivityUnknown => "activity_unknown",
-            SkipReason::DryRun => "dry_run",
-            SkipReason::Backoff => "backoff",
-            SkipReason::GaveUp => "gave_up",
-        }
+crate::text_enum::text_enum! {
+    what = "skip reason";
+    /// Why something that was due is not done now.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum SkipReason {
+        /// A job or a busy kernel: never stopped. Carried out once no longer busy, if still due.
+        Busy = "busy",
+        /// Starting, stopping, creating…: the decision waits for a settled state.
+        Transitional = "transitional",
+        /// `lightsout-hold-until` is in the future.
+        Held = "held",
+        /// `lightsout-hold-until` is set but cannot be read: held (fail closed) until fixed.
+        InvalidHold = "invalid_hold",
+        /// Started less than `min_uptime` ago; carried out later if still due.
+        MinUptime = "min_uptime",
+        /// lightsout's own request for this instance is still in flight.
+        Pending = "pending",
+        /// The transition or event was missed by more than `catch_up` (daemon was down).
+        Missed = "missed",
+        /// The Jupyter signal is configured but could not be read: idle time is unknown.
+        ActivityUnknown = "activity_unknown",
+        /// Decided but not acted on: dry run.
+        DryRun = "dry_run",
+        /// A previous operation failed; waiting before trying again.
+        Backoff = "backoff",
+        /// Operations failed repeatedly; given up until the instance changes.
+        GaveUp = "gave_up",
     }
 }
 
