@@ -110,7 +110,7 @@ impl<K: Ord + Clone> LogMemo<K> {
 /// codes). A cause whose text its parent already shows is left out (azure_core and reqwest
 /// repeat their source's message now and then). Control characters are escaped, as ARM's text
 /// already is in `AzureError`'s own message, so that one error stays one line; the whole is
-/// cut at [`MAX_CHAIN_BYTES`].
+/// cut at `MAX_CHAIN_BYTES` (2 KiB).
 pub fn chain(err: &(dyn Error + 'static)) -> String {
     let mut out = escaped(&err.to_string());
     let mut source = err.source();

@@ -1,4 +1,4 @@
-//! [`text_enum!`]: an enum whose values have one spelling each (in the config, the audit
+//! `text_enum!`: an enum whose values have one spelling each (in the config, the audit
 //! log, logs, metric labels or on the wire), with the spelling written once beside its
 //! variant instead of in two hand-written `match`es that can drift apart.
 
@@ -65,7 +65,7 @@ macro_rules! text_enum {
 }
 pub(crate) use text_enum;
 
-/// The `FromStr` error of a [`text_enum!`]: `unknown WHAT "s", expected a, b or c`.
+/// The `FromStr` error of a `text_enum!`: `unknown WHAT "s", expected a, b or c`.
 pub fn unknown(what: &str, s: &str, spellings: &[&str]) -> String {
     let expected = match spellings.split_last() {
         Some((last, [])) => (*last).to_owned(),
