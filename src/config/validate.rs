@@ -312,6 +312,9 @@ pub fn check_files(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Diag
     c.out
 }
 
+/// A config duration (`"90s"`, `"45m"`, `"2h 30m"`, `"400d"`, `"2days"`). Read by humantime,
+/// not jiff: jiff's friendly format reads into a `SignedDuration` only units up to hours, so
+/// `"400d"` (an audit retention) and `"3days"` (an idle shutdown) would stop parsing.
 fn duration(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Duration> {
     match humantime::parse_duration(v.get_ref()) {
         Ok(d) if d > MAX_CONFIG_DURATION => {
