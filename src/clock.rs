@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 
 /// The current instant.
-#[allow(
+#[expect(
     clippy::disallowed_methods,
     reason = "this is the one sanctioned wall-clock read"
 )]

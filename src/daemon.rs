@@ -449,7 +449,7 @@ impl Daemon {
             Ok(n) => {
                 tracing::info!(deleted = n, before = %before, "audit log pruned to its retention")
             }
-            Err(e) => tracing::warn!(error = %e, "cannot prune the audit log"),
+            Err(e) => tracing::warn!(error = %logmemo::chain(&e), "cannot prune the audit log"),
         }
     }
 
@@ -592,7 +592,7 @@ impl Daemon {
         let pending = match self.store.pending_intents() {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read pending intents");
+                tracing::error!(error = %logmemo::chain(&e), "cannot read pending intents");
                 return;
             }
         };
@@ -604,7 +604,7 @@ impl Daemon {
                 .store
                 .record_outcome(record.id, outcome, None, error, now)
             {
-                tracing::warn!(error = %e, audit = %record.id, "cannot record an outcome");
+                tracing::warn!(error = %logmemo::chain(&e), audit = %record.id, "cannot record an outcome");
             }
         }
     }
@@ -630,7 +630,7 @@ impl Daemon {
     }
 
     /// Write the intent and the memory that marks it handled, before anything is sent.
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "one call site; a struct would only rename them"
     )]
@@ -709,7 +709,7 @@ impl Daemon {
 
     /// Log drift, close the audit rows of changes now seen (or given up on), and record
     /// the intent of each change to send, before anything is sent.
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "one call site; a struct would only rename them"
     )]
@@ -880,7 +880,7 @@ impl Daemon {
                     error.as_deref(),
                     now,
                 ) {
-                    tracing::error!(error = %e, "cannot record an outcome");
+                    tracing::error!(error = %logmemo::chain(&e), "cannot record an outcome");
                 }
                 out.push((s.report_index, label));
             }
@@ -1011,11 +1011,11 @@ impl Daemon {
             error.as_deref(),
             now,
         ) {
-            tracing::error!(error = %e, "cannot record an outcome");
+            tracing::error!(error = %logmemo::chain(&e), "cannot record an outcome");
         }
         if result != Outcome::Pending {
             if let Err(e) = self.store.save_memory(&[(s.key.clone(), mem.clone())], now) {
-                tracing::error!(error = %e, "cannot save memory");
+                tracing::error!(error = %logmemo::chain(&e), "cannot save memory");
             }
             self.memory.insert(s.key, mem);
             return;
@@ -1046,7 +1046,7 @@ impl Daemon {
             if let Err(e) = joined
                 && e.is_panic()
             {
-                tracing::error!(error = %e, "an operation follower panicked");
+                tracing::error!(error = %logmemo::chain(&e), "an operation follower panicked");
             }
         }
     }
@@ -1088,13 +1088,13 @@ impl Daemon {
             .store
             .record_outcome(ended.audit, outcome, None, error.as_deref(), now)
         {
-            tracing::debug!(error = %e, "outcome already recorded");
+            tracing::debug!(error = %logmemo::chain(&e), "outcome already recorded");
         }
         if let Err(e) = self
             .store
             .save_memory(&[(ended.key.clone(), mem.clone())], now)
         {
-            tracing::error!(error = %e, "cannot save memory");
+            tracing::error!(error = %logmemo::chain(&e), "cannot save memory");
         }
         self.memory.insert(ended.key, mem);
     }
@@ -1170,11 +1170,12 @@ impl Daemon {
     }
 }
 
-/// An error as one line, with its chain and ARM code; never contains a token.
+/// An error as one line for the audit log and the logs: its ARM code, then the error and
+/// every cause under it ([`logmemo::chain`]); never contains a token.
 fn error_text(e: &AzureError) -> String {
     match e.arm_code() {
-        Some(code) => format!("{code}: {e:#}"),
-        None => format!("{e:#}"),
+        Some(code) => format!("{code}: {}", logmemo::chain(e)),
+        None => logmemo::chain(e),
     }
 }
 

@@ -18,50 +18,34 @@ use crate::model::{
 use crate::policy::{Enforcement, Policy, Signals, StartMode, UnknownActivity};
 use crate::schedule::{Desired, EventAction, Transition};
 
-/// Why something that was due is not done now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    /// A job or a busy kernel: never stopped. Carried out once no longer busy, if still due.
-    Busy,
-    /// Starting, stopping, creating…: the decision waits for a settled state.
-    Transitional,
-    /// `lightsout-hold-until` is in the future.
-    Held,
-    /// `lightsout-hold-until` is set but cannot be read: held (fail closed) until fixed.
-    InvalidHold,
-    /// Started less than `min_uptime` ago; carried out later if still due.
-    MinUptime,
-    /// lightsout's own request for this instance is still in flight.
-    Pending,
-    /// The transition or event was missed by more than `catch_up` (daemon was down).
-    Missed,
-    /// The Jupyter signal is configured but could not be read: idle time is unknown.
-    ActivityUnknown,
-    /// Decided but not acted on: dry run.
-    DryRun,
-    /// A previous operation failed; waiting before trying again.
-    Backoff,
-    /// Operations failed repeatedly; given up until the instance changes.
-    GaveUp,
-}
-
-impl SkipReason {
-    /// snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::Busy => "busy",
-            SkipReason::Transitional => "transitional",
-            SkipReason::Held => "held",
-            SkipReason::InvalidHold => "invalid_hold",
-            SkipReason::MinUptime => "min_uptime",
-            SkipReason::Pending => "pending",
-            SkipReason::Missed => "missed",
-            SkipReason::ActivityUnknown => "activity_unknown",
-            SkipReason::DryRun => "dry_run",
-            SkipReason::Backoff => "backoff",
-            SkipReason::GaveUp => "gave_up",
-        }
+crate::text_enum::text_enum! {
+    what = "skip reason";
+    /// Why something that was due is not done now.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum SkipReason {
+        /// A job or a busy kernel: never stopped. Carried out once no longer busy, if still due.
+        Busy = "busy",
+        /// Starting, stopping, creating…: the decision waits for a settled state.
+        Transitional = "transitional",
+        /// `lightsout-hold-until` is in the future.
+        Held = "held",
+        /// `lightsout-hold-until` is set but cannot be read: held (fail closed) until fixed.
+        InvalidHold = "invalid_hold",
+        /// Started less than `min_uptime` ago; carried out later if still due.
+        MinUptime = "min_uptime",
+        /// lightsout's own request for this instance is still in flight.
+        Pending = "pending",
+        /// The transition or event was missed by more than `catch_up` (daemon was down).
+        Missed = "missed",
+        /// The Jupyter signal is configured but could not be read: idle time is unknown.
+        ActivityUnknown = "activity_unknown",
+        /// Decided but not acted on: dry run.
+        DryRun = "dry_run",
+        /// A previous operation failed; waiting before trying again.
+        Backoff = "backoff",
+        /// Operations failed repeatedly; given up until the instance changes.
+        GaveUp = "gave_up",
     }
 }
 
@@ -313,20 +297,15 @@ pub fn decide(
     Engine::new(policies, now).decide(obs, memory)
 }
 
+/// The decision for one instance: the memory of what was seen, the policy, then (for a
+/// settled instance) what is due, whether it is held back, and the memory that results.
 fn decide_with(
     engine: &Engine<'_>,
     obs: &InstanceObservation,
     memory: &InstanceMemory,
 ) -> Decision {
-    let (policies, now) = (engine.policies, engine.now);
-    let mut mem = memory.clone();
-    mem.first_seen.get_or_insert(now);
-    if obs.state.is_running() {
-        mem.running_since_seen.get_or_insert(now);
-    } else if obs.state.is_stopped() {
-        mem.running_since_seen = None;
-    }
-
+    let now = engine.now;
+    let mut mem = seen(obs, memory, now);
     let quiet = |why, mem| Decision {
         policy: None,
         verdict: Verdict::Quiet { why },
@@ -340,7 +319,7 @@ fn decide_with(
     let Some(index) = engine.select(obs) else {
         return quiet(Quiet::NoPolicy, mem);
     };
-    let (policy, Some(cal)) = (&policies[index], engine.calendar(index)) else {
+    let (policy, Some(cal)) = (&engine.policies[index], engine.calendar(index)) else {
         return quiet(Quiet::NoPolicy, mem);
     };
     let signals = policy.signals();
@@ -348,119 +327,80 @@ fn decide_with(
     if is_busy {
         mem.last_busy_seen = Some(now);
     }
-    let next = cal.next;
     let idle_for = (obs.state.is_running() && policy.sees_idleness())
         .then(|| idle_since(obs, &mem, signals, now).map(|since| now.duration_since(since)))
         .flatten();
-    let mut decision = Decision {
-        policy: Some(policy.name.clone()),
-        verdict: Verdict::Quiet {
-            why: Quiet::NothingDue,
-        },
-        idle_for,
-        next,
-        memory: InstanceMemory::default(),
-    };
 
     // Our own request still in flight: its effect ends it. (One that never shows an effect
     // is given up on by the daemon, which records that as a failure.)
     if mem.pending.as_ref().is_some_and(|p| pending_done(p, obs)) {
         mem.pending = None;
     }
-    if obs.state.is_transitional() {
-        decision.verdict = Verdict::Wait;
-        decision.memory = mem;
-        return decision;
+    let verdict = if obs.state.is_transitional() {
+        Verdict::Wait
+    } else {
+        settled_verdict(policy, cal, obs, &mut mem, now, idle_for, is_busy)
+    };
+    Decision {
+        policy: Some(policy.name.clone()),
+        verdict,
+        idle_for,
+        next: cal.next,
+        memory: mem,
     }
+}
 
-    let due = schedule_due(policy, cal, obs, &mut mem, now)
-        .or_else(|| event_due(cal, obs, &mut mem, now))
-        .or_else(|| uptime_due(policy, obs, &mem, now, idle_for));
+/// `memory` updated with what this observation shows, whatever is decided: when the
+/// instance was first seen, and since when it has been seen running.
+fn seen(obs: &InstanceObservation, memory: &InstanceMemory, now: Timestamp) -> InstanceMemory {
+    let mut mem = memory.clone();
+    mem.first_seen.get_or_insert(now);
+    if obs.state.is_running() {
+        mem.running_since_seen.get_or_insert(now);
+    } else if obs.state.is_stopped() {
+        mem.running_since_seen = None;
+    }
+    mem
+}
+
+/// The verdict for an instance in a settled state: the first of the schedule, an event and
+/// the uptime rules that is due ([`schedule_due`], [`event_due`], [`uptime_due`]), held back
+/// or acted on; `mem` records which transition or event was handled or deferred.
+fn settled_verdict(
+    policy: &Policy,
+    cal: &Calendar,
+    obs: &InstanceObservation,
+    mem: &mut InstanceMemory,
+    now: Timestamp,
+    idle_for: Option<SignedDuration>,
+    is_busy: bool,
+) -> Verdict {
+    let due = schedule_due(policy, cal, obs, mem, now)
+        .or_else(|| event_due(cal, obs, mem, now))
+        .or_else(|| uptime_due(policy, obs, mem, now, idle_for));
     let Some((planned, source)) = due else {
-        decision.verdict = match (
-            &policy.idle,
-            obs.state.is_running(),
-            signals.jupyter,
-            obs.jupyter,
-        ) {
-            (Some(rule), true, true, JupyterActivity::Unavailable) if rule.timeout.is_some() => {
-                Verdict::Skip {
-                    planned: Planned {
-                        action: Action::Stop,
-                        reason: Reason::Idle,
-                        catch_up: false,
-                    },
-                    why: SkipReason::ActivityUnknown,
-                }
-            }
-            _ => Verdict::Quiet {
-                why: Quiet::NothingDue,
-            },
-        };
         // Nothing due: earlier failures no longer matter.
         mem.failures = 0;
         mem.retry_at = None;
-        decision.memory = mem;
-        return decision;
+        return nothing_due(policy, obs);
     };
     if let Due::Missed = source {
-        decision.verdict = Verdict::Skip {
+        return Verdict::Skip {
             planned,
             why: SkipReason::Missed,
         };
-        decision.memory = mem;
-        return decision;
     }
-
-    let blocked = if mem.pending.is_some() {
-        Some(SkipReason::Pending)
-    } else if mem.failures >= crate::memory::MAX_FAILURES {
-        Some(SkipReason::GaveUp)
-    } else if mem.retry_at.is_some_and(|t| t > now) {
-        Some(SkipReason::Backoff)
-    } else if planned.action == Action::Start {
-        None
-    } else if is_busy {
-        Some(SkipReason::Busy)
-    } else if signals.jupyter
-        && obs.jupyter == JupyterActivity::Unavailable
-        && policy.unknown_activity == UnknownActivity::Hold
-    {
-        // The policy asked not to stop what it cannot see. By default an unreadable signal
-        // does not block a schedule, event or max-uptime stop: on real Azure the probe is
-        // refused wherever the daemon may not open the instance's applications, and a
-        // default that blocks there stops nothing. (An idle stop never gets here unseen:
-        // without the signal the idle time is unknown.)
-        Some(SkipReason::ActivityUnknown)
-    } else if let Some(hold) = obs.hold_until()
-        && !hold.as_ref().is_ok_and(|until| *until <= now)
-    {
-        // An unreadable hold holds too: stopping what someone asked to keep, because of a
-        // typo in the tag, is the worse mistake.
-        Some(match hold {
-            Ok(_) => SkipReason::Held,
-            Err(_) => SkipReason::InvalidHold,
-        })
-    } else if policy.idle.as_ref().is_some_and(|rule| {
-        running_since(obs, &mem)
-            .is_some_and(|since| now.duration_since(since) < span(rule.min_uptime))
-    }) {
-        Some(SkipReason::MinUptime)
-    } else {
-        None
-    };
-
-    match (blocked, source) {
-        (Some(why), source) => {
+    match held_back(policy, obs, mem, planned.action, is_busy, now) {
+        Some(why) => {
             // Held back, not forgotten: a blocked transition or event stays due.
             match source {
                 Due::Transition(at) => mem.deferred_transition = Some(at),
                 Due::Event(at) => mem.deferred_event = Some(at),
                 Due::Rule | Due::Missed => {}
             }
-            decision.verdict = Verdict::Skip { planned, why };
+            Verdict::Skip { planned, why }
         }
-        (None, source) => {
+        None => {
             let (mut transition, mut event) = (None, None);
             match source {
                 Due::Transition(at) => {
@@ -481,11 +421,85 @@ fn decide_with(
                 transition,
                 event,
             });
-            decision.verdict = Verdict::Act(planned);
+            Verdict::Act(planned)
         }
     }
-    decision.memory = mem;
-    decision
+}
+
+/// The verdict when nothing is due: quiet, unless an idle rule cannot tell because the
+/// Jupyter signal it needs did not answer (said, so that the operator knows why nothing
+/// stops).
+fn nothing_due(policy: &Policy, obs: &InstanceObservation) -> Verdict {
+    match (
+        &policy.idle,
+        obs.state.is_running(),
+        policy.signals().jupyter,
+        obs.jupyter,
+    ) {
+        (Some(rule), true, true, JupyterActivity::Unavailable) if rule.timeout.is_some() => {
+            Verdict::Skip {
+                planned: Planned {
+                    action: Action::Stop,
+                    reason: Reason::Idle,
+                    catch_up: false,
+                },
+                why: SkipReason::ActivityUnknown,
+            }
+        }
+        _ => Verdict::Quiet {
+            why: Quiet::NothingDue,
+        },
+    }
+}
+
+/// Why a due `action` is not sent now, if something holds it back: our own request in
+/// flight, failures, use, an unreadable signal the policy will not stop without, a hold,
+/// or the idle rule's minimum uptime. A start is held back only by the first three.
+fn held_back(
+    policy: &Policy,
+    obs: &InstanceObservation,
+    mem: &InstanceMemory,
+    action: Action,
+    is_busy: bool,
+    now: Timestamp,
+) -> Option<SkipReason> {
+    if mem.pending.is_some() {
+        Some(SkipReason::Pending)
+    } else if mem.failures >= crate::memory::MAX_FAILURES {
+        Some(SkipReason::GaveUp)
+    } else if mem.retry_at.is_some_and(|t| t > now) {
+        Some(SkipReason::Backoff)
+    } else if action == Action::Start {
+        None
+    } else if is_busy {
+        Some(SkipReason::Busy)
+    } else if policy.signals().jupyter
+        && obs.jupyter == JupyterActivity::Unavailable
+        && policy.unknown_activity == UnknownActivity::Hold
+    {
+        // The policy asked not to stop what it cannot see. By default an unreadable signal
+        // does not block a schedule, event or max-uptime stop: on real Azure the probe is
+        // refused wherever the daemon may not open the instance's applications, and a
+        // default that blocks there stops nothing. (An idle stop never gets here unseen:
+        // without the signal the idle time is unknown.)
+        Some(SkipReason::ActivityUnknown)
+    } else if let Some(hold) = obs.hold_until()
+        && !hold.as_ref().is_ok_and(|until| *until <= now)
+    {
+        // An unreadable hold holds too: stopping what someone asked to keep, because of a
+        // typo in the tag, is the worse mistake.
+        Some(match hold {
+            Ok(_) => SkipReason::Held,
+            Err(_) => SkipReason::InvalidHold,
+        })
+    } else if policy.idle.as_ref().is_some_and(|rule| {
+        running_since(obs, mem)
+            .is_some_and(|since| now.duration_since(since) < span(rule.min_uptime))
+    }) {
+        Some(SkipReason::MinUptime)
+    } else {
+        None
+    }
 }
 
 /// Where a due action comes from, for the memory update.

@@ -56,7 +56,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         emulator.shutdown().await;
     }
     if let Err(e) = std::fs::remove_dir_all(&temp) {
-        tracing::debug!(error = %e, "cannot remove the demo's temporary directory");
+        tracing::debug!(error = %crate::logmemo::chain(&e), "cannot remove the demo's temporary directory");
     }
     result
 }

@@ -22,7 +22,8 @@
 //! - [`preview`]: a policy's upcoming changes for `lightsout preview`; [`clock`]: the one wall-clock read.
 //! - [`store`]: durable memory and audit log (SQLite under `daemon.state_dir`).
 //! - [`progress`]: progress of a long-running operation on stderr (spinner or plain lines).
-//! - [`table`]: plain-text tables for command output; [`telemetry`]: log setup.
+//! - [`table`]: plain-text tables for command output; [`telemetry`]: log setup;
+//!   [`text_enum`]: enums with one spelling per value (`as_str`, `parse`, `Display`, `FromStr`).
 //! - [`pricing`]: compute prices (config table, retail prices with a disk cache);
 //!   [`price_fetch`]: the Azure Retail Prices API fetch and the daemon's refresher.
 //! - [`cost`]: money accrued, avoided and burned idle, integrated between passes (pure math);
@@ -65,3 +66,4 @@ pub mod store;
 pub mod systemd;
 pub mod table;
 pub mod telemetry;
+pub mod text_enum;

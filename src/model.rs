@@ -242,34 +242,26 @@ pub const TAG_HOLD_UNTIL: &str = "lightsout-hold-until";
 /// Tag with the free-text reason of a hold (`lightsout hold --reason`); informational only.
 pub const TAG_HOLD_REASON: &str = "lightsout-hold-reason";
 
-/// What lightsout asks Azure to do to an instance: a power action, or a change of its
-/// native settings (`[policy.native]`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Start,
-    Stop,
-    Restart,
-    /// Azure's own idle shutdown (`idleTimeBeforeShutdown`, set by a PUT of the compute).
-    IdleShutdown,
-    /// Azure's own start/stop schedules (set by a PUT of the compute).
-    Schedules,
+crate::text_enum::text_enum! {
+    what = "action";
+    /// What lightsout asks Azure to do to an instance: a power action, or a change of its
+    /// native settings (`[policy.native]`).
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    )]
+    #[serde(rename_all = "snake_case")]
+    pub enum Action {
+        Start = "start",
+        Stop = "stop",
+        Restart = "restart",
+        /// Azure's own idle shutdown (`idleTimeBeforeShutdown`, set by a PUT of the compute).
+        IdleShutdown = "idle_shutdown",
+        /// Azure's own start/stop schedules (set by a PUT of the compute).
+        Schedules = "schedules",
+    }
 }
 
 impl Action {
-    /// Lowercase name, as in logs, the audit log and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Start => "start",
-            Action::Stop => "stop",
-            Action::Restart => "restart",
-            Action::IdleShutdown => "idle_shutdown",
-            Action::Schedules => "schedules",
-        }
-    }
-
     /// A change of native settings rather than of the power state.
     pub fn is_native(self) -> bool {
         matches!(self, Action::IdleShutdown | Action::Schedules)
@@ -286,44 +278,24 @@ impl From<crate::native::types::NativeKind> for Action {
     }
 }
 
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why an action is planned (the `reason` of logs, the audit log and metric labels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// A window closed, or a holiday or `down` exception began.
-    OutsideWindow,
-    WindowOpen,
-    Idle,
-    MaxUptime,
-    /// A cron event.
-    Event,
-    /// Native settings reconciled.
-    Native,
-}
-
-impl Reason {
-    /// snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::OutsideWindow => "outside_window",
-            Reason::WindowOpen => "window_open",
-            Reason::Idle => "idle",
-            Reason::MaxUptime => "max_uptime",
-            Reason::Event => "event",
-            Reason::Native => "native",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::text_enum::text_enum! {
+    what = "reason";
+    /// Why an action is planned (the `reason` of logs, the audit log and metric labels).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Reason {
+        /// A window closed, or a holiday or `down` exception began.
+        OutsideWindow = "outside_window",
+        /// A window opened (`start = "window"`).
+        WindowOpen = "window_open",
+        /// Idle past the policy's timeout.
+        Idle = "idle",
+        /// Running past `max_uptime`.
+        MaxUptime = "max_uptime",
+        /// A cron event.
+        Event = "event",
+        /// Native settings reconciled.
+        Native = "native",
     }
 }
 

@@ -88,7 +88,9 @@ pub async fn observe(
                     *slot = Some(snap);
                 }
             }
-            Err(e) => tracing::error!(error = %e, "observation task failed"),
+            Err(e) => {
+                tracing::error!(error = %crate::logmemo::chain(&e), "observation task failed")
+            }
         }
     }
     out.into_iter().flatten().collect()
@@ -164,7 +166,7 @@ async fn probe_jupyter(client: &ArmClient, base: Option<url::Url>) -> JupyterAct
         Ok(activity) => activity,
         Err(e) => {
             if probe_log_due(&base, crate::clock::now()) {
-                tracing::debug!(error = %e, status = ?e.status(), url = %base,
+                tracing::debug!(error = %crate::logmemo::chain(&e), status = ?e.status(), url = %base,
                     "Jupyter server did not answer (said once an hour per instance)");
             }
             JupyterActivity::Unavailable

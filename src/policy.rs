@@ -47,25 +47,17 @@ impl Signals {
     };
 }
 
-/// What a stop does when a configured activity signal cannot be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum UnknownActivity {
-    /// Schedule, event and max-uptime stops go ahead; what lightsout does know (a running
-    /// job, a hold) still blocks them. An idle stop needs a known idle time either way.
-    #[default]
-    Proceed,
-    /// Every stop waits until the signal can be read again (skip `activity_unknown`).
-    Hold,
-}
-
-impl UnknownActivity {
-    /// Parse `proceed` or `hold`.
-    pub fn parse(s: &str) -> Option<UnknownActivity> {
-        match s {
-            "proceed" => Some(UnknownActivity::Proceed),
-            "hold" => Some(UnknownActivity::Hold),
-            _ => None,
-        }
+crate::text_enum::text_enum! {
+    what = "unknown_activity value";
+    /// What a stop does when a configured activity signal cannot be read.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum UnknownActivity {
+        /// Schedule, event and max-uptime stops go ahead; what lightsout does know (a running
+        /// job, a hold) still blocks them. An idle stop needs a known idle time either way.
+        #[default]
+        Proceed = "proceed",
+        /// Every stop waits until the signal can be read again (skip `activity_unknown`).
+        Hold = "hold",
     }
 }
 

@@ -127,7 +127,7 @@ pub async fn refresh_round(
             }
             Err(e) => {
                 metrics.price_request(e.kind());
-                tracing::warn!(region, vm_size = size, error = %format!("{e:#}"), "cannot fetch a price; keeping the cached one");
+                tracing::warn!(region, vm_size = size, error = %crate::logmemo::chain(&e), "cannot fetch a price; keeping the cached one");
                 b.fetch_failed(&region, &size, at);
             }
         }
@@ -135,7 +135,7 @@ pub async fn refresh_round(
     if changed {
         let b = book.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Err(e) = b.save_cache(state_dir) {
-            tracing::warn!(error = %format!("{e:#}"), "cannot write the price cache");
+            tracing::warn!(error = %crate::logmemo::chain(&e), "cannot write the price cache");
         }
     }
 }

@@ -261,7 +261,7 @@ impl PriceBook {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(source) => {
                 let e = PriceError::CacheRead { path, source };
-                tracing::warn!(error = %format!("{e:#}"), "ignoring the price cache");
+                tracing::warn!(error = %crate::logmemo::chain(&e), "ignoring the price cache");
                 return;
             }
         };
@@ -279,7 +279,7 @@ impl PriceBook {
                 tracing::info!(path = %path.display(), "price cache is for another currency or endpoint; ignored")
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "unreadable price cache; ignored")
+                tracing::warn!(path = %path.display(), error = %crate::logmemo::chain(&e), "unreadable price cache; ignored")
             }
         }
     }

@@ -9,7 +9,7 @@ pub async fn signal() {
                 s.recv().await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                tracing::warn!(error = %crate::logmemo::chain(&e), "cannot listen for SIGTERM");
                 std::future::pending::<()>().await;
             }
         }
@@ -17,7 +17,7 @@ pub async fn signal() {
     tokio::select! {
         r = tokio::signal::ctrl_c() => {
             if let Err(e) = r {
-                tracing::warn!(error = %e, "cannot listen for SIGINT");
+                tracing::warn!(error = %crate::logmemo::chain(&e), "cannot listen for SIGINT");
                 std::future::pending::<()>().await;
             }
         }
@@ -39,7 +39,7 @@ pub fn install() -> tokio_util::sync::CancellationToken {
         first.cancel();
         signal().await;
         tracing::warn!("second signal: exiting now");
-        #[allow(clippy::exit, reason = "the documented behaviour of a second signal")]
+        #[expect(clippy::exit, reason = "the documented behaviour of a second signal")]
         std::process::exit(EXIT_FORCED);
     });
     token

@@ -83,7 +83,7 @@ impl PassHook for Accounting {
         let view = match self.accountant.pass(cfg, report, &self.book, store) {
             Ok(v) => v,
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "cannot record costs");
+                tracing::error!(error = %crate::logmemo::chain(&e), "cannot record costs");
                 self.accountant.view_with(&self.book)
             }
         };
@@ -174,7 +174,7 @@ pub async fn simulate(
     let result = run(&mut cfg, &emulator, &temp, to, outages).await;
     emulator.shutdown().await;
     if let Err(e) = std::fs::remove_dir_all(&temp) {
-        tracing::debug!(error = %e, "cannot remove the simulation's temporary directory");
+        tracing::debug!(error = %crate::logmemo::chain(&e), "cannot remove the simulation's temporary directory");
     }
     result
 }

@@ -51,7 +51,7 @@ impl Notifier {
             }
         });
         if let Err(e) = result {
-            tracing::debug!(error = %e, state, "sd_notify failed");
+            tracing::debug!(error = %crate::logmemo::chain(&e), state, "sd_notify failed");
         }
     }
 

@@ -579,12 +579,13 @@ impl TokenCredential for ChainCredential {
                     return Ok(token);
                 }
                 Err(e) => {
-                    tracing::debug!(credential = source.name(), error = %e, "credential failed");
+                    tracing::debug!(credential = source.name(), error = %crate::logmemo::chain(&e), "credential failed");
                     // azure_core's retry wording hides the cause; a refused redirect is one
                     // the operator must see.
+                    let why = crate::logmemo::chain(&e);
                     match redirect_refused(&e) {
-                        Some(r) => failures.push(format!("{}: {e} ({r})", source.name())),
-                        None => failures.push(format!("{}: {}", source.name(), e)),
+                        Some(r) => failures.push(format!("{}: {why} ({r})", source.name())),
+                        None => failures.push(format!("{}: {why}", source.name())),
                     }
                 }
             }

@@ -24,22 +24,15 @@ pub const MAX_TAG_NAME_CHARS: usize = 512;
 /// Most tags one resource may carry.
 pub const MAX_TAGS: usize = 50;
 
-/// What a tags `PATCH` does with the given tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TagsOperation {
-    /// Add the given names, overwrite their values where they exist; keep every other tag.
-    Merge,
-    /// Remove the given names (only where the value matches, when a value is given).
-    Delete,
-}
-
-impl TagsOperation {
-    /// The wire spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Merge => "Merge",
-            Self::Delete => "Delete",
-        }
+crate::text_enum::text_enum! {
+    what = "tags operation";
+    /// What a tags `PATCH` does with the given tags.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum TagsOperation {
+        /// Add the given names, overwrite their values where they exist; keep every other tag.
+        Merge = "Merge",
+        /// Remove the given names (only where the value matches, when a value is given).
+        Delete = "Delete",
     }
 }
 

@@ -297,23 +297,16 @@ impl AsyncOperationStatus {
     }
 }
 
-/// What happens to the underlying Azure resource when a compute is deleted
-/// (`underlyingResourceAction` query parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UnderlyingResourceAction {
-    /// Delete the underlying compute (for a compute instance: the VM).
-    Delete,
-    /// Detach it from the workspace and leave it running.
-    Detach,
-}
-
-impl UnderlyingResourceAction {
-    /// The query-string spelling.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Delete => "Delete",
-            Self::Detach => "Detach",
-        }
+crate::text_enum::text_enum! {
+    what = "underlying resource action";
+    /// What happens to the underlying Azure resource when a compute is deleted
+    /// (`underlyingResourceAction` query parameter).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum UnderlyingResourceAction {
+        /// Delete the underlying compute (for a compute instance: the VM).
+        Delete = "Delete",
+        /// Detach it from the workspace and leave it running.
+        Detach = "Detach",
     }
 }
 

@@ -30,6 +30,7 @@ use crate::azure::{Accepted, ArmClient, ArmClientConfig, ArmError, AzureError, P
 use crate::cli::{CiCommand, CreateArgs, WaitArgs, WorkspaceArgs};
 use crate::config::{self, AzureSettings};
 use crate::connect;
+use crate::logmemo;
 use crate::model::WorkspaceRef;
 use crate::progress::{Progress, short_duration};
 
@@ -215,9 +216,9 @@ fn explain(err: &AzureError, instance: Option<&str>, workspace: &str) -> String 
         // The credential's own message says why (wrong secret, unknown tenant...); it never
         // contains the secret.
         AzureError::Auth { source, .. } => {
-            format!("could not get an access token: {}", chain(source))
+            format!("could not get an access token: {}", logmemo::chain(source))
         }
-        other => chain(other),
+        other => logmemo::chain(other),
     };
     if let Some(action) = err.missing_action() {
         msg.push_str(&format!(" (missing permission: {action})"));
@@ -228,22 +229,6 @@ fn explain(err: &AzureError, instance: Option<&str>, workspace: &str) -> String 
         msg.push_str(&format!(" (request id: {id})"));
     }
     msg
-}
-
-/// An error and its sources, joined with `: `.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut next = err.source();
-    while let Some(e) = next {
-        let s = e.to_string();
-        // azure_core repeats its message in its source now and then; skip exact repeats.
-        if !out.ends_with(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        next = e.source();
-    }
-    out
 }
 
 // ---- list and show ----------------------------------------------------------------------------
@@ -474,33 +459,14 @@ fn recurrence_text(r: &Recurrence) -> String {
     out
 }
 
-/// `PT1H30M` → `1h 30m`; anything unparsable is shown as Azure sent it.
+/// `PT1H30M` → `1h 30m`, in the units Azure used (`PT60M` stays `60m`: a span, not a
+/// balanced duration); a zero or anything unparsable is shown as Azure sent it.
 fn iso_duration_text(iso: &str) -> String {
-    let parsed = (|| {
-        let rest = iso.strip_prefix('P')?;
-        let (date, time) = rest.split_once('T').unwrap_or((rest, ""));
-        let mut parts = Vec::new();
-        for (text, units) in [
-            (date, &[('D', "d")][..]),
-            (time, &[('H', "h"), ('M', "m"), ('S', "s")][..]),
-        ] {
-            let mut s = text;
-            for (letter, unit) in units {
-                if let Some((n, tail)) = s.split_once(*letter) {
-                    let n: f64 = n.parse().ok()?;
-                    if n != 0.0 {
-                        parts.push(format!("{n}{unit}"));
-                    }
-                    s = tail;
-                }
-            }
-            if !s.is_empty() {
-                return None;
-            }
-        }
-        (!parts.is_empty()).then(|| parts.join(" "))
-    })();
-    parsed.unwrap_or_else(|| iso.to_owned())
+    match iso.parse::<jiff::Span>() {
+        // jiff also reads its friendly format; only ISO 8601 is Azure's.
+        Ok(span) if iso.starts_with(['P', 'p']) && !span.is_zero() => format!("{span:#}"),
+        _ => iso.to_owned(),
+    }
 }
 
 /// `Stop Succeeded (User, 12m ago)`.
@@ -1192,7 +1158,7 @@ async fn current_state(t: &Target, name: &str) -> Option<String> {
         }),
         Err(e) if e.is_not_found() => Some(GONE.to_owned()),
         Err(e) => {
-            tracing::debug!(instance = name, error = %e, "Could not read the instance's state.");
+            tracing::debug!(instance = name, error = %crate::logmemo::chain(&e), "Could not read the instance's state.");
             None
         }
     }
@@ -1245,6 +1211,8 @@ mod tests {
         assert_eq!(iso_duration_text("P1DT2H"), "1d 2h");
         assert_eq!(iso_duration_text("weird"), "weird");
         assert_eq!(iso_duration_text("PT5X"), "PT5X");
+        assert_eq!(iso_duration_text("PT0S"), "PT0S");
+        assert_eq!(iso_duration_text("2h"), "2h");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::config::auth::CredentialKind;
 use crate::config::{self, AzureSettings, Workspace};
 use crate::connect;
 use crate::doctor::{self, Need, Verdict};
+use crate::logmemo;
 use crate::observe::probe_jupyter_once;
 use crate::policy::Policy;
 
@@ -132,7 +133,7 @@ pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
                 &format!(
                     "credential ({}): {}",
                     cfg.azure.credential.as_str(),
-                    error_chain(&e)
+                    logmemo::chain(&e)
                 ),
                 Some(&credential_fix(&cfg.azure)),
             );
@@ -156,7 +157,7 @@ pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
                 &format!(
                     "token ({}): {}",
                     cfg.azure.credential.as_str(),
-                    error_chain(&e)
+                    logmemo::chain(&e)
                 ),
                 Some(&credential_fix(&cfg.azure)),
             );
@@ -186,10 +187,6 @@ pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
     list.finish()
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of the config one workspace's checks read; one call site"
-)]
 async fn check_workspace(
     list: &mut Checklist,
     client: &ArmClient,
@@ -215,7 +212,7 @@ async fn check_workspace(
             let fix = arm_fix(&e, azure, &scope, assignee);
             list.line(
                 Mark::Fail,
-                &format!("permissions at the workspace: {}", error_chain(&e)),
+                &format!("permissions at the workspace: {}", logmemo::chain(&e)),
                 Some(&fix),
             );
             return;
@@ -285,7 +282,7 @@ async fn check_workspace(
                 let fix = arm_fix(&e, azure, &scope, assignee);
                 list.line(
                     Mark::Fail,
-                    &format!("list computes: {}", error_chain(&e)),
+                    &format!("list computes: {}", logmemo::chain(&e)),
                     Some(&fix),
                 );
             }
@@ -371,21 +368,6 @@ async fn check_jupyter(
             ),
         }
     }
-}
-
-/// The error and its sources, on one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// What to do when no credential or token could be had, by credential kind.

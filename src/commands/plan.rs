@@ -40,7 +40,7 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            Err(e) => failed.push((snap.alias.clone(), format!("{e:#}"))),
+            Err(e) => failed.push((snap.alias.clone(), crate::logmemo::chain(e))),
         }
     }
     if args.json {

@@ -5,21 +5,23 @@
 //! validating a config needs nothing of the Azure client, which imports them from here.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use serde::Deserialize;
 use url::Url;
 
-/// An Azure cloud: sets the ARM endpoint and the authority host together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cloud {
-    /// Azure public cloud.
-    Public,
-    /// Azure operated by 21Vianet (China).
-    China,
-    /// Azure US Government.
-    UsGov,
+crate::text_enum::text_enum! {
+    what = "cloud";
+    /// An Azure cloud: sets the ARM endpoint and the authority host together.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Cloud {
+        /// Azure public cloud.
+        Public = "public",
+        /// Azure operated by 21Vianet (China).
+        China = "china",
+        /// Azure US Government.
+        UsGov = "usgov",
+    }
 }
 
 impl Cloud {
@@ -40,76 +42,25 @@ impl Cloud {
             Cloud::UsGov => "https://login.microsoftonline.us",
         }
     }
-
-    /// The config spelling.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Cloud::Public => "public",
-            Cloud::China => "china",
-            Cloud::UsGov => "usgov",
-        }
-    }
 }
 
-impl FromStr for Cloud {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "public" => Ok(Cloud::Public),
-            "china" => Ok(Cloud::China),
-            "usgov" => Ok(Cloud::UsGov),
-            other => Err(format!(
-                "unknown cloud {other:?}, expected public, china or usgov"
-            )),
-        }
-    }
-}
-
-/// Which credential to use (`azure.credential`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CredentialKind {
-    /// Client secret, then workload identity, then managed identity, then Azure CLI.
-    #[default]
-    Auto,
-    /// Service principal with a client secret.
-    ClientSecret,
-    /// Managed identity (IMDS, or App Service via `IDENTITY_ENDPOINT`/`IDENTITY_HEADER`).
-    ManagedIdentity,
-    /// Kubernetes workload identity (federated token file).
-    WorkloadIdentity,
-    /// `az account get-access-token`.
-    AzureCli,
-}
-
-impl CredentialKind {
-    /// The config spelling.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::ClientSecret => "client_secret",
-            Self::ManagedIdentity => "managed_identity",
-            Self::WorkloadIdentity => "workload_identity",
-            Self::AzureCli => "azure_cli",
-        }
-    }
-}
-
-impl FromStr for CredentialKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "client_secret" => Ok(Self::ClientSecret),
-            "managed_identity" => Ok(Self::ManagedIdentity),
-            "workload_identity" => Ok(Self::WorkloadIdentity),
-            "azure_cli" => Ok(Self::AzureCli),
-            other => Err(format!(
-                "unknown credential {other:?}, expected auto, client_secret, managed_identity, workload_identity or azure_cli"
-            )),
-        }
+crate::text_enum::text_enum! {
+    what = "credential";
+    /// Which credential to use (`azure.credential`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum CredentialKind {
+        /// Client secret, then workload identity, then managed identity, then Azure CLI.
+        #[default]
+        Auto = "auto",
+        /// Service principal with a client secret.
+        ClientSecret = "client_secret",
+        /// Managed identity (IMDS, or App Service via `IDENTITY_ENDPOINT`/`IDENTITY_HEADER`).
+        ManagedIdentity = "managed_identity",
+        /// Kubernetes workload identity (federated token file).
+        WorkloadIdentity = "workload_identity",
+        /// `az account get-access-token`.
+        AzureCli = "azure_cli",
     }
 }
 

@@ -10,14 +10,15 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use globset::GlobMatcher;
 use toml::Spanned;
 use url::Url;
 
 use super::Diagnostic;
 use super::auth::{AuthSettings, Cloud, CredentialKind};
 use super::raw::{
-    RawAzure, RawConfig, RawDaemon, RawHttp, RawIdle, RawNative, RawPolicy, RawPricing,
-    RawWorkspace,
+    RawAzure, RawConfig, RawDaemon, RawException, RawHttp, RawIdle, RawNative, RawPolicy,
+    RawPricing, RawWorkspace,
 };
 use crate::model::WorkspaceRef;
 use crate::native::types::{NativeMode, NativePolicy};
@@ -312,6 +313,9 @@ pub fn check_files(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Diag
     c.out
 }
 
+/// A config duration (`"90s"`, `"45m"`, `"2h 30m"`, `"400d"`, `"2days"`). Read by humantime,
+/// not jiff: jiff's friendly format reads into a `SignedDuration` only units up to hours, so
+/// `"400d"` (an audit retention) and `"3days"` (an idle shutdown) would stop parsing.
 fn duration(c: &mut Checker<'_>, key: &str, v: &Spanned<String>) -> Option<Duration> {
     match humantime::parse_duration(v.get_ref()) {
         Ok(d) if d > MAX_CONFIG_DURATION => {
@@ -715,13 +719,12 @@ fn check_pricing(c: &mut Checker<'_>, raw: &RawPricing) -> PricingSettings {
         }
     }
     if let Some(v) = &raw.source {
-        match v.get_ref().as_str() {
-            "table" => p.source = PriceSource::Table,
-            "retail_api" => p.source = PriceSource::RetailApi,
-            other => c.error(
-                v.span(),
-                format!("pricing.source: expected table or retail_api, got {other:?}"),
-            ),
+        let choices = [
+            ("table", PriceSource::Table),
+            ("retail_api", PriceSource::RetailApi),
+        ];
+        if let Some(source) = enum_key(c, "pricing.source", v, &choices) {
+            p.source = source;
         }
     }
     if let Some(v) = &raw.retail_api_endpoint
@@ -748,6 +751,32 @@ fn check_pricing(c: &mut Checker<'_>, raw: &RawPricing) -> PricingSettings {
     p
 }
 
+/// The value of an enum-valued key: the one of `choices` (spelling, value) that `v` spells,
+/// or an error naming them all (`KEY: expected a, b or c, got "x"`) and `None`.
+fn enum_key<T: Copy>(
+    c: &mut Checker<'_>,
+    key: &str,
+    v: &Spanned<String>,
+    choices: &[(&str, T)],
+) -> Option<T> {
+    if let Some((_, value)) = choices.iter().find(|(name, _)| name == v.get_ref()) {
+        return Some(*value);
+    }
+    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+    let expected = match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    c.error(
+        v.span(),
+        format!("{key}: expected {expected}, got {:?}", v.get_ref()),
+    );
+    None
+}
+
+/// Every `[[policy]]`, in order; a policy with an error is left out (the config is
+/// rejected anyway), so that later checks see only whole policies.
 fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec<Policy> {
     let mut out: Vec<Policy> = Vec::new();
     let mut names: Vec<String> = Vec::new();
@@ -766,297 +795,7 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
             );
         }
         names.push(name.clone());
-        let key = |k: &str| format!("policy[{i}] ({name}).{k}");
-        if let Some(list) = &p.workspaces {
-            if list.is_empty() {
-                c.warn(
-                    p.name.span(),
-                    format!(
-                        "{}: empty list: the policy can never match",
-                        key("workspaces")
-                    ),
-                );
-            }
-            for alias in list {
-                if !ws.iter().any(|w| w.name == *alias.get_ref()) {
-                    c.error(
-                        alias.span(),
-                        format!(
-                            "{}: unknown workspace alias {:?} (no [[workspace]] has that name)",
-                            key("workspaces"),
-                            alias.get_ref()
-                        ),
-                    );
-                }
-            }
-        }
-        let mut instances = Vec::new();
-        if let Some(list) = &p.instances {
-            if list.is_empty() {
-                c.warn(
-                    p.name.span(),
-                    format!(
-                        "{}: empty list: the policy can never match",
-                        key("instances")
-                    ),
-                );
-            }
-            for g in list {
-                match globset::Glob::new(g.get_ref()) {
-                    Ok(glob) => instances.push(glob.compile_matcher()),
-                    Err(e) => c.error(
-                        g.span(),
-                        format!(
-                            "{}: invalid glob {:?}: {}",
-                            key("instances"),
-                            g.get_ref(),
-                            e.kind()
-                        ),
-                    ),
-                }
-            }
-        }
-        let tz = match &p.timezone {
-            Some(v) => match jiff::tz::TimeZone::get(v.get_ref()) {
-                Ok(tz) => tz,
-                Err(_) => {
-                    c.error(
-                        v.span(),
-                        format!(
-                            "{}: unknown IANA time zone {:?}; use a name such as \"Europe/Paris\"",
-                            key("timezone"),
-                            v.get_ref()
-                        ),
-                    );
-                    jiff::tz::TimeZone::UTC
-                }
-            },
-            None => jiff::tz::TimeZone::UTC,
-        };
-        let mut schedule = Schedule::new(tz);
-        for w in p.uptime.iter().flatten() {
-            match w.get_ref().parse::<Window>() {
-                Ok(win) => {
-                    if win.open == win.close {
-                        c.warn(
-                            w.span(),
-                            format!(
-                                "{}: {:?} opens and closes at the same time; it is a 24-hour window",
-                                key("uptime"),
-                                w.get_ref()
-                            ),
-                        );
-                    }
-                    if let Some(other) = schedule.windows.iter().find(|o| windows_overlap(o, &win))
-                    {
-                        c.warn(
-                            w.span(),
-                            format!(
-                                "{}: {:?} overlaps {:?}",
-                                key("uptime"),
-                                w.get_ref(),
-                                other.to_string()
-                            ),
-                        );
-                    }
-                    schedule.windows.push(win);
-                }
-                Err(e) => c.error(w.span(), format!("{}: {e}", key("uptime"))),
-            }
-        }
-        if p.uptime.as_ref().is_some_and(Vec::is_empty) {
-            c.warn(
-                p.name.span(),
-                format!(
-                    "{}: empty list: no schedule, instances may run at any time",
-                    key("uptime")
-                ),
-            );
-        }
-        for h in &p.holidays {
-            match h.get_ref().parse::<jiff::civil::Date>() {
-                Ok(d) => {
-                    schedule.holidays.insert(d);
-                }
-                Err(_) => c.error(
-                    h.span(),
-                    format!(
-                        "{}: invalid date {:?}; use YYYY-MM-DD",
-                        key("holidays"),
-                        h.get_ref()
-                    ),
-                ),
-            }
-        }
-        for e in &p.exceptions {
-            let raw_e = e.get_ref();
-            let mut parse_dt =
-                |v: &Spanned<String>, k: &str| match v.get_ref().parse::<jiff::civil::DateTime>() {
-                    Ok(dt) => Some(dt),
-                    Err(_) => {
-                        c.error(
-                            v.span(),
-                            format!(
-                                "{}: invalid local time {:?}; use YYYY-MM-DDTHH:MM",
-                                key(k),
-                                v.get_ref()
-                            ),
-                        );
-                        None
-                    }
-                };
-            let from = parse_dt(&raw_e.from, "exceptions.from");
-            let to = parse_dt(&raw_e.to, "exceptions.to");
-            let state = match raw_e.state.get_ref().as_str() {
-                "up" => Some(Desired::Up),
-                "down" => Some(Desired::Down),
-                other => {
-                    c.error(
-                        raw_e.state.span(),
-                        format!(
-                            "{}: expected up or down, got {other:?}",
-                            key("exceptions.state")
-                        ),
-                    );
-                    None
-                }
-            };
-            if let (Some(from), Some(to), Some(state)) = (from, to, state) {
-                if to <= from {
-                    c.error(
-                        e.span(),
-                        format!(
-                            "{}: ends ({:?}) before it begins ({:?})",
-                            key("exceptions"),
-                            raw_e.to.get_ref(),
-                            raw_e.from.get_ref()
-                        ),
-                    );
-                } else {
-                    schedule.exceptions.push(Exception { from, to, state });
-                }
-            }
-        }
-        let start = match &p.start {
-            None => StartMode::Never,
-            Some(v) => match v.get_ref().as_str() {
-                "never" => StartMode::Never,
-                "window" => {
-                    if p.uptime.as_ref().is_none_or(Vec::is_empty) {
-                        c.error(
-                            v.span(),
-                            format!("{}: \"window\" needs uptime windows to open", key("start")),
-                        );
-                    }
-                    StartMode::Window
-                }
-                other => {
-                    c.error(
-                        v.span(),
-                        format!("{}: expected never or window, got {other:?}", key("start")),
-                    );
-                    StartMode::Never
-                }
-            },
-        };
-        let enforcement = match &p.enforcement {
-            None => Enforcement::Transition,
-            Some(v) => match v.get_ref().as_str() {
-                "transition" => Enforcement::Transition,
-                "always" => Enforcement::Always,
-                other => {
-                    c.error(
-                        v.span(),
-                        format!(
-                            "{}: expected transition or always, got {other:?}",
-                            key("enforcement")
-                        ),
-                    );
-                    Enforcement::Transition
-                }
-            },
-        };
-        let catch_up = p
-            .catch_up
-            .as_ref()
-            .and_then(|v| policy_duration(c, &key("catch_up"), v))
-            .unwrap_or(DEFAULT_CATCH_UP);
-        let unknown_activity = match &p.unknown_activity {
-            None => UnknownActivity::default(),
-            Some(v) => UnknownActivity::parse(v.get_ref()).unwrap_or_else(|| {
-                c.error(
-                    v.span(),
-                    format!(
-                        "{}: expected proceed or hold, got {:?}",
-                        key("unknown_activity"),
-                        v.get_ref()
-                    ),
-                );
-                UnknownActivity::default()
-            }),
-        };
-        let idle = p
-            .idle
-            .as_ref()
-            .map(|raw_idle| check_idle(c, &key("idle"), p, raw_idle));
-        let mut events = Vec::new();
-        for ev in &p.event {
-            let cron = CronExpr::parse(ev.cron.get_ref())
-                .map_err(|e| c.error(ev.cron.span(), format!("{}: {e}", key("event.cron"))))
-                .ok();
-            let action = EventAction::parse(ev.action.get_ref());
-            if action.is_none() {
-                c.error(
-                    ev.action.span(),
-                    format!(
-                        "{}: expected start, stop or restart, got {:?}",
-                        key("event.action"),
-                        ev.action.get_ref()
-                    ),
-                );
-            }
-            if let (Some(cron), Some(action)) = (cron, action) {
-                events.push(Event { cron, action });
-            }
-        }
-        let no_windows = p.uptime.as_ref().is_none_or(Vec::is_empty);
-        if no_windows
-            && p.idle.is_none()
-            && p.event.is_empty()
-            && p.exceptions.is_empty()
-            && p.holidays.is_empty()
-        {
-            c.error(
-                p.name.span(),
-                format!("policy[{i}] ({name}): does nothing: it has no uptime window, no [policy.idle] rule and no [[policy.event]]"),
-            );
-        }
-        let native = p
-            .native
-            .as_ref()
-            .map(|raw| check_native(c, &key("native"), p, raw, &schedule, start, &events))
-            .unwrap_or_default();
-        let policy = Policy {
-            name: name.clone(),
-            workspaces: p
-                .workspaces
-                .as_ref()
-                .map(|l| l.iter().map(|s| s.get_ref().clone()).collect()),
-            instances,
-            tags: p
-                .tags
-                .iter()
-                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
-                .collect(),
-            schedule,
-            start,
-            enforcement,
-            catch_up,
-            unknown_activity,
-            idle: idle.flatten(),
-            events,
-            native,
-        };
+        let policy = check_policy(c, &format!("policy[{i}] ({name})"), p, ws);
         if let Some(earlier) = out.iter().find(|e| governs_everything_of(e, &policy)) {
             c.warn(
                 p.name.span(),
@@ -1071,6 +810,299 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
         }
     }
     out
+}
+
+/// One `[[policy]]` (`at` names it in messages: `policy[0] (office)`), section by section.
+fn check_policy(c: &mut Checker<'_>, at: &str, p: &RawPolicy, ws: &[Workspace]) -> Policy {
+    let key = |k: &str| format!("{at}.{k}");
+    let instances = check_selectors(c, at, p, ws);
+    let schedule = check_schedule(c, at, p);
+    let start = match &p.start {
+        None => StartMode::Never,
+        Some(v) => {
+            let choices = [("never", StartMode::Never), ("window", StartMode::Window)];
+            let start = enum_key(c, &key("start"), v, &choices).unwrap_or(StartMode::Never);
+            if start == StartMode::Window && p.uptime.as_ref().is_none_or(Vec::is_empty) {
+                c.error(
+                    v.span(),
+                    format!("{}: \"window\" needs uptime windows to open", key("start")),
+                );
+            }
+            start
+        }
+    };
+    let enforcement = p
+        .enforcement
+        .as_ref()
+        .and_then(|v| {
+            let choices = [
+                ("transition", Enforcement::Transition),
+                ("always", Enforcement::Always),
+            ];
+            enum_key(c, &key("enforcement"), v, &choices)
+        })
+        .unwrap_or(Enforcement::Transition);
+    let catch_up = p
+        .catch_up
+        .as_ref()
+        .and_then(|v| policy_duration(c, &key("catch_up"), v))
+        .unwrap_or(DEFAULT_CATCH_UP);
+    let unknown_activity = p
+        .unknown_activity
+        .as_ref()
+        .and_then(|v| {
+            let choices = [
+                ("proceed", UnknownActivity::Proceed),
+                ("hold", UnknownActivity::Hold),
+            ];
+            enum_key(c, &key("unknown_activity"), v, &choices)
+        })
+        .unwrap_or_default();
+    let idle = p
+        .idle
+        .as_ref()
+        .map(|raw_idle| check_idle(c, &key("idle"), p, raw_idle));
+    let events = check_events(c, at, p);
+    let no_windows = p.uptime.as_ref().is_none_or(Vec::is_empty);
+    if no_windows
+        && p.idle.is_none()
+        && p.event.is_empty()
+        && p.exceptions.is_empty()
+        && p.holidays.is_empty()
+    {
+        c.error(
+            p.name.span(),
+            format!("{at}: does nothing: it has no uptime window, no [policy.idle] rule and no [[policy.event]]"),
+        );
+    }
+    let native = p
+        .native
+        .as_ref()
+        .map(|raw| check_native(c, &key("native"), p, raw, &schedule, start, &events))
+        .unwrap_or_default();
+    Policy {
+        name: p.name.get_ref().clone(),
+        workspaces: p
+            .workspaces
+            .as_ref()
+            .map(|l| l.iter().map(|s| s.get_ref().clone()).collect()),
+        instances,
+        tags: p
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+            .collect(),
+        schedule,
+        start,
+        enforcement,
+        catch_up,
+        unknown_activity,
+        idle: idle.flatten(),
+        events,
+        native,
+    }
+}
+
+/// `workspaces` (known aliases) and `instances` (globs, compiled).
+fn check_selectors(
+    c: &mut Checker<'_>,
+    at: &str,
+    p: &RawPolicy,
+    ws: &[Workspace],
+) -> Vec<GlobMatcher> {
+    let key = |k: &str| format!("{at}.{k}");
+    if let Some(list) = &p.workspaces {
+        if list.is_empty() {
+            c.warn(
+                p.name.span(),
+                format!(
+                    "{}: empty list: the policy can never match",
+                    key("workspaces")
+                ),
+            );
+        }
+        for alias in list {
+            if !ws.iter().any(|w| w.name == *alias.get_ref()) {
+                c.error(
+                    alias.span(),
+                    format!(
+                        "{}: unknown workspace alias {:?} (no [[workspace]] has that name)",
+                        key("workspaces"),
+                        alias.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+    let mut instances = Vec::new();
+    if let Some(list) = &p.instances {
+        if list.is_empty() {
+            c.warn(
+                p.name.span(),
+                format!(
+                    "{}: empty list: the policy can never match",
+                    key("instances")
+                ),
+            );
+        }
+        for g in list {
+            match globset::Glob::new(g.get_ref()) {
+                Ok(glob) => instances.push(glob.compile_matcher()),
+                Err(e) => c.error(
+                    g.span(),
+                    format!(
+                        "{}: invalid glob {:?}: {}",
+                        key("instances"),
+                        g.get_ref(),
+                        e.kind()
+                    ),
+                ),
+            }
+        }
+    }
+    instances
+}
+
+/// `timezone`, `uptime` windows, `holidays` and `exceptions`: the policy's [`Schedule`].
+fn check_schedule(c: &mut Checker<'_>, at: &str, p: &RawPolicy) -> Schedule {
+    let key = |k: &str| format!("{at}.{k}");
+    let tz = match &p.timezone {
+        Some(v) => match jiff::tz::TimeZone::get(v.get_ref()) {
+            Ok(tz) => tz,
+            Err(_) => {
+                c.error(
+                    v.span(),
+                    format!(
+                        "{}: unknown IANA time zone {:?}; use a name such as \"Europe/Paris\"",
+                        key("timezone"),
+                        v.get_ref()
+                    ),
+                );
+                jiff::tz::TimeZone::UTC
+            }
+        },
+        None => jiff::tz::TimeZone::UTC,
+    };
+    let mut schedule = Schedule::new(tz);
+    for w in p.uptime.iter().flatten() {
+        match w.get_ref().parse::<Window>() {
+            Ok(win) => {
+                if win.open == win.close {
+                    c.warn(
+                        w.span(),
+                        format!(
+                            "{}: {:?} opens and closes at the same time; it is a 24-hour window",
+                            key("uptime"),
+                            w.get_ref()
+                        ),
+                    );
+                }
+                if let Some(other) = schedule.windows.iter().find(|o| windows_overlap(o, &win)) {
+                    c.warn(
+                        w.span(),
+                        format!(
+                            "{}: {:?} overlaps {:?}",
+                            key("uptime"),
+                            w.get_ref(),
+                            other.to_string()
+                        ),
+                    );
+                }
+                schedule.windows.push(win);
+            }
+            Err(e) => c.error(w.span(), format!("{}: {e}", key("uptime"))),
+        }
+    }
+    if p.uptime.as_ref().is_some_and(Vec::is_empty) {
+        c.warn(
+            p.name.span(),
+            format!(
+                "{}: empty list: no schedule, instances may run at any time",
+                key("uptime")
+            ),
+        );
+    }
+    for h in &p.holidays {
+        match h.get_ref().parse::<jiff::civil::Date>() {
+            Ok(d) => {
+                schedule.holidays.insert(d);
+            }
+            Err(_) => c.error(
+                h.span(),
+                format!(
+                    "{}: invalid date {:?}; use YYYY-MM-DD",
+                    key("holidays"),
+                    h.get_ref()
+                ),
+            ),
+        }
+    }
+    for e in &p.exceptions {
+        if let Some(exception) = check_exception(c, at, e) {
+            schedule.exceptions.push(exception);
+        }
+    }
+    schedule
+}
+
+/// One of `exceptions`: local times that parse, in order, and a state.
+fn check_exception(c: &mut Checker<'_>, at: &str, e: &Spanned<RawException>) -> Option<Exception> {
+    let key = |k: &str| format!("{at}.{k}");
+    let raw_e = e.get_ref();
+    let mut parse_dt =
+        |v: &Spanned<String>, k: &str| match v.get_ref().parse::<jiff::civil::DateTime>() {
+            Ok(dt) => Some(dt),
+            Err(_) => {
+                c.error(
+                    v.span(),
+                    format!(
+                        "{}: invalid local time {:?}; use YYYY-MM-DDTHH:MM",
+                        key(k),
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        };
+    let from = parse_dt(&raw_e.from, "exceptions.from");
+    let to = parse_dt(&raw_e.to, "exceptions.to");
+    let choices = [("up", Desired::Up), ("down", Desired::Down)];
+    let state = enum_key(c, &key("exceptions.state"), &raw_e.state, &choices);
+    let (from, to, state) = (from?, to?, state?);
+    if to <= from {
+        c.error(
+            e.span(),
+            format!(
+                "{}: ends ({:?}) before it begins ({:?})",
+                key("exceptions"),
+                raw_e.to.get_ref(),
+                raw_e.from.get_ref()
+            ),
+        );
+        return None;
+    }
+    Some(Exception { from, to, state })
+}
+
+/// `[[policy.event]]`: a cron expression and an action each.
+fn check_events(c: &mut Checker<'_>, at: &str, p: &RawPolicy) -> Vec<Event> {
+    let key = |k: &str| format!("{at}.{k}");
+    let mut events = Vec::new();
+    for ev in &p.event {
+        let cron = CronExpr::parse(ev.cron.get_ref())
+            .map_err(|e| c.error(ev.cron.span(), format!("{}: {e}", key("event.cron"))))
+            .ok();
+        let choices = [
+            ("start", EventAction::Start),
+            ("stop", EventAction::Stop),
+            ("restart", EventAction::Restart),
+        ];
+        let action = enum_key(c, &key("event.action"), &ev.action, &choices);
+        if let (Some(cron), Some(action)) = (cron, action) {
+            events.push(Event { cron, action });
+        }
+    }
+    events
 }
 
 fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> Option<IdleRule> {
@@ -1165,10 +1197,6 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
 /// `[policy.native]`: the mode, Azure's bounds on the idle shutdown, and (with
 /// `schedules = "mirror"` and a mode other than off) every part of the policy that native
 /// schedules cannot carry, each as its own error.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of the policy already validated; one call site"
-)]
 fn check_native(
     c: &mut Checker<'_>,
     key: &str,
@@ -1180,15 +1208,13 @@ fn check_native(
 ) -> NativePolicy {
     let mut out = NativePolicy::default();
     if let Some(v) = &raw.mode {
-        match NativeMode::parse(v.get_ref()) {
-            Some(m) => out.mode = m,
-            None => c.error(
-                v.span(),
-                format!(
-                    "{key}.mode: expected off, report or enforce, got {:?}",
-                    v.get_ref()
-                ),
-            ),
+        let choices = [
+            ("off", NativeMode::Off),
+            ("report", NativeMode::Report),
+            ("enforce", NativeMode::Enforce),
+        ];
+        if let Some(mode) = enum_key(c, &format!("{key}.mode"), v, &choices) {
+            out.mode = mode;
         }
     }
     if let Some(v) = &raw.idle_shutdown

@@ -5,8 +5,6 @@
 //! later by the gap, a time in an autumn fold means its first occurrence), so an event
 //! fires once per matching local time and never twice in a repeated hour.
 
-use std::fmt;
-
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use jiff::Timestamp;
@@ -15,39 +13,15 @@ use jiff::tz::TimeZone;
 
 use super::resolve_local;
 
-/// What a cron event does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventAction {
-    Start,
-    Stop,
-    Restart,
-}
-
-impl EventAction {
-    /// Parse `start`, `stop` or `restart`.
-    pub fn parse(s: &str) -> Option<EventAction> {
-        match s {
-            "start" => Some(EventAction::Start),
-            "stop" => Some(EventAction::Stop),
-            "restart" => Some(EventAction::Restart),
-            _ => None,
-        }
-    }
-
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventAction::Start => "start",
-            EventAction::Stop => "stop",
-            EventAction::Restart => "restart",
-        }
-    }
-}
-
-impl fmt::Display for EventAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::text_enum::text_enum! {
+    what = "event action";
+    /// What a cron event does.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum EventAction {
+        Start = "start",
+        Stop = "stop",
+        Restart = "restart",
     }
 }
 

@@ -2,7 +2,9 @@
 //! (`lightsout.db` under `daemon.state_dir`).
 //!
 //! I/O only, no decisions and no clock: every timestamp comes in as a value. The API is
-//! synchronous; the daemon calls it from `spawn_blocking` or a dedicated thread.
+//! synchronous, and the daemon calls it directly from its pass, on its single-threaded
+//! runtime: each call is one short transaction on a local file, and the pass waits for it
+//! anyway (an intent is written before its request is sent).
 //!
 //! Crash safety comes from SQLite: WAL journal, `synchronous=FULL`, and one transaction per
 //! logical step. [`Store::record_intent`] writes the audit row (outcome `pending`) and the
@@ -173,67 +175,38 @@ impl fmt::Display for AuditId {
     }
 }
 
-/// Where an audit record stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Recorded before the request was sent; the operation has not ended (or the daemon
-    /// stopped before it learned the end). `request_id` is set once Azure accepted it.
-    Pending,
-    /// The operation ended successfully.
-    Succeeded,
-    /// The request or the operation failed (`error` says why).
-    Failed,
-    /// Azure refused the request (a 4xx such as 400 or 409, or an accepted operation that
-    /// ended saying the instance was in the wrong state): nothing was done.
-    Refused,
-    /// Azure accepted the request but lightsout could not follow the operation (its poll URL
-    /// was refused: another host, plain http, too long). Final for the audit log; the
-    /// instance's observed state tells whether it took effect, and it is never sent again
-    /// blindly.
-    Unknown,
-    /// The transition was missed by more than `catch_up` and deliberately not acted on.
-    Missed,
-    /// Decided during a dry run; nothing was sent.
-    DryRun,
+crate::text_enum::text_enum! {
+    what = "outcome";
+    /// Where an audit record stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Outcome {
+        /// Recorded before the request was sent; the operation has not ended (or the daemon
+        /// stopped before it learned the end). `request_id` is set once Azure accepted it.
+        Pending = "pending",
+        /// The operation ended successfully.
+        Succeeded = "succeeded",
+        /// The request or the operation failed (`error` says why).
+        Failed = "failed",
+        /// Azure refused the request (a 4xx such as 400 or 409, or an accepted operation that
+        /// ended saying the instance was in the wrong state): nothing was done.
+        Refused = "refused",
+        /// Azure accepted the request but lightsout could not follow the operation (its poll URL
+        /// was refused: another host, plain http, too long). Final for the audit log; the
+        /// instance's observed state tells whether it took effect, and it is never sent again
+        /// blindly.
+        Unknown = "unknown",
+        /// The transition was missed by more than `catch_up` and deliberately not acted on.
+        Missed = "missed",
+        /// Decided during a dry run; nothing was sent.
+        DryRun = "dry_run",
+    }
 }
 
 impl Outcome {
-    /// snake_case name, as stored and printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Pending => "pending",
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Refused => "refused",
-            Outcome::Unknown => "unknown",
-            Outcome::Missed => "missed",
-            Outcome::DryRun => "dry_run",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Outcome> {
-        Some(match s {
-            "pending" => Outcome::Pending,
-            "succeeded" => Outcome::Succeeded,
-            "failed" => Outcome::Failed,
-            "refused" => Outcome::Refused,
-            "unknown" => Outcome::Unknown,
-            "missed" => Outcome::Missed,
-            "dry_run" => Outcome::DryRun,
-            _ => return None,
-        })
-    }
-
     /// Every outcome but `pending` is final.
     pub fn is_final(self) -> bool {
         self != Outcome::Pending
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

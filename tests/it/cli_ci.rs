@@ -2,7 +2,7 @@
 //! a client secret. Lifecycle, paging, throttling, retries, ARM errors and auth failures; the
 //! emulator's call log (`/_emulator/calls`) shows what went over the wire.
 
-#![allow(clippy::unwrap_used, reason = "test helpers")]
+#![expect(clippy::unwrap_used, reason = "test helpers")]
 
 use serde_json::{Value, json};
 

@@ -545,3 +545,118 @@ async fn followed_operations_are_reaped_once_they_end() {
     })
     .await;
 }
+
+/// An ARM front on plain http (loopback) that passes every request to the emulator except
+/// `POST …/stop`, whose connection it resets (RST) once the request is read: the daemon sees
+/// the instance, decides to stop it, and its request fails in transport.
+async fn resetting_stop_front(emu: &EmulatorProcess) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = emu.ready.endpoint.trim_end_matches('/').to_owned();
+    let http = emu.http.clone();
+    let front = base.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (http, upstream, front) = (http.clone(), upstream.clone(), front.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let head_end = loop {
+                    let mut chunk = [0u8; 4096];
+                    let n = stream.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let mut lines = head.split("\r\n");
+                let mut request_line = lines.next().unwrap_or_default().split(' ');
+                let method = request_line.next().unwrap_or_default().to_owned();
+                let target = request_line.next().unwrap_or_default().to_owned();
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                let length: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    let mut chunk = [0u8; 4096];
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let path = target.split('?').next().unwrap_or_default();
+                if method == "POST" && path.ends_with("/stop") {
+                    // A reset, not a response: the OS tells the daemon "connection reset".
+                    stream.set_zero_linger().unwrap();
+                    return;
+                }
+                let mut up = http
+                    .request(method.parse().unwrap(), format!("{upstream}{target}"))
+                    .body(buf[head_end..head_end + length].to_vec());
+                for (k, v) in &headers {
+                    if matches!(k.as_str(), "authorization" | "content-type") {
+                        up = up.header(k, v);
+                    }
+                }
+                let r = up.send().await.unwrap();
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap().replace(&upstream, &front);
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                if let Err(e) = stream.write_all(reply.as_bytes()).await {
+                    eprintln!("front: the daemon hung up: {e}");
+                }
+            });
+        }
+    });
+    base
+}
+
+/// Issue 14, item 5: the audit log's `error` column says why a request failed, down to the
+/// cause at the bottom of the chain (the OS's "connection reset"), not only the top line
+/// ("stop: connection broken talking to Azure Resource Manager").
+#[tokio::test]
+async fn a_transport_failure_is_audited_with_its_cause() {
+    within(120, async {
+        let emu = EmulatorProcess::start(&fleet(GENEROUS, FAST, &[("ci-a", "Running")])).await;
+        let front = resetting_stop_front(&emu).await;
+        let config = daemon_config(&emu, ALWAYS_DOWN, "5s");
+        let text = std::fs::read_to_string(&config).unwrap().replacen(
+            &format!("arm_endpoint = \"{}\"", emu.ready.endpoint),
+            &format!("arm_endpoint = \"{front}\""),
+            1,
+        );
+        assert!(text.contains(&front), "{text}");
+        std::fs::write(&config, text).unwrap();
+        emu.run(&config, ADMIN.1, &["run", "--once"]).await;
+        assert!(
+            posts(&emu.calls().await, "/ci-a/stop").is_empty(),
+            "the stop never reached the emulator"
+        );
+        let records = audit(&emu, &config).await;
+        assert_eq!(records.len(), 1, "{records:#?}");
+        let error = records[0]["error"].as_str().unwrap_or_default();
+        eprintln!("audited error: {error}");
+        assert!(
+            error.starts_with("stop: ") && error.contains("talking to Azure Resource Manager"),
+            "{records:#?}"
+        );
+        assert!(
+            error.contains("(os error ") && error.to_lowercase().contains("reset"),
+            "the cause is in the audit row: {records:#?}"
+        );
+        assert!(!error.contains('\n'), "{error:?}");
+    })
+    .await;
+}

@@ -2,7 +2,7 @@
 //! throttling, Jupyter, prices and the control API.
 
 // Helpers outside `#[test]` functions are test code too; a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, reason = "test helpers")]
+#![expect(clippy::unwrap_used, reason = "test helpers")]
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! the tags go through ARM's Tags API, the daemon's next pass honours the hold and stops the
 //! instance once it is released; permissions, bad input, and the emulated Tags API itself.
 
-#![allow(clippy::unwrap_used, reason = "test helpers")]
+#![expect(clippy::unwrap_used, reason = "test helpers")]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

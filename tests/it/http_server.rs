@@ -1,8 +1,6 @@
 //! The daemon's HTTP server under abuse (issue 13, item 13): a flood of idle connections
 //! and a client that never finishes its headers must not make `/healthz` unreachable.
 
-#![allow(clippy::unwrap_used, reason = "tests")]
-
 use std::process::Stdio;
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! The one integration-test binary: one module per area.
-#![allow(clippy::unwrap_used, reason = "test helpers may panic on bad fixtures")]
+#![expect(clippy::unwrap_used, reason = "test helpers may panic on bad fixtures")]
 
 mod architecture; // issue 14: no import circle among the modules of src/
 mod cli_ci; // `lightsout ci` (the binary) against the emulator binary

@@ -2,7 +2,7 @@
 //! retail prices from the emulator, avoided money after our stop, counters that resume
 //! after a restart, and `lightsout report`.
 
-#![allow(clippy::unwrap_used, reason = "tests")]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! principal), `lightsout healthcheck` against a tiny local server, and the generated
 //! completions and man page.
 
-#![allow(clippy::unwrap_used, reason = "test helpers")]
+#![expect(clippy::unwrap_used, reason = "test helpers")]
 
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,7 @@
 //! nothing reported as committed was lost or torn.
 
 // Helpers outside `#[test]` functions are test code too; a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, reason = "test helpers")]
+#![expect(clippy::unwrap_used, reason = "test helpers")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader, Write as _};

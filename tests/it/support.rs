@@ -5,8 +5,8 @@
 //! instead of hanging the suite.
 
 // Helpers outside `#[test]` functions are test code too; a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, reason = "test helpers")]
-#![allow(dead_code, reason = "each test module uses a different subset")]
+#![expect(clippy::unwrap_used, reason = "test helpers")]
+#![expect(dead_code, reason = "each test module uses a different subset")]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -36,18 +36,6 @@ async fn thief() -> Fake {
     Fake::start(|_, _, _| Reply::json(200, r#"{"access_token":"x","expires_in":3600}"#)).await
 }
 
-/// Every error in the chain, as `ci` prints it.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        next = s.source();
-    }
-    out
-}
-
 // ---- item 2: no redirects where credentials travel --------------------------------------------
 
 /// An HTTPS fake authority on 127.0.0.1 answering every request with a redirect to `location`.
@@ -183,7 +171,7 @@ async fn the_shared_http_client_follows_no_redirect() {
             .await
             .unwrap_err();
         assert!(err.is_redirect(), "{err:?}");
-        let msg = chain(&err);
+        let msg = lightsout::logmemo::chain(&err);
         assert!(msg.contains("refusing to follow a redirect"), "{msg}");
         assert!(!msg.contains(SECRET), "{msg}");
     }

@@ -4,7 +4,7 @@
 //! and with a state database whose writes fail in SQLite (a file-size limit set on the
 //! running daemon with `prlimit`: SQLite's own `SQLITE_IOERR_WRITE`, as on a full disk).
 
-#![allow(clippy::unwrap_used, reason = "tests")]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
