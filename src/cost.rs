@@ -43,9 +43,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::daemon::PassReport;
 use crate::model::{InstanceKey, InstanceState};
 use crate::pricing::{Price, PriceBook};
+use crate::report::PassReport;
 use crate::store::{Store, StoreError};
 
 /// Running this long without activity counts as idle for the idle-cost counter.

@@ -16,9 +16,10 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::cost::{Accountant, CostView};
-use crate::daemon::{PassHook, PassReport, Status};
+use crate::hook::PassHook;
 use crate::metrics::Metrics;
 use crate::pricing::SharedBook;
+use crate::report::{PassReport, Status};
 use crate::store::Store;
 
 /// What the HTTP server reads: metrics, the loop's status, the latest costs.

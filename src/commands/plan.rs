@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::validate::config_path;
 use crate::azure::ArmClientConfig;
 use crate::cli::PlanArgs;
-use crate::decide::Engine;
-use crate::plan::{PlanRow, decide_all, native_drift, next_cell, short_duration};
+use crate::pass::{Observed, PassInput, plan_pass};
+use crate::plan::{PlanRow, next_cell, short_duration};
 use crate::{clock, config, connect, observe};
 
 /// Print every instance's decision; exit 1 if a workspace could not be observed.
@@ -18,31 +18,41 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
     let policies = Arc::new(cfg.policies.clone());
     let snapshots = observe::observe(&client, &cfg.workspaces, &policies).await;
     let now = clock::now();
-    let engine = Engine::new(&policies, now);
-    // What the daemon remembers, if it has run here: the plan then matches its view.
-    let memory = match crate::store::Store::open_read_only(&cfg.daemon.state_dir) {
-        Ok(store) => store.load_memory().unwrap_or_default(),
-        Err(_) => BTreeMap::new(),
+    // What the daemon remembers and has in flight, if it has run here: the plan is then
+    // the pass a daemon starting now would make (settling included), by the same function.
+    let (memory, pending) = match crate::store::Store::open_read_only(&cfg.daemon.state_dir) {
+        Ok(store) => (
+            store.load_memory().unwrap_or_default(),
+            store.pending_intents().ok(),
+        ),
+        Err(_) => (BTreeMap::new(), Some(Vec::new())),
     };
-    let mut rows = Vec::new();
-    let mut failed = Vec::new();
-    for snap in &snapshots {
-        match &snap.instances {
-            Ok(instances) => {
-                for (i, (_, d)) in decide_all(&engine, instances, &memory).iter().enumerate() {
-                    if let Some(obs) = instances.get(i) {
-                        let mut row = PlanRow::new(obs, d);
-                        row.native_drift = native_drift(&policies, obs)
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect();
-                        rows.push(row);
-                    }
-                }
-            }
-            Err(e) => failed.push((snap.alias.clone(), format!("{e:#}"))),
-        }
-    }
+    let observed: Vec<Observed<'_>> = snapshots
+        .iter()
+        .map(|s| Observed {
+            alias: &s.alias,
+            instances: s.instances.as_deref().ok(),
+        })
+        .collect();
+    let rows = plan_pass(&PassInput {
+        cfg: &cfg,
+        observed: &observed,
+        memory: &memory,
+        pending: pending.as_deref(),
+        started: now,
+        now,
+        dry_run: true,
+    })
+    .rows;
+    let failed: Vec<(String, String)> = snapshots
+        .iter()
+        .filter_map(|s| {
+            s.instances
+                .as_ref()
+                .err()
+                .map(|e| (s.alias.clone(), format!("{e:#}")))
+        })
+        .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {

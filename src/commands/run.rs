@@ -17,10 +17,11 @@ use crate::clock::WallClock;
 use crate::config::PriceSource;
 use crate::config::{self, Config};
 use crate::cost::Accountant;
-use crate::daemon::{Daemon, DaemonOptions, PassReport};
+use crate::daemon::{Daemon, DaemonOptions};
 use crate::exporter::{Exporter, Shared};
 use crate::metrics::Metrics;
 use crate::pricing::{PriceBook, SharedBook};
+use crate::report::PassReport;
 use crate::store::Store;
 use crate::systemd::Notifier;
 use crate::{connect, http, pricing, shutdown};
@@ -221,7 +222,7 @@ fn spawn_reloader(
 /// Ping systemd's watchdog while passes keep happening (not stuck).
 fn spawn_watchdog(
     notifier: Notifier,
-    status: Arc<crate::daemon::Status>,
+    status: Arc<crate::report::Status>,
     poll: std::time::Duration,
     every: std::time::Duration,
 ) {
