@@ -3,9 +3,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use jiff::Timestamp;
+
 use super::validate::config_path;
-use crate::azure::ArmClientConfig;
+use crate::azure::{ArmClient, ArmClientConfig};
 use crate::cli::PlanArgs;
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::pass::{Observed, PassInput, plan_pass};
 use crate::plan::{PlanRow, next_cell, short_duration};
 use crate::{clock, config, connect, observe};
@@ -15,11 +19,37 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
     let path = config_path(&args.config);
     let (cfg, _) = config::load(&path)?;
     let client = connect::arm_client(&cfg.azure, ArmClientConfig::default())?;
+    let (now, rows, failed) = rows(&cfg, &client, &clock::WallClock).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", table(&rows, now));
+    }
+    for (alias, error) in &failed {
+        eprintln!("error: workspace {alias} could not be observed: {error}");
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} workspaces could not be observed",
+            failed.len(),
+            cfg.workspaces.len()
+        );
+    }
+    Ok(())
+}
+
+/// Every observed instance's row at `clock`'s instant after observing, and the workspaces
+/// that could not be observed with why. Decided by [`plan_pass`] from what the daemon
+/// remembers and has in flight, if it has run here: the pass a daemon starting now would
+/// make, settling included, by the daemon's own function.
+pub async fn rows(
+    cfg: &Config,
+    client: &ArmClient,
+    clock: &dyn Clock,
+) -> (Timestamp, Vec<PlanRow>, Vec<(String, String)>) {
     let policies = Arc::new(cfg.policies.clone());
-    let snapshots = observe::observe(&client, &cfg.workspaces, &policies).await;
-    let now = clock::now();
-    // What the daemon remembers and has in flight, if it has run here: the plan is then
-    // the pass a daemon starting now would make (settling included), by the same function.
+    let snapshots = observe::observe(client, &cfg.workspaces, &policies).await;
+    let now = clock.now();
     let (memory, pending) = match crate::store::Store::open_read_only(&cfg.daemon.state_dir) {
         Ok(store) => (
             store.load_memory().unwrap_or_default(),
@@ -35,7 +65,7 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         })
         .collect();
     let rows = plan_pass(&PassInput {
-        cfg: &cfg,
+        cfg,
         observed: &observed,
         memory: &memory,
         pending: pending.as_deref(),
@@ -44,7 +74,7 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         dry_run: true,
     })
     .rows;
-    let failed: Vec<(String, String)> = snapshots
+    let failed = snapshots
         .iter()
         .filter_map(|s| {
             s.instances
@@ -53,22 +83,7 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
                 .map(|e| (s.alias.clone(), format!("{e:#}")))
         })
         .collect();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        print!("{}", table(&rows, now));
-    }
-    for (alias, error) in &failed {
-        eprintln!("error: workspace {alias} could not be observed: {error}");
-    }
-    if !failed.is_empty() {
-        anyhow::bail!(
-            "{} of {} workspaces could not be observed",
-            failed.len(),
-            snapshots.len()
-        );
-    }
-    Ok(())
+    (now, rows, failed)
 }
 
 fn table(rows: &[PlanRow], now: jiff::Timestamp) -> String {
