@@ -10,7 +10,7 @@
 //! shell around it: I/O, log lines, and following operations.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -22,12 +22,13 @@ use crate::actuate::{Actuator, OperationEnd, SendOutcome};
 use crate::azure::{Accepted, ArmClient, AzureError};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::decide::{Verdict, next_change};
-use crate::logmemo::{self, LogMemo, REMINDER};
+use crate::decide::next_change;
+use crate::logmemo;
 use crate::memory::InstanceMemory;
 use crate::model::InstanceKey;
-use crate::observe::observe;
-use crate::pass::{Decided, Observed, PassInput, PassPlan, Request, RequestKind, plan_pass};
+use crate::observe::{WorkspaceSnapshot, observe};
+use crate::pass::{Observed, PassInput, PassPlan, Request, RequestKind, plan_pass};
+use crate::passlog::PassLog;
 use crate::policy::Policy;
 use crate::store::{AuditId, Outcome, Store, StoreError};
 
@@ -87,12 +88,8 @@ pub struct Daemon {
     pruned_at: Option<Timestamp>,
     /// When each workspace was last observed (see [`WorkspaceSeen::last_observed`]).
     last_observed: BTreeMap<String, Timestamp>,
-    /// Why each workspace could not be observed, as last logged (said once per change).
-    said_blind: LogMemo<String>,
-    /// Each instance's decision not to act, as last logged (on change, then hourly).
-    said_skip: LogMemo<InstanceKey>,
-    /// Each instance's native drift, as last logged (on change, then hourly).
-    said_drift: LogMemo<InstanceKey>,
+    /// What it said last about each workspace and instance.
+    said: PassLog,
 }
 
 impl Daemon {
@@ -125,9 +122,7 @@ impl Daemon {
             hook: None,
             pruned_at: None,
             last_observed: BTreeMap::new(),
-            said_blind: LogMemo::new(None),
-            said_skip: LogMemo::new(Some(REMINDER)),
-            said_drift: LogMemo::new(Some(REMINDER)),
+            said: PassLog::default(),
         })
     }
 
@@ -166,56 +161,20 @@ impl Daemon {
         let snapshots = observe(&self.client, &self.cfg.workspaces, &self.policies).await;
         // Decide at the instant after observing: a pass woken for a boundary must see it.
         let now = self.clock.now();
-        // Read only when something is in flight: most passes have nothing to settle.
-        let in_flight = self
-            .memory
-            .values()
-            .any(|m| m.pending.is_some() || !m.native_pending.is_empty());
-        let pending = if in_flight {
-            self.store
-                .pending_intents()
-                .map_err(|e| tracing::error!(error = %e, "cannot read pending intents"))
-                .ok()
-        } else {
-            Some(Vec::new())
-        };
-        let observed: Vec<Observed<'_>> = snapshots
-            .iter()
-            .map(|s| Observed {
-                alias: &s.alias,
-                instances: s.instances.as_deref().ok(),
-            })
-            .collect();
-        let plan = plan_pass(&PassInput {
-            cfg: &self.cfg,
-            observed: &observed,
-            memory: &self.memory,
-            pending: pending.as_deref(),
-            started: self.started,
-            now,
-            dry_run: self.options.dry_run || self.cfg.daemon.dry_run,
-        });
-        drop(observed);
+        let plan = self.plan(&snapshots, now);
         for snap in &snapshots {
             match &snap.instances {
-                Err(e) => self.say_blind(&snap.alias, e, now),
+                Err(e) => self.said.blind(&snap.alias, e, now),
                 Ok(_) => {
-                    if self.said_blind.clear(&snap.alias).is_some() {
-                        tracing::info!(workspace = %snap.alias, "workspace observed again");
-                    }
+                    self.said.seen(&snap.alias);
                     self.last_observed.insert(snap.alias.clone(), now);
                 }
             }
         }
         let observed_ok: BTreeSet<String> = plan.writes.iter().map(|w| w.alias.clone()).collect();
+        let dry_run = self.options.dry_run || self.cfg.daemon.dry_run;
         for (row, decided) in plan.rows.iter().zip(&plan.decided) {
-            if invalid_hold_news(&decided.key, row.invalid_hold.as_deref()) {
-                tracing::warn!(workspace = %decided.key.workspace, instance = %decided.key.instance,
-                    reason = row.invalid_hold.as_deref().unwrap_or_default(),
-                    "unreadable hold tag: the instance is held (said once per value)");
-            }
-            self.log_decision(decided, now);
-            self.log_native(decided, now);
+            self.said.instance(row, decided, dry_run, now);
         }
         let PassPlan {
             rows,
@@ -262,6 +221,39 @@ impl Daemon {
         // After the hook: its cost accounting is a write too.
         self.status.set_store_failing(!self.store.writable());
         report
+    }
+
+    /// Decide the pass from what was observed, what is remembered and what is in flight.
+    fn plan(&self, snapshots: &[WorkspaceSnapshot], now: Timestamp) -> PassPlan {
+        // Read only when something is in flight: most passes have nothing to settle.
+        let in_flight = self
+            .memory
+            .values()
+            .any(|m| m.pending.is_some() || !m.native_pending.is_empty());
+        let pending = if in_flight {
+            self.store
+                .pending_intents()
+                .map_err(|e| tracing::error!(error = %e, "cannot read pending intents"))
+                .ok()
+        } else {
+            Some(Vec::new())
+        };
+        let observed: Vec<Observed<'_>> = snapshots
+            .iter()
+            .map(|s| Observed {
+                alias: &s.alias,
+                instances: s.instances.as_deref().ok(),
+            })
+            .collect();
+        plan_pass(&PassInput {
+            cfg: &self.cfg,
+            observed: &observed,
+            memory: &self.memory,
+            pending: pending.as_deref(),
+            started: self.started,
+            now,
+            dry_run: self.options.dry_run || self.cfg.daemon.dry_run,
+        })
     }
 
     /// Write each workspace's part of the plan in one transaction and take its memory.
@@ -313,8 +305,7 @@ impl Daemon {
             }
             for k in &w.forget {
                 self.memory.remove(k);
-                self.said_skip.clear(k);
-                self.said_drift.clear(k);
+                self.said.forget(k);
             }
             out.push(written.ok());
         }
@@ -346,23 +337,6 @@ impl Daemon {
         }
     }
 
-    /// Log why a workspace cannot be observed: the whole error chain, once per change of
-    /// the error (a debug line at the other passes).
-    fn say_blind(&mut self, alias: &str, e: &AzureError, now: Timestamp) {
-        let cause = logmemo::chain(e);
-        let signature = logmemo::signature(e.kind(), &cause);
-        if self
-            .said_blind
-            .due(&alias.to_owned(), &signature, now)
-            .is_some()
-        {
-            tracing::warn!(workspace = %alias, error = %cause, kind = e.kind(),
-                "workspace cannot be observed; its instances are left alone until it can be");
-        } else {
-            tracing::debug!(workspace = %alias, kind = e.kind(), "workspace still cannot be observed");
-        }
-    }
-
     /// Every configured workspace into the report: observed or not (a workspace whose
     /// observation task died has no snapshot, and counts as not observed), and since when.
     fn account_workspaces(
@@ -379,8 +353,8 @@ impl Daemon {
             .collect();
         self.last_observed
             .retain(|alias, _| configured.contains(alias.as_str()));
-        self.said_blind
-            .retain(|alias| configured.contains(alias.as_str()));
+        self.said
+            .retain_workspaces(|alias| configured.contains(alias));
         // Never observed: unseen since the start, or since the reload that added it.
         let baseline = if self.status.snapshot().1 == 0 {
             self.started.min(now)
@@ -401,70 +375,6 @@ impl Daemon {
                 observed,
                 last_observed,
             });
-        }
-    }
-
-    /// Log the decision: an action always; a decision not to act when it changes, and at
-    /// most hourly while it holds (it used to be every pass).
-    fn log_decision(&mut self, d: &Decided, now: Timestamp) {
-        let key = &d.key;
-        let (workspace, instance, state) = (&key.workspace, &key.instance, &d.state);
-        let policy = d.policy.as_deref().unwrap_or("-");
-        match d.verdict {
-            Verdict::Act(p) => {
-                self.said_skip.clear(key);
-                tracing::info!(
-                    workspace = %workspace, instance = %instance, state = %state, policy,
-                    action = %p.action, reason = %p.reason, catch_up = p.catch_up,
-                    dry_run = self.options.dry_run || self.cfg.daemon.dry_run, "acting"
-                );
-            }
-            Verdict::Skip { planned, why } => {
-                let what = format!(
-                    "{policy} {} {} {}",
-                    planned.action,
-                    planned.reason,
-                    why.as_str()
-                );
-                match self.said_skip.due(key, &what, now) {
-                    Some(due) => tracing::info!(
-                        workspace = %workspace, instance = %instance, state = %state, policy,
-                        action = %planned.action, reason = %planned.reason, skipped = why.as_str(),
-                        reminder = due.is_reminder(), "not acting"
-                    ),
-                    None => tracing::debug!(
-                        workspace = %workspace, instance = %instance, skipped = why.as_str(), "still not acting"
-                    ),
-                }
-            }
-            Verdict::Wait | Verdict::Quiet { .. } => {
-                self.said_skip.clear(key);
-                tracing::debug!(
-                    workspace = %workspace, instance = %instance, state = %state, policy, "nothing to do"
-                );
-            }
-        }
-    }
-
-    /// Log native drift (on change, then hourly) and each change about to be reconciled.
-    fn log_native(&mut self, d: &Decided, now: Timestamp) {
-        let (workspace, instance) = (&d.key.workspace, &d.key.instance);
-        if d.drift.is_empty() {
-            self.said_drift.clear(&d.key);
-        } else {
-            let drift: Vec<String> = d.drift.iter().map(ToString::to_string).collect();
-            if let Some(due) = self.said_drift.due(&d.key, &drift.join("; "), now) {
-                for change in &drift {
-                    tracing::info!(workspace = %workspace, instance = %instance,
-                        policy = d.policy.as_deref().unwrap_or("-"), drift = %change,
-                        reminder = due.is_reminder(), "native settings differ from policy");
-                }
-            }
-        }
-        let dry_run = self.options.dry_run || self.cfg.daemon.dry_run;
-        for change in &d.native {
-            tracing::info!(workspace = %workspace, instance = %instance, change = %change,
-                dry_run, "reconciling native settings");
         }
     }
 
@@ -752,39 +662,5 @@ fn error_text(e: &AzureError) -> String {
     match e.arm_code() {
         Some(code) => format!("{code}: {e:#}"),
         None => format!("{e:#}"),
-    }
-}
-
-/// Whether an unreadable hold of `key` is news (first seen, or a new value): it is logged
-/// once, not every pass; a fixed or removed tag is forgotten, so breaking it again is news.
-fn invalid_hold_news(key: &InstanceKey, why: Option<&str>) -> bool {
-    static SAID: std::sync::LazyLock<Mutex<BTreeMap<InstanceKey, String>>> =
-        std::sync::LazyLock::new(Default::default);
-    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
-    match why {
-        None => {
-            said.remove(key);
-            false
-        }
-        Some(why) if said.get(key).map(String::as_str) == Some(why) => false,
-        Some(why) => {
-            said.insert(key.clone(), why.to_owned());
-            true
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_unreadable_hold_is_news_once_per_value() {
-        let k = InstanceKey::new("lab", "ci-news");
-        assert!(invalid_hold_news(&k, Some("a")));
-        assert!(!invalid_hold_news(&k, Some("a")));
-        assert!(invalid_hold_news(&k, Some("b")));
-        assert!(!invalid_hold_news(&k, None));
-        assert!(invalid_hold_news(&k, Some("b")), "fixed, then broken again");
     }
 }

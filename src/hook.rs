@@ -8,7 +8,7 @@ use crate::store::Store;
 /// Sees every pass: its report, the config in force and the store (cost accounting and
 /// metrics). Runs at the end of the pass, inside it, so it must be quick and never wait on
 /// the network.
-pub trait PassHook: std::marker::Send {
+pub trait PassHook: Send {
     /// Called once per pass, after its requests were sent and recorded.
     fn after_pass(&mut self, cfg: &Config, report: &PassReport, store: &mut Store);
 }

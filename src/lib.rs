@@ -13,7 +13,8 @@
 //! - [`pass`]: the whole pass decided purely (settle, decide, native settings, what to write,
 //!   send and forget), shared by the daemon and `plan`.
 //! - [`daemon`]: the reconcile loop: observe, plan the pass, write, send, record, sleep to the
-//!   next boundary. [`report`]: what a pass saw and did; [`hook`]: what sees every pass.
+//!   next boundary. [`report`]: what a pass saw and did; [`hook`]: what sees every pass;
+//!   [`passlog`]: what the daemon says about a pass, when it is news.
 //!   [`logmemo`]: what it said last, so repeated conditions are logged when they change.
 //! - [`demo`]: the emulator and the daemon in one process, clock running fast.
 //! - [`simulate`]: the daemon against the in-process emulator in virtual time.
@@ -54,6 +55,7 @@ pub mod model;
 pub mod native;
 pub mod observe;
 pub mod pass;
+pub mod passlog;
 pub mod plan;
 pub mod policy;
 pub mod preview;
