@@ -184,7 +184,8 @@ impl Daemon {
             requests,
             ..
         } = plan;
-        let audits = self.write_all(writes, &mut actions, now);
+        let mut recorded = vec![true; actions.len()];
+        let audits = self.write_all(writes, &mut recorded, now);
         let outgoing = requests
             .into_iter()
             .filter_map(|request| {
@@ -207,7 +208,8 @@ impl Daemon {
         // Actions whose intent could not be written were neither sent nor recorded.
         report.actions = actions
             .into_iter()
-            .filter(|a| !a.outcome.is_empty())
+            .zip(recorded)
+            .filter_map(|(a, recorded)| recorded.then_some(a))
             .collect();
         self.prune_audit(now);
         report.next_wake = Some(self.next_wake(now));
@@ -258,11 +260,11 @@ impl Daemon {
 
     /// Write each workspace's part of the plan in one transaction and take its memory.
     /// Returns the new audit ids per workspace (`None`: not written, so nothing of it is
-    /// sent). The report entries of intents not written are blanked (outcome `""`).
+    /// sent). `recorded` (one per report entry) turns false for the intents not written.
     fn write_all(
         &mut self,
         writes: Vec<crate::pass::WorkspaceWrite>,
-        actions: &mut [ActionTaken],
+        recorded: &mut [bool],
         now: Timestamp,
     ) -> Vec<Option<Vec<AuditId>>> {
         let mut out = Vec::with_capacity(writes.len());
@@ -287,8 +289,8 @@ impl Daemon {
                     } else {
                         tracing::error!(error = %logmemo::chain(e), workspace = %w.alias, "cannot save memory");
                     }
-                    for a in actions.iter_mut().skip(next_action).take(sent) {
-                        a.outcome = "";
+                    for r in recorded.iter_mut().skip(next_action).take(sent) {
+                        *r = false;
                     }
                     w.intents
                         .iter()
