@@ -10,10 +10,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use lightsout::cost::{Amounts, CostView, InstanceCost};
-use lightsout::daemon::{ActionTaken, PassReport};
 use lightsout::metrics::Metrics;
 use lightsout::model::InstanceKey;
 use lightsout::plan::PlanRow;
+use lightsout::report::{ActionTaken, PassReport};
 
 const INSTANCES: usize = 10_000;
 const WORKSPACES: usize = 20;

@@ -14,9 +14,9 @@ use crate::config::Config;
 use crate::cost::{
     Amounts, Billing, CostView, IDLE_COST_AFTER, InstanceCost, Observed, gap_cap, integrate,
 };
-use crate::daemon::PassReport;
 use crate::model::{Action, InstanceKey, InstanceState};
 use crate::pricing::{Price, PriceBook};
+use crate::report::PassReport;
 use crate::store::{Outcome, Store, StoreError};
 
 /// The stateful bookkeeper: the latest observation of each instance and the running

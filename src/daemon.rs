@@ -1,17 +1,19 @@
-//! The reconcile loop: observe every workspace, decide, act, record; then sleep until the
-//! next poll or the next schedule boundary, whichever comes first.
+//! The reconcile loop: observe every workspace, plan the pass ([`crate::pass::plan_pass`]),
+//! write, send, record; then sleep until the next poll or the next schedule boundary,
+//! whichever comes first.
 //!
 //! Level-triggered: each pass starts again from what Azure says. Memory and the audit log
-//! live in the [`Store`]; an action's intent is written (with the memory that makes it
-//! "handled") before its request is sent, so a crash never causes a second request for
-//! the same transition. A workspace that cannot be observed is left alone for the pass.
+//! live in the [`Store`]; each workspace's intents are written (with the memory that makes
+//! them "handled") in one transaction before any request is sent, so a crash never causes
+//! a second request for the same transition. A workspace that cannot be observed is left
+//! alone for the pass. What to do is decided purely in [`crate::pass`]; this file is the
+//! shell around it: I/O, log lines, and following operations.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -20,16 +22,18 @@ use crate::actuate::{Actuator, OperationEnd, SendOutcome};
 use crate::azure::{Accepted, ArmClient, AzureError};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::decide::{
-    Decision, Engine, Planned, SkipReason, Verdict, next_change, pending_done, pending_expired,
-};
-use crate::logmemo::{self, LogMemo, REMINDER};
+use crate::decide::next_change;
+use crate::logmemo;
 use crate::memory::InstanceMemory;
-use crate::model::{InstanceKey, InstanceObservation, WorkspaceRef};
-use crate::observe::observe;
-use crate::plan::PlanRow;
+use crate::model::InstanceKey;
+use crate::observe::{WorkspaceSnapshot, observe};
+use crate::pass::{Observed, PassInput, PassPlan, Request, RequestKind, plan_pass};
+use crate::passlog::PassLog;
 use crate::policy::Policy;
-use crate::store::{Intent, Outcome, Store, StoreError};
+use crate::store::{AuditId, Outcome, Store, StoreError};
+
+use crate::hook::PassHook;
+use crate::report::{PassReport, Status, WorkspaceSeen};
 
 /// How the daemon behaves beyond its config.
 #[derive(Debug, Clone, Copy)]
@@ -41,144 +45,20 @@ pub struct DaemonOptions {
     pub follow_operations: bool,
 }
 
-/// An action the daemon requested (or, in a dry run, would have).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ActionTaken {
-    /// When the request was sent (UTC).
-    pub at: Timestamp,
-    pub workspace: String,
-    pub instance: String,
-    pub action: &'static str,
-    pub reason: &'static str,
-    pub policy: String,
-    pub catch_up: bool,
-    /// What became of the request when it was sent: `accepted`, `refused`, `failed`,
-    /// `unknown` (accepted, but its operation cannot be followed) or `dry_run` (for the
-    /// `outcome` label of `lightsout_actions_total`; not in JSON output).
-    #[serde(skip)]
-    pub outcome: &'static str,
-    /// A change of native settings (`idle_shutdown`, `schedules`), not a power action.
-    #[serde(skip)]
-    pub native: bool,
-}
-
-/// What one pass saw and did.
-#[derive(Debug, Clone, Default)]
-pub struct PassReport {
-    /// The instant decisions were made at.
-    pub at: Option<Timestamp>,
-    pub actions: Vec<ActionTaken>,
-    /// Every observed instance's decision (shared with the status page, not copied).
-    pub rows: Arc<Vec<PlanRow>>,
-    /// Workspace aliases that could not be observed.
-    pub failed_workspaces: Vec<String>,
-    /// Every configured workspace: observed by this pass or not, and since when.
-    pub workspaces: Vec<WorkspaceSeen>,
-    /// When the next pass should run (poll interval or the next boundary).
-    pub next_wake: Option<Timestamp>,
-    /// How long the pass took (monotonic clock), for the pass-duration histogram.
-    pub duration: Duration,
-}
-
-/// One configured workspace as a pass saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkspaceSeen {
-    /// The alias from the config.
-    pub alias: String,
-    /// Listed by this pass.
-    pub observed: bool,
-    /// The latest pass that listed it; while none has, the daemon's start (or the pass
-    /// after the reload that added it).
-    pub last_observed: Timestamp,
-}
-
-/// Sees every pass: its report, the config in force and the store (cost accounting and
-/// metrics). Runs at the end of the pass, inside it, so it must be quick and never wait on
-/// the network.
-pub trait PassHook: std::marker::Send {
-    /// Called once per pass, after its requests were sent and recorded.
-    fn after_pass(&mut self, cfg: &Config, report: &PassReport, store: &mut Store);
-}
-
-/// Shared view of the loop for the HTTP server and health checks.
-#[derive(Debug, Default)]
-pub struct Status {
-    inner: Mutex<StatusInner>,
-}
-
-#[derive(Debug, Default, Clone)]
-struct StatusInner {
-    last_pass: Option<Timestamp>,
-    passes: u64,
-    rows: Arc<Vec<PlanRow>>,
-    /// Workspaces the latest pass could not observe.
-    unobserved: Vec<String>,
-    /// The latest write to the state database failed (and none succeeded since).
-    store_failing: bool,
-}
-
-impl Status {
-    /// The latest pass's rows and when it ran.
-    pub fn snapshot(&self) -> (Option<Timestamp>, u64, Arc<Vec<PlanRow>>) {
-        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        (s.last_pass, s.passes, s.rows.clone())
-    }
-
-    /// Workspaces the latest pass could not observe (empty before the first pass).
-    pub fn unobserved(&self) -> Vec<String> {
-        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        s.unobserved.clone()
-    }
-
-    /// Whether the state database could not be written at its latest write: intents
-    /// cannot be recorded, so nothing is acted on.
-    pub fn store_failing(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .store_failing
-    }
-
-    fn set(&self, at: Timestamp, rows: Arc<Vec<PlanRow>>, unobserved: Vec<String>) {
-        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        s.last_pass = Some(at);
-        s.passes += 1;
-        s.rows = rows;
-        s.unobserved = unobserved;
-    }
-
-    fn set_store_failing(&self, failing: bool) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .store_failing = failing;
-    }
-}
-
 /// The end of an operation followed in the background.
 #[derive(Debug)]
 struct OperationEnded {
     key: InstanceKey,
-    audit: crate::store::AuditId,
+    audit: AuditId,
     result: Result<(), AzureError>,
 }
 
-/// A request about to be sent.
-struct Send {
-    key: InstanceKey,
-    audit: crate::store::AuditId,
-    workspace: WorkspaceRef,
-    planned: Planned,
-}
-
-/// A change of native settings about to be sent.
-struct NativeSend {
-    key: InstanceKey,
-    audit: crate::store::AuditId,
-    workspace: WorkspaceRef,
-    change: crate::native::NativeChange,
-    /// Index of its entry in the pass report's actions.
-    report_index: usize,
+/// A planned request whose intents are written: what is sent, and the audit rows that
+/// record what became of it.
+struct Outgoing {
+    request: Request,
+    /// One per intent of the request (one per native change), in order.
+    audits: Vec<AuditId>,
 }
 
 /// Why the daemon could not run.
@@ -208,12 +88,8 @@ pub struct Daemon {
     pruned_at: Option<Timestamp>,
     /// When each workspace was last observed (see [`WorkspaceSeen::last_observed`]).
     last_observed: BTreeMap<String, Timestamp>,
-    /// Why each workspace could not be observed, as last logged (said once per change).
-    said_blind: LogMemo<String>,
-    /// Each instance's decision not to act, as last logged (on change, then hourly).
-    said_skip: LogMemo<InstanceKey>,
-    /// Each instance's native drift, as last logged (on change, then hourly).
-    said_drift: LogMemo<InstanceKey>,
+    /// What it said last about each workspace and instance.
+    said: PassLog,
 }
 
 impl Daemon {
@@ -246,9 +122,7 @@ impl Daemon {
             hook: None,
             pruned_at: None,
             last_observed: BTreeMap::new(),
-            said_blind: LogMemo::new(None),
-            said_skip: LogMemo::new(Some(REMINDER)),
-            said_drift: LogMemo::new(Some(REMINDER)),
+            said: PassLog::default(),
         })
     }
 
@@ -280,140 +154,63 @@ impl Daemon {
         self.cfg = Arc::new(cfg);
     }
 
-    /// One full pass: observe, decide, act, record.
+    /// One full pass: observe, plan, write, send, record.
     pub async fn pass(&mut self) -> PassReport {
         let began = tokio::time::Instant::now();
         self.drain_ended();
         let snapshots = observe(&self.client, &self.cfg.workspaces, &self.policies).await;
         // Decide at the instant after observing: a pass woken for a boundary must see it.
         let now = self.clock.now();
-        let policies = self.policies.clone();
-        let engine = Engine::new(&policies, now);
-        // Sized once: at 10,000 instances a growing Vec briefly holds two copies.
-        let fleet: usize = snapshots
-            .iter()
-            .map(|s| s.instances.as_ref().map_or(0, Vec::len))
-            .sum();
+        let plan = self.plan(&snapshots, now);
+        for snap in &snapshots {
+            match &snap.instances {
+                Err(e) => self.said.blind(&snap.alias, e, now),
+                Ok(_) => {
+                    self.said.seen(&snap.alias);
+                    self.last_observed.insert(snap.alias.clone(), now);
+                }
+            }
+        }
+        let observed_ok: BTreeSet<String> = plan.writes.iter().map(|w| w.alias.clone()).collect();
+        let dry_run = self.options.dry_run || self.cfg.daemon.dry_run;
+        for (row, decided) in plan.rows.iter().zip(&plan.decided) {
+            self.said.instance(row, decided, dry_run, now);
+        }
+        let PassPlan {
+            rows,
+            writes,
+            failed: _,
+            mut actions,
+            requests,
+            ..
+        } = plan;
+        let mut recorded = vec![true; actions.len()];
+        let audits = self.write_all(writes, &mut recorded, now);
+        let outgoing = requests
+            .into_iter()
+            .filter_map(|request| {
+                let ids = audits.get(request.write)?.as_ref()?;
+                let audits = request.intents.iter().map(|&i| ids.get(i).copied());
+                let audits = audits.collect::<Option<Vec<_>>>()?;
+                Some(Outgoing { request, audits })
+            })
+            .collect();
         let mut report = PassReport {
             at: Some(now),
             ..PassReport::default()
         };
-        let mut rows = Vec::with_capacity(fleet);
-        let mut updates: Vec<(InstanceKey, InstanceMemory)> = Vec::new();
-        let mut sends: Vec<Send> = Vec::new();
-        let mut native_sends: Vec<NativeSend> = Vec::new();
-        let mut observed_ok: BTreeSet<String> = BTreeSet::new();
-        let mut seen: BTreeSet<InstanceKey> = BTreeSet::new();
-        for snap in &snapshots {
-            let instances = match &snap.instances {
-                Ok(instances) => instances,
-                Err(e) => {
-                    self.say_blind(&snap.alias, e, now);
-                    continue;
-                }
-            };
-            if self.said_blind.clear(&snap.alias).is_some() {
-                tracing::info!(workspace = %snap.alias, "workspace observed again");
-            }
-            self.last_observed.insert(snap.alias.clone(), now);
-            observed_ok.insert(snap.alias.clone());
-            let Some(ws) = self.cfg.workspace(&snap.alias).map(|w| w.reference.clone()) else {
-                continue;
-            };
-            for obs in instances {
-                let key = InstanceKey::new(&obs.workspace, &obs.name);
-                seen.insert(key.clone());
-                let mut before = self.memory.get(&key).cloned().unwrap_or_default();
-                self.settle_pending(&key, obs, &mut before, now);
-                let mut d = engine.decide(obs, &before);
-                let native = self.plan_native(obs, &mut d, now);
-                let mut row = PlanRow::new(obs, &d);
-                row.native_drift = native.drift.iter().map(ToString::to_string).collect();
-                if invalid_hold_news(&key, row.invalid_hold.as_deref()) {
-                    tracing::warn!(workspace = %obs.workspace, instance = %obs.name,
-                        reason = row.invalid_hold.as_deref().unwrap_or_default(),
-                        "unreadable hold tag: the instance is held (said once per value)");
-                }
-                rows.push(row);
-                self.log_decision(&key, obs, &d, now);
-                self.record_native(
-                    &key,
-                    &ws,
-                    obs,
-                    &d,
-                    native,
-                    now,
-                    &mut report,
-                    &mut native_sends,
-                );
-                match d.verdict {
-                    Verdict::Act(planned) => {
-                        if let Some(send) =
-                            self.record_intent(&key, &ws, obs, &d, planned, now, &mut report)
-                        {
-                            sends.push(send);
-                        }
-                        continue;
-                    }
-                    Verdict::Skip {
-                        planned,
-                        why: SkipReason::Missed,
-                    } => {
-                        let intent = self.intent(obs, &d, planned, now, false);
-                        if let Err(e) = self.store.record_missed(&intent, &d.memory) {
-                            tracing::error!(error = %logmemo::chain(&e), "cannot record a missed transition");
-                        }
-                        self.memory.insert(key, d.memory);
-                        continue;
-                    }
-                    _ => {}
-                }
-                if self.memory.get(&key) != Some(&d.memory) {
-                    updates.push((key.clone(), d.memory.clone()));
-                    self.memory.insert(key, d.memory);
-                }
-            }
-            // Saved workspace by workspace (before any request is sent), so the batch stays
-            // small however large the fleet.
-            if !updates.is_empty()
-                && let Err(e) = self.store.save_memory(&updates, now)
-            {
-                tracing::error!(error = %logmemo::chain(&e), "cannot save memory");
-            }
-            updates.clear();
-        }
-        // Instances gone from a workspace we did observe are forgotten.
-        let gone: Vec<InstanceKey> = self
-            .memory
-            .keys()
-            .filter(|k| observed_ok.contains(&k.workspace) && !seen.contains(*k))
-            .cloned()
-            .collect();
-        if !gone.is_empty() {
-            for k in &gone {
-                self.memory.remove(k);
-                self.said_skip.clear(k);
-                self.said_drift.clear(k);
-            }
-            if let Err(e) = self.store.forget(&gone) {
-                tracing::error!(error = %logmemo::chain(&e), "cannot forget deleted instances");
-            }
-        }
         self.account_workspaces(&observed_ok, now, &mut report);
-        let outcomes = self.send_all(sends, now).await;
-        for a in &mut report.actions {
-            if let Some((_, o)) = outcomes
-                .iter()
-                .find(|(k, _)| k.workspace == a.workspace && k.instance == a.instance && !a.native)
-            {
-                a.outcome = o;
-            }
-        }
-        for (index, label) in self.send_native_all(native_sends, now).await {
-            if let Some(a) = report.actions.get_mut(index) {
+        for (index, label) in self.send_all(outgoing, now).await {
+            if let Some(a) = actions.get_mut(index) {
                 a.outcome = label;
             }
         }
+        // Actions whose intent could not be written were neither sent nor recorded.
+        report.actions = actions
+            .into_iter()
+            .zip(recorded)
+            .filter_map(|(a, recorded)| recorded.then_some(a))
+            .collect();
         self.prune_audit(now);
         report.next_wake = Some(self.next_wake(now));
         report.rows = Arc::new(rows);
@@ -426,6 +223,97 @@ impl Daemon {
         // After the hook: its cost accounting is a write too.
         self.status.set_store_failing(!self.store.writable());
         report
+    }
+
+    /// Decide the pass from what was observed, what is remembered and what is in flight.
+    fn plan(&self, snapshots: &[WorkspaceSnapshot], now: Timestamp) -> PassPlan {
+        // Read only when something is in flight: most passes have nothing to settle.
+        let in_flight = self
+            .memory
+            .values()
+            .any(|m| m.pending.is_some() || !m.native_pending.is_empty());
+        let pending = if in_flight {
+            self.store
+                .pending_intents()
+                .map_err(
+                    |e| tracing::error!(error = %logmemo::chain(&e), "cannot read pending intents"),
+                )
+                .ok()
+        } else {
+            Some(Vec::new())
+        };
+        let observed: Vec<Observed<'_>> = snapshots
+            .iter()
+            .map(|s| Observed {
+                alias: &s.alias,
+                instances: s.instances.as_deref().ok(),
+            })
+            .collect();
+        plan_pass(&PassInput {
+            cfg: &self.cfg,
+            observed: &observed,
+            memory: &self.memory,
+            pending: pending.as_deref(),
+            started: self.started,
+            now,
+            dry_run: self.options.dry_run || self.cfg.daemon.dry_run,
+        })
+    }
+
+    /// Write each workspace's part of the plan in one transaction and take its memory.
+    /// Returns the new audit ids per workspace (`None`: not written, so nothing of it is
+    /// sent). `recorded` (one per report entry) turns false for the intents not written.
+    fn write_all(
+        &mut self,
+        writes: Vec<crate::pass::WorkspaceWrite>,
+        recorded: &mut [bool],
+        now: Timestamp,
+    ) -> Vec<Option<Vec<AuditId>>> {
+        let mut out = Vec::with_capacity(writes.len());
+        let mut next_action = 0;
+        for w in writes {
+            let sent = w.intents.iter().filter(|i| !i.missed).count();
+            let written = if w.is_empty() {
+                Ok(Vec::new())
+            } else {
+                let closes: Vec<_> = w.close.iter().map(|c| (c.id, c.outcome, c.error)).collect();
+                let intents: Vec<_> = w.intents.iter().map(|i| (&i.intent, i.outcome())).collect();
+                self.store
+                    .write_workspace(&closes, &intents, &w.memory, &w.forget, now)
+            };
+            // An instance with an intent not written keeps its old memory, so the next pass
+            // decides again; other memory is kept in the process even when the disk fails.
+            let unwritten: BTreeSet<InstanceKey> = match &written {
+                Ok(_) => BTreeSet::new(),
+                Err(e) => {
+                    if sent > 0 {
+                        tracing::error!(error = %logmemo::chain(e), workspace = %w.alias, "cannot record intent; not acting");
+                    } else {
+                        tracing::error!(error = %logmemo::chain(e), workspace = %w.alias, "cannot save memory");
+                    }
+                    for r in recorded.iter_mut().skip(next_action).take(sent) {
+                        *r = false;
+                    }
+                    w.intents
+                        .iter()
+                        .filter(|i| !i.missed)
+                        .map(|i| i.intent.key())
+                        .collect()
+                }
+            };
+            next_action += sent;
+            for (key, mem) in w.memory {
+                if !unwritten.contains(&key) {
+                    self.memory.insert(key, mem);
+                }
+            }
+            for k in &w.forget {
+                self.memory.remove(k);
+                self.said.forget(k);
+            }
+            out.push(written.ok());
+        }
+        out
     }
 
     /// At the first pass and then daily: delete final audit records older than the
@@ -453,23 +341,6 @@ impl Daemon {
         }
     }
 
-    /// Log why a workspace cannot be observed: the whole error chain, once per change of
-    /// the error (a debug line at the other passes).
-    fn say_blind(&mut self, alias: &str, e: &AzureError, now: Timestamp) {
-        let cause = logmemo::chain(e);
-        let signature = logmemo::signature(e.kind(), &cause);
-        if self
-            .said_blind
-            .due(&alias.to_owned(), &signature, now)
-            .is_some()
-        {
-            tracing::warn!(workspace = %alias, error = %cause, kind = e.kind(),
-                "workspace cannot be observed; its instances are left alone until it can be");
-        } else {
-            tracing::debug!(workspace = %alias, kind = e.kind(), "workspace still cannot be observed");
-        }
-    }
-
     /// Every configured workspace into the report: observed or not (a workspace whose
     /// observation task died has no snapshot, and counts as not observed), and since when.
     fn account_workspaces(
@@ -486,8 +357,8 @@ impl Daemon {
             .collect();
         self.last_observed
             .retain(|alias, _| configured.contains(alias.as_str()));
-        self.said_blind
-            .retain(|alias| configured.contains(alias.as_str()));
+        self.said
+            .retain_workspaces(|alias| configured.contains(alias));
         // Never observed: unseen since the start, or since the reload that added it.
         let baseline = if self.status.snapshot().1 == 0 {
             self.started.min(now)
@@ -511,443 +382,25 @@ impl Daemon {
         }
     }
 
-    /// Before deciding: close our pending request if its effect shows, or give up on it.
-    fn settle_pending(
+    /// Send every planned request, power and native alike (bounded by the actuator), and
+    /// record what Azure said. Returns each report entry's outcome label by index.
+    async fn send_all(
         &mut self,
-        key: &InstanceKey,
-        obs: &InstanceObservation,
-        mem: &mut InstanceMemory,
-        now: Timestamp,
-    ) {
-        let Some(p) = mem.pending.clone() else {
-            return;
-        };
-        let (outcome, error) = if pending_done(&p, obs) {
-            mem.operation_succeeded();
-            (Outcome::Succeeded, None)
-        } else if pending_expired(&p, now) {
-            mem.operation_failed(now);
-            (
-                Outcome::Failed,
-                Some("no effect observed within 30 minutes"),
-            )
-        } else if p.requested_at < self.started && self.never_sent(key, obs, &p) {
-            // Written before a crash, and Azure shows no sign of it: it was not sent.
-            mem.operation_failed(now);
-            (
-                Outcome::Failed,
-                Some("not sent: the daemon stopped before the request went out"),
-            )
-        } else {
-            return;
-        };
-        self.finish_latest_pending(key, outcome, error, now);
-    }
-
-    /// An intent recorded by an earlier run, with no request id, that Azure's lastOperation
-    /// does not reflect.
-    fn never_sent(
-        &self,
-        key: &InstanceKey,
-        obs: &InstanceObservation,
-        p: &crate::memory::Pending,
-    ) -> bool {
-        let accepted = self
-            .store
-            .pending_intents()
-            .map(|v| {
-                v.iter().any(|r| {
-                    InstanceKey::new(&r.workspace, &r.instance) == *key
-                        && !r.action.is_native()
-                        && r.request_id.is_some()
-                })
-            })
-            .unwrap_or(true);
-        let azure_saw_it = obs
-            .last_operation
-            .as_ref()
-            .is_some_and(|op| op.at >= p.requested_at - SignedDuration::from_mins(1));
-        !accepted && !azure_saw_it && !obs.state.is_transitional()
-    }
-
-    fn finish_latest_pending(
-        &mut self,
-        key: &InstanceKey,
-        outcome: Outcome,
-        error: Option<&str>,
-        now: Timestamp,
-    ) {
-        self.finish_pending(key, |a| !a.is_native(), outcome, error, now);
-    }
-
-    /// Close the instance's pending audit rows whose action `wanted` accepts.
-    fn finish_pending(
-        &mut self,
-        key: &InstanceKey,
-        wanted: impl Fn(crate::model::Action) -> bool,
-        outcome: Outcome,
-        error: Option<&str>,
-        now: Timestamp,
-    ) {
-        let pending = match self.store.pending_intents() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %logmemo::chain(&e), "cannot read pending intents");
-                return;
-            }
-        };
-        for record in pending
-            .iter()
-            .filter(|r| InstanceKey::new(&r.workspace, &r.instance) == *key && wanted(r.action))
-        {
-            if let Err(e) = self
-                .store
-                .record_outcome(record.id, outcome, None, error, now)
-            {
-                tracing::warn!(error = %logmemo::chain(&e), audit = %record.id, "cannot record an outcome");
-            }
-        }
-    }
-
-    fn intent(
-        &self,
-        obs: &InstanceObservation,
-        d: &Decision,
-        p: Planned,
-        now: Timestamp,
-        dry_run: bool,
-    ) -> Intent {
-        Intent {
-            at: now,
-            workspace: obs.workspace.clone(),
-            instance: obs.name.clone(),
-            action: p.action,
-            reason: p.reason,
-            policy: d.policy.clone().unwrap_or_default(),
-            catch_up: p.catch_up,
-            dry_run,
-        }
-    }
-
-    /// Write the intent and the memory that marks it handled, before anything is sent.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site; a struct would only rename them"
-    )]
-    fn record_intent(
-        &mut self,
-        key: &InstanceKey,
-        ws: &WorkspaceRef,
-        obs: &InstanceObservation,
-        d: &Decision,
-        planned: Planned,
-        now: Timestamp,
-        report: &mut PassReport,
-    ) -> Option<Send> {
-        let dry_run = self.options.dry_run || self.cfg.daemon.dry_run;
-        let intent = self.intent(obs, d, planned, now, dry_run);
-        let audit = match self.store.record_intent(&intent, &d.memory) {
-            Ok(id) => id,
-            Err(e) => {
-                // Not recorded, so not sent: the audit log never misses an action.
-                tracing::error!(error = %logmemo::chain(&e), instance = %obs.name, "cannot record intent; not acting");
-                return None;
-            }
-        };
-        self.memory.insert(key.clone(), d.memory.clone());
-        report.actions.push(ActionTaken {
-            at: now,
-            workspace: obs.workspace.clone(),
-            instance: obs.name.clone(),
-            action: planned.action.as_str(),
-            reason: planned.reason.as_str(),
-            policy: intent.policy.clone(),
-            catch_up: planned.catch_up,
-            outcome: if dry_run { "dry_run" } else { "not_sent" },
-            native: false,
-        });
-        if dry_run {
-            return None;
-        }
-        Some(Send {
-            key: key.clone(),
-            audit,
-            workspace: ws.clone(),
-            planned,
-        })
-    }
-
-    /// Compare the instance's native settings with its policy and decide what to send
-    /// (see [`crate::native::plan_native`]); the memory of in-flight changes is updated in
-    /// `d.memory`, which is written with the intents (or at the end of the pass).
-    fn plan_native(
-        &self,
-        obs: &InstanceObservation,
-        d: &mut Decision,
-        now: Timestamp,
-    ) -> crate::native::NativePlan {
-        let policy = if obs.excluded() {
-            None
-        } else {
-            crate::policy::select(&self.policies, &obs.workspace, &obs.name, &obs.tags)
-        };
-        let Some(policy) =
-            policy.filter(|p| p.native.mode != crate::native::types::NativeMode::Off)
-        else {
-            d.memory.native_pending.clear();
-            return crate::native::NativePlan::default();
-        };
-        let settled = obs.state.is_running() || obs.state.is_stopped();
-        crate::native::plan_native(
-            &policy.native,
-            &obs.native,
-            &mut d.memory.native_pending,
-            settled,
-            now,
-        )
-    }
-
-    /// Log drift, close the audit rows of changes now seen (or given up on), and record
-    /// the intent of each change to send, before anything is sent.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site; a struct would only rename them"
-    )]
-    fn record_native(
-        &mut self,
-        key: &InstanceKey,
-        ws: &WorkspaceRef,
-        obs: &InstanceObservation,
-        d: &Decision,
-        plan: crate::native::NativePlan,
-        now: Timestamp,
-        report: &mut PassReport,
-        sends: &mut Vec<NativeSend>,
-    ) {
-        if plan.drift.is_empty() {
-            self.said_drift.clear(key);
-        } else {
-            let drift: Vec<String> = plan.drift.iter().map(ToString::to_string).collect();
-            if let Some(due) = self.said_drift.due(key, &drift.join("; "), now) {
-                for change in &drift {
-                    tracing::info!(workspace = %obs.workspace, instance = %obs.name,
-                        policy = d.policy.as_deref().unwrap_or("-"), drift = %change,
-                        reminder = due.is_reminder(), "native settings differ from policy");
-                }
-            }
-        }
-        for (actions, outcome, error) in [
-            (&plan.done, Outcome::Succeeded, None),
-            (
-                &plan.expired,
-                Outcome::Failed,
-                Some("no effect observed within 10 minutes"),
-            ),
-        ] {
-            if !actions.is_empty() {
-                self.finish_native_pending(key, actions, outcome, error, now);
-            }
-        }
-        let dry_run = self.options.dry_run || self.cfg.daemon.dry_run;
-        for change in plan.send {
-            let intent = Intent {
-                at: now,
-                workspace: obs.workspace.clone(),
-                instance: obs.name.clone(),
-                action: change.action(),
-                reason: crate::model::Reason::Native,
-                policy: d.policy.clone().unwrap_or_default(),
-                catch_up: false,
-                dry_run,
-            };
-            let audit = match self.store.record_intent(&intent, &d.memory) {
-                Ok(id) => id,
-                Err(e) => {
-                    tracing::error!(error = %logmemo::chain(&e), instance = %obs.name, "cannot record intent; not acting");
-                    continue;
-                }
-            };
-            self.memory.insert(key.clone(), d.memory.clone());
-            tracing::info!(workspace = %obs.workspace, instance = %obs.name, change = %change,
-                dry_run, "reconciling native settings");
-            report.actions.push(ActionTaken {
-                at: now,
-                workspace: obs.workspace.clone(),
-                instance: obs.name.clone(),
-                action: change.action().as_str(),
-                reason: crate::model::Reason::Native.as_str(),
-                policy: intent.policy.clone(),
-                catch_up: false,
-                outcome: if dry_run { "dry_run" } else { "not_sent" },
-                native: true,
-            });
-            if !dry_run {
-                sends.push(NativeSend {
-                    key: key.clone(),
-                    audit,
-                    workspace: ws.clone(),
-                    change,
-                    report_index: report.actions.len() - 1,
-                });
-            }
-        }
-    }
-
-    /// Close the pending audit rows of these native actions of one instance.
-    fn finish_native_pending(
-        &mut self,
-        key: &InstanceKey,
-        actions: &[crate::model::Action],
-        outcome: Outcome,
-        error: Option<&str>,
-        now: Timestamp,
-    ) {
-        self.finish_pending(key, |a| actions.contains(&a), outcome, error, now);
-    }
-
-    /// Send the native changes (bounded by the actuator) and record what Azure said. A
-    /// change Azure completed at once is `succeeded`; one still running stays `pending`
-    /// until an observation shows it. Failed or refused changes stay in flight in memory
-    /// until [`crate::native::NATIVE_PENDING_EXPIRY`], then are tried once more.
-    async fn send_native_all(
-        &mut self,
-        sends: Vec<NativeSend>,
+        sends: Vec<Outgoing>,
         now: Timestamp,
     ) -> Vec<(usize, &'static str)> {
         let mut out = Vec::new();
-        // One request per instance: its changes travel in one PUT of the compute.
-        let mut groups: BTreeMap<InstanceKey, Vec<NativeSend>> = BTreeMap::new();
-        for s in sends {
-            groups.entry(s.key.clone()).or_default().push(s);
-        }
-        let mut tasks = JoinSet::new();
-        for (key, group) in groups {
-            let actuator = self.actuator.clone();
-            tasks.spawn(async move {
-                let changes: Vec<_> = group.iter().map(|s| s.change.clone()).collect();
-                let workspace = &group[0].workspace;
-                let outcome = actuator
-                    .send_native(workspace, &key.instance, &changes)
-                    .await;
-                (group, outcome)
-            });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            let Ok((group, outcome)) = joined else {
-                continue;
-            };
-            let (label, result, request_id, error) = match &outcome {
-                SendOutcome::Accepted(op) => (
-                    "accepted",
-                    if op.is_completed() {
-                        Outcome::Succeeded
-                    } else {
-                        Outcome::Pending
-                    },
-                    op.request_id().map(str::to_owned),
-                    None,
-                ),
-                SendOutcome::Refused(e) => (
-                    "refused",
-                    Outcome::Refused,
-                    e.request_id().map(str::to_owned),
-                    Some(error_text(e)),
-                ),
-                SendOutcome::Failed(e) => (
-                    "failed",
-                    Outcome::Failed,
-                    e.request_id().map(str::to_owned),
-                    Some(error_text(e)),
-                ),
-                SendOutcome::Unknown(e) => (
-                    "unknown",
-                    Outcome::Unknown,
-                    e.request_id().map(str::to_owned),
-                    Some(error_text(e)),
-                ),
-            };
-            for s in group {
-                match &error {
-                    None => tracing::info!(instance = %s.key, change = %s.change,
-                        request_id = request_id.as_deref().unwrap_or("-"), "native settings change accepted"),
-                    Some(err) => tracing::warn!(instance = %s.key, change = %s.change,
-                        outcome = result.as_str(), error = %err, "native settings change not carried out"),
-                }
-                if let Err(e) = self.store.record_outcome(
-                    s.audit,
-                    result,
-                    request_id.as_deref(),
-                    error.as_deref(),
-                    now,
-                ) {
-                    tracing::error!(error = %logmemo::chain(&e), "cannot record an outcome");
-                }
-                out.push((s.report_index, label));
-            }
-        }
-        out
-    }
-
-    /// Log the decision: an action always; a decision not to act when it changes, and at
-    /// most hourly while it holds (it used to be every pass).
-    fn log_decision(
-        &mut self,
-        key: &InstanceKey,
-        obs: &InstanceObservation,
-        d: &Decision,
-        now: Timestamp,
-    ) {
-        let policy = d.policy.as_deref().unwrap_or("-");
-        match d.verdict {
-            Verdict::Act(p) => {
-                self.said_skip.clear(key);
-                tracing::info!(
-                    workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy,
-                    action = %p.action, reason = %p.reason, catch_up = p.catch_up,
-                    dry_run = self.options.dry_run || self.cfg.daemon.dry_run, "acting"
-                );
-            }
-            Verdict::Skip { planned, why } => {
-                let what = format!(
-                    "{policy} {} {} {}",
-                    planned.action,
-                    planned.reason,
-                    why.as_str()
-                );
-                match self.said_skip.due(key, &what, now) {
-                    Some(due) => tracing::info!(
-                        workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy,
-                        action = %planned.action, reason = %planned.reason, skipped = why.as_str(),
-                        reminder = due.is_reminder(), "not acting"
-                    ),
-                    None => tracing::debug!(
-                        workspace = %obs.workspace, instance = %obs.name, skipped = why.as_str(), "still not acting"
-                    ),
-                }
-            }
-            Verdict::Wait | Verdict::Quiet { .. } => {
-                self.said_skip.clear(key);
-                tracing::debug!(
-                    workspace = %obs.workspace, instance = %obs.name, state = %obs.state, policy, "nothing to do"
-                );
-            }
-        }
-    }
-
-    /// Send every planned request (bounded by the actuator) and record what Azure said.
-    async fn send_all(
-        &mut self,
-        sends: Vec<Send>,
-        now: Timestamp,
-    ) -> Vec<(InstanceKey, &'static str)> {
-        let mut outcomes = Vec::new();
         let mut tasks = JoinSet::new();
         for s in sends {
             let actuator = self.actuator.clone();
             tasks.spawn(async move {
-                let outcome = actuator
-                    .send(&s.workspace, &s.key.instance, s.planned.action)
-                    .await;
+                let (ws, instance) = (&s.request.workspace, &s.request.key.instance);
+                let outcome = match &s.request.kind {
+                    RequestKind::Power(action) => actuator.send(ws, instance, *action).await,
+                    RequestKind::Native(changes) => {
+                        actuator.send_native(ws, instance, changes).await
+                    }
+                };
                 (s, outcome)
             });
         }
@@ -956,34 +409,42 @@ impl Daemon {
                 continue;
             };
             let label = outcome.label();
-            outcomes.push((s.key.clone(), label));
+            out.extend(s.request.actions.iter().map(|&i| (i, label)));
             self.record_send(s, outcome, now);
         }
-        outcomes
+        out
     }
 
-    fn record_send(&mut self, s: Send, outcome: SendOutcome, now: Timestamp) {
-        let mut mem = self.memory.get(&s.key).cloned().unwrap_or_default();
+    /// Record what Azure said to one request: its audit rows, and for a power action the
+    /// instance's memory (backoff after a refusal or failure) and the operation to follow.
+    ///
+    /// A power action Azure accepted stays `pending` until an observation shows its effect.
+    /// A native change Azure completed at once is `succeeded`; one still running stays
+    /// `pending` until an observation shows it. Failed or refused native changes stay in
+    /// flight in memory until [`crate::native::NATIVE_PENDING_EXPIRY`], then are tried once
+    /// more.
+    fn record_send(&mut self, s: Outgoing, outcome: SendOutcome, now: Timestamp) {
+        let key = &s.request.key;
         let (result, request_id, error) = match &outcome {
             SendOutcome::Accepted(op) => {
-                (Outcome::Pending, op.request_id().map(str::to_owned), None)
+                let done = op.is_completed() && matches!(s.request.kind, RequestKind::Native(_));
+                let result = if done {
+                    Outcome::Succeeded
+                } else {
+                    Outcome::Pending
+                };
+                (result, op.request_id().map(str::to_owned), None)
             }
-            SendOutcome::Refused(e) => {
-                mem.operation_refused(now);
-                (
-                    Outcome::Refused,
-                    e.request_id().map(str::to_owned),
-                    Some(error_text(e)),
-                )
-            }
-            SendOutcome::Failed(e) => {
-                mem.operation_failed(now);
-                (
-                    Outcome::Failed,
-                    e.request_id().map(str::to_owned),
-                    Some(error_text(e)),
-                )
-            }
+            SendOutcome::Refused(e) => (
+                Outcome::Refused,
+                e.request_id().map(str::to_owned),
+                Some(error_text(e)),
+            ),
+            SendOutcome::Failed(e) => (
+                Outcome::Failed,
+                e.request_id().map(str::to_owned),
+                Some(error_text(e)),
+            ),
             // Accepted, but not followable: memory keeps the pending transition (written with
             // the intent), so the next passes wait for it and confirm it from the observed
             // state, as for an accepted request; nothing is sent again meanwhile.
@@ -993,38 +454,60 @@ impl Daemon {
                 Some(error_text(e)),
             ),
         };
-        match &error {
-            None => {
-                tracing::info!(instance = %s.key, action = %s.planned.action, request_id = request_id.as_deref().unwrap_or("-"), "request accepted")
+        let rid = request_id.as_deref().unwrap_or("-");
+        match (&s.request.kind, &error) {
+            (RequestKind::Power(action), None) => {
+                tracing::info!(instance = %key, action = %action, request_id = rid, "request accepted")
             }
-            Some(err) if result == Outcome::Unknown => {
-                tracing::warn!(instance = %s.key, action = %s.planned.action, request_id = request_id.as_deref().unwrap_or("-"), error = %err, "request accepted but its operation cannot be followed; the next passes confirm it from the instance's state")
+            (RequestKind::Power(action), Some(err)) if result == Outcome::Unknown => {
+                tracing::warn!(instance = %key, action = %action, request_id = rid, error = %err, "request accepted but its operation cannot be followed; the next passes confirm it from the instance's state")
             }
-            Some(err) => {
-                tracing::warn!(instance = %s.key, action = %s.planned.action, outcome = result.as_str(), error = %err, "request not carried out")
+            (RequestKind::Power(action), Some(err)) => {
+                tracing::warn!(instance = %key, action = %action, outcome = result.as_str(), error = %err, "request not carried out")
+            }
+            (RequestKind::Native(changes), error) => {
+                for change in changes {
+                    match error {
+                        None => tracing::info!(instance = %key, change = %change,
+                            request_id = rid, "native settings change accepted"),
+                        Some(err) => tracing::warn!(instance = %key, change = %change,
+                            outcome = result.as_str(), error = %err, "native settings change not carried out"),
+                    }
+                }
             }
         }
-        if let Err(e) = self.store.record_outcome(
-            s.audit,
-            result,
-            request_id.as_deref(),
-            error.as_deref(),
-            now,
-        ) {
-            tracing::error!(error = %logmemo::chain(&e), "cannot record an outcome");
-        }
-        if result != Outcome::Pending {
-            if let Err(e) = self.store.save_memory(&[(s.key.clone(), mem.clone())], now) {
-                tracing::error!(error = %logmemo::chain(&e), "cannot save memory");
+        for &audit in &s.audits {
+            if let Err(e) = self.store.record_outcome(
+                audit,
+                result,
+                request_id.as_deref(),
+                error.as_deref(),
+                now,
+            ) {
+                tracing::error!(error = %logmemo::chain(&e), "cannot record an outcome");
             }
-            self.memory.insert(s.key, mem);
+        }
+        let RequestKind::Power(_) = s.request.kind else {
+            return;
+        };
+        if matches!(result, Outcome::Refused | Outcome::Failed) {
+            let mut mem = self.memory.get(key).cloned().unwrap_or_default();
+            if result == Outcome::Refused {
+                mem.operation_refused(now);
+            } else {
+                mem.operation_failed(now);
+            }
+            self.save_one(key.clone(), mem, now);
             return;
         }
         if let (true, SendOutcome::Accepted(op @ Accepted::Pending { .. })) =
             (self.options.follow_operations, outcome)
         {
-            let (client, tx, key, audit) =
-                (self.client.clone(), self.ended_tx.clone(), s.key, s.audit);
+            let (client, tx) = (self.client.clone(), self.ended_tx.clone());
+            let Some(&audit) = s.audits.first() else {
+                return;
+            };
+            let key = s.request.key;
             // Real ARM gives no Retry-After: poll at the configured cadence (15 s by default).
             let every = self.cfg.daemon.operation_poll_interval;
             self.followers.spawn(async move {
@@ -1033,6 +516,14 @@ impl Daemon {
                 drop(tx.send(OperationEnded { key, audit, result }));
             });
         }
+    }
+
+    /// Save one instance's memory, on disk and in the process.
+    fn save_one(&mut self, key: InstanceKey, mem: InstanceMemory, now: Timestamp) {
+        if let Err(e) = self.store.save_memory(&[(key.clone(), mem.clone())], now) {
+            tracing::error!(error = %logmemo::chain(&e), "cannot save memory");
+        }
+        self.memory.insert(key, mem);
     }
 
     /// Record the ends of operations followed in the background, and reap their finished
@@ -1170,45 +661,10 @@ impl Daemon {
     }
 }
 
-/// An error as one line for the audit log and the logs: its ARM code, then the error and
-/// every cause under it ([`logmemo::chain`]); never contains a token.
+/// An error as one line, with its chain and ARM code; never contains a token.
 fn error_text(e: &AzureError) -> String {
     match e.arm_code() {
         Some(code) => format!("{code}: {}", logmemo::chain(e)),
         None => logmemo::chain(e),
-    }
-}
-
-/// Whether an unreadable hold of `key` is news (first seen, or a new value): it is logged
-/// once, not every pass; a fixed or removed tag is forgotten, so breaking it again is news.
-fn invalid_hold_news(key: &InstanceKey, why: Option<&str>) -> bool {
-    static SAID: std::sync::LazyLock<Mutex<BTreeMap<InstanceKey, String>>> =
-        std::sync::LazyLock::new(Default::default);
-    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
-    match why {
-        None => {
-            said.remove(key);
-            false
-        }
-        Some(why) if said.get(key).map(String::as_str) == Some(why) => false,
-        Some(why) => {
-            said.insert(key.clone(), why.to_owned());
-            true
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_unreadable_hold_is_news_once_per_value() {
-        let k = InstanceKey::new("lab", "ci-news");
-        assert!(invalid_hold_news(&k, Some("a")));
-        assert!(!invalid_hold_news(&k, Some("a")));
-        assert!(invalid_hold_news(&k, Some("b")));
-        assert!(!invalid_hold_news(&k, None));
-        assert!(invalid_hold_news(&k, Some("b")), "fixed, then broken again");
     }
 }

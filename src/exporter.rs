@@ -17,9 +17,10 @@ use tokio::sync::watch;
 use crate::accountant::Accountant;
 use crate::config::Config;
 use crate::cost::CostView;
-use crate::daemon::{PassHook, PassReport, Status};
+use crate::hook::PassHook;
 use crate::metrics::Metrics;
 use crate::price_fetch::SharedBook;
+use crate::report::{PassReport, Status};
 use crate::store::Store;
 
 /// What the HTTP server reads: metrics, the loop's status, the latest costs.

@@ -340,8 +340,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::daemon::Status;
     use crate::metrics::Metrics;
+    use crate::report::Status;
 
     #[test]
     fn health_is_relative_to_three_polls() {

@@ -10,7 +10,11 @@
 //! - [`plan`]: decisions as rows for `plan`, `/v1/status` and `simulate`.
 //! - [`observe`]: one observation pass over every workspace (ARM list + Jupyter).
 //! - [`actuate`]: sending start/stop/restart within concurrency and write budgets.
-//! - [`daemon`]: the reconcile loop: observe, decide, act, record, sleep to the next boundary.
+//! - [`pass`]: the whole pass decided purely (settle, decide, native settings, what to write,
+//!   send and forget), shared by the daemon and `plan`.
+//! - [`daemon`]: the reconcile loop: observe, plan the pass, write, send, record, sleep to the
+//!   next boundary. [`report`]: what a pass saw and did; [`hook`]: what sees every pass;
+//!   [`passlog`]: what the daemon says about a pass, when it is news.
 //!   [`logmemo`]: what it said last, so repeated conditions are logged when they change.
 //! - [`demo`]: the emulator and the daemon in one process, clock running fast.
 //! - [`simulate`]: the daemon against the in-process emulator in virtual time.
@@ -46,6 +50,7 @@ pub mod demo;
 pub mod doctor;
 pub mod emulator;
 pub mod exporter;
+pub mod hook;
 pub mod http;
 pub mod logmemo;
 pub mod memory;
@@ -53,12 +58,15 @@ pub mod metrics;
 pub mod model;
 pub mod native;
 pub mod observe;
+pub mod pass;
+pub mod passlog;
 pub mod plan;
 pub mod policy;
 pub mod preview;
 pub mod price_fetch;
 pub mod pricing;
 pub mod progress;
+pub mod report;
 pub mod schedule;
 pub mod shutdown;
 pub mod simulate;

@@ -22,8 +22,8 @@ use prometheus::{
 
 use crate::azure::RequestEvent;
 use crate::cost::CostView;
-use crate::daemon::PassReport;
 use crate::model::InstanceState;
+use crate::report::PassReport;
 
 mod instances;
 
@@ -455,7 +455,7 @@ mod tests {
 
     #[test]
     fn workspace_up_follows_the_pass_and_the_config() {
-        use crate::daemon::WorkspaceSeen;
+        use crate::report::WorkspaceSeen;
         let m = Metrics::new("test").unwrap();
         let seen = |alias: &str, observed: bool| WorkspaceSeen {
             alias: alias.into(),

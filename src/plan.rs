@@ -1,14 +1,11 @@
 //! A pass's decisions as rows for people and scripts (`lightsout plan`, `/v1/status`,
 //! `simulate`). Pure.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::decide::{Decision, Engine, NextChange, Verdict};
-use crate::memory::InstanceMemory;
-use crate::model::{InstanceKey, InstanceObservation};
+use crate::decide::{Decision, NextChange, Verdict};
+use crate::model::InstanceObservation;
 
 /// One instance's decision, flattened for display.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,37 +103,6 @@ fn stopped_by(obs: &InstanceObservation) -> Option<&'static str> {
         OperationTrigger::Schedule => Some("schedule"),
         _ => None,
     }
-}
-
-/// How an observed instance's native settings differ from its governing policy (empty
-/// when excluded, ungoverned, mode off, or in line).
-pub fn native_drift(
-    policies: &[crate::policy::Policy],
-    obs: &InstanceObservation,
-) -> Vec<crate::native::NativeChange> {
-    if obs.excluded() {
-        return Vec::new();
-    }
-    crate::policy::select(policies, &obs.workspace, &obs.name, &obs.tags)
-        .map(|p| crate::native::drift(&p.native, &obs.native))
-        .unwrap_or_default()
-}
-
-/// Decide for every observed instance at `now` with the remembered state.
-pub fn decide_all(
-    engine: &Engine<'_>,
-    observations: &[InstanceObservation],
-    memory: &BTreeMap<InstanceKey, InstanceMemory>,
-) -> Vec<(InstanceKey, Decision)> {
-    observations
-        .iter()
-        .map(|obs| {
-            let key = InstanceKey::new(&obs.workspace, &obs.name);
-            let mem = memory.get(&key).cloned().unwrap_or_default();
-            let d = engine.decide(obs, &mem);
-            (key, d)
-        })
-        .collect()
 }
 
 /// Human duration, e.g. `1h05m`, `12m`, `40s`.

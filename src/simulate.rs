@@ -18,9 +18,11 @@ use crate::accountant::Accountant;
 use crate::azure::{ArmClientConfig, RetryPolicy};
 use crate::config::Config;
 use crate::cost::CostView;
-use crate::daemon::{ActionTaken, Daemon, DaemonOptions, PassHook};
+use crate::daemon::{Daemon, DaemonOptions};
 use crate::emulator::{Emulator, Fleet};
+use crate::hook::PassHook;
 use crate::pricing::PriceBook;
+use crate::report::ActionTaken;
 use crate::store::Store;
 
 /// Money over the simulated period, in the config's currency.
@@ -79,7 +81,7 @@ struct Accounting {
 }
 
 impl PassHook for Accounting {
-    fn after_pass(&mut self, cfg: &Config, report: &crate::daemon::PassReport, store: &mut Store) {
+    fn after_pass(&mut self, cfg: &Config, report: &crate::report::PassReport, store: &mut Store) {
         let view = match self.accountant.pass(cfg, report, &self.book, store) {
             Ok(v) => v,
             Err(e) => {

@@ -23,7 +23,7 @@ pub use doctor::doctor;
 pub use emulator::emulator;
 pub use health::healthcheck;
 pub use hold::{hold, release};
-pub use plan::plan;
+pub use plan::{plan, rows as plan_rows};
 pub use preview::preview;
 pub use report::report;
 pub use run::run;

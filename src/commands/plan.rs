@@ -3,11 +3,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use jiff::Timestamp;
+
 use super::validate::config_path;
-use crate::azure::ArmClientConfig;
+use crate::azure::{ArmClient, ArmClientConfig};
 use crate::cli::PlanArgs;
-use crate::decide::Engine;
-use crate::plan::{PlanRow, decide_all, native_drift, next_cell, short_duration};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::pass::{Observed, PassInput, plan_pass};
+use crate::plan::{PlanRow, next_cell, short_duration};
 use crate::{clock, config, connect, observe};
 
 /// Print every instance's decision; exit 1 if a workspace could not be observed.
@@ -15,34 +19,7 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
     let path = config_path(&args.config);
     let (cfg, _) = config::load(&path)?;
     let client = connect::arm_client(&cfg.azure, ArmClientConfig::default())?;
-    let policies = Arc::new(cfg.policies.clone());
-    let snapshots = observe::observe(&client, &cfg.workspaces, &policies).await;
-    let now = clock::now();
-    let engine = Engine::new(&policies, now);
-    // What the daemon remembers, if it has run here: the plan then matches its view.
-    let memory = match crate::store::Store::open_read_only(&cfg.daemon.state_dir) {
-        Ok(store) => store.load_memory().unwrap_or_default(),
-        Err(_) => BTreeMap::new(),
-    };
-    let mut rows = Vec::new();
-    let mut failed = Vec::new();
-    for snap in &snapshots {
-        match &snap.instances {
-            Ok(instances) => {
-                for (i, (_, d)) in decide_all(&engine, instances, &memory).iter().enumerate() {
-                    if let Some(obs) = instances.get(i) {
-                        let mut row = PlanRow::new(obs, d);
-                        row.native_drift = native_drift(&policies, obs)
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect();
-                        rows.push(row);
-                    }
-                }
-            }
-            Err(e) => failed.push((snap.alias.clone(), crate::logmemo::chain(e))),
-        }
-    }
+    let (now, rows, failed) = rows(&cfg, &client, &clock::WallClock).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
@@ -55,10 +32,58 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "{} of {} workspaces could not be observed",
             failed.len(),
-            snapshots.len()
+            cfg.workspaces.len()
         );
     }
     Ok(())
+}
+
+/// Every observed instance's row at `clock`'s instant after observing, and the workspaces
+/// that could not be observed with why. Decided by [`plan_pass`] from what the daemon
+/// remembers and has in flight, if it has run here: the pass a daemon starting now would
+/// make, settling included, by the daemon's own function.
+pub async fn rows(
+    cfg: &Config,
+    client: &ArmClient,
+    clock: &dyn Clock,
+) -> (Timestamp, Vec<PlanRow>, Vec<(String, String)>) {
+    let policies = Arc::new(cfg.policies.clone());
+    let snapshots = observe::observe(client, &cfg.workspaces, &policies).await;
+    let now = clock.now();
+    let (memory, pending) = match crate::store::Store::open_read_only(&cfg.daemon.state_dir) {
+        Ok(store) => (
+            store.load_memory().unwrap_or_default(),
+            store.pending_intents().ok(),
+        ),
+        Err(_) => (BTreeMap::new(), Some(Vec::new())),
+    };
+    let observed: Vec<Observed<'_>> = snapshots
+        .iter()
+        .map(|s| Observed {
+            alias: &s.alias,
+            instances: s.instances.as_deref().ok(),
+        })
+        .collect();
+    let rows = plan_pass(&PassInput {
+        cfg,
+        observed: &observed,
+        memory: &memory,
+        pending: pending.as_deref(),
+        started: now,
+        now,
+        dry_run: true,
+    })
+    .rows;
+    let failed = snapshots
+        .iter()
+        .filter_map(|s| {
+            s.instances
+                .as_ref()
+                .err()
+                .map(|e| (s.alias.clone(), crate::logmemo::chain(e)))
+        })
+        .collect();
+    (now, rows, failed)
 }
 
 fn table(rows: &[PlanRow], now: jiff::Timestamp) -> String {

@@ -17,11 +17,12 @@ use crate::cli::RunArgs;
 use crate::clock::WallClock;
 use crate::config::PriceSource;
 use crate::config::{self, Config};
-use crate::daemon::{Daemon, DaemonOptions, PassReport};
+use crate::daemon::{Daemon, DaemonOptions};
 use crate::exporter::{Exporter, Shared};
 use crate::metrics::Metrics;
 use crate::price_fetch::{self, SharedBook};
 use crate::pricing::PriceBook;
+use crate::report::PassReport;
 use crate::store::Store;
 use crate::systemd::Notifier;
 use crate::{connect, http, shutdown};
@@ -222,7 +223,7 @@ fn spawn_reloader(
 /// Ping systemd's watchdog while passes keep happening (not stuck).
 fn spawn_watchdog(
     notifier: Notifier,
-    status: Arc<crate::daemon::Status>,
+    status: Arc<crate::report::Status>,
     poll: std::time::Duration,
     every: std::time::Duration,
 ) {

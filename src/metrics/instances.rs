@@ -12,8 +12,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::cost::CostView;
-use crate::daemon::PassReport;
 use crate::model::{InstanceKey, InstanceState};
+use crate::report::PassReport;
 
 /// About how many bytes of text a scrape renders at a time.
 const CHUNK: usize = 64 * 1024;

@@ -676,6 +676,87 @@ impl Store {
         Ok(())
     }
 
+    /// Write what one pass decided about one workspace, in one transaction: close the
+    /// `pending` rows it settled (a row already final is left as it is), append its
+    /// intents (each with its final outcome when it has one: `dry_run`, `missed`; else
+    /// `pending`), upsert the memory of its instances and drop that of the ones gone.
+    /// Returns the new rows' ids, in the order of `intents`. All or nothing: an intent not
+    /// written is never sent.
+    pub fn write_workspace(
+        &mut self,
+        closes: &[(AuditId, Outcome, Option<&str>)],
+        intents: &[(&Intent, Outcome)],
+        memory: &[(InstanceKey, InstanceMemory)],
+        forget: &[InstanceKey],
+        at: Timestamp,
+    ) -> Result<Vec<AuditId>, StoreError> {
+        let r = self.write_workspace_tx(closes, intents, memory, forget, at);
+        self.health.wrote(r)
+    }
+
+    fn write_workspace_tx(
+        &mut self,
+        closes: &[(AuditId, Outcome, Option<&str>)],
+        intents: &[(&Intent, Outcome)],
+        memory: &[(InstanceKey, InstanceMemory)],
+        forget: &[InstanceKey],
+        at: Timestamp,
+    ) -> Result<Vec<AuditId>, StoreError> {
+        let encoded = memory
+            .iter()
+            .map(|(key, memory)| Ok((key, encode(key, memory)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let at = ts_text(at);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin a transaction"))?;
+        for (id, outcome, error) in closes {
+            let finished_at = outcome.is_final().then(|| at.clone());
+            tx.execute(
+                "UPDATE audit SET outcome = ?2, error = coalesce(?3, error), finished_at = ?4 \
+                 WHERE id = ?1 AND outcome = 'pending'",
+                params![id.0, outcome.as_str(), error.map(clip), finished_at],
+            )
+            .map_err(sql("update an audit record"))?;
+        }
+        let mut ids = Vec::with_capacity(intents.len());
+        for (intent, outcome) in intents {
+            let when = ts_text(intent.at);
+            let finished_at = outcome.is_final().then(|| when.clone());
+            tx.execute(
+                "INSERT INTO audit (at, workspace, instance, action, reason, policy, catch_up, \
+                 dry_run, outcome, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    when,
+                    intent.workspace,
+                    intent.instance,
+                    intent.action.as_str(),
+                    intent.reason.as_str(),
+                    intent.policy,
+                    intent.catch_up,
+                    intent.dry_run,
+                    outcome.as_str(),
+                    finished_at,
+                ],
+            )
+            .map_err(sql("append to the audit log"))?;
+            ids.push(AuditId(tx.last_insert_rowid()));
+        }
+        for (key, json) in &encoded {
+            upsert_memory(&tx, key, json, &at)?;
+        }
+        for key in forget {
+            tx.execute(
+                "DELETE FROM instances WHERE workspace = ?1 AND instance = ?2",
+                params![key.workspace, key.instance],
+            )
+            .map_err(sql("forget an instance"))?;
+        }
+        tx.commit().map_err(sql("commit a workspace's pass"))?;
+        Ok(ids)
+    }
+
     /// Delete final audit records from before `before`: the audit log's retention
     /// (`[daemon] audit_retention`). Pending records stay whatever their age, because
     /// start-up reconciles them against Azure. Returns how many were deleted.

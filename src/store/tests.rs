@@ -690,3 +690,87 @@ fn open_refuses_a_damaged_database_and_leaves_it_alone() {
     assert!(text.contains(&db.display().to_string()), "{text}");
     assert_eq!(std::fs::read(&db).unwrap(), bytes, "nothing written");
 }
+
+#[test]
+fn a_workspace_pass_is_written_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let at = "2026-03-27T18:00:00Z";
+    let now = ts("2026-03-27T18:30:00Z");
+    let settled = store
+        .record_intent(&intent(at, "ci-a"), &pending_memory(at))
+        .unwrap();
+    let already_final = store
+        .record_intent(&intent(at, "ci-b"), &pending_memory(at))
+        .unwrap();
+    store
+        .record_outcome(already_final, Outcome::Refused, None, Some("conflict"), now)
+        .unwrap();
+    let gone = InstanceKey::new("research", "ci-gone");
+    store
+        .save_memory(&[(gone.clone(), InstanceMemory::default())], now)
+        .unwrap();
+    let (a, c) = (
+        InstanceKey::new("research", "ci-a"),
+        InstanceKey::new("research", "ci-c"),
+    );
+    let stop = intent("2026-03-27T18:30:00Z", "ci-c");
+    let missed = intent("2026-03-27T18:30:00Z", "ci-d");
+    let ids = store
+        .write_workspace(
+            &[
+                (settled, Outcome::Succeeded, None),
+                (already_final, Outcome::Failed, Some("late")),
+            ],
+            &[(&stop, Outcome::Pending), (&missed, Outcome::Missed)],
+            &[
+                (a.clone(), InstanceMemory::default()),
+                (c.clone(), pending_memory("2026-03-27T18:30:00Z")),
+            ],
+            std::slice::from_ref(&gone),
+            now,
+        )
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0] < ids[1], "ids in the order of the intents");
+    let rows = store.audit(&AuditFilter::default()).unwrap();
+    let by_id = |id: AuditId| rows.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(by_id(settled).outcome, Outcome::Succeeded);
+    assert_eq!(by_id(settled).finished_at, Some(now));
+    assert_eq!(
+        (
+            by_id(already_final).outcome,
+            by_id(already_final).error.as_deref()
+        ),
+        (Outcome::Refused, Some("conflict")),
+        "a final row is left as it is"
+    );
+    assert_eq!(by_id(ids[0]).outcome, Outcome::Pending);
+    assert_eq!(by_id(ids[1]).outcome, Outcome::Missed);
+    let memory = store.load_memory().unwrap();
+    assert_eq!(memory[&a], InstanceMemory::default());
+    assert_eq!(memory[&c], pending_memory("2026-03-27T18:30:00Z"));
+    assert!(!memory.contains_key(&gone));
+
+    // All or nothing: a failure in the memory half leaves no intent written.
+    store
+        .conn
+        .execute_batch(
+            "CREATE TRIGGER no_memory BEFORE INSERT ON instances \
+             BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+        )
+        .unwrap();
+    let before = store.audit(&AuditFilter::default()).unwrap().len();
+    let new = InstanceKey::new("research", "ci-new");
+    let err = store
+        .write_workspace(
+            &[],
+            &[(&intent("2026-03-27T18:31:00Z", "ci-new"), Outcome::Pending)],
+            &[(new, pending_memory("2026-03-27T18:31:00Z"))],
+            &[],
+            now,
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), "sql");
+    assert_eq!(store.audit(&AuditFilter::default()).unwrap().len(), before);
+}

@@ -660,3 +660,98 @@ async fn a_transport_failure_is_audited_with_its_cause() {
     })
     .await;
 }
+
+/// A clock stopped at one instant, so two passes decide at the same `now`.
+struct Stopped(jiff::Timestamp);
+
+impl lightsout::clock::Clock for Stopped {
+    fn now(&self) -> jiff::Timestamp {
+        self.0
+    }
+}
+
+/// `lightsout plan` and the daemon decide through one function: on the same state (a
+/// request from 40 minutes ago still pending, whose effect never showed), `plan` shows
+/// the rows the daemon's pass decides, settling included; the daemon then closes the
+/// stale request as failed. (`plan` once decided without settling, so it showed the
+/// request as still in flight.)
+#[tokio::test]
+async fn plan_shows_the_rows_the_daemon_decides_settling_included() {
+    use lightsout::daemon::{Daemon, DaemonOptions};
+    use lightsout::emulator::{Emulator, EmulatorOptions, Fleet};
+    use lightsout::memory::{InstanceMemory, Pending};
+    use lightsout::store::{AuditFilter, Intent, Store};
+    within(60, async {
+        let text = fleet(GENEROUS, FAST, &[("ci-a", "Running"), ("ci-b", "Stopped")]);
+        let emu = Emulator::start(EmulatorOptions {
+            fleet: Fleet::from_toml_str(&text, "test fleet").unwrap(),
+            ..EmulatorOptions::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let config = format!(
+            "[daemon]\nstate_dir = \"{}\"\n\n[[workspace]]\nname = \"lab\"\nsubscription_id = \"{}\"\nresource_group = \"{}\"\nworkspace = \"{WS}\"\n{ALWAYS_DOWN}",
+            state.display(),
+            crate::support::SUB,
+            crate::support::RG,
+        );
+        let (mut cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
+        let client = lightsout::connect::emulator_client(
+            &mut cfg.azure,
+            &emu,
+            lightsout::azure::ArmClientConfig::default(),
+        )
+        .unwrap();
+        let now = lightsout::clock::now();
+        let asked = now - jiff::SignedDuration::from_mins(40);
+        let mut store = Store::open(&state).unwrap();
+        let intent = Intent {
+            at: asked,
+            workspace: "lab".into(),
+            instance: "ci-a".into(),
+            action: lightsout::model::Action::Stop,
+            reason: lightsout::model::Reason::OutsideWindow,
+            policy: "closed".into(),
+            catch_up: false,
+            dry_run: false,
+        };
+        let memory = InstanceMemory {
+            first_seen: Some(asked),
+            pending: Some(Pending {
+                action: lightsout::model::Action::Stop,
+                requested_at: asked,
+                transition: None,
+                event: None,
+            }),
+            ..InstanceMemory::default()
+        };
+        store.record_intent(&intent, &memory).unwrap();
+
+        let clock = Stopped(now);
+        let (_, plan_rows, failed) =
+            lightsout::commands::plan_rows(&cfg, &client, &clock).await;
+        assert!(failed.is_empty(), "{failed:?}");
+        let options = DaemonOptions {
+            dry_run: false,
+            follow_operations: false,
+        };
+        let mut daemon =
+            Daemon::new(cfg, client, store, options, std::sync::Arc::new(clock)).unwrap();
+        let report = daemon.pass().await;
+        assert_eq!(plan_rows.len(), 2);
+        assert_eq!(plan_rows, *report.rows, "plan shows what the daemon decides");
+        drop(daemon);
+        let audit = Store::open_read_only(&state)
+            .unwrap()
+            .audit(&AuditFilter::default())
+            .unwrap();
+        assert_eq!(audit[0].outcome.as_str(), "failed", "{audit:#?}");
+        assert_eq!(
+            audit[0].error.as_deref(),
+            Some("no effect observed within 30 minutes")
+        );
+    })
+    .await;
+}

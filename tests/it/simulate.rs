@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use lightsout::daemon::ActionTaken;
 use lightsout::emulator::Fleet;
+use lightsout::report::ActionTaken;
 use lightsout::simulate::{Outage, Simulation, simulate};
 
 const FROM: &str = "2026-03-23T00:00:00Z";
