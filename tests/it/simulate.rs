@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
+use azure_ml_emulator::Fleet;
 use lightsout::daemon::ActionTaken;
-use lightsout::emulator::Fleet;
 use lightsout::simulate::{Outage, Simulation, simulate};
 
 const FROM: &str = "2026-03-23T00:00:00Z";
