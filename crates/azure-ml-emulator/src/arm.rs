@@ -669,10 +669,6 @@ fn lro_headers(shared: &Shared, r: &mut Response, sub: &str, loc: &str, id: &str
     set_header(r, "azure-asyncoperation", &url);
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site; a struct would only rename them"
-)]
 fn put(
     shared: &Shared,
     inner: &mut Inner,
@@ -1148,7 +1144,7 @@ fn post(
     begin_op(shared, inner, wi, ii, kind, v, now, lro)
 }
 
-#[allow(
+#[expect(
     clippy::too_many_arguments,
     reason = "internal helper with one purpose"
 )]
