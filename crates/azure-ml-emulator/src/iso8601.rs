@@ -1,49 +1,25 @@
-//! ISO 8601 durations as ARM writes them (`PT60M`, `PT1H30M`, `P1DT2H`). Pure.
+//! ISO 8601 durations as ARM writes them (`PT60M`, `PT1H30M`, `P1DT2H`), read with jiff's
+//! ISO 8601 parser. Pure.
 
 use std::time::Duration;
 
 /// Parses the day/time subset of ISO 8601 durations (no years, months or weeks,
-/// which have no fixed length). Returns `None` on anything else.
+/// which have no fixed length; days of 24 hours). Returns `None` on anything else,
+/// a negative duration, or more than a century.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let rest = text.strip_prefix('P').or_else(|| text.strip_prefix('p'))?;
-    let (date, time) = match rest.find(['T', 't']) {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-        None => (rest, None),
-    };
-    let mut secs = 0f64;
-    let mut any = false;
-    let mut take = |part: &str, units: &[(char, f64)]| -> Option<()> {
-        let mut num = String::new();
-        for c in part.chars() {
-            if c.is_ascii_digit() || c == '.' {
-                num.push(c);
-            } else {
-                let mult = units
-                    .iter()
-                    .find(|(u, _)| u.eq_ignore_ascii_case(&c))
-                    .map(|(_, m)| *m)?;
-                let n: f64 = num.parse().ok()?;
-                secs += n * mult;
-                num.clear();
-                any = true;
-            }
-        }
-        num.is_empty().then_some(())
-    };
-    take(date, &[('D', 86_400.0)])?;
-    if let Some(t) = time {
-        if t.is_empty() {
-            return None;
-        }
-        take(t, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
-    }
-    // The text may come from ARM: a number too large for a Duration (or a century) is not a
-    // duration we can use, and must not panic `from_secs_f64`.
-    const MAX_SECS: f64 = 100.0 * 366.0 * 86_400.0;
-    if !any || !(0.0..=MAX_SECS).contains(&secs) {
+    // The text may come from a client: a number too large (or a century) is not a duration
+    // we can use.
+    const MAX: Duration = Duration::from_secs(100 * 366 * 86_400);
+    let span = jiff::fmt::temporal::SpanParser::new()
+        .parse_span(text)
+        .ok()?;
+    if span.get_years() != 0 || span.get_months() != 0 || span.get_weeks() != 0 {
         return None;
     }
-    Duration::try_from_secs_f64(secs).ok()
+    let signed = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .ok()?;
+    Duration::try_from(signed).ok().filter(|d| *d <= MAX)
 }
 
 #[cfg(test)]
@@ -70,7 +46,7 @@ mod tests {
 
     #[test]
     fn rejects_junk() {
-        for s in ["", "P", "PT", "60M", "PT5X", "PT5", "P1Y"] {
+        for s in ["", "P", "PT", "60M", "PT5X", "PT5", "P1Y", "P1W", "-PT5M", "5m"] {
             assert_eq!(parse_duration(s), None, "{s}");
         }
     }
