@@ -46,7 +46,9 @@ mod tests {
 
     #[test]
     fn rejects_junk() {
-        for s in ["", "P", "PT", "60M", "PT5X", "PT5", "P1Y", "P1W", "-PT5M", "5m"] {
+        for s in [
+            "", "P", "PT", "60M", "PT5X", "PT5", "P1Y", "P1W", "-PT5M", "5m",
+        ] {
             assert_eq!(parse_duration(s), None, "{s}");
         }
     }
