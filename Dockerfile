@@ -18,6 +18,7 @@ WORKDIR /src
 # and a copy of the file would make rustup download another one inside the build.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 COPY tests ./tests
 COPY config ./config

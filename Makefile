@@ -13,12 +13,13 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 lint:
-	$(CARGO) clippy --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 test: test-rust test-python
 
+# The whole workspace: lightsout and crates/azure-ml-emulator (its unit tests live there).
 test-rust:
-	$(CARGO) test --locked
+	$(CARGO) test --workspace --locked
 
 # Microsoft's own Python SDK against the emulator, over HTTPS.
 test-python: python-deps build

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use azure_ml_emulator::{Emulator, Fleet, RunningEmulator};
 use jiff::SignedDuration;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +22,6 @@ use crate::azure::{ArmClient, ArmClientConfig};
 use crate::cli::DemoArgs;
 use crate::config::Config;
 use crate::daemon::{Daemon, DaemonOptions};
-use crate::emulator::{Emulator, Fleet, RunningEmulator};
 use crate::exporter::{Exporter, Shared};
 use crate::http;
 use crate::metrics::Metrics;
@@ -103,7 +103,7 @@ async fn story(
         on_request: Some(Arc::new(move |e| m.arm_request(e))),
         ..ArmClientConfig::default()
     };
-    let client = crate::connect::emulator_client(&mut cfg.azure, emulator, client_config)?;
+    let client = crate::emulated::emulator_client(&mut cfg.azure, emulator, client_config)?;
     println!(
         "lightsout demo: an emulated Azure ML workspace at {}, its clock running {}x (Ctrl-C ends it)",
         ready.endpoint, args.speed

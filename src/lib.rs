@@ -18,7 +18,8 @@
 //!   [`logmemo`]: what it said last, so repeated conditions are logged when they change.
 //! - [`demo`]: the emulator and the daemon in one process, clock running fast.
 //! - [`simulate`]: the daemon against the in-process emulator in virtual time.
-//! - [`emulator`]: a local fake of the Azure endpoints (ARM, Entra ID, Jupyter, prices).
+//! - [`emulated`]: the link of `demo` and `simulate` to the emulator, the workspace crate
+//!   `azure_ml_emulator` (a local fake of ARM, Entra ID, Jupyter and prices).
 //! - [`schedule`]: pure calendar logic: windows, holidays, exceptions, cron events, DST.
 //! - [`policy`]: validated policies and which instance each governs.
 //! - [`doctor`]: which RBAC actions a config needs and how granted ones measure up (pure).
@@ -48,7 +49,7 @@ pub mod daemon;
 pub mod decide;
 pub mod demo;
 pub mod doctor;
-pub mod emulator;
+pub mod emulated;
 pub mod exporter;
 pub mod hook;
 pub mod http;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use azure_ml_emulator::{Emulator, Fleet};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
@@ -19,7 +20,6 @@ use crate::azure::{ArmClientConfig, RetryPolicy};
 use crate::config::Config;
 use crate::cost::CostView;
 use crate::daemon::{Daemon, DaemonOptions};
-use crate::emulator::{Emulator, Fleet};
 use crate::hook::PassHook;
 use crate::pricing::PriceBook;
 use crate::report::ActionTaken;
@@ -61,7 +61,7 @@ pub enum SimulateError {
     #[error("--to must be after --from")]
     EmptyPeriod,
     #[error("cannot start the emulator")]
-    Emulator(#[source] crate::emulator::EmulatorError),
+    Emulator(#[source] azure_ml_emulator::EmulatorError),
     #[error("cannot connect to the emulator")]
     Connect(#[source] crate::connect::ConnectError),
     #[error("cannot create a temporary state directory")]
@@ -183,7 +183,7 @@ pub async fn simulate(
 
 async fn run(
     cfg: &mut Config,
-    emulator: &crate::emulator::RunningEmulator,
+    emulator: &azure_ml_emulator::RunningEmulator,
     temp: &std::path::Path,
     to: Timestamp,
     outages: &[Outage],
@@ -203,7 +203,7 @@ async fn run(
         .unwrap_or_else(|_| RetryPolicy::no_retries()),
         ..ArmClientConfig::default()
     };
-    let client = crate::connect::emulator_client(&mut cfg.azure, emulator, client_config)
+    let client = crate::emulated::emulator_client(&mut cfg.azure, emulator, client_config)
         .map_err(SimulateError::Connect)?;
     let store = Store::open(&temp.join("state")).map_err(SimulateError::Store)?;
     let book = PriceBook::new(&cfg.pricing);

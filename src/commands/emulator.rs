@@ -1,7 +1,8 @@
 //! `lightsout emulator`: a local fake of Azure; one JSON ready line on stdout, logs on stderr.
 
+use azure_ml_emulator::{Emulator, EmulatorOptions, Fleet};
+
 use crate::cli::EmulatorArgs;
-use crate::emulator::{Emulator, EmulatorOptions, Fleet};
 use crate::shutdown;
 
 /// Start the emulator, print the ready line, serve until SIGINT or SIGTERM.

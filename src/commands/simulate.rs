@@ -1,7 +1,8 @@
 //! `lightsout simulate`: print every action of a virtual-time run and the cost summary.
 
+use azure_ml_emulator::Fleet;
+
 use crate::cli::SimulateArgs;
-use crate::emulator::Fleet;
 use crate::{config, simulate as sim};
 
 /// Run the simulation and print it as text or one JSON document.

@@ -463,6 +463,24 @@ pub fn iso_minutes(d: Duration) -> String {
     format!("PT{}M", d.as_secs() / 60)
 }
 
+/// Reads ARM's `idleTimeBeforeShutdown` (`PT15M`, `PT120M`, `P1DT2H`): ISO 8601 with days
+/// and time units only, days of 24 hours (years, months and weeks have no fixed length).
+/// `None` for anything else: another form, a negative value, or more than a century (text
+/// from ARM must not make an absurd duration).
+fn parse_idle_shutdown(text: &str) -> Option<Duration> {
+    const MAX: Duration = Duration::from_secs(100 * 366 * 86_400);
+    let span = jiff::fmt::temporal::SpanParser::new()
+        .parse_span(text)
+        .ok()?;
+    if span.get_years() != 0 || span.get_months() != 0 || span.get_weeks() != 0 {
+        return None;
+    }
+    let signed = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .ok()?;
+    Duration::try_from(signed).ok().filter(|d| *d <= MAX)
+}
+
 /// What must change for `observed` to match `policy` (empty: in line, or mode off).
 pub fn drift(policy: &NativePolicy, observed: &NativeObserved) -> Vec<NativeChange> {
     let mut out = Vec::new();
@@ -473,7 +491,7 @@ pub fn drift(policy: &NativePolicy, observed: &NativeObserved) -> Vec<NativeChan
         let have = observed
             .idle_shutdown
             .as_deref()
-            .and_then(crate::emulator::iso8601::parse_duration);
+            .and_then(parse_idle_shutdown);
         if have != Some(want) {
             out.push(NativeChange::IdleShutdown {
                 from: observed.idle_shutdown.clone(),

@@ -238,3 +238,56 @@ fn plan_sends_once_until_seen_or_expired() {
     let p = plan_native(&report, &observed, &mut none, true, t0);
     assert_eq!((p.drift.len(), p.send.len(), none.len()), (2, 0, 0));
 }
+
+#[test]
+fn idle_shutdown_text_as_arm_writes_it() {
+    // Every value in the recorded and published ARM bodies.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/azure");
+    let mut seen = 0;
+    for file in [
+        "recorded/real-get-with-schedules-2023-01.body.json",
+        "recorded/cli-ml-ci-with-schedules-2023-01.excerpt.json",
+        "2025-12-01/Compute/updateIdleShutdownSetting.json",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for part in text.split("\"idleTimeBeforeShutdown\":").skip(1) {
+            let value = part.split('"').nth(1).unwrap();
+            let d = parse_idle_shutdown(value).unwrap_or_else(|| panic!("{file}: {value}"));
+            assert!(d == Duration::from_secs(15 * 60) || d == Duration::from_secs(120 * 60));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 4);
+    for (text, secs) in [
+        ("PT30M", 1800),
+        ("PT1H30M", 5400),
+        ("P1DT2H", 93_600),
+        ("pt15s", 15),
+    ] {
+        assert_eq!(
+            parse_idle_shutdown(text),
+            Some(Duration::from_secs(secs)),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        parse_idle_shutdown("P36500D"),
+        Some(Duration::from_secs(36_500 * 86_400))
+    );
+    for junk in [
+        "",
+        "P",
+        "PT",
+        "60M",
+        "30m",
+        "PT5X",
+        "PT5",
+        "P1Y",
+        "P1M",
+        "P1W",
+        "-PT30M",
+        "P99999999999999999999999D",
+    ] {
+        assert_eq!(parse_idle_shutdown(junk), None, "{junk}");
+    }
+}

@@ -493,8 +493,8 @@ async fn a_read_only_principal_is_reported_not_retried_in_a_loop() {
 /// the background is reaped at the first pass after it ended.
 #[tokio::test]
 async fn followed_operations_are_reaped_once_they_end() {
+    use azure_ml_emulator::{Emulator, EmulatorOptions, Fleet};
     use lightsout::daemon::{Daemon, DaemonOptions};
-    use lightsout::emulator::{Emulator, EmulatorOptions, Fleet};
     within(60, async {
         let text = fleet(GENEROUS, FAST, &[("ci-a", "Running"), ("ci-b", "Running")]);
         let emu = Emulator::start(EmulatorOptions {
@@ -511,7 +511,7 @@ async fn followed_operations_are_reaped_once_they_end() {
             crate::support::RG,
         );
         let (mut cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
-        let client = lightsout::connect::emulator_client(
+        let client = lightsout::emulated::emulator_client(
             &mut cfg.azure,
             &emu,
             lightsout::azure::ArmClientConfig::default(),
@@ -677,8 +677,8 @@ impl lightsout::clock::Clock for Stopped {
 /// request as still in flight.)
 #[tokio::test]
 async fn plan_shows_the_rows_the_daemon_decides_settling_included() {
+    use azure_ml_emulator::{Emulator, EmulatorOptions, Fleet};
     use lightsout::daemon::{Daemon, DaemonOptions};
-    use lightsout::emulator::{Emulator, EmulatorOptions, Fleet};
     use lightsout::memory::{InstanceMemory, Pending};
     use lightsout::store::{AuditFilter, Intent, Store};
     within(60, async {
@@ -698,7 +698,7 @@ async fn plan_shows_the_rows_the_daemon_decides_settling_included() {
             crate::support::RG,
         );
         let (mut cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
-        let client = lightsout::connect::emulator_client(
+        let client = lightsout::emulated::emulator_client(
             &mut cfg.azure,
             &emu,
             lightsout::azure::ArmClientConfig::default(),

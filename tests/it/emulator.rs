@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use lightsout::emulator::{Emulator, EmulatorOptions, Fleet, RunningEmulator};
+use azure_ml_emulator::{Emulator, EmulatorOptions, Fleet, RunningEmulator};
 use serde_json::{Value, json};
 
 const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";

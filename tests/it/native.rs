@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
+use azure_ml_emulator::Fleet;
+use azure_ml_emulator::machine::{Machine, OpKind, State, Trigger};
 use jiff::Timestamp;
-use lightsout::emulator::Fleet;
-use lightsout::emulator::machine::{Machine, OpKind, State, Trigger};
 use lightsout::preview::{ItemKind, preview};
 use lightsout::simulate::{Outage, simulate};
 use serde_json::Value;
@@ -308,7 +308,7 @@ fn firings_match_preview(policy_toml: &str, from: &str, to: &str) -> usize {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| lightsout::emulator::state::native_rule(v).unwrap().unwrap())
+        .map(|v| azure_ml_emulator::state::native_rule(v).unwrap().unwrap())
         .collect();
     let (from, to) = (ts(from), ts(to));
     let state = match policy.schedule.desired_at(from) {

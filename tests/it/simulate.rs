@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use lightsout::emulator::Fleet;
+use azure_ml_emulator::Fleet;
 use lightsout::report::ActionTaken;
 use lightsout::simulate::{Outage, Simulation, simulate};
 

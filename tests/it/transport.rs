@@ -57,7 +57,7 @@ async fn tls_fake(
     headers: Vec<(String, String)>,
     body: String,
 ) -> (String, PathBuf) {
-    let tls = lightsout::emulator::tls::server_config(dir, &[]).unwrap();
+    let tls = azure_ml_emulator::tls::server_config(dir, &[]).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("https://{}", listener.local_addr().unwrap());

@@ -8,7 +8,8 @@ Parses the Dockerfile into stages and instructions and checks:
   - the final stage: a non-root USER, a HEALTHCHECK in exec form through `lightsout healthcheck`
     (no shell in the image), the `--version` smoke RUN in exec form, OCI labels, an exec-form
     ENTRYPOINT, the state directory as a VOLUME (read-only root filesystem);
-  - COPY --from names an earlier stage; no ADD of remote URLs.
+  - COPY --from names an earlier stage; no ADD of remote URLs;
+  - every workspace member (Cargo.toml `[workspace] members`) is COPYed into the build stage.
 
 Usage: check_dockerfile.py [DOCKERFILE] [MAKEFILE] [CARGO_TOML]; exit 1 with one line per problem.
 """
@@ -148,6 +149,19 @@ def check(dockerfile: str, makefile: str, cargo_toml: str) -> list[str]:
         commands = [c.strip() for c in re.split(r"&&|;", ins.args)]
         if wanted not in commands:
             problems.append(f"line {ins.line}: build command is not the Makefile's `{wanted}`")
+
+    # Every workspace member's source is in the build stage (`crates/azure-ml-emulator`).
+    members = re.search(r"^members\s*=\s*\[([^\]]*)\]", cargo_toml, re.M)
+    copied = {
+        ins.args.split()[0].rstrip("/")
+        for st in all_stages[:-1]
+        for ins in st.instructions
+        if ins.keyword == "COPY" and "--from" not in ins.args
+    }
+    for member in re.findall(r'"([^"]+)"', members.group(1)) if members else []:
+        top = member.split("/")[0]
+        if top != "." and top not in copied:
+            problems.append(f"the build stage does not COPY {top}/ (workspace member {member})")
 
     if not all_stages:
         return problems

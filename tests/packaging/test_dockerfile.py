@@ -46,6 +46,7 @@ def mutate(old: str, new: str) -> list[str]:
         ("--from=build /out/usr/local/bin", "--from=builder /out/usr/local/bin", "names no earlier stage"),
         ('VOLUME ["/var/lib/lightsout"]', "", "VOLUME"),
         ("org.opencontainers.image.title", "org.example.title", "label org.opencontainers.image.title"),
+        ("COPY crates ./crates\n", "", "does not COPY crates/"),
     ],
 )
 def test_each_mistake_is_caught(old, new, expect):

@@ -72,8 +72,8 @@
 //!   (`user = true`) get tokens through the same client-credentials form (a shortcut).
 //!
 //! ```no_run
-//! # async fn f() -> Result<(), lightsout::emulator::EmulatorError> {
-//! use lightsout::emulator::{Emulator, EmulatorOptions};
+//! # async fn f() -> Result<(), azure_ml_emulator::EmulatorError> {
+//! use azure_ml_emulator::{Emulator, EmulatorOptions};
 //! let running = Emulator::start(EmulatorOptions::default()).await?;
 //! println!("{}", serde_json::to_string(&running.ready()).unwrap_or_default());
 //! running.shutdown().await;
@@ -85,6 +85,7 @@ pub mod auth;
 pub mod bucket;
 pub mod clock;
 pub mod control;
+pub mod cron;
 pub mod fleet;
 pub mod http;
 pub mod iso8601;
@@ -96,6 +97,7 @@ pub mod rbac;
 pub mod state;
 pub mod tags;
 pub mod tls;
+pub mod zones;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -328,13 +330,22 @@ impl Emulator {
     }
 }
 
-/// The emulator's clock as a [`crate::clock::Clock`] (virtual or real, as started).
+/// A handle on the emulator's clock (virtual or real, as started), for a client that runs
+/// in the emulator's time. The crate defines no clock trait of its client's: the client
+/// adapts this handle to its own (lightsout implements its `Clock` for it).
 #[derive(Clone)]
 pub struct EmulatorClock(Arc<Shared>);
 
-impl crate::clock::Clock for EmulatorClock {
-    fn now(&self) -> jiff::Timestamp {
+impl EmulatorClock {
+    /// The emulator clock's current time.
+    pub fn now(&self) -> jiff::Timestamp {
         self.0.clock.now()
+    }
+}
+
+impl std::fmt::Debug for EmulatorClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorClock").finish_non_exhaustive()
     }
 }
 

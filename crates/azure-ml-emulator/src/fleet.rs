@@ -397,8 +397,8 @@ impl Default for Limits {
 
 impl Limits {
     /// `(capacity, refill per second)` of one principal's bucket of `kind`.
-    pub fn per_principal(&self, kind: crate::emulator::state::RateKind) -> (u32, f64) {
-        use crate::emulator::state::RateKind;
+    pub fn per_principal(&self, kind: crate::state::RateKind) -> (u32, f64) {
+        use crate::state::RateKind;
         match kind {
             RateKind::Read => (self.read_bucket, self.read_refill_per_sec),
             RateKind::Write => (self.write_bucket, self.write_refill_per_sec),
@@ -411,7 +411,7 @@ impl Limits {
     }
 
     /// `(capacity, refill per second)` of the subscription's global bucket of `kind`.
-    pub fn global(&self, kind: crate::emulator::state::RateKind) -> (u32, f64) {
+    pub fn global(&self, kind: crate::state::RateKind) -> (u32, f64) {
         let (cap, refill) = self.per_principal(kind);
         (
             cap.saturating_mul(self.global_factor),
@@ -723,7 +723,7 @@ impl Fleet {
                     }
                 };
                 if let Some(i) = &inst.idle_time_before_shutdown
-                    && crate::emulator::iso8601::parse_duration(i).is_none()
+                    && crate::iso8601::parse_duration(i).is_none()
                 {
                     problems.push(format!(
                         "{ikey}.idle_time_before_shutdown: invalid ISO 8601 duration \"{i}\""

@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn shape_matches_the_recording() {
         let recorded =
-            include_str!("../../tests/fixtures/azure/recorded/real-ao-url-signed-2024-12.txt")
+            include_str!("../../../tests/fixtures/azure/recorded/real-ao-url-signed-2024-12.txt")
                 .trim();
         let signer = Signer::new();
         let now: Timestamp = "2024-12-18T09:08:05.5877451Z".parse().unwrap();

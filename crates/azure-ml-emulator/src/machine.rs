@@ -11,15 +11,15 @@
 //! schedules start and stop it (trigger `Schedule`). `settle` replays every such firing
 //! between the last settle and `now` in time order, each at its exact instant, so virtual
 //! time may jump by a week and still see each firing. A schedule fires at its cron times in
-//! its zone with the engine's DST rule (`schedule::cron`); a firing that finds the instance
-//! mid-operation or already in the target state does nothing.
+//! its zone, with the DST rule the emulator assumes of Azure ([`crate::cron`]); a firing that
+//! finds the instance mid-operation or already in the target state does nothing.
 
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::cron::NativeCron;
 use super::fleet::{Activity, ActivityKind};
-use crate::schedule::CronExpr;
 
 /// One enabled native cron schedule, ready to evaluate.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub struct NativeRule {
     /// `Start` or `Stop`.
     pub kind: OpKind,
     /// The schedule's expression.
-    pub cron: CronExpr,
+    pub cron: NativeCron,
     /// The IANA zone its Windows time zone stands for.
     pub tz: jiff::tz::TimeZone,
 }
@@ -35,7 +35,7 @@ pub struct NativeRule {
 impl PartialEq for NativeRule {
     fn eq(&self, other: &NativeRule) -> bool {
         self.kind == other.kind
-            && self.cron.as_str() == other.cron.as_str()
+            && self.cron == other.cron
             && self.tz.iana_name() == other.tz.iana_name()
     }
 }
@@ -474,11 +474,7 @@ impl Machine {
             }
         }
         for rule in &self.native.schedules {
-            if let Some(at) = rule
-                .cron
-                .fire_times(&rule.tz, self.native_from, now)
-                .first()
-                .copied()
+            if let Some(at) = rule.cron.first_fire(&rule.tz, self.native_from, now)
                 && best.is_none_or(|(b, _, _)| at < b)
             {
                 best = Some((at, rule.kind, Trigger::Schedule));
@@ -883,7 +879,7 @@ mod tests {
                 .iter()
                 .map(|(kind, cron, tz)| NativeRule {
                     kind: *kind,
-                    cron: CronExpr::parse(cron).unwrap(),
+                    cron: NativeCron::parse(cron).unwrap(),
                     tz: jiff::tz::TimeZone::get(tz).unwrap(),
                 })
                 .collect(),
@@ -1006,6 +1002,58 @@ mod tests {
             (
                 OpKind::Start,
                 t("2026-04-01T06:00:00Z"),
+                Trigger::Schedule,
+                "Running"
+            )
+        );
+    }
+
+    #[test]
+    fn schedules_across_dst_changes_follow_the_assumed_rule() {
+        // `crate::cron`: a skipped wall time fires later by the gap, a repeated one once, at
+        // its first occurrence. Paris, 2026-03-29: 02:00 jumps to 03:00, so 02:30 is 03:30
+        // +02:00 (01:30 UTC).
+        let mut m = Machine::new(State::Running, t("2026-03-28T12:00:00Z"), None);
+        m.native = native(None, &[(OpKind::Stop, "30 2 * * *", "Europe/Paris")]);
+        m.settle(t("2026-03-29T01:29:59Z"));
+        assert_eq!(m.state, State::Running);
+        m.settle(t("2026-03-29T02:00:00Z"));
+        assert_eq!(
+            last(&m),
+            (
+                OpKind::Stop,
+                t("2026-03-29T01:30:00Z"),
+                Trigger::Schedule,
+                "Stopped"
+            )
+        );
+        // 2026-10-25: 03:00 falls back to 02:00. The stop at 02:30 and the start at 02:45
+        // fire on the first pass through the hour (00:30 and 00:45 UTC); the second 02:30
+        // (01:30 UTC) stops nothing.
+        let mut m = Machine::new(State::Running, t("2026-10-24T12:00:00Z"), None);
+        m.native = native(
+            None,
+            &[
+                (OpKind::Stop, "30 2 * * *", "Europe/Paris"),
+                (OpKind::Start, "45 2 * * *", "Europe/Paris"),
+            ],
+        );
+        m.settle(t("2026-10-25T00:40:00Z"));
+        assert_eq!(
+            last(&m),
+            (
+                OpKind::Stop,
+                t("2026-10-25T00:30:00Z"),
+                Trigger::Schedule,
+                "Stopped"
+            )
+        );
+        m.settle(t("2026-10-25T03:00:00Z"));
+        assert_eq!(
+            last(&m),
+            (
+                OpKind::Start,
+                t("2026-10-25T00:45:00Z"),
                 Trigger::Schedule,
                 "Running"
             )

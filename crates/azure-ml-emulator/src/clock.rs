@@ -11,7 +11,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 /// Reads the system wall clock.
-#[allow(
+#[expect(
     clippy::disallowed_methods,
     reason = "the emulator's single wall-clock read; everything else takes `now`"
 )]

@@ -22,7 +22,16 @@ use super::arm::{forbidden, method_not_allowed, not_found_resource, parse_body};
 use super::http::{Req, arm_error, arm_error_target, json};
 use super::rbac;
 use super::state::Shared;
-use crate::azure::tags::{MAX_TAG_NAME_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS, TAGS_WRITE_ACTION};
+
+/// The RBAC action the Tags API checks at the resource's scope.
+pub const TAGS_WRITE_ACTION: &str = "Microsoft.Resources/tags/write";
+/// Longest tag value Azure accepts, in characters (Microsoft's "Use tags to organize your
+/// Azure resources", limitations).
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+/// Longest tag name Azure accepts, in characters (same page).
+pub const MAX_TAG_NAME_CHARS: usize = 512;
+/// Most tags one resource may carry (same page).
+pub const MAX_TAGS: usize = 50;
 
 /// Provider namespace of computes, as ARM spells it.
 const NS: &str = "Microsoft.MachineLearningServices";

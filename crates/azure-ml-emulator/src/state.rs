@@ -15,8 +15,10 @@ use serde_json::{Value, json};
 
 use super::bucket::TokenBucket;
 use super::clock::Clock;
+use super::cron::NativeCron;
 use super::fleet::{Fleet, InstanceSpec, Principal, Workspace};
 use super::machine::{Machine, NativeRule, NativeSettings, OpKind, State};
+use super::zones;
 
 /// Most calls the call log keeps; older ones are dropped first.
 const MAX_CALLS: usize = 100_000;
@@ -299,13 +301,13 @@ pub fn native_rule(v: &Value) -> Result<Option<NativeRule>, String> {
         .get("expression")
         .and_then(Value::as_str)
         .ok_or("'cron.expression' is required.")?;
-    let cron_expr = crate::schedule::CronExpr::parse(expr)
-        .map_err(|e| format!("'cron.expression' is invalid: {e}."))?;
+    let cron_expr =
+        NativeCron::parse(expr).map_err(|e| format!("'cron.expression' is invalid: {e}."))?;
     let zone = cron
         .get("timeZone")
         .and_then(Value::as_str)
         .unwrap_or("UTC");
-    let tz = crate::native::windows_zones::iana_name(zone)
+    let tz = zones::iana_name(zone)
         .and_then(|iana| jiff::tz::TimeZone::get(iana).ok())
         .ok_or_else(|| format!("'cron.timeZone' '{zone}' is not a Windows time zone."))?;
     Ok(Some(NativeRule {
