@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
 
-use lightsout::decide::Engine;
-use lightsout::memory::InstanceMemory;
-use lightsout::model::{
+use lightsout::engine::decide::Engine;
+use lightsout::engine::memory::InstanceMemory;
+use lightsout::engine::model::{
     InstanceObservation, InstanceState, JupyterActivity, LastOperation, OperationKind,
     OperationTrigger,
 };
@@ -41,7 +41,7 @@ fn config() -> String {
 }
 
 fn main() {
-    let (cfg, _) = lightsout::config::parse(&config(), std::path::Path::new("bench.toml"))
+    let (cfg, _) = lightsout::engine::config::parse(&config(), std::path::Path::new("bench.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
     let policies = cfg.policies;
     let now: jiff::Timestamp = "2026-03-27T18:00:00.5Z".parse().unwrap_or_default();
@@ -83,7 +83,7 @@ fn main() {
         let engine = Engine::new(black_box(&policies), now);
         for (obs, mem) in &fleet {
             let d = engine.decide(obs, mem);
-            if matches!(d.verdict, lightsout::decide::Verdict::Act(_)) {
+            if matches!(d.verdict, lightsout::engine::decide::Verdict::Act(_)) {
                 acted += 1;
             }
         }

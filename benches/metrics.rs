@@ -9,11 +9,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use lightsout::cost::{Amounts, CostView, InstanceCost};
-use lightsout::metrics::Metrics;
-use lightsout::model::InstanceKey;
-use lightsout::plan::PlanRow;
-use lightsout::report::{ActionTaken, PassReport};
+use lightsout::daemon::metrics::Metrics;
+use lightsout::engine::cost::{Amounts, CostView, InstanceCost};
+use lightsout::engine::model::InstanceKey;
+use lightsout::engine::plan::PlanRow;
+use lightsout::engine::report::{ActionTaken, PassReport};
 
 const INSTANCES: usize = 10_000;
 const WORKSPACES: usize = 20;

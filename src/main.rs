@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lightsout::cli::{Cli, Command};
-use lightsout::config::ConfigError;
-use lightsout::{commands, telemetry};
+use lightsout::engine::config::ConfigError;
+use lightsout::{cli::commands, daemon::telemetry};
 
 /// EX_CONFIG from sysexits.h: the configuration is bad; systemd must not restart-loop on it.
 const EXIT_CONFIG: u8 = 78;

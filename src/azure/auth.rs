@@ -41,7 +41,7 @@ use azure_identity::{
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::auth::{AuthSettings, CredentialKind};
+use crate::engine::config::auth::{AuthSettings, CredentialKind};
 
 /// Shortest time between two forced credential rebuilds.
 pub const MIN_REBUILD_INTERVAL: Duration = Duration::from_secs(10);
@@ -579,10 +579,10 @@ impl TokenCredential for ChainCredential {
                     return Ok(token);
                 }
                 Err(e) => {
-                    tracing::debug!(credential = source.name(), error = %crate::logmemo::chain(&e), "credential failed");
+                    tracing::debug!(credential = source.name(), error = %crate::daemon::logmemo::chain(&e), "credential failed");
                     // azure_core's retry wording hides the cause; a refused redirect is one
                     // the operator must see.
-                    let why = crate::logmemo::chain(&e);
+                    let why = crate::daemon::logmemo::chain(&e);
                     match redirect_refused(&e) {
                         Some(r) => failures.push(format!("{}: {why} ({r})", source.name())),
                         None => failures.push(format!("{}: {why}", source.name())),
@@ -715,34 +715,6 @@ pub fn build_chain(
     Ok(Arc::new(chain))
 }
 
-/// Where `client_secret_file` points: a relative name resolves under `$CREDENTIALS_DIRECTORY`
-/// (systemd's `LoadCredential=`) when that is set.
-pub fn secret_file_path(file: &Path, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-    match env("CREDENTIALS_DIRECTORY") {
-        Some(dir) if file.is_relative() && !dir.is_empty() => Path::new(&dir).join(file),
-        _ => file.to_owned(),
-    }
-}
-
-/// `Some(mode)` when the file's permissions let its group or others read (or write) it.
-/// A symlink is followed (Kubernetes' projected secrets are links).
-///
-/// One exception, inside `$CREDENTIALS_DIRECTORY`: systemd writes a credential 0400 and
-/// grants the service's user read access with an ACL entry, and an ACL's mask shows as the
-/// group bits, so `stat` says 0440 although only that user and root can read it. There the
-/// group's read bit is tolerated; any other bit is still refused.
-pub fn secret_file_mode_problem(
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> std::io::Result<Option<u32>> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
-    let systemd =
-        env("CREDENTIALS_DIRECTORY").is_some_and(|d| !d.is_empty() && path.starts_with(d));
-    let refused = if systemd { 0o037 } else { 0o077 };
-    Ok((mode & refused != 0).then_some(mode))
-}
-
 /// The client secret: the configured file if any (explicit config wins), else
 /// `AZURE_CLIENT_SECRET`. A trailing newline is trimmed.
 fn read_secret(
@@ -750,13 +722,13 @@ fn read_secret(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<SecretString>, AuthError> {
     if let Some(file) = &settings.client_secret_file {
-        let path = secret_file_path(file, env);
+        let path = crate::engine::config::auth::secret_file_path(file, env);
         let raw = std::fs::read_to_string(&path).map_err(|source| AuthError::SecretFile {
             path: path.clone(),
             source,
         })?;
-        if let Some(mode) =
-            secret_file_mode_problem(&path, env).map_err(|source| AuthError::SecretFile {
+        if let Some(mode) = crate::engine::config::auth::secret_file_mode_problem(&path, env)
+            .map_err(|source| AuthError::SecretFile {
                 path: path.clone(),
                 source,
             })?
@@ -777,7 +749,7 @@ fn read_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::auth::Cloud;
+    use crate::engine::config::auth::Cloud;
     use std::collections::HashMap;
 
     fn settings(kind: CredentialKind) -> AuthSettings {

@@ -29,13 +29,13 @@ use super::error::{AzureError, TransportKind};
 use super::lro::{self, Accepted, PollOutcome, PollVia};
 use super::retry::{self, RetryDecision, RetryPolicy};
 use super::tags::{TAGS_API_VERSION, TagsOperation, TagsPatch, TagsResource};
-use super::text::snippet;
 use super::update::{NativeSetting, UPDATE_API_VERSION};
 use super::wire::{
     AsyncOperationStatus, ComputeList, ComputeResource, Permission, PermissionList,
     UnderlyingResourceAction,
 };
-use crate::model::WorkspaceRef;
+use crate::engine::model::WorkspaceRef;
+use crate::engine::text::snippet;
 
 /// API version of compute list, get, create, delete and power actions (native settings
 /// change at [`UPDATE_API_VERSION`], as Microsoft's own client does).
@@ -78,7 +78,7 @@ impl ArmEndpoint {
         let refuse = |reason| AzureError::InvalidUrl {
             operation: "configure",
             reason,
-            url_prefix: super::text::truncate_chars(base.as_str(), 100),
+            url_prefix: crate::engine::text::truncate_chars(base.as_str(), 100),
         };
         if !matches!(base.scheme(), "http" | "https") {
             return Err(refuse("ARM endpoint must be http or https"));
@@ -86,7 +86,7 @@ impl ArmEndpoint {
         if base.host_str().is_none() {
             return Err(refuse("ARM endpoint has no host"));
         }
-        if base.scheme() == "http" && !is_loopback(&base) {
+        if base.scheme() == "http" && !crate::engine::config::auth::is_loopback(&base) {
             return Err(refuse(
                 "ARM endpoint must use https (http only on loopback): requests carry a bearer token",
             ));
@@ -130,7 +130,7 @@ impl ArmEndpoint {
                 .map_err(|()| AzureError::InvalidUrl {
                     operation: op,
                     reason: "ARM endpoint cannot take a path",
-                    url_prefix: super::text::truncate_chars(self.base.as_str(), 100),
+                    url_prefix: crate::engine::text::truncate_chars(self.base.as_str(), 100),
                 })?;
             path.pop_if_empty().extend(segments);
         }
@@ -701,7 +701,7 @@ impl ArmClient {
         extra: &[(&str, &str)],
     ) -> Result<Url, AzureError> {
         // Refused before any request: a name outside Azure's rules is never sent anywhere.
-        super::names::check_instance(name).map_err(|e| AzureError::InvalidName {
+        crate::engine::names::check_instance(name).map_err(|e| AzureError::InvalidName {
             operation: op,
             source: e,
         })?;
@@ -760,7 +760,7 @@ impl ArmClient {
         check_instance_url(url).map_err(|reason| AzureError::InvalidUrl {
             operation: OP,
             reason,
-            url_prefix: super::text::truncate_chars(url.as_str(), 80),
+            url_prefix: crate::engine::text::truncate_chars(url.as_str(), 80),
         })?;
         let token = self
             .inner
@@ -1106,17 +1106,6 @@ fn workspace_segments(ws: &WorkspaceRef) -> Vec<&str> {
         "workspaces",
         &ws.workspace,
     ]
-}
-
-/// Whether the URL's host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`: the
-/// only hosts a token may reach over plain http.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
 }
 
 /// The subscription id in an ARM URL path (`/subscriptions/{id}/...`), lowercased.

@@ -8,11 +8,11 @@
 use url::Url;
 
 use super::wire::{self, ComputeResource};
-use crate::model::{
+use crate::engine::model::{
     InstanceObservation, InstanceState, JupyterActivity, LastOperation, OperationKind,
     OperationTrigger,
 };
-use crate::native::types::{NativeObserved, NativeSchedule, PowerAction, normalise_cron};
+use crate::engine::native::types::{NativeObserved, NativeSchedule, PowerAction, normalise_cron};
 
 /// The engine's view of one compute, or `None` if it is not a compute instance.
 pub fn instance_observation(
@@ -27,8 +27,8 @@ pub fn instance_observation(
     })?;
     // The name goes into the URL of every action on it: one that Azure's rules do not allow
     // (only a broken or hostile ARM could send it) is left alone, never acted on.
-    if let Err(e) = super::names::check_instance(&name) {
-        tracing::warn!(workspace = workspace_alias, error = %crate::logmemo::chain(&e), "skipping a compute instance whose name is outside Azure's rules");
+    if let Err(e) = crate::engine::names::check_instance(&name) {
+        tracing::warn!(workspace = workspace_alias, error = %crate::daemon::logmemo::chain(&e), "skipping a compute instance whose name is outside Azure's rules");
         return None;
     }
     let state = props.state.as_ref().map_or(InstanceState::Unknown, |s| {

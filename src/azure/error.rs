@@ -102,7 +102,7 @@ pub enum AzureError {
         operation: &'static str,
         /// What was being decoded, e.g. "compute list page".
         what: &'static str,
-        /// At most [`BODY_SNIPPET_CHARS`](super::text::BODY_SNIPPET_CHARS) characters of the body.
+        /// At most [`BODY_SNIPPET_CHARS`](crate::engine::text::BODY_SNIPPET_CHARS) characters of the body.
         snippet: String,
         /// The JSON error.
         #[source]
@@ -133,7 +133,7 @@ pub enum AzureError {
         operation: &'static str,
         /// The rule it breaks.
         #[source]
-        source: super::names::NameError,
+        source: crate::engine::names::NameError,
     },
     /// ARM broke its own protocol (a nextLink loop, too many pages).
     #[error("{operation}: {reason}")]
@@ -309,7 +309,7 @@ impl AzureError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::azure::text::{
+    use crate::engine::text::{
         ARM_TEXT_CHARS, BODY_SNIPPET_CHARS, display_text, snippet, truncate_chars,
     };
 

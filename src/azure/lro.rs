@@ -22,9 +22,9 @@ use reqwest::header::HeaderMap;
 use url::Url;
 
 use super::error::AzureError;
-use super::text::truncate_chars;
 use super::wire::ArmError;
 use super::wire::{AsyncOperationStatus, OperationStatusBody};
+use crate::engine::text::truncate_chars;
 
 /// Longest poll or next-link URL we accept, in bytes. Real ARM's signed `Azure-AsyncOperation`
 /// URLs are about 3.2 KB since late 2024 (`recorded/real-ao-url-signed-2024-12.txt`: 3,231
@@ -235,7 +235,7 @@ pub fn outcome_from_async_operation(
             Ok(PollOutcome::InProgress {
                 retry_after,
                 status: None,
-                unreadable: Some(super::text::snippet(&String::from_utf8_lossy(body))),
+                unreadable: Some(crate::engine::text::snippet(&String::from_utf8_lossy(body))),
             })
         }
     }

@@ -10,7 +10,6 @@
 //! - [`tags`]: ARM's generic Tags API on a resource's scope (request and response shapes).
 //! - [`update`]: the PUT body that changes an instance's idle shutdown or schedules (pure).
 //! - [`budget`]: per-subscription read and write budgets under ARM's throttling limits.
-//! - [`names`]: Azure's naming rules for names placed in URL paths (pure).
 //! - [`client`]: [`ArmClient`], the HTTP calls (list/get/create/delete/start/stop/...).
 //! - [`auth`]: the shared `reqwest::Client` and the Entra ID credential chain.
 //!
@@ -24,10 +23,8 @@ pub mod convert;
 pub mod error;
 pub mod jupyter;
 pub mod lro;
-pub mod names;
 pub mod retry;
 pub mod tags;
-pub mod text;
 pub mod update;
 pub mod wire;
 

@@ -16,7 +16,7 @@ use super::convert::{instance_observation, jupyter_base};
 use super::lro::{Accepted, PollOutcome, PollVia, accepted_from_response};
 use super::retry::{parse_retry_after, response_now};
 use super::wire::{AsyncOperationStatus, ComputeList, ComputeResource};
-use crate::model::{InstanceState, OperationKind};
+use crate::engine::model::{InstanceState, OperationKind};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/azure/recorded")
@@ -272,11 +272,11 @@ fn list_2022_03_one_page_without_next_link() {
 }
 
 /// A weekly recurrence start (with `cron: null`) and a cron stop (with `recurrence: null`).
-fn assert_native_2023_schedules(n: &crate::native::types::NativeObserved) {
+fn assert_native_2023_schedules(n: &crate::engine::native::types::NativeObserved) {
     assert_eq!(
         n.schedules,
-        [crate::native::types::NativeSchedule {
-            action: crate::native::types::PowerAction::Stop,
+        [crate::engine::native::types::NativeSchedule {
+            action: crate::engine::native::types::PowerAction::Stop,
             cron: "0 18 * * *".into(),
             time_zone: "Pacific Standard Time".into(),
         }]

@@ -24,7 +24,7 @@ pub const MAX_TAG_NAME_CHARS: usize = 512;
 /// Most tags one resource may carry.
 pub const MAX_TAGS: usize = 50;
 
-crate::text_enum::text_enum! {
+crate::engine::text_enum::text_enum! {
     what = "tags operation";
     /// What a tags `PATCH` does with the given tags.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::text::{ARM_TEXT_CHARS, cut_counted, display_text, snippet};
+use crate::engine::text::{ARM_TEXT_CHARS, cut_counted, display_text, snippet};
 
 /// Declares a string enum that accepts unknown values as `Other(String)`.
 ///
@@ -297,7 +297,7 @@ impl AsyncOperationStatus {
     }
 }
 
-crate::text_enum::text_enum! {
+crate::engine::text_enum::text_enum! {
     what = "underlying resource action";
     /// What happens to the underlying Azure resource when a compute is deleted
     /// (`underlyingResourceAction` query parameter).
@@ -912,7 +912,7 @@ impl ArmError {
     ///
     /// Accepts `{"error": {...}}`, a top-level `{"code": ..., "message": ...}`, and falls back to
     /// an `ArmError` with an empty code whose message is the first
-    /// [`BODY_SNIPPET_CHARS`](super::text::BODY_SNIPPET_CHARS) characters of the (trimmed)
+    /// [`BODY_SNIPPET_CHARS`](crate::engine::text::BODY_SNIPPET_CHARS) characters of the (trimmed)
     /// body, or `HTTP <status>` for an empty body.
     pub fn from_body(status: u16, body: &[u8]) -> ArmError {
         #[derive(Deserialize)]

@@ -255,7 +255,7 @@ fn circles(edges: &Graph) -> Vec<Vec<String>> {
 }
 
 /// One circle through `part`, from its first module back to it, each step with the path
-/// that makes it (`memory -> model (crate::model::Action) -> …`).
+/// that makes it (`memory -> model (crate::engine::model::Action) -> …`).
 fn walk(edges: &Graph, part: &[String]) -> String {
     let inside: BTreeSet<&str> = part.iter().map(String::as_str).collect();
     let start = part[0].as_str();
@@ -326,16 +326,16 @@ fn the_module_graph_has_no_circle() {
 #[test]
 fn the_check_finds_and_names_a_circle() {
     let sources = [
-        source("memory", "use crate::model::Action;\n"),
+        source("memory", "use crate::engine::model::Action;\n"),
         source(
             "model",
-            "//! Vocabulary.\npub native: crate::native::NativeObserved,\n",
+            "//! Vocabulary.\npub native: crate::engine::native::NativeObserved,\n",
         ),
         source(
             "native",
             "use crate::{\n    policy::Event,\n    memory::{self, NativePending},\n};\n",
         ),
-        source("policy", "use crate::schedule::Schedule;\n"),
+        source("policy", "use crate::engine::schedule::Schedule;\n"),
         source("schedule", ""),
     ];
     let edges = graph(&sources);
@@ -344,7 +344,7 @@ fn the_check_finds_and_names_a_circle() {
     let walked = walk(&edges, &found[0]);
     assert!(walked.starts_with("memory -> model"), "{walked}");
     assert!(
-        walked.ends_with("-> memory (crate::memory::self)"),
+        walked.ends_with("-> memory (crate::engine::memory::self)"),
         "{walked}"
     );
 }

@@ -23,7 +23,7 @@ use lightsout::azure::{
     Accepted, ArmClient, ArmClientConfig, ArmEndpoint, AzureError, NativeSetting, PollOutcome,
     PollVia, RetryPolicy,
 };
-use lightsout::model::WorkspaceRef;
+use lightsout::engine::model::WorkspaceRef;
 use tokio::time::Instant;
 use url::Url;
 

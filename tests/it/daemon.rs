@@ -510,14 +510,14 @@ async fn followed_operations_are_reaped_once_they_end() {
             crate::support::SUB,
             crate::support::RG,
         );
-        let (mut cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
-        let client = lightsout::emulated::emulator_client(
+        let (mut cfg, _) = lightsout::engine::config::validate::from_str(&config).unwrap();
+        let client = lightsout::sim::emulated::emulator_client(
             &mut cfg.azure,
             &emu,
             lightsout::azure::ArmClientConfig::default(),
         )
         .unwrap();
-        let store = lightsout::store::Store::open(&dir.path().join("state")).unwrap();
+        let store = lightsout::daemon::store::Store::open(&dir.path().join("state")).unwrap();
         let options = DaemonOptions {
             dry_run: false,
             follow_operations: true,
@@ -678,9 +678,9 @@ impl lightsout::clock::Clock for Stopped {
 #[tokio::test]
 async fn plan_shows_the_rows_the_daemon_decides_settling_included() {
     use azure_ml_emulator::{Emulator, EmulatorOptions, Fleet};
+    use lightsout::daemon::store::{AuditFilter, Intent, Store};
     use lightsout::daemon::{Daemon, DaemonOptions};
-    use lightsout::memory::{InstanceMemory, Pending};
-    use lightsout::store::{AuditFilter, Intent, Store};
+    use lightsout::engine::memory::{InstanceMemory, Pending};
     within(60, async {
         let text = fleet(GENEROUS, FAST, &[("ci-a", "Running"), ("ci-b", "Stopped")]);
         let emu = Emulator::start(EmulatorOptions {
@@ -697,8 +697,8 @@ async fn plan_shows_the_rows_the_daemon_decides_settling_included() {
             crate::support::SUB,
             crate::support::RG,
         );
-        let (mut cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
-        let client = lightsout::emulated::emulator_client(
+        let (mut cfg, _) = lightsout::engine::config::validate::from_str(&config).unwrap();
+        let client = lightsout::sim::emulated::emulator_client(
             &mut cfg.azure,
             &emu,
             lightsout::azure::ArmClientConfig::default(),
@@ -711,8 +711,8 @@ async fn plan_shows_the_rows_the_daemon_decides_settling_included() {
             at: asked,
             workspace: "lab".into(),
             instance: "ci-a".into(),
-            action: lightsout::model::Action::Stop,
-            reason: lightsout::model::Reason::OutsideWindow,
+            action: lightsout::engine::model::Action::Stop,
+            reason: lightsout::engine::model::Reason::OutsideWindow,
             policy: "closed".into(),
             catch_up: false,
             dry_run: false,
@@ -720,7 +720,7 @@ async fn plan_shows_the_rows_the_daemon_decides_settling_included() {
         let memory = InstanceMemory {
             first_seen: Some(asked),
             pending: Some(Pending {
-                action: lightsout::model::Action::Stop,
+                action: lightsout::engine::model::Action::Stop,
                 requested_at: asked,
                 transition: None,
                 event: None,
@@ -731,7 +731,7 @@ async fn plan_shows_the_rows_the_daemon_decides_settling_included() {
 
         let clock = Stopped(now);
         let (_, plan_rows, failed) =
-            lightsout::commands::plan_rows(&cfg, &client, &clock).await;
+            lightsout::cli::commands::plan_rows(&cfg, &client, &clock).await;
         assert!(failed.is_empty(), "{failed:?}");
         let options = DaemonOptions {
             dry_run: false,

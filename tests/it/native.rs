@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use azure_ml_emulator::Fleet;
 use azure_ml_emulator::machine::{Machine, OpKind, State, Trigger};
 use jiff::Timestamp;
-use lightsout::preview::{ItemKind, preview};
-use lightsout::simulate::{Outage, simulate};
+use lightsout::engine::preview::{ItemKind, preview};
+use lightsout::sim::simulate::{Outage, simulate};
 use serde_json::Value;
 
 use crate::support::{ADMIN, EmulatorProcess, FAST, GENEROUS, fleet, run_lightsout, within};
@@ -299,7 +299,7 @@ fn ts(s: &str) -> Timestamp {
 /// The emulator's schedule firings (a machine carrying the mirrored schedules, stepped in
 /// virtual time) against `preview` for the same policy, over `from..to`.
 fn firings_match_preview(policy_toml: &str, from: &str, to: &str) -> usize {
-    let (cfg, _) = lightsout::config::parse(policy_toml, Path::new("p.toml")).unwrap();
+    let (cfg, _) = lightsout::engine::config::parse(policy_toml, Path::new("p.toml")).unwrap();
     let policy = &cfg.policies[0];
     let schedules = policy.native.schedules.clone().expect("mirrored");
     // Through the wire body and the emulator's own reading of it.
@@ -312,7 +312,7 @@ fn firings_match_preview(policy_toml: &str, from: &str, to: &str) -> usize {
         .collect();
     let (from, to) = (ts(from), ts(to));
     let state = match policy.schedule.desired_at(from) {
-        Some(lightsout::schedule::Desired::Up) => State::Running,
+        Some(lightsout::engine::schedule::Desired::Up) => State::Running,
         _ => State::Stopped,
     };
     let mut m = Machine::new(state, from, Some(from));
@@ -428,7 +428,7 @@ last_activity = "2026-03-30T07:00:00Z"
     let cfg_text = format!(
         "[[workspace]]\nname = \"lab\"\nsubscription_id = \"34adfa4f-cedf-4dc0-ba29-b6d1a69ab345\"\nresource_group = \"testrg123\"\nworkspace = \"workspaces123\"\n{config}"
     );
-    let (cfg, _) = lightsout::config::parse(&cfg_text, Path::new("c.toml")).unwrap();
+    let (cfg, _) = lightsout::engine::config::parse(&cfg_text, Path::new("c.toml")).unwrap();
     let fleet = Fleet::from_toml_str(&fleet_text, "fleet.toml").unwrap();
     let from = ts("2026-03-30T07:00:00Z");
     let to = ts("2026-03-31T07:00:00Z");

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use lightsout::azure::wire::UnderlyingResourceAction;
 use lightsout::azure::{Accepted, ArmClientConfig, PollOutcome, PollVia};
+use lightsout::daemon::store::{AuditFilter, Outcome, Store};
 use lightsout::daemon::{Daemon, DaemonOptions};
-use lightsout::model::{InstanceState, WorkspaceRef};
-use lightsout::store::{AuditFilter, Outcome, Store};
+use lightsout::engine::model::{InstanceState, WorkspaceRef};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -224,8 +224,8 @@ async fn unrewritten_signed_url_is_accepted_but_untracked() {
     assert!(err.to_string().len() < 400, "{err}");
     assert_eq!(server.count(), 1, "never polled, never re-sent");
     assert!(matches!(
-        lightsout::actuate::classify(err),
-        lightsout::actuate::SendOutcome::Unknown(_)
+        lightsout::daemon::actuate::classify(err),
+        lightsout::daemon::actuate::SendOutcome::Unknown(_)
     ));
 }
 
@@ -253,8 +253,8 @@ async fn wrong_state_failure_after_a_202_is_a_refusal() {
     assert_eq!(err.kind(), "operation_failed");
     assert!(err.is_wrong_state());
     assert_eq!(
-        lightsout::actuate::classify_operation_end(err.arm_error()),
-        lightsout::actuate::OperationEnd::Refused
+        lightsout::daemon::actuate::classify_operation_end(err.arm_error()),
+        lightsout::daemon::actuate::OperationEnd::Refused
     );
 }
 
@@ -294,7 +294,7 @@ fn closed_daemon(server: &Fake, dir: &std::path::Path, daemon_extra: &str) -> Da
         "[daemon]\nstate_dir = \"{}\"\n{daemon_extra}\n[[workspace]]\nname = \"lab\"\nsubscription_id = \"00000000-0000-0000-0000-000000000001\"\nresource_group = \"rg\"\nworkspace = \"ws1\"\n\n[[policy]]\nname = \"closed\"\nenforcement = \"always\"\nexceptions = [ {{ from = \"2000-01-01T00:00\", to = \"2100-01-01T00:00\", state = \"down\" }} ]\n",
         dir.join("state").display(),
     );
-    let (cfg, _) = lightsout::config::validate::from_str(&config).unwrap();
+    let (cfg, _) = lightsout::engine::config::validate::from_str(&config).unwrap();
     let client = client_with(
         &server.base,
         Arc::new(FakeCredential::default()),

@@ -8,13 +8,13 @@
 use std::path::Path;
 
 use azure_ml_emulator::Fleet;
-use lightsout::report::ActionTaken;
-use lightsout::simulate::{Outage, Simulation, simulate};
+use lightsout::engine::report::ActionTaken;
+use lightsout::sim::simulate::{Outage, Simulation, simulate};
 
 const FROM: &str = "2026-03-23T00:00:00Z";
 const TO: &str = "2026-03-30T12:00:00Z";
 
-fn example(poll: &str) -> (lightsout::config::Config, Fleet) {
+fn example(poll: &str) -> (lightsout::engine::config::Config, Fleet) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/simulate");
     let text = std::fs::read_to_string(root.join("lightsout.toml")).unwrap();
     // A coarser poll keeps the test quick; boundaries still wake the daemon on time.
@@ -22,7 +22,7 @@ fn example(poll: &str) -> (lightsout::config::Config, Fleet) {
         "poll_interval = \"60s\"",
         &format!("poll_interval = \"{poll}\""),
     );
-    let (cfg, _) = lightsout::config::parse(&text, &root.join("lightsout.toml")).unwrap();
+    let (cfg, _) = lightsout::engine::config::parse(&text, &root.join("lightsout.toml")).unwrap();
     let fleet = Fleet::load(&root.join("fleet.toml")).unwrap();
     (cfg, fleet)
 }

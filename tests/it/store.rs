@@ -17,9 +17,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use lightsout::memory::{InstanceMemory, Pending};
-use lightsout::model::{Action, Reason};
-use lightsout::store::{AuditFilter, AuditRecord, InstanceKey, Intent, Outcome, Store, StoreError};
+use lightsout::daemon::store::{
+    AuditFilter, AuditRecord, InstanceKey, Intent, Outcome, Store, StoreError,
+};
+use lightsout::engine::memory::{InstanceMemory, Pending};
+use lightsout::engine::model::{Action, Reason};
 use rand::Rng as _;
 
 /// Selects the child's writer mode and names its state directory.
@@ -207,7 +209,7 @@ fn run_and_kill(dir: &Path, after: usize, heard: &mut Heard) {
 fn check_after_crash(dir: &Path, heard: &Heard, previous_rows: usize) -> usize {
     // It opens (migrating a database killed during its creation) and is sound.
     let store = Store::open(dir).unwrap();
-    let conn = rusqlite::Connection::open(dir.join(lightsout::store::DB_FILE)).unwrap();
+    let conn = rusqlite::Connection::open(dir.join(lightsout::daemon::store::DB_FILE)).unwrap();
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();

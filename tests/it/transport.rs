@@ -19,7 +19,7 @@ use crate::support::{
 use lightsout::azure::{
     ArmClient, ArmEndpoint, AzureError, HttpTimeouts, TransportKind, build_http_client,
 };
-use lightsout::model::WorkspaceRef;
+use lightsout::engine::model::WorkspaceRef;
 
 const SECRET: &str = "SECRET-must-stay-home-7f3a";
 
@@ -171,7 +171,7 @@ async fn the_shared_http_client_follows_no_redirect() {
             .await
             .unwrap_err();
         assert!(err.is_redirect(), "{err:?}");
-        let msg = lightsout::logmemo::chain(&err);
+        let msg = lightsout::daemon::logmemo::chain(&err);
         assert!(msg.contains("refusing to follow a redirect"), "{msg}");
         assert!(!msg.contains(SECRET), "{msg}");
     }

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use lightsout::memory::InstanceMemory;
-use lightsout::model::{Action, Reason};
-use lightsout::store::{Intent, Store};
+use lightsout::daemon::store::{Intent, Store};
+use lightsout::engine::memory::InstanceMemory;
+use lightsout::engine::model::{Action, Reason};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 

@@ -1,0 +1,121 @@
+//! A pass's decisions as rows for people and scripts (`lightsout plan`, `/v1/status`,
+//! `simulate`). Pure.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::engine::decide::{Decision, NextChange, Verdict};
+use crate::engine::model::InstanceObservation;
+
+/// One instance's decision, flattened for display.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanRow {
+    pub workspace: String,
+    pub instance: String,
+    pub state: String,
+    pub vm_size: String,
+    pub policy: Option<String>,
+    /// `act`, `skip`, `wait` or `none`.
+    pub decision: &'static str,
+    /// `start`, `stop` or `restart` when an action is planned or held back.
+    pub action: Option<&'static str>,
+    /// Why the action (`outside_window`, `idle`, …) or why nothing (`no_policy`, …).
+    pub reason: &'static str,
+    /// Why a due action is held back (`busy`, `held`, …).
+    pub skip: Option<&'static str>,
+    pub catch_up: bool,
+    pub idle_seconds: Option<i64>,
+    pub next: Option<NextChange>,
+    /// How the instance's native settings differ from its policy's `[policy.native]`
+    /// (mode report or enforce), one entry per change; empty when in line or unmanaged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_drift: Vec<String>,
+    /// Who stopped a stopped instance last, when Azure says it was not a person:
+    /// `idle_shutdown` or `schedule` (Azure's own settings at work).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<&'static str>,
+    /// Why the instance's `lightsout-hold-until` cannot be read (such a hold holds: a due
+    /// stop shows skip `invalid_hold`); absent when there is no tag or it reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_hold: Option<String>,
+}
+
+impl PlanRow {
+    /// The row for an observation and its decision.
+    pub fn new(obs: &InstanceObservation, d: &Decision) -> PlanRow {
+        let (decision, action, reason, skip, catch_up) = match d.verdict {
+            Verdict::Act(p) => (
+                "act",
+                Some(p.action.as_str()),
+                p.reason.as_str(),
+                None,
+                p.catch_up,
+            ),
+            Verdict::Skip { planned, why } => (
+                "skip",
+                Some(planned.action.as_str()),
+                planned.reason.as_str(),
+                Some(why.as_str()),
+                planned.catch_up,
+            ),
+            Verdict::Wait => ("wait", None, "transitional", None, false),
+            Verdict::Quiet { why } => (
+                "none",
+                None,
+                match why {
+                    crate::engine::decide::Quiet::Excluded => "excluded",
+                    crate::engine::decide::Quiet::NoPolicy => "no_policy",
+                    crate::engine::decide::Quiet::NothingDue => "nothing_due",
+                },
+                None,
+                false,
+            ),
+        };
+        PlanRow {
+            workspace: obs.workspace.clone(),
+            instance: obs.name.clone(),
+            state: obs.state.to_string(),
+            vm_size: obs.vm_size.clone(),
+            policy: d.policy.clone(),
+            decision,
+            action,
+            reason,
+            skip,
+            catch_up,
+            idle_seconds: d.idle_for.map(|s| s.as_secs()),
+            next: d.next,
+            native_drift: Vec::new(),
+            stopped_by: stopped_by(obs),
+            invalid_hold: (!obs.excluded()).then(|| obs.invalid_hold()).flatten(),
+        }
+    }
+}
+
+/// Azure's own idle shutdown or schedule, when it made the last stop of a stopped instance.
+fn stopped_by(obs: &InstanceObservation) -> Option<&'static str> {
+    use crate::engine::model::{OperationKind, OperationTrigger};
+    let op = obs.last_operation.as_ref()?;
+    if !obs.state.is_stopped() || op.kind != OperationKind::Stop || !op.succeeded {
+        return None;
+    }
+    match op.trigger {
+        OperationTrigger::IdleShutdown => Some("idle_shutdown"),
+        OperationTrigger::Schedule => Some("schedule"),
+        _ => None,
+    }
+}
+
+/// Human duration, e.g. `1h05m`, `12m`, `40s`.
+pub fn short_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// A `next` cell: `down at 2026-03-27T18:00:00Z`.
+pub fn next_cell(next: Option<&NextChange>, _now: Timestamp) -> String {
+    next.map_or_else(|| "-".to_owned(), |n| format!("{} at {}", n.what, n.at))
+}
