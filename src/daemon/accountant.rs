@@ -10,13 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
-use crate::daemon::pricing::{Price, PriceBook};
 use crate::daemon::store::{Outcome, Store, StoreError};
 use crate::engine::config::Config;
 use crate::engine::cost::{
     Amounts, Billing, CostView, IDLE_COST_AFTER, InstanceCost, Observed, gap_cap, integrate,
 };
 use crate::engine::model::{Action, InstanceKey, InstanceState};
+use crate::engine::pricing::{Price, PriceBook};
 use crate::engine::report::PassReport;
 
 /// The stateful bookkeeper: the latest observation of each instance and the running

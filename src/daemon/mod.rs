@@ -20,7 +20,6 @@ pub mod metrics;
 pub mod observe;
 pub mod passlog;
 pub mod price_fetch;
-pub mod pricing;
 pub mod shutdown;
 pub mod store;
 pub mod systemd;

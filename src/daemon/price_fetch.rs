@@ -15,9 +15,47 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::daemon::metrics::Metrics;
-use crate::daemon::pricing::{
-    PriceBook, PriceError, canonical_sku, filter_for, linux_hourly, parse_page,
+use crate::engine::pricing::{
+    CACHE_FILE, PriceBook, PriceError, canonical_sku, filter_for, linux_hourly, parse_page,
 };
+
+/// Load `prices.json` of `state_dir` into `book`, if it is for the book's currency and
+/// endpoint. A missing or unreadable cache is not an error: prices are fetched again.
+pub fn load_cache(book: &mut PriceBook, state_dir: &Path) {
+    let path = state_dir.join(CACHE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(source) => {
+            let e = PriceError::CacheRead { path, source };
+            tracing::warn!(error = %crate::daemon::logmemo::chain(&e), "ignoring the price cache");
+            return;
+        }
+    };
+    match book.apply_cache_text(&text) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(path = %path.display(), "price cache is for another currency or endpoint; ignored")
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %crate::daemon::logmemo::chain(&e), "unreadable price cache; ignored")
+        }
+    }
+}
+
+/// Write the book's retail answers to `prices.json` (temporary file, then rename).
+pub fn save_cache(book: &PriceBook, state_dir: &Path) -> Result<(), PriceError> {
+    let path = state_dir.join(CACHE_FILE);
+    let text = book.cache_text()?;
+    let tmp = state_dir.join(format!("{CACHE_FILE}.tmp"));
+    let write_err = |source| PriceError::CacheWrite {
+        path: path.clone(),
+        source,
+    };
+    std::fs::write(&tmp, text).map_err(write_err)?;
+    std::fs::rename(&tmp, &path).map_err(write_err)?;
+    Ok(())
+}
 
 /// Most pages one price query follows.
 const MAX_PAGES: usize = 20;
@@ -136,7 +174,7 @@ pub async fn refresh_round(
     }
     if changed {
         let b = book.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Err(e) = b.save_cache(state_dir) {
+        if let Err(e) = save_cache(&b, state_dir) {
             tracing::warn!(error = %crate::daemon::logmemo::chain(&e), "cannot write the price cache");
         }
     }
@@ -163,4 +201,42 @@ pub fn spawn_refresher(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::{PriceSource, PricingSettings};
+    use crate::engine::pricing::Price;
+    use jiff::Timestamp;
+
+    fn settings(source: PriceSource) -> PricingSettings {
+        PricingSettings {
+            source,
+            ..PricingSettings::default()
+        }
+    }
+
+    #[test]
+    fn cache_round_trip_and_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let now: Timestamp = "2026-03-27T12:00:00Z".parse().unwrap();
+        let mut book = PriceBook::new(&settings(PriceSource::RetailApi));
+        book.insert("eastus", "Standard_NC6", Some(0.9), now);
+        save_cache(&book, dir.path()).unwrap();
+        let mut again = PriceBook::new(&settings(PriceSource::RetailApi));
+        load_cache(&mut again, dir.path());
+        assert_eq!(
+            again.compute_hourly("Standard_NC6", Some("eastus")),
+            Price::Known(0.9)
+        );
+        let mut eur = settings(PriceSource::RetailApi);
+        eur.currency = "EUR".into();
+        let mut other = PriceBook::new(&eur);
+        load_cache(&mut other, dir.path());
+        assert_eq!(
+            other.compute_hourly("Standard_NC6", Some("eastus")),
+            Price::Pending
+        );
+    }
 }

@@ -45,8 +45,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::daemon::pricing::PriceBook;
 use crate::engine::model::{InstanceKey, InstanceState};
+use crate::engine::pricing::PriceBook;
 
 /// Running this long without activity counts as idle for the idle-cost counter.
 pub const IDLE_COST_AFTER: Duration = Duration::from_secs(5 * 60);

@@ -13,7 +13,7 @@
 //!   [`native`]: Azure ML's own idle shutdown and schedules (types, then planner).
 //! - [`pass`]: the whole pass decided; [`plan`]: decisions as rows; [`report`]: what a pass
 //!   saw and did.
-//! - [`cost`]: money accrued, avoided and burned idle (the math); [`preview`]: a policy's
+//! - [`pricing`]: what an hour costs; [`cost`]: money accrued, avoided and burned idle (the math); [`preview`]: a policy's
 //!   next changes.
 
 pub mod config;
@@ -27,6 +27,7 @@ pub mod pass;
 pub mod plan;
 pub mod policy;
 pub mod preview;
+pub mod pricing;
 pub mod report;
 pub mod schedule;
 pub mod text;

@@ -24,12 +24,12 @@ use crate::daemon::exporter::{Exporter, Shared};
 use crate::daemon::http;
 use crate::daemon::metrics::Metrics;
 use crate::daemon::price_fetch::SharedBook;
-use crate::daemon::pricing::PriceBook;
 use crate::daemon::store::Store;
 use crate::daemon::{Daemon, DaemonOptions};
 use crate::engine::config::Config;
 use crate::engine::model::WorkspaceRef;
 use crate::engine::plan::PlanRow;
+use crate::engine::pricing::PriceBook;
 
 /// The demo's configuration, as shipped in `config/demo.toml`.
 pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");

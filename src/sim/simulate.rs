@@ -18,11 +18,11 @@ use serde::Serialize;
 use crate::azure::{ArmClientConfig, RetryPolicy};
 use crate::daemon::accountant::Accountant;
 use crate::daemon::hook::PassHook;
-use crate::daemon::pricing::PriceBook;
 use crate::daemon::store::Store;
 use crate::daemon::{Daemon, DaemonOptions};
 use crate::engine::config::Config;
 use crate::engine::cost::CostView;
+use crate::engine::pricing::PriceBook;
 use crate::engine::report::ActionTaken;
 
 /// Money over the simulated period, in the config's currency.

@@ -18,12 +18,12 @@ use crate::daemon::accountant::Accountant;
 use crate::daemon::exporter::{Exporter, Shared};
 use crate::daemon::metrics::Metrics;
 use crate::daemon::price_fetch::{self, SharedBook};
-use crate::daemon::pricing::PriceBook;
 use crate::daemon::store::Store;
 use crate::daemon::systemd::Notifier;
 use crate::daemon::{Daemon, DaemonOptions};
 use crate::engine::config::PriceSource;
 use crate::engine::config::{self, Config};
+use crate::engine::pricing::PriceBook;
 use crate::engine::report::PassReport;
 use crate::{daemon::connect, daemon::http, daemon::shutdown};
 
@@ -63,7 +63,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let accountant = Accountant::load(&store).context("cannot read the cost accounting state")?;
     let mut book = PriceBook::new(&cfg.pricing);
     if cfg.pricing.source == PriceSource::RetailApi {
-        book.load_cache(&cfg.daemon.state_dir);
+        price_fetch::load_cache(&mut book, &cfg.daemon.state_dir);
     }
     let book: SharedBook = Arc::new(Mutex::new(book));
     let prices_http = build_http_client(cfg.azure.ca_file.as_deref(), HttpTimeouts::default())

@@ -14,13 +14,12 @@
 //! [`PRICE_REFRESH`]; when the API cannot be reached the cached price stays in use, however
 //! old, and `lightsout_prices_age_seconds` says how old it is.
 //!
-//! [`PriceBook`] is pure data (lookups never do I/O) and the API's page shapes are parsed
-//! here; the cache functions read and write `prices.json`. The HTTP fetch and the daemon's
-//! refresher task are in `price_fetch`, so the cost math that reads this book needs nothing
-//! of the network or the metrics.
+//! Pure: [`PriceBook`] (lookups, and the cache document as text) and the API's page shapes.
+//! The HTTP fetch, the `prices.json` file and the daemon's refresher task are in
+//! `daemon::price_fetch`, so the cost math that reads this book needs no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -252,56 +251,31 @@ impl PriceBook {
             .fold(0.0, f64::max)
     }
 
-    /// Load the cache file of `state_dir`, if it matches the currency and endpoint.
-    /// A missing or unreadable cache is not an error: prices are fetched again.
-    pub fn load_cache(&mut self, state_dir: &Path) {
-        let path = state_dir.join(CACHE_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(source) => {
-                let e = PriceError::CacheRead { path, source };
-                tracing::warn!(error = %crate::daemon::logmemo::chain(&e), "ignoring the price cache");
-                return;
-            }
-        };
-        match serde_json::from_str::<CacheFile>(&text) {
-            Ok(c)
-                if c.version == CACHE_VERSION
-                    && c.currency == self.settings.currency
-                    && c.endpoint == self.settings.retail_api_endpoint.as_str() =>
-            {
-                for e in c.entries {
-                    self.retail.insert((e.region.clone(), e.vm_size.clone()), e);
-                }
-            }
-            Ok(_) => {
-                tracing::info!(path = %path.display(), "price cache is for another currency or endpoint; ignored")
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %crate::daemon::logmemo::chain(&e), "unreadable price cache; ignored")
-            }
-        }
-    }
-
-    /// Write the retail answers to the cache file (temporary file, then rename).
-    pub fn save_cache(&self, state_dir: &Path) -> Result<(), PriceError> {
-        let path = state_dir.join(CACHE_FILE);
+    /// The retail answers as the cache document that `price_fetch` keeps in `prices.json`.
+    pub fn cache_text(&self) -> Result<String, PriceError> {
         let file = CacheFile {
             version: CACHE_VERSION,
             currency: self.settings.currency.clone(),
             endpoint: self.settings.retail_api_endpoint.to_string(),
             entries: self.retail.values().cloned().collect(),
         };
-        let text = serde_json::to_string_pretty(&file).map_err(PriceError::Decode)?;
-        let tmp = state_dir.join(format!("{CACHE_FILE}.tmp"));
-        let write_err = |source| PriceError::CacheWrite {
-            path: path.clone(),
-            source,
-        };
-        std::fs::write(&tmp, text).map_err(write_err)?;
-        std::fs::rename(&tmp, &path).map_err(write_err)?;
-        Ok(())
+        serde_json::to_string_pretty(&file).map_err(PriceError::Decode)
+    }
+
+    /// Take the retail answers of a cache document. `Ok(false)`: the document is for
+    /// another format version, currency or endpoint, and is ignored.
+    pub fn apply_cache_text(&mut self, text: &str) -> Result<bool, serde_json::Error> {
+        let c = serde_json::from_str::<CacheFile>(text)?;
+        if c.version != CACHE_VERSION
+            || c.currency != self.settings.currency
+            || c.endpoint != self.settings.retail_api_endpoint.as_str()
+        {
+            return Ok(false);
+        }
+        for e in c.entries {
+            self.retail.insert((e.region.clone(), e.vm_size.clone()), e);
+        }
+        Ok(true)
     }
 }
 
@@ -565,29 +539,6 @@ mod tests {
         assert_eq!(
             retail.compute_hourly("standard_nc6", Some("eastus")),
             Price::Known(0.9)
-        );
-    }
-
-    #[test]
-    fn cache_round_trip_and_mismatch() {
-        let dir = tempfile::tempdir().unwrap();
-        let now: Timestamp = "2026-03-27T12:00:00Z".parse().unwrap();
-        let mut book = PriceBook::new(&settings(PriceSource::RetailApi));
-        book.insert("eastus", "Standard_NC6", Some(0.9), now);
-        book.save_cache(dir.path()).unwrap();
-        let mut again = PriceBook::new(&settings(PriceSource::RetailApi));
-        again.load_cache(dir.path());
-        assert_eq!(
-            again.compute_hourly("Standard_NC6", Some("eastus")),
-            Price::Known(0.9)
-        );
-        let mut eur = settings(PriceSource::RetailApi);
-        eur.currency = "EUR".into();
-        let mut other = PriceBook::new(&eur);
-        other.load_cache(dir.path());
-        assert_eq!(
-            other.compute_hourly("Standard_NC6", Some("eastus")),
-            Price::Pending
         );
     }
 }
