@@ -11,11 +11,12 @@
 //!   instance each policy governs, and how.
 //! - [`decide`]: one instance's decision; [`memory`]: what is remembered between passes;
 //!   [`native`]: Azure ML's own idle shutdown and schedules (types, then planner).
-//! - [`pass`]: the whole pass decided; [`plan`]: decisions as rows; [`report`]: what a pass
+//! - [`pass`]: the whole pass decided; [`audit`]: the audit log's vocabulary; [`plan`]: decisions as rows; [`report`]: what a pass
 //!   saw and did.
 //! - [`pricing`]: what an hour costs; [`cost`]: money accrued, avoided and burned idle (the math); [`preview`]: a policy's
 //!   next changes.
 
+pub mod audit;
 pub mod config;
 pub mod cost;
 pub mod decide;

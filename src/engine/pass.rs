@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::daemon::store::{AuditId, AuditRecord, Intent, Outcome};
+use crate::engine::audit::{AuditId, AuditRecord, Intent, Outcome};
 use crate::engine::config::Config;
 use crate::engine::decide::{Decision, Engine, Planned, SkipReason, Verdict};
 use crate::engine::decide::{pending_done, pending_expired};

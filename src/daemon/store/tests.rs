@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::engine::memory::Pending;
+use crate::engine::model::Reason;
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
