@@ -579,10 +579,10 @@ impl TokenCredential for ChainCredential {
                     return Ok(token);
                 }
                 Err(e) => {
-                    tracing::debug!(credential = source.name(), error = %crate::daemon::logmemo::chain(&e), "credential failed");
+                    tracing::debug!(credential = source.name(), error = %crate::engine::text::chain(&e), "credential failed");
                     // azure_core's retry wording hides the cause; a refused redirect is one
                     // the operator must see.
-                    let why = crate::daemon::logmemo::chain(&e);
+                    let why = crate::engine::text::chain(&e);
                     match redirect_refused(&e) {
                         Some(r) => failures.push(format!("{}: {why} ({r})", source.name())),
                         None => failures.push(format!("{}: {why}", source.name())),

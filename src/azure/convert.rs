@@ -28,7 +28,7 @@ pub fn instance_observation(
     // The name goes into the URL of every action on it: one that Azure's rules do not allow
     // (only a broken or hostile ARM could send it) is left alone, never acted on.
     if let Err(e) = crate::engine::names::check_instance(&name) {
-        tracing::warn!(workspace = workspace_alias, error = %crate::daemon::logmemo::chain(&e), "skipping a compute instance whose name is outside Azure's rules");
+        tracing::warn!(workspace = workspace_alias, error = %crate::engine::text::chain(&e), "skipping a compute instance whose name is outside Azure's rules");
         return None;
     }
     let state = props.state.as_ref().map_or(InstanceState::Unknown, |s| {

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod budget;
 pub mod client;
 pub mod convert;
+pub mod create;
 pub mod error;
 pub mod jupyter;
 pub mod lro;

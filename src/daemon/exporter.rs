@@ -127,7 +127,7 @@ impl PassHook for Exporter {
                 if !e.is_database() {
                     self.shared.metrics.state_error(e.kind(), 1);
                 }
-                tracing::error!(error = %crate::daemon::logmemo::chain(&e), "cannot record costs; this interval is counted at the next pass");
+                tracing::error!(error = %crate::engine::text::chain(&e), "cannot record costs; this interval is counted at the next pass");
                 self.accountant.view_with(&book)
             }
         };

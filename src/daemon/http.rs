@@ -109,7 +109,7 @@ pub async fn serve(
                 // Out of descriptors or a connection reset before accept: not fatal; the cap
                 // frees descriptors as old connections close.
                 Err(e) => {
-                    tracing::debug!(error = %crate::daemon::logmemo::chain(&e), "accept failed");
+                    tracing::debug!(error = %crate::engine::text::chain(&e), "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -147,7 +147,7 @@ async fn serve_connection(
     tokio::select! {
         r = conn.as_mut() => {
             if let Err(e) = r {
-                tracing::debug!(error = %crate::daemon::logmemo::chain(&e), "HTTP connection ended with an error");
+                tracing::debug!(error = %crate::engine::text::chain(&e), "HTTP connection ended with an error");
             }
             return;
         }
@@ -204,7 +204,7 @@ async fn metrics(State(s): State<Shared>) -> Response {
             ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], body).into_response()
         }
         Err(e) => {
-            tracing::error!(error = %crate::daemon::logmemo::chain(&e), "cannot render metrics");
+            tracing::error!(error = %crate::engine::text::chain(&e), "cannot render metrics");
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n").into_response()
         }
     }

@@ -6,14 +6,11 @@
 //! Pure: no I/O and no clock; `now` comes in.
 
 use std::collections::BTreeMap;
-use std::error::Error;
 
 use jiff::{SignedDuration, Timestamp};
 
 /// How often a condition that has not changed is said again.
 pub const REMINDER: SignedDuration = SignedDuration::from_hours(1);
-/// Longest error chain put in one log line, in bytes (a 5 MB ARM message was one line).
-const MAX_CHAIN_BYTES: usize = 2048;
 
 /// Why a line is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,52 +99,6 @@ impl<K: Ord + Clone> LogMemo<K> {
     pub fn is_empty(&self) -> bool {
         self.said.is_empty()
     }
-}
-
-/// An error and every source under it on one line, `top: cause: root cause`: the one
-/// rendering of an error for logs, the audit log's `error` column and the CLI (`{e:#}` of a
-/// `thiserror` type is only the top line, which hid "connection refused" and `AADSTS…`
-/// codes). A cause whose text its parent already shows is left out (azure_core and reqwest
-/// repeat their source's message now and then). Control characters are escaped, as ARM's text
-/// already is in `AzureError`'s own message, so that one error stays one line; the whole is
-/// cut at `MAX_CHAIN_BYTES` (2 KiB).
-pub fn chain(err: &(dyn Error + 'static)) -> String {
-    let mut out = escaped(&err.to_string());
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = escaped(&s.to_string());
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    if out.len() > MAX_CHAIN_BYTES {
-        let mut end = MAX_CHAIN_BYTES;
-        while !out.is_char_boundary(end) {
-            end -= 1;
-        }
-        out.truncate(end);
-        out.push('…');
-    }
-    out
-}
-
-/// `text` with control characters (and the invisible line and direction marks) written as
-/// escapes (`\n`, `\u{1b}`), the way `azure::error::display_text` writes ARM's text: text
-/// that is already escaped comes back unchanged, so a cause its parent quotes is still found.
-fn escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        if ch.is_control()
-            || matches!(ch, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
-            out.extend(ch.escape_default());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
 }
 
 /// What identifies an error for "has it changed?": its kind and its text with the parts
@@ -312,61 +263,5 @@ mod tests {
             )
         );
         assert_ne!(signature("unauthorized", "x"), signature("forbidden", "x"));
-    }
-
-    #[test]
-    fn chain_joins_sources_and_is_bounded() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("list_computes: connection failed talking to Azure Resource Manager")]
-        struct Top(#[source] std::io::Error);
-        let e = Top(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused (os error 111)",
-        ));
-        assert_eq!(
-            chain(&e),
-            "list_computes: connection failed talking to Azure Resource Manager: Connection refused (os error 111)"
-        );
-        let long = Top(std::io::Error::other("é".repeat(5_000)));
-        let text = chain(&long);
-        assert!(
-            text.len() <= MAX_CHAIN_BYTES + '…'.len_utf8(),
-            "{}",
-            text.len()
-        );
-        assert!(text.ends_with('…'));
-    }
-
-    #[test]
-    fn chain_renders_every_level_once_and_on_one_line() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("start: connection failed talking to Azure Resource Manager")]
-        struct Top(#[source] Middle);
-        #[derive(Debug, thiserror::Error)]
-        #[error("error sending request")]
-        struct Middle(#[source] std::io::Error);
-        let e = Top(Middle(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused (os error 111)",
-        )));
-        assert_eq!(
-            chain(&e),
-            "start: connection failed talking to Azure Resource Manager: error sending request: \
-             Connection refused (os error 111)"
-        );
-
-        // A cause its parent already quotes is said once, escaped or not.
-        #[derive(Debug, thiserror::Error)]
-        #[error("token request failed: {0}")]
-        struct Quotes(#[source] std::io::Error);
-        let e = Quotes(std::io::Error::other(
-            "AADSTS7000215\nInvalid secret\u{1b}[2J",
-        ));
-        let text = chain(&e);
-        assert_eq!(
-            text,
-            "token request failed: AADSTS7000215\\nInvalid secret\\u{1b}[2J"
-        );
-        assert!(!text.chars().any(char::is_control), "{text:?}");
     }
 }

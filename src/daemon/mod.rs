@@ -251,7 +251,7 @@ impl Daemon {
             self.store
                 .pending_intents()
                 .map_err(
-                    |e| tracing::error!(error = %logmemo::chain(&e), "cannot read pending intents"),
+                    |e| tracing::error!(error = %crate::engine::text::chain(&e), "cannot read pending intents"),
                 )
                 .ok()
         } else {
@@ -302,9 +302,9 @@ impl Daemon {
                 Ok(_) => BTreeSet::new(),
                 Err(e) => {
                     if sent > 0 {
-                        tracing::error!(error = %logmemo::chain(e), workspace = %w.alias, "cannot record intent; not acting");
+                        tracing::error!(error = %crate::engine::text::chain(e), workspace = %w.alias, "cannot record intent; not acting");
                     } else {
-                        tracing::error!(error = %logmemo::chain(e), workspace = %w.alias, "cannot save memory");
+                        tracing::error!(error = %crate::engine::text::chain(e), workspace = %w.alias, "cannot save memory");
                     }
                     for r in recorded.iter_mut().skip(next_action).take(sent) {
                         *r = false;
@@ -352,7 +352,9 @@ impl Daemon {
             Ok(n) => {
                 tracing::info!(deleted = n, before = %before, "audit log pruned to its retention")
             }
-            Err(e) => tracing::warn!(error = %logmemo::chain(&e), "cannot prune the audit log"),
+            Err(e) => {
+                tracing::warn!(error = %crate::engine::text::chain(&e), "cannot prune the audit log")
+            }
         }
     }
 
@@ -499,7 +501,7 @@ impl Daemon {
                 error.as_deref(),
                 now,
             ) {
-                tracing::error!(error = %logmemo::chain(&e), "cannot record an outcome");
+                tracing::error!(error = %crate::engine::text::chain(&e), "cannot record an outcome");
             }
         }
         let RequestKind::Power(_) = s.request.kind else {
@@ -536,7 +538,7 @@ impl Daemon {
     /// Save one instance's memory, on disk and in the process.
     fn save_one(&mut self, key: InstanceKey, mem: InstanceMemory, now: Timestamp) {
         if let Err(e) = self.store.save_memory(&[(key.clone(), mem.clone())], now) {
-            tracing::error!(error = %logmemo::chain(&e), "cannot save memory");
+            tracing::error!(error = %crate::engine::text::chain(&e), "cannot save memory");
         }
         self.memory.insert(key, mem);
     }
@@ -552,7 +554,7 @@ impl Daemon {
             if let Err(e) = joined
                 && e.is_panic()
             {
-                tracing::error!(error = %logmemo::chain(&e), "an operation follower panicked");
+                tracing::error!(error = %crate::engine::text::chain(&e), "an operation follower panicked");
             }
         }
     }
@@ -594,13 +596,13 @@ impl Daemon {
             .store
             .record_outcome(ended.audit, outcome, None, error.as_deref(), now)
         {
-            tracing::debug!(error = %logmemo::chain(&e), "outcome already recorded");
+            tracing::debug!(error = %crate::engine::text::chain(&e), "outcome already recorded");
         }
         if let Err(e) = self
             .store
             .save_memory(&[(ended.key.clone(), mem.clone())], now)
         {
-            tracing::error!(error = %logmemo::chain(&e), "cannot save memory");
+            tracing::error!(error = %crate::engine::text::chain(&e), "cannot save memory");
         }
         self.memory.insert(ended.key, mem);
     }
@@ -679,7 +681,7 @@ impl Daemon {
 /// An error as one line, with its chain and ARM code; never contains a token.
 fn error_text(e: &AzureError) -> String {
     match e.arm_code() {
-        Some(code) => format!("{code}: {}", logmemo::chain(e)),
-        None => logmemo::chain(e),
+        Some(code) => format!("{code}: {}", crate::engine::text::chain(e)),
+        None => crate::engine::text::chain(e),
     }
 }

@@ -89,7 +89,7 @@ pub async fn observe(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %crate::daemon::logmemo::chain(&e), "observation task failed")
+                tracing::error!(error = %crate::engine::text::chain(&e), "observation task failed")
             }
         }
     }
@@ -166,7 +166,7 @@ async fn probe_jupyter(client: &ArmClient, base: Option<url::Url>) -> JupyterAct
         Ok(activity) => activity,
         Err(e) => {
             if probe_log_due(&base, crate::clock::now()) {
-                tracing::debug!(error = %crate::daemon::logmemo::chain(&e), status = ?e.status(), url = %base,
+                tracing::debug!(error = %crate::engine::text::chain(&e), status = ?e.status(), url = %base,
                     "Jupyter server did not answer (said once an hour per instance)");
             }
             JupyterActivity::Unavailable

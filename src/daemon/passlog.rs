@@ -40,7 +40,7 @@ impl PassLog {
     /// Log why a workspace cannot be observed: the whole error chain, once per change of
     /// the error (a debug line at the other passes).
     pub fn blind(&mut self, alias: &str, e: &AzureError, now: Timestamp) {
-        let cause = logmemo::chain(e);
+        let cause = crate::engine::text::chain(e);
         let signature = logmemo::signature(e.kind(), &cause);
         if self.blind.due(&alias.to_owned(), &signature, now).is_some() {
             tracing::warn!(workspace = %alias, error = %cause, kind = e.kind(),

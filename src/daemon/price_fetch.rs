@@ -28,7 +28,7 @@ pub fn load_cache(book: &mut PriceBook, state_dir: &Path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
         Err(source) => {
             let e = PriceError::CacheRead { path, source };
-            tracing::warn!(error = %crate::daemon::logmemo::chain(&e), "ignoring the price cache");
+            tracing::warn!(error = %crate::engine::text::chain(&e), "ignoring the price cache");
             return;
         }
     };
@@ -38,7 +38,7 @@ pub fn load_cache(book: &mut PriceBook, state_dir: &Path) {
             tracing::info!(path = %path.display(), "price cache is for another currency or endpoint; ignored")
         }
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %crate::daemon::logmemo::chain(&e), "unreadable price cache; ignored")
+            tracing::warn!(path = %path.display(), error = %crate::engine::text::chain(&e), "unreadable price cache; ignored")
         }
     }
 }
@@ -167,7 +167,7 @@ pub async fn refresh_round(
             }
             Err(e) => {
                 metrics.price_request(e.kind());
-                tracing::warn!(region, vm_size = size, error = %crate::daemon::logmemo::chain(&e), "cannot fetch a price; keeping the cached one");
+                tracing::warn!(region, vm_size = size, error = %crate::engine::text::chain(&e), "cannot fetch a price; keeping the cached one");
                 b.fetch_failed(&region, &size, at);
             }
         }
@@ -175,7 +175,7 @@ pub async fn refresh_round(
     if changed {
         let b = book.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Err(e) = save_cache(&b, state_dir) {
-            tracing::warn!(error = %crate::daemon::logmemo::chain(&e), "cannot write the price cache");
+            tracing::warn!(error = %crate::engine::text::chain(&e), "cannot write the price cache");
         }
     }
 }

@@ -9,7 +9,7 @@ pub async fn signal() {
                 s.recv().await;
             }
             Err(e) => {
-                tracing::warn!(error = %crate::daemon::logmemo::chain(&e), "cannot listen for SIGTERM");
+                tracing::warn!(error = %crate::engine::text::chain(&e), "cannot listen for SIGTERM");
                 std::future::pending::<()>().await;
             }
         }
@@ -17,7 +17,7 @@ pub async fn signal() {
     tokio::select! {
         r = tokio::signal::ctrl_c() => {
             if let Err(e) = r {
-                tracing::warn!(error = %crate::daemon::logmemo::chain(&e), "cannot listen for SIGINT");
+                tracing::warn!(error = %crate::engine::text::chain(&e), "cannot listen for SIGINT");
                 std::future::pending::<()>().await;
             }
         }

@@ -51,7 +51,7 @@ impl Notifier {
             }
         });
         if let Err(e) = result {
-            tracing::debug!(error = %crate::daemon::logmemo::chain(&e), state, "sd_notify failed");
+            tracing::debug!(error = %crate::engine::text::chain(&e), state, "sd_notify failed");
         }
     }
 

@@ -18,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::azure::wire::UnderlyingResourceAction;
 use crate::azure::{ArmClient, ArmClientConfig};
-use crate::cli::DemoArgs;
 use crate::daemon::accountant::Accountant;
 use crate::daemon::exporter::{Exporter, Shared};
 use crate::daemon::http;
@@ -36,11 +35,22 @@ pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 /// The demo's fleet, as shipped in `config/demo-fleet.toml`.
 pub const DEMO_FLEET: &str = include_str!("../../config/demo-fleet.toml");
 
+/// How the demo runs (`lightsout demo`'s flags).
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// How much faster than real time the emulated clock runs.
+    pub speed: u32,
+    /// How long the daemon part runs, in emulated time.
+    pub duration: std::time::Duration,
+    /// Skip the by-hand lifecycle part.
+    pub skip_lifecycle: bool,
+}
+
 /// Real time between two advances of the emulated clock.
 const TICK: Duration = Duration::from_millis(250);
 
 /// Run the demo.
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(args: DemoOptions) -> anyhow::Result<()> {
     let (mut cfg, _) =
         crate::engine::config::parse(DEMO_CONFIG, std::path::Path::new("config/demo.toml"))?;
     let fleet = Fleet::from_toml_str(DEMO_FLEET, "config/demo-fleet.toml")?;
@@ -57,7 +67,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         emulator.shutdown().await;
     }
     if let Err(e) = std::fs::remove_dir_all(&temp) {
-        tracing::debug!(error = %crate::daemon::logmemo::chain(&e), "cannot remove the demo's temporary directory");
+        tracing::debug!(error = %crate::engine::text::chain(&e), "cannot remove the demo's temporary directory");
     }
     result
 }
@@ -91,7 +101,7 @@ fn say(emulator: &RunningEmulator, text: &str) {
 }
 
 async fn story(
-    args: &DemoArgs,
+    args: &DemoOptions,
     cfg: &mut Config,
     emulator: &Arc<RunningEmulator>,
     temp: &std::path::Path,
@@ -137,7 +147,7 @@ async fn lifecycle(
         "part 1: one compute instance by hand (what `lightsout ci` does)",
     );
     let name = "ci-demo";
-    let body = crate::cli::commands::ci::create_body(
+    let body = crate::azure::create::create_body(
         "westeurope",
         "Standard_DS3_v2",
         Some("PT60M".into()),
@@ -214,7 +224,7 @@ async fn follow(
 
 /// Part two: the daemon's passes, printed when an instance's decision changes.
 async fn daemon_part(
-    args: &DemoArgs,
+    args: &DemoOptions,
     cfg: &Config,
     client: ArmClient,
     metrics: Arc<Metrics>,

@@ -90,7 +90,7 @@ impl PassHook for Accounting {
         let view = match self.accountant.pass(cfg, report, &self.book, store) {
             Ok(v) => v,
             Err(e) => {
-                tracing::error!(error = %crate::daemon::logmemo::chain(&e), "cannot record costs");
+                tracing::error!(error = %crate::engine::text::chain(&e), "cannot record costs");
                 self.accountant.view_with(&self.book)
             }
         };
@@ -181,7 +181,7 @@ pub async fn simulate(
     let result = run(&mut cfg, &emulator, &temp, to, outages).await;
     emulator.shutdown().await;
     if let Err(e) = std::fs::remove_dir_all(&temp) {
-        tracing::debug!(error = %crate::daemon::logmemo::chain(&e), "cannot remove the simulation's temporary directory");
+        tracing::debug!(error = %crate::engine::text::chain(&e), "cannot remove the simulation's temporary directory");
     }
     result
 }

@@ -171,7 +171,7 @@ async fn the_shared_http_client_follows_no_redirect() {
             .await
             .unwrap_err();
         assert!(err.is_redirect(), "{err:?}");
-        let msg = lightsout::daemon::logmemo::chain(&err);
+        let msg = lightsout::engine::text::chain(&err);
         assert!(msg.contains("refusing to follow a redirect"), "{msg}");
         assert!(!msg.contains(SECRET), "{msg}");
     }

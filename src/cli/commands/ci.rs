@@ -23,14 +23,13 @@ use tokio::time::{Instant, sleep};
 
 use super::validate::config_path;
 use crate::azure::wire::{
-    Compute, ComputeDetails, ComputeInstanceProperties, ComputeResource, ComputeStartStopSchedule,
-    ComputeType, Recurrence, ResourceId, SshPublicAccess, SshSettings, UnderlyingResourceAction,
+    ComputeInstanceProperties, ComputeResource, ComputeStartStopSchedule, ComputeType, Recurrence,
+    UnderlyingResourceAction,
 };
 use crate::azure::{Accepted, ArmClient, ArmClientConfig, ArmError, AzureError, PollOutcome};
 use crate::cli::progress::{Progress, short_duration};
 use crate::cli::{CiCommand, CreateArgs, WaitArgs, WorkspaceArgs};
 use crate::daemon::connect;
-use crate::daemon::logmemo;
 use crate::engine::config::{self, AzureSettings};
 use crate::engine::model::WorkspaceRef;
 
@@ -216,9 +215,12 @@ fn explain(err: &AzureError, instance: Option<&str>, workspace: &str) -> String 
         // The credential's own message says why (wrong secret, unknown tenant...); it never
         // contains the secret.
         AzureError::Auth { source, .. } => {
-            format!("could not get an access token: {}", logmemo::chain(source))
+            format!(
+                "could not get an access token: {}",
+                crate::engine::text::chain(source)
+            )
         }
-        other => logmemo::chain(other),
+        other => crate::engine::text::chain(other),
     };
     if let Some(action) = err.missing_action() {
         msg.push_str(&format!(" (missing permission: {action})"));
@@ -656,7 +658,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             "no location for {name}: pass --location, or set `region` for this workspace in the config"
         );
     };
-    let body = create_body(
+    let body = crate::azure::create::create_body(
         &location,
         &args.vm_size,
         idle,
@@ -758,42 +760,6 @@ fn read_public_key(arg: &str) -> anyhow::Result<String> {
         );
     }
     Ok(key.to_owned())
-}
-
-/// The PUT body: only what we mean to set (wire types skip absent fields).
-pub(crate) fn create_body(
-    location: &str,
-    vm_size: &str,
-    idle: Option<String>,
-    ssh_public_access: bool,
-    admin_key: Option<String>,
-    subnet: Option<String>,
-) -> ComputeResource {
-    let ssh_settings = (ssh_public_access || admin_key.is_some()).then(|| SshSettings {
-        ssh_public_access: Some(if ssh_public_access {
-            SshPublicAccess::Enabled
-        } else {
-            SshPublicAccess::Disabled
-        }),
-        admin_public_key: admin_key,
-        ..SshSettings::default()
-    });
-    let instance = ComputeInstanceProperties {
-        vm_size: Some(vm_size.to_owned()),
-        idle_time_before_shutdown: idle,
-        ssh_settings,
-        subnet: subnet.map(|id| ResourceId { id: Some(id) }),
-        ..ComputeInstanceProperties::default()
-    };
-    ComputeResource {
-        location: Some(location.to_owned()),
-        properties: Some(Compute {
-            compute_type: Some(ComputeType::ComputeInstance),
-            properties: Some(ComputeDetails::Instance(Box::new(instance))),
-            ..Compute::default()
-        }),
-        ..ComputeResource::default()
-    }
 }
 
 // ---- start, stop, restart, delete -------------------------------------------------------------
@@ -1158,7 +1124,7 @@ async fn current_state(t: &Target, name: &str) -> Option<String> {
         }),
         Err(e) if e.is_not_found() => Some(GONE.to_owned()),
         Err(e) => {
-            tracing::debug!(instance = name, error = %crate::daemon::logmemo::chain(&e), "Could not read the instance's state.");
+            tracing::debug!(instance = name, error = %crate::engine::text::chain(&e), "Could not read the instance's state.");
             None
         }
     }
@@ -1220,40 +1186,6 @@ mod tests {
     fn idle_time_is_iso8601() {
         assert_eq!(idle_iso(Duration::from_secs(3600)), "PT60M");
         assert_eq!(idle_iso(Duration::from_secs(15 * 60 + 30)), "PT930S");
-    }
-
-    #[test]
-    fn create_body_is_minimal() {
-        let b = create_body(
-            "eastus2",
-            "Standard_DS3_v2",
-            Some("PT30M".into()),
-            true,
-            Some("ssh-ed25519 AAAA me".into()),
-            Some("/subnets/x".into()),
-        );
-        let v = serde_json::to_value(&b).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({
-                "location": "eastus2",
-                "properties": {
-                    "computeType": "ComputeInstance",
-                    "properties": {
-                        "vmSize": "Standard_DS3_v2",
-                        "idleTimeBeforeShutdown": "PT30M",
-                        "sshSettings": {"sshPublicAccess": "Enabled", "adminPublicKey": "ssh-ed25519 AAAA me"},
-                        "subnet": {"id": "/subnets/x"}
-                    }
-                }
-            })
-        );
-        let plain = serde_json::to_value(create_body("x", "s", None, false, None, None)).unwrap();
-        assert!(
-            plain["properties"]["properties"]
-                .get("sshSettings")
-                .is_none()
-        );
     }
 
     #[test]

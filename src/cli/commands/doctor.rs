@@ -11,7 +11,6 @@ use crate::azure::{ArmClient, ArmClientConfig, AzureError, RetryPolicy};
 use crate::cli::ConfigArg;
 use crate::cli::doctor_rules::{self as doctor, Need, Verdict};
 use crate::daemon::connect;
-use crate::daemon::logmemo;
 use crate::daemon::observe::probe_jupyter_once;
 use crate::engine::config::auth::CredentialKind;
 use crate::engine::config::{self, AzureSettings, Workspace};
@@ -133,7 +132,7 @@ pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
                 &format!(
                     "credential ({}): {}",
                     cfg.azure.credential.as_str(),
-                    logmemo::chain(&e)
+                    crate::engine::text::chain(&e)
                 ),
                 Some(&credential_fix(&cfg.azure)),
             );
@@ -157,7 +156,7 @@ pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
                 &format!(
                     "token ({}): {}",
                     cfg.azure.credential.as_str(),
-                    logmemo::chain(&e)
+                    crate::engine::text::chain(&e)
                 ),
                 Some(&credential_fix(&cfg.azure)),
             );
@@ -212,7 +211,10 @@ async fn check_workspace(
             let fix = arm_fix(&e, azure, &scope, assignee);
             list.line(
                 Mark::Fail,
-                &format!("permissions at the workspace: {}", logmemo::chain(&e)),
+                &format!(
+                    "permissions at the workspace: {}",
+                    crate::engine::text::chain(&e)
+                ),
                 Some(&fix),
             );
             return;
@@ -282,7 +284,7 @@ async fn check_workspace(
                 let fix = arm_fix(&e, azure, &scope, assignee);
                 list.line(
                     Mark::Fail,
-                    &format!("list computes: {}", logmemo::chain(&e)),
+                    &format!("list computes: {}", crate::engine::text::chain(&e)),
                     Some(&fix),
                 );
             }

@@ -34,5 +34,10 @@ use crate::cli::DemoArgs;
 
 /// `lightsout demo`.
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    crate::sim::demo::run(args).await
+    crate::sim::demo::run(crate::sim::demo::DemoOptions {
+        speed: args.speed,
+        duration: args.duration,
+        skip_lifecycle: args.skip_lifecycle,
+    })
+    .await
 }

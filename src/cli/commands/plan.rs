@@ -81,7 +81,7 @@ pub async fn rows(
             s.instances
                 .as_ref()
                 .err()
-                .map(|e| (s.alias.clone(), crate::daemon::logmemo::chain(e)))
+                .map(|e| (s.alias.clone(), crate::engine::text::chain(e)))
         })
         .collect();
     (now, rows, failed)

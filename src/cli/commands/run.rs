@@ -158,7 +158,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     refresher.abort();
     match tokio::time::timeout(HTTP_GRACE, server).await {
         Ok(Ok(Err(e))) => {
-            tracing::warn!(error = %crate::daemon::logmemo::chain(&e), "HTTP server ended with an error")
+            tracing::warn!(error = %crate::engine::text::chain(&e), "HTTP server ended with an error")
         }
         Ok(_) => {}
         Err(_) => tracing::warn!("HTTP server did not stop in time"),
@@ -194,7 +194,7 @@ fn spawn_reloader(
             notifier.reloading();
             match load(&path) {
                 Err(e) => {
-                    tracing::error!(error = %crate::daemon::logmemo::chain(&e), "new configuration rejected; keeping the running one")
+                    tracing::error!(error = %crate::engine::text::chain(&e), "new configuration rejected; keeping the running one")
                 }
                 Ok(cfg) => {
                     let client = if cfg.azure == azure {
@@ -203,7 +203,7 @@ fn spawn_reloader(
                         match connect::arm_client(&cfg.azure, client_config(&metrics)) {
                             Ok(c) => Some(c),
                             Err(e) => {
-                                tracing::error!(error = %crate::daemon::logmemo::chain(&e), "new [azure] settings rejected; keeping the running configuration");
+                                tracing::error!(error = %crate::engine::text::chain(&e), "new [azure] settings rejected; keeping the running configuration");
                                 notifier.ready();
                                 continue;
                             }

@@ -12,7 +12,7 @@
 //! - [`NativeObserved`] is what an instance carries today (filled by `azure::convert`).
 //! - [`drift`] compares the two and lists the [`NativeChange`]s that would bring the instance
 //!   in line; the daemon sends an instance's changes in one PUT of the compute
-//!   ([`crate::azure::update`]).
+//!   (`azure::update`).
 //!
 //! How windows become schedules: the windows are laid on the 10,080 minutes of a local week;
 //! every minute where "inside some window" turns false is a stop and every minute where it
