@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the WINDOWS_ZONES table of src/native/windows_zones.rs from Unicode CLDR.
+"""Generate the WINDOWS_ZONES table of src/engine/native/windows_zones.rs from Unicode CLDR.
 
 CLDR's windowsZones (common/supplemental/windowsZones.xml) ships, as JSON, in the npm package
 cldr-core (supplemental/windowsZones.json). Run from the repository root:
@@ -21,7 +21,7 @@ import re
 import sys
 from collections import OrderedDict
 
-RUST = "src/native/windows_zones.rs"
+RUST = "src/engine/native/windows_zones.rs"
 START = "pub static WINDOWS_ZONES: &[(&str, &[&str])] = &[\n"
 END = "\n];\n"
 

@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok((cfg, _warnings)) = lightsout::config::parse(text, Path::new("fuzz.toml")) {
+    if let Ok((cfg, _warnings)) = lightsout::engine::config::parse(text, Path::new("fuzz.toml")) {
         // A config that validates must be usable: every schedule answers a question about now.
         let now = jiff::Timestamp::from_second(1_780_000_000).unwrap();
         for p in &cfg.policies {
