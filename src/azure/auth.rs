@@ -205,22 +205,7 @@ pub fn build_http_client(
         .redirect(no_redirects())
         .user_agent(default_user_agent());
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|source| AuthError::CaFileRead {
-            path: path.to_owned(),
-            source,
-        })?;
-        let certs =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AuthError::CaFileInvalid {
-                path: path.to_owned(),
-                reason: format!("not a PEM certificate bundle ({e})"),
-            })?;
-        if certs.is_empty() {
-            return Err(AuthError::CaFileInvalid {
-                path: path.to_owned(),
-                reason: "no PEM certificate found".to_owned(),
-            });
-        }
-        builder = builder.tls_certs_merge(certs);
+        builder = builder.tls_certs_merge(ca_certs(path)?);
         // The certificates are only checked when the TLS config is built; blame the file.
         return builder.build().map_err(|e| AuthError::CaFileInvalid {
             path: path.to_owned(),
@@ -230,6 +215,26 @@ pub fn build_http_client(
     builder
         .build()
         .map_err(|source| AuthError::HttpClient { source })
+}
+
+/// The certificates of a `ca_file` (PEM, one or more); none is an error.
+pub fn ca_certs(path: &Path) -> Result<Vec<reqwest::Certificate>, AuthError> {
+    let pem = std::fs::read(path).map_err(|source| AuthError::CaFileRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AuthError::CaFileInvalid {
+            path: path.to_owned(),
+            reason: format!("not a PEM certificate bundle ({e})"),
+        })?;
+    if certs.is_empty() {
+        return Err(AuthError::CaFileInvalid {
+            path: path.to_owned(),
+            reason: "no PEM certificate found".to_owned(),
+        });
+    }
+    Ok(certs)
 }
 
 /// The redirect policy of every client that carries a credential: never follow. A 307/308

@@ -106,16 +106,7 @@ pub fn build_client(
         builder = builder.dns_resolver(Arc::new(LoopbackResolver(ip)));
     }
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|source| AuthError::CaFileRead {
-            path: path.to_owned(),
-            source,
-        })?;
-        let certs =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AuthError::CaFileInvalid {
-                path: path.to_owned(),
-                reason: format!("not a PEM certificate bundle ({e})"),
-            })?;
-        builder = builder.tls_certs_merge(certs);
+        builder = builder.tls_certs_merge(super::auth::ca_certs(path)?);
     }
     builder
         .build()

@@ -433,29 +433,11 @@ impl Store {
         let key = intent.key();
         let json = encode(&key, memory)?;
         let at = ts_text(intent.at);
-        let finished_at = outcome.is_final().then(|| at.clone());
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin a transaction"))?;
-        tx.execute(
-            "INSERT INTO audit (at, workspace, instance, action, reason, policy, catch_up, \
-             dry_run, outcome, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                at,
-                intent.workspace,
-                intent.instance,
-                intent.action.as_str(),
-                intent.reason.as_str(),
-                intent.policy,
-                intent.catch_up,
-                intent.dry_run,
-                outcome.as_str(),
-                finished_at,
-            ],
-        )
-        .map_err(sql("append to the audit log"))?;
-        let id = AuditId(tx.last_insert_rowid());
+        let id = insert_audit(&tx, intent, outcome)?;
         upsert_memory(&tx, &key, &json, &at)?;
         tx.commit().map_err(sql("commit an intent"))?;
         Ok(id)
@@ -628,26 +610,7 @@ impl Store {
         }
         let mut ids = Vec::with_capacity(intents.len());
         for (intent, outcome) in intents {
-            let when = ts_text(intent.at);
-            let finished_at = outcome.is_final().then(|| when.clone());
-            tx.execute(
-                "INSERT INTO audit (at, workspace, instance, action, reason, policy, catch_up, \
-                 dry_run, outcome, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    when,
-                    intent.workspace,
-                    intent.instance,
-                    intent.action.as_str(),
-                    intent.reason.as_str(),
-                    intent.policy,
-                    intent.catch_up,
-                    intent.dry_run,
-                    outcome.as_str(),
-                    finished_at,
-                ],
-            )
-            .map_err(sql("append to the audit log"))?;
-            ids.push(AuditId(tx.last_insert_rowid()));
+            ids.push(insert_audit(&tx, intent, *outcome)?);
         }
         for (key, json) in &encoded {
             upsert_memory(&tx, key, json, &at)?;
@@ -824,6 +787,34 @@ fn encode(key: &InstanceKey, memory: &InstanceMemory) -> Result<String, StoreErr
         key: key.clone(),
         source,
     })
+}
+
+/// Append one audit row for `intent` (final outcomes get their `finished_at` at once).
+fn insert_audit(
+    tx: &rusqlite::Transaction<'_>,
+    intent: &Intent,
+    outcome: Outcome,
+) -> Result<AuditId, StoreError> {
+    let at = ts_text(intent.at);
+    let finished_at = outcome.is_final().then(|| at.clone());
+    tx.execute(
+        "INSERT INTO audit (at, workspace, instance, action, reason, policy, catch_up, \
+         dry_run, outcome, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            at,
+            intent.workspace,
+            intent.instance,
+            intent.action.as_str(),
+            intent.reason.as_str(),
+            intent.policy,
+            intent.catch_up,
+            intent.dry_run,
+            outcome.as_str(),
+            finished_at,
+        ],
+    )
+    .map_err(sql("append to the audit log"))?;
+    Ok(AuditId(tx.last_insert_rowid()))
 }
 
 fn upsert_memory(
