@@ -679,6 +679,8 @@ struct PutBody {
     description: Option<String>,
 }
 
+/// A PUT of a compute instance: the body checked first, then an update of the instance if
+/// it exists, else a create.
 fn put(
     shared: &Shared,
     inner: &mut Inner,
