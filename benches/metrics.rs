@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use lightsout::daemon::metrics::Metrics;
 use lightsout::engine::cost::{Amounts, CostView, InstanceCost};
-use lightsout::engine::model::InstanceKey;
+use lightsout::engine::model::{Action, InstanceKey, Reason};
 use lightsout::engine::plan::PlanRow;
-use lightsout::engine::report::{ActionTaken, PassReport};
+use lightsout::engine::report::{ActionOutcome, ActionTaken, PassReport};
 
 const INSTANCES: usize = 10_000;
 const WORKSPACES: usize = 20;
@@ -59,11 +59,11 @@ fn main() {
                 at,
                 workspace: workspace.clone(),
                 instance: instance.clone(),
-                action: "stop",
-                reason: "idle",
+                action: Action::Stop,
+                reason: Reason::Idle,
                 policy: "office-hours".into(),
                 catch_up: false,
-                outcome: "accepted",
+                outcome: ActionOutcome::Accepted,
                 native: false,
             });
         }

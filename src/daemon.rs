@@ -48,7 +48,7 @@ use crate::engine::pass::{Observed, PassInput, PassPlan, Request, RequestKind, p
 use crate::engine::policy::Policy;
 
 use crate::daemon::hook::PassHook;
-use crate::engine::report::{PassReport, Status, WorkspaceSeen};
+use crate::engine::report::{ActionOutcome, PassReport, Status, WorkspaceSeen};
 
 /// How the daemon behaves beyond its config.
 #[derive(Debug, Clone, Copy)]
@@ -405,7 +405,7 @@ impl Daemon {
         &mut self,
         sends: Vec<Outgoing>,
         now: Timestamp,
-    ) -> Vec<(usize, &'static str)> {
+    ) -> Vec<(usize, ActionOutcome)> {
         let mut out = Vec::new();
         let mut tasks = JoinSet::new();
         for s in sends {

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::azure::{Accepted, ArmClient, AzureError, NativeSetting};
 use crate::engine::model::{Action, WorkspaceRef};
+use crate::engine::report::ActionOutcome;
 
 /// What became of one request.
 #[derive(Debug)]
@@ -32,12 +33,12 @@ pub enum SendOutcome {
 
 impl SendOutcome {
     /// The `outcome` label of `lightsout_actions_total`.
-    pub fn label(&self) -> &'static str {
+    pub fn label(&self) -> ActionOutcome {
         match self {
-            SendOutcome::Accepted(_) => "accepted",
-            SendOutcome::Refused(_) => "refused",
-            SendOutcome::Failed(_) => "failed",
-            SendOutcome::Unknown(_) => "unknown",
+            SendOutcome::Accepted(_) => ActionOutcome::Accepted,
+            SendOutcome::Refused(_) => ActionOutcome::Refused,
+            SendOutcome::Failed(_) => ActionOutcome::Failed,
+            SendOutcome::Unknown(_) => ActionOutcome::Unknown,
         }
     }
 }

@@ -305,7 +305,12 @@ impl Metrics {
         }
         for a in &report.actions {
             self.actions
-                .with_label_values(&[a.workspace.as_str(), a.action, a.reason, a.outcome])
+                .with_label_values(&[
+                    a.workspace.as_str(),
+                    a.action.as_str(),
+                    a.reason.as_str(),
+                    a.outcome.as_str(),
+                ])
                 .inc();
         }
         self.record_workspaces(report);

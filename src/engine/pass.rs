@@ -21,7 +21,7 @@ use crate::engine::model::{
 use crate::engine::native::types::NativeMode;
 use crate::engine::native::{NativeChange, NativePlan};
 use crate::engine::plan::PlanRow;
-use crate::engine::report::ActionTaken;
+use crate::engine::report::{ActionOutcome, ActionTaken};
 
 /// Why a power request left pending is closed as failed after [`crate::engine::decide::PENDING_EXPIRY`].
 pub const EXPIRED_ERROR: &str = "no effect observed within 30 minutes";
@@ -450,11 +450,15 @@ impl InstanceCtx<'_, '_> {
             at: intent.at,
             workspace: intent.workspace.clone(),
             instance: intent.instance.clone(),
-            action: p.action.as_str(),
-            reason: p.reason.as_str(),
+            action: p.action,
+            reason: p.reason,
             policy: intent.policy.clone(),
             catch_up: p.catch_up,
-            outcome: if dry_run { "dry_run" } else { "not_sent" },
+            outcome: if dry_run {
+                ActionOutcome::DryRun
+            } else {
+                ActionOutcome::NotSent
+            },
             native,
         });
         write.intents.push(PlannedIntent {

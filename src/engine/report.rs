@@ -10,6 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::engine::model::{Action, Reason};
 use crate::engine::plan::PlanRow;
 
 /// An action the daemon requested (or, in a dry run, would have).
@@ -19,18 +20,38 @@ pub struct ActionTaken {
     pub at: Timestamp,
     pub workspace: String,
     pub instance: String,
-    pub action: &'static str,
-    pub reason: &'static str,
+    pub action: Action,
+    pub reason: Reason,
     pub policy: String,
     pub catch_up: bool,
-    /// What became of the request when it was sent: `accepted`, `refused`, `failed`,
-    /// `unknown` (accepted, but its operation cannot be followed) or `dry_run` (for the
-    /// `outcome` label of `lightsout_actions_total`; not in JSON output).
+    /// What became of the request (the `outcome` label of `lightsout_actions_total`; not
+    /// in JSON output).
     #[serde(skip)]
-    pub outcome: &'static str,
+    pub outcome: ActionOutcome,
     /// A change of native settings (`idle_shutdown`, `schedules`), not a power action.
     #[serde(skip)]
     pub native: bool,
+}
+
+crate::engine::text_enum::text_enum! {
+    what = "action outcome";
+    /// What became of a planned request: the `outcome` label of `lightsout_actions_total`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ActionOutcome {
+        /// Planned, but not (yet) sent: its intent could not be written, or the send is
+        /// still to come.
+        NotSent = "not_sent",
+        /// A dry run: never sent.
+        DryRun = "dry_run",
+        /// Azure accepted it; the operation may still be running.
+        Accepted = "accepted",
+        /// Azure refused it for a reason that retrying will not fix.
+        Refused = "refused",
+        /// It could not be delivered or Azure failed: worth another try later.
+        Failed = "failed",
+        /// Accepted, but its operation cannot be followed.
+        Unknown = "unknown",
+    }
 }
 
 /// What one pass saw and did.

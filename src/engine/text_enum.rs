@@ -7,6 +7,7 @@
 /// - `as_str(self) -> &'static str`, the spelling;
 /// - `parse(&str) -> Option<Self>`, exact (case-sensitive);
 /// - `ALL`, every value in declaration order;
+/// - `PartialEq<&str>` (equal to its spelling);
 /// - `Display` (the spelling) and `FromStr`, whose error names what was expected
 ///   (`unknown cloud "mars", expected public, china or usgov`); `what` names the kind of
 ///   value in that message.
@@ -43,6 +44,12 @@ macro_rules! text_enum {
                     $( $text => Some($name::$variant), )+
                     _ => None,
                 }
+            }
+        }
+
+        impl ::std::cmp::PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
             }
         }
 

@@ -447,7 +447,7 @@ last_activity = "2026-03-30T07:00:00Z"
     let mut acts: Vec<(String, &str, &str)> = sim
         .actions
         .iter()
-        .map(|a| (a.instance.clone(), a.action, a.reason))
+        .map(|a| (a.instance.clone(), a.action.as_str(), a.reason.as_str()))
         .collect();
     acts.sort();
     assert_eq!(

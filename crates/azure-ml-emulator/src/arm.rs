@@ -669,6 +669,18 @@ fn lro_headers(shared: &Shared, r: &mut Response, sub: &str, loc: &str, id: &str
     set_header(r, "azure-asyncoperation", &url);
 }
 
+/// A checked PUT body: everything a create or an update of a compute instance reads.
+struct PutBody {
+    /// `properties.properties` (null when absent).
+    inner_props: Value,
+    tags: Option<std::collections::BTreeMap<String, String>>,
+    idle: Option<String>,
+    schedules: Option<Value>,
+    description: Option<String>,
+}
+
+/// A PUT of a compute instance: the body checked first, then an update of the instance if
+/// it exists, else a create.
 fn put(
     shared: &Shared,
     inner: &mut Inner,
@@ -678,69 +690,68 @@ fn put(
     v: &str,
     now: Timestamp,
 ) -> Response {
-    let body = match parse_body(req) {
+    let body = match put_body(req) {
         Ok(b) => b,
         Err(r) => return r,
     };
     let name = req.segs[9].clone();
+    match inner.workspaces[wi].find(&name) {
+        Some(ii) => update(shared, inner, wi, ii, name, body, v, now),
+        None => create(shared, inner, wi, idx, name, body, v, now),
+    }
+}
+
+/// Check a PUT body the same way for a create and an update, before anything changes:
+/// a compute instance's `properties`, string tags, a valid idle shutdown and schedules.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn put_body(req: &Req) -> Result<PutBody, Response> {
+    let body = parse_body(req)?;
     let Some(props) = body.get("properties").filter(|p| p.is_object()) else {
-        return bad("The request body must contain 'properties'.", "properties");
+        return Err(bad(
+            "The request body must contain 'properties'.",
+            "properties",
+        ));
     };
     match props.get("computeType").and_then(Value::as_str) {
         Some(t) if t.eq_ignore_ascii_case("ComputeInstance") => {}
         Some(t) => {
-            return bad(
+            return Err(bad(
                 format!(
                     "Compute type '{t}' is not supported by the emulator; only 'ComputeInstance' is."
                 ),
                 "properties.computeType",
-            );
+            ));
         }
         None => {
-            return bad(
+            return Err(bad(
                 "The property 'computeType' is required.",
                 "properties.computeType",
-            );
+            ));
         }
     }
     let inner_props = props.get("properties").cloned().unwrap_or(Value::Null);
     if !inner_props.is_object() && !inner_props.is_null() {
-        return bad(
+        return Err(bad(
             "'properties.properties' must be an object.",
             "properties.properties",
-        );
+        ));
     }
-    let tags = match body.get("tags") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(m)) => {
-            let mut t = std::collections::BTreeMap::new();
-            for (k, val) in m {
-                match val.as_str() {
-                    Some(s) => {
-                        t.insert(k.clone(), s.to_owned());
-                    }
-                    None => return bad(format!("Tag '{k}' must be a string."), "tags"),
-                }
-            }
-            Some(t)
-        }
-        Some(_) => return bad("'tags' must be an object.", "tags"),
-    };
+    let tags = put_tags(body.get("tags"))?;
     let idle = inner_props
         .get("idleTimeBeforeShutdown")
-        .and_then(Value::as_str);
-    if let Some(i) = idle
-        && let Err(r) = check_idle(i)
-    {
-        return r;
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(i) = &idle {
+        check_idle(i)?;
     }
     let schedules = match inner_props.get("schedules").filter(|s| !s.is_null()) {
         None => None,
         Some(s) => {
             let list = normalize_schedules(s.get("computeStartStop").unwrap_or(&Value::Null));
-            if let Err(r) = check_schedules(&list) {
-                return r;
-            }
+            check_schedules(&list)?;
             Some(json!({"computeStartStop": list}))
         }
     };
@@ -748,61 +759,127 @@ fn put(
         .get("description")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    Ok(PutBody {
+        inner_props,
+        tags,
+        idle,
+        schedules,
+        description,
+    })
+}
+
+/// A PUT's `tags`: absent or null is none, else an object of strings (ARM tags are).
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn put_tags(
+    tags: Option<&Value>,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, Response> {
+    match tags {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => {
+            let mut t = std::collections::BTreeMap::new();
+            for (k, val) in m {
+                match val.as_str() {
+                    Some(s) => {
+                        t.insert(k.clone(), s.to_owned());
+                    }
+                    None => return Err(bad(format!("Tag '{k}' must be a string."), "tags")),
+                }
+            }
+            Ok(Some(t))
+        }
+        Some(_) => Err(bad("'tags' must be an object.", "tags")),
+    }
+}
+
+/// A PUT of an existing instance: its settings replaced in place, answered as Azure
+/// answers an update (201 and an operation that is already done).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the one update path of the PUT handler, whose arguments it passes on"
+)]
+fn update(
+    shared: &Shared,
+    inner: &mut Inner,
+    wi: usize,
+    ii: usize,
+    name: String,
+    body: PutBody,
+    v: &str,
+    now: Timestamp,
+) -> Response {
     let location = inner.workspaces[wi].spec.location.clone();
     let sub = inner.workspaces[wi].spec.subscription_id.clone();
-
-    if let Some(ii) = inner.workspaces[wi].find(&name) {
-        // Update in place.
-        let inst = &mut inner.workspaces[wi].instances[ii];
-        if let Some(p) = &inst.machine.pending
-            && p.kind == OpKind::Delete
-        {
-            return arm_error(
-                StatusCode::CONFLICT,
-                "Conflict",
-                format!(
-                    "Compute '{}' is being deleted; it cannot be updated.",
-                    inst.name
-                ),
-            );
-        }
-        // A PUT replaces: what it leaves out is reset (the ML CLI 2.39.0 changelog fixes
-        // "compute update which caused Enable SSO property to reset"), so a client that
-        // changes one setting must send the compute whole, as `az ml compute update` does.
-        inst.tags = tags.unwrap_or_default();
-        inst.description = description;
-        inst.idle_time_before_shutdown = idle.map(str::to_owned);
-        inst.schedules = schedules;
-        inst.refresh_native(&shared.fleet, now);
-        inst.modified_on = now;
-        // Recorded answer to a PUT of an existing compute (an AmlCompute: no recording shows
-        // one of an instance): 201 with `Azure-AsyncOperation`, one poll to `Succeeded`
-        // (azure-cli-extensions test_compute_aml.yaml, commit cfc11d8e). The settings take
-        // effect at once and the operation is done at once: an assumption.
-        let id = uuid::Uuid::new_v4().to_string();
-        inner.ops.insert(
-            id.clone(),
-            OpRecord {
-                // Only named in a failure's text, and an update never fails here.
-                kind: OpKind::Create,
-                started: now,
-                ends: now,
-                fails: false,
-                workspace: wi,
-                instance: name.clone(),
-                location: location.clone(),
-                error: None,
-            },
+    let inst = &mut inner.workspaces[wi].instances[ii];
+    if let Some(p) = &inst.machine.pending
+        && p.kind == OpKind::Delete
+    {
+        return arm_error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Compute '{}' is being deleted; it cannot be updated.",
+                inst.name
+            ),
         );
-        let ws = &inner.workspaces[wi];
-        let mut r = json(
-            StatusCode::CREATED,
-            &instance_json(&shared.endpoint, ws, &ws.instances[ii], now),
-        );
-        lro_headers(shared, &mut r, &sub, &location, &id, v);
-        return r;
     }
+    // A PUT replaces: what it leaves out is reset (the ML CLI 2.39.0 changelog fixes
+    // "compute update which caused Enable SSO property to reset"), so a client that
+    // changes one setting must send the compute whole, as `az ml compute update` does.
+    inst.tags = body.tags.unwrap_or_default();
+    inst.description = body.description;
+    inst.idle_time_before_shutdown = body.idle;
+    inst.schedules = body.schedules;
+    inst.refresh_native(&shared.fleet, now);
+    inst.modified_on = now;
+    // Recorded answer to a PUT of an existing compute (an AmlCompute: no recording shows
+    // one of an instance): 201 with `Azure-AsyncOperation`, one poll to `Succeeded`
+    // (azure-cli-extensions test_compute_aml.yaml, commit cfc11d8e). The settings take
+    // effect at once and the operation is done at once: an assumption.
+    let id = uuid::Uuid::new_v4().to_string();
+    inner.ops.insert(
+        id.clone(),
+        OpRecord {
+            // Only named in a failure's text, and an update never fails here.
+            kind: OpKind::Create,
+            started: now,
+            ends: now,
+            fails: false,
+            workspace: wi,
+            instance: name,
+            location: location.clone(),
+            error: None,
+        },
+    );
+    let ws = &inner.workspaces[wi];
+    let mut r = json(
+        StatusCode::CREATED,
+        &instance_json(&shared.endpoint, ws, &ws.instances[ii], now),
+    );
+    lro_headers(shared, &mut r, &sub, &location, &id, v);
+    r
+}
 
+/// A PUT of a new instance: a valid name and a VM size, then an instance that is
+/// `Creating` for the fleet's create time (and may fail, by the fault rate).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the one create path of the PUT handler, whose arguments it passes on"
+)]
+fn create(
+    shared: &Shared,
+    inner: &mut Inner,
+    wi: usize,
+    idx: usize,
+    name: String,
+    body: PutBody,
+    v: &str,
+    now: Timestamp,
+) -> Response {
+    let location = inner.workspaces[wi].spec.location.clone();
+    let sub = inner.workspaces[wi].spec.subscription_id.clone();
     if !valid_compute_name(&name) {
         return bad(
             format!(
@@ -811,6 +888,7 @@ fn put(
             "computeName",
         );
     }
+    let inner_props = &body.inner_props;
     let Some(vm_size) = inner_props.get("vmSize").and_then(Value::as_str) else {
         return bad(
             "The property 'vmSize' is required for a ComputeInstance.",
@@ -824,23 +902,6 @@ fn put(
     };
     let id = uuid::Uuid::new_v4().to_string();
     let p = &shared.fleet.principals[idx];
-    let ssh = inner_props
-        .get("sshSettings")
-        .filter(|s| s.is_object())
-        .cloned()
-        .map(|mut s| {
-            if s.get("adminUserName").is_none() {
-                s["adminUserName"] = Value::from("azureuser");
-            }
-            if s.get("sshPort").is_none() {
-                s["sshPort"] = Value::from(50000);
-            }
-            if s.get("adminPublicKey").is_none() {
-                s["adminPublicKey"] = Value::Null;
-            }
-            s
-        })
-        .unwrap_or_else(default_ssh_settings);
     // Null unless the request names an assigned user: the recorded instances were created
     // without one and show null (real-get-running-2024-12.body.json).
     let personal = inner_props
@@ -851,11 +912,11 @@ fn put(
     let mut inst = Instance {
         name: name.clone(),
         vm_size: vm_size.to_owned(),
-        tags: tags.unwrap_or_default(),
-        description,
-        idle_time_before_shutdown: idle.map(str::to_owned),
-        schedules,
-        ssh_settings: ssh,
+        tags: body.tags.unwrap_or_default(),
+        description: body.description,
+        idle_time_before_shutdown: body.idle,
+        schedules: body.schedules,
+        ssh_settings: ssh_settings(inner_props),
         subnet: inner_props.get("subnet").filter(|s| !s.is_null()).cloned(),
         personal,
         // The REST spec's default is "Shared"; Azure's own spelling whatever case came in.
@@ -900,6 +961,28 @@ fn put(
     );
     lro_headers(shared, &mut r, &sub, &location, &id, v);
     r
+}
+
+/// A new instance's `sshSettings`: the request's, with what it leaves out filled in as
+/// Azure fills it, else the defaults.
+fn ssh_settings(inner_props: &Value) -> Value {
+    inner_props
+        .get("sshSettings")
+        .filter(|s| s.is_object())
+        .cloned()
+        .map(|mut s| {
+            if s.get("adminUserName").is_none() {
+                s["adminUserName"] = Value::from("azureuser");
+            }
+            if s.get("sshPort").is_none() {
+                s["sshPort"] = Value::from(50000);
+            }
+            if s.get("adminPublicKey").is_none() {
+                s["adminPublicKey"] = Value::Null;
+            }
+            s
+        })
+        .unwrap_or_else(default_ssh_settings)
 }
 
 #[expect(

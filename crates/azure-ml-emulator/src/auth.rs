@@ -14,6 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use rand::RngCore;
 use serde_json::{Value, json};
 
+use super::fleet::Principal;
 use super::http::{Bearer, Req, json, set_header};
 use super::state::{IssuedToken, Shared};
 
@@ -141,173 +142,184 @@ fn aad_error(
 
 fn token(shared: &Shared, req: &Req) -> (Response, Option<usize>) {
     let now = shared.clock.wall();
-    let tenant = req.segs.first().map(String::as_str).unwrap_or_default();
-    if req.method != axum::http::Method::POST {
-        return (
-            aad_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request",
-                900561,
-                "The endpoint only accepts POST requests.",
-                now,
-            ),
-            None,
-        );
+    match authorize(shared, req, now) {
+        Ok((idx, resource)) => (token_response(shared, idx, &resource, now), Some(idx)),
+        Err(refusal) => (refusal, None),
     }
-    if !tenant.eq_ignore_ascii_case(&shared.fleet.tenant_id) {
-        return (
-            aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                90002,
-                &format!(
-                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
-                ),
-                now,
-            ),
-            None,
-        );
-    }
+}
+
+/// The client-credentials checks, one step after another as Entra ID makes them (the first
+/// failure answers): the endpoint, the form, the client, its credential. Returns the
+/// principal and the resource the token is for.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn authorize(shared: &Shared, req: &Req, now: Timestamp) -> Result<(usize, String), Response> {
+    check_endpoint(shared, req, now)?;
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&req.body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    match get("grant_type") {
-        Some("client_credentials") => {}
-        Some(other) => {
-            return (
-                aad_error(
-                    StatusCode::BAD_REQUEST,
-                    "unsupported_grant_type",
-                    70003,
-                    &format!("The app requested an unsupported grant type '{other}'."),
-                    now,
-                ),
-                None,
-            );
-        }
-        None => {
-            return (
-                aad_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    900144,
-                    "The request body must contain the following parameter: 'grant_type'.",
-                    now,
-                ),
-                None,
-            );
-        }
-    }
-    let Some(client_id) = get("client_id") else {
-        return (
-            aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                900144,
-                "The request body must contain the following parameter: 'client_id'.",
-                now,
-            ),
-            None,
-        );
-    };
-    let Some(scope) = get("scope") else {
-        return (
-            aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                900144,
-                "The request body must contain the following parameter: 'scope'.",
-                now,
-            ),
-            None,
-        );
-    };
+    let (client_id, scope) = client_credentials(&form, now)?;
     let Some((idx, principal)) = shared.principal(client_id) else {
-        return (
-            aad_error(
-                StatusCode::BAD_REQUEST,
-                "unauthorized_client",
-                700016,
-                &format!(
-                    "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                    shared.fleet.tenant_id
-                ),
-                now,
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                shared.fleet.tenant_id
             ),
-            None,
-        );
+            now,
+        ));
     };
-    if let Some(secret) = get("client_secret") {
-        if principal.client_secret.as_deref() != Some(secret) {
-            return (
-                aad_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    7000215,
-                    &format!(
-                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
-                    ),
-                    now,
-                ),
-                None,
-            );
-        }
-    } else if let Some(assertion) = get("client_assertion") {
-        if get("client_assertion_type") != Some(JWT_BEARER) {
-            return (
-                aad_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    700024,
-                    "Client assertion type is missing or not supported. Expected 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.",
-                    now,
-                ),
-                None,
-            );
-        }
-        if let Err(why) = check_assertion(assertion, client_id, now) {
-            return (
-                aad_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    50027,
-                    &format!("JWT token is invalid or malformed: {why}."),
-                    now,
-                ),
-                None,
-            );
-        }
-    } else {
-        return (
-            aad_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-                now,
-            ),
-            None,
-        );
-    }
+    check_credential(&form, principal, client_id, now)?;
     let resource = scope
         .split(' ')
         .next()
         .unwrap_or(ARM_RESOURCE)
         .trim_end_matches(".default")
         .to_owned();
-    let (tok, expires_in) = issue(shared, idx, &resource, now);
-    (
-        json(
-            StatusCode::OK,
-            &json!({
-                "token_type": "Bearer",
-                "expires_in": expires_in,
-                "ext_expires_in": expires_in,
-                "access_token": tok,
-            }),
-        ),
-        Some(idx),
+    Ok((idx, resource))
+}
+
+/// A form field's value (the first, if repeated).
+fn field<'a>(form: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+/// Entra ID refuses a token request that is not a POST to the fleet's tenant before it
+/// reads the form.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn check_endpoint(shared: &Shared, req: &Req, now: Timestamp) -> Result<(), Response> {
+    let tenant = req.segs.first().map(String::as_str).unwrap_or_default();
+    if req.method != axum::http::Method::POST {
+        return Err(aad_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            900561,
+            "The endpoint only accepts POST requests.",
+            now,
+        ));
+    }
+    if !tenant.eq_ignore_ascii_case(&shared.fleet.tenant_id) {
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+            now,
+        ));
+    }
+    Ok(())
+}
+
+/// Only the client-credentials grant is served, and it needs a client id and a scope;
+/// returns those two.
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn client_credentials(form: &[(String, String)], now: Timestamp) -> Result<(&str, &str), Response> {
+    let missing = |name: &str| {
+        aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            &format!("The request body must contain the following parameter: '{name}'."),
+            now,
+        )
+    };
+    match field(form, "grant_type") {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(aad_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                70003,
+                &format!("The app requested an unsupported grant type '{other}'."),
+                now,
+            ));
+        }
+        None => return Err(missing("grant_type")),
+    }
+    let client_id = field(form, "client_id").ok_or_else(|| missing("client_id"))?;
+    let scope = field(form, "scope").ok_or_else(|| missing("scope"))?;
+    Ok((client_id, scope))
+}
+
+/// The client proves who it is with its secret or, failing that, a JWT-bearer client
+/// assertion (its form and claims; the signature is not verified).
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once per request"
+)]
+fn check_credential(
+    form: &[(String, String)],
+    principal: &Principal,
+    client_id: &str,
+    now: Timestamp,
+) -> Result<(), Response> {
+    if let Some(secret) = field(form, "client_secret") {
+        if principal.client_secret.as_deref() != Some(secret) {
+            return Err(aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000215,
+                &format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
+                now,
+            ));
+        }
+        return Ok(());
+    }
+    let Some(assertion) = field(form, "client_assertion") else {
+        return Err(aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            now,
+        ));
+    };
+    if field(form, "client_assertion_type") != Some(JWT_BEARER) {
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            700024,
+            "Client assertion type is missing or not supported. Expected 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.",
+            now,
+        ));
+    }
+    if let Err(why) = check_assertion(assertion, client_id, now) {
+        return Err(aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            50027,
+            &format!("JWT token is invalid or malformed: {why}."),
+            now,
+        ));
+    }
+    Ok(())
+}
+
+/// The v2.0 token endpoint's answer: a fresh bearer token for `resource`.
+fn token_response(shared: &Shared, idx: usize, resource: &str, now: Timestamp) -> Response {
+    let (tok, expires_in) = issue(shared, idx, resource, now);
+    json(
+        StatusCode::OK,
+        &json!({
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "ext_expires_in": expires_in,
+            "access_token": tok,
+        }),
     )
 }
 

@@ -554,256 +554,14 @@ impl Fleet {
         if raw.tenant_id.trim().is_empty() {
             problems.push("tenant_id: must not be empty".to_owned());
         }
-        if raw.principal.is_empty() {
-            problems.push("principal: at least one [[principal]] is required".to_owned());
-        }
-        let mut principals = Vec::new();
-        let mut seen_clients = HashSet::new();
-        for (i, p) in raw.principal.into_iter().enumerate() {
-            if p.client_id.trim().is_empty() {
-                problems.push(format!("principal[{i}].client_id: must not be empty"));
-            }
-            if !seen_clients.insert(p.client_id.to_ascii_lowercase()) {
-                problems.push(format!(
-                    "principal[{i}].client_id: duplicate client id \"{}\"",
-                    p.client_id
-                ));
-            }
-            if p.client_secret.is_none() && !p.managed_identity {
-                problems.push(format!(
-                    "principal[{i}]: needs client_secret or managed_identity = true"
-                ));
-            }
-            for a in &p.actions {
-                if a.trim().is_empty() || a.contains(' ') {
-                    problems.push(format!("principal[{i}].actions: invalid pattern \"{a}\""));
-                }
-            }
-            let object_id = p
-                .object_id
-                .unwrap_or_else(|| derived_object_id(&p.client_id));
-            let display_name = p
-                .display_name
-                .unwrap_or_else(|| format!("app-{}", short(&p.client_id)));
-            principals.push(Principal {
-                client_id: p.client_id,
-                client_secret: p.client_secret,
-                actions: p.actions,
-                object_id,
-                managed_identity: p.managed_identity,
-                display_name,
-                user: p.user,
-            });
-        }
-
-        let dur = |key: &str, v: Option<String>, d: Duration, problems: &mut Vec<String>| match v {
-            None => d,
-            Some(s) => match humantime::parse_duration(&s) {
-                Ok(x) => x,
-                Err(e) => {
-                    problems.push(format!("{key}: invalid duration \"{s}\": {e}"));
-                    d
-                }
-            },
-        };
-        let timing = Timing {
-            create: dur(
-                "timing.create",
-                raw.timing.create,
-                DEFAULT_CREATE,
-                &mut problems,
-            ),
-            start: dur(
-                "timing.start",
-                raw.timing.start,
-                DEFAULT_START,
-                &mut problems,
-            ),
-            stop: dur("timing.stop", raw.timing.stop, DEFAULT_STOP, &mut problems),
-            restart: dur(
-                "timing.restart",
-                raw.timing.restart,
-                DEFAULT_RESTART,
-                &mut problems,
-            ),
-            delete: dur(
-                "timing.delete",
-                raw.timing.delete,
-                DEFAULT_DELETE,
-                &mut problems,
-            ),
-        };
-        let d = Limits::default();
-        let limits = Limits {
-            read_bucket: raw.limits.read_bucket.unwrap_or(d.read_bucket),
-            read_refill_per_sec: raw
-                .limits
-                .read_refill_per_sec
-                .unwrap_or(d.read_refill_per_sec),
-            write_bucket: raw.limits.write_bucket.unwrap_or(d.write_bucket),
-            write_refill_per_sec: raw
-                .limits
-                .write_refill_per_sec
-                .unwrap_or(d.write_refill_per_sec),
-            delete_bucket: raw.limits.delete_bucket,
-            delete_refill_per_sec: raw.limits.delete_refill_per_sec,
-            global_factor: raw.limits.global_factor.unwrap_or(d.global_factor),
-            token_lifetime: dur(
-                "limits.token_lifetime",
-                raw.limits.token_lifetime,
-                d.token_lifetime,
-                &mut problems,
-            ),
-        };
-        if limits.global_factor == 0 {
-            problems.push("limits.global_factor: must be at least 1".to_owned());
-        }
-        if limits.read_refill_per_sec < 0.0
-            || limits.write_refill_per_sec < 0.0
-            || limits.delete_refill_per_sec.is_some_and(|r| r < 0.0)
-        {
-            problems.push("limits: refill rates must not be negative".to_owned());
-        }
+        let principals = principals(raw.principal, &mut problems);
+        let timing = timing(raw.timing, &mut problems);
+        let limits = limits(raw.limits, &mut problems);
         if raw.page_size == Some(0) {
             problems.push("page_size: must be at least 1".to_owned());
         }
-        let ts = |key: &str, v: Option<String>, problems: &mut Vec<String>| {
-            v.and_then(|s| match s.parse::<Timestamp>() {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    problems.push(format!("{key}: invalid RFC 3339 time \"{s}\": {e}"));
-                    None
-                }
-            })
-        };
-        let clock_start = ts("clock_start", raw.clock_start, &mut problems);
-
-        let mut workspaces = Vec::new();
-        let mut seen_ws = HashSet::new();
-        for (wi, w) in raw.workspace.into_iter().enumerate() {
-            let wkey = format!("workspace[{wi}]");
-            for (k, v) in [
-                ("subscription_id", &w.subscription_id),
-                ("resource_group", &w.resource_group),
-                ("name", &w.name),
-                ("location", &w.location),
-            ] {
-                if v.trim().is_empty() || v.contains('/') {
-                    problems.push(format!("{wkey}.{k}: invalid value \"{v}\""));
-                }
-            }
-            if !seen_ws.insert(w.name.to_ascii_lowercase()) {
-                problems.push(format!(
-                    "{wkey}.name: duplicate workspace name \"{}\" (the control API names workspaces by it)",
-                    w.name
-                ));
-            }
-            let mut seen_inst = HashSet::new();
-            let mut instances = Vec::new();
-            for (ii, inst) in w.instance.into_iter().enumerate() {
-                let ikey = format!("{wkey}.instance[{ii}]");
-                if inst.name.trim().is_empty() || inst.name.contains('/') {
-                    problems.push(format!("{ikey}.name: invalid value \"{}\"", inst.name));
-                }
-                if !seen_inst.insert(inst.name.to_ascii_lowercase()) {
-                    problems.push(format!("{ikey}.name: duplicate instance \"{}\"", inst.name));
-                }
-                let state = inst.state.unwrap_or_else(|| "Running".to_owned());
-                let canonical = INITIAL_STATES
-                    .iter()
-                    .find(|s| s.eq_ignore_ascii_case(&state));
-                let state = match canonical {
-                    Some(s) => (*s).to_owned(),
-                    None => {
-                        problems.push(format!(
-                            "{ikey}.state: unknown state \"{state}\", expected one of {}",
-                            INITIAL_STATES.join(", ")
-                        ));
-                        state
-                    }
-                };
-                if let Some(i) = &inst.idle_time_before_shutdown
-                    && crate::iso8601::parse_duration(i).is_none()
-                {
-                    problems.push(format!(
-                        "{ikey}.idle_time_before_shutdown: invalid ISO 8601 duration \"{i}\""
-                    ));
-                }
-                let started_at = ts(
-                    &format!("{ikey}.started_at"),
-                    inst.started_at,
-                    &mut problems,
-                );
-                let last_activity = ts(
-                    &format!("{ikey}.last_activity"),
-                    inst.last_activity,
-                    &mut problems,
-                );
-                let mut activity = Vec::new();
-                for (ai, a) in inst.activity.into_iter().enumerate() {
-                    let akey = format!("{ikey}.activity[{ai}]");
-                    let kind = match a.kind.as_str() {
-                        "job" => Some(ActivityKind::Job),
-                        "kernel" => Some(ActivityKind::Kernel),
-                        other => {
-                            problems.push(format!(
-                                "{akey}.kind: unknown kind \"{other}\", expected job or kernel"
-                            ));
-                            None
-                        }
-                    };
-                    let from = ts(&format!("{akey}.from"), Some(a.from), &mut problems);
-                    let to = ts(&format!("{akey}.to"), Some(a.to), &mut problems);
-                    if let (Some(kind), Some(from), Some(to)) = (kind, from, to) {
-                        if to <= from {
-                            problems.push(format!("{akey}: `to` must be after `from`"));
-                        }
-                        activity.push(Activity {
-                            kind,
-                            from,
-                            to,
-                            start: a.start.unwrap_or(false),
-                        });
-                    }
-                }
-                let policy = inst
-                    .application_sharing_policy
-                    .unwrap_or_else(|| "Shared".to_owned());
-                let application_sharing_policy = match ["Shared", "Personal"]
-                    .iter()
-                    .find(|p| p.eq_ignore_ascii_case(&policy))
-                {
-                    Some(p) => (*p).to_owned(),
-                    None => {
-                        problems.push(format!(
-                            "{ikey}.application_sharing_policy: unknown policy \"{policy}\", expected Shared or Personal"
-                        ));
-                        policy
-                    }
-                };
-                instances.push(InstanceSpec {
-                    name: inst.name,
-                    vm_size: inst.vm_size,
-                    state,
-                    tags: inst.tags,
-                    idle_time_before_shutdown: inst.idle_time_before_shutdown,
-                    started_at,
-                    last_activity,
-                    created_by: inst.created_by,
-                    created_by_object_id: inst.created_by_object_id,
-                    application_sharing_policy,
-                    assigned_user: inst.assigned_user,
-                    activity,
-                });
-            }
-            workspaces.push(Workspace {
-                subscription_id: w.subscription_id,
-                resource_group: w.resource_group,
-                name: w.name,
-                location: w.location,
-                instances,
-            });
-        }
+        let clock_start = timestamp("clock_start", raw.clock_start, &mut problems);
+        let workspaces = workspaces(raw.workspace, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -824,6 +582,275 @@ impl Fleet {
             workspaces,
         })
     }
+}
+
+/// The `[[principal]]` tables, checked (at least one, unique client ids, a way to sign in,
+/// well-formed action patterns), with their derived object ids and display names.
+fn principals(raw: Vec<raw::RawPrincipal>, problems: &mut Vec<String>) -> Vec<Principal> {
+    if raw.is_empty() {
+        problems.push("principal: at least one [[principal]] is required".to_owned());
+    }
+    let mut principals = Vec::new();
+    let mut seen_clients = HashSet::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        if p.client_id.trim().is_empty() {
+            problems.push(format!("principal[{i}].client_id: must not be empty"));
+        }
+        if !seen_clients.insert(p.client_id.to_ascii_lowercase()) {
+            problems.push(format!(
+                "principal[{i}].client_id: duplicate client id \"{}\"",
+                p.client_id
+            ));
+        }
+        if p.client_secret.is_none() && !p.managed_identity {
+            problems.push(format!(
+                "principal[{i}]: needs client_secret or managed_identity = true"
+            ));
+        }
+        for a in &p.actions {
+            if a.trim().is_empty() || a.contains(' ') {
+                problems.push(format!("principal[{i}].actions: invalid pattern \"{a}\""));
+            }
+        }
+        let object_id = p
+            .object_id
+            .unwrap_or_else(|| derived_object_id(&p.client_id));
+        let display_name = p
+            .display_name
+            .unwrap_or_else(|| format!("app-{}", short(&p.client_id)));
+        principals.push(Principal {
+            client_id: p.client_id,
+            client_secret: p.client_secret,
+            actions: p.actions,
+            object_id,
+            managed_identity: p.managed_identity,
+            display_name,
+            user: p.user,
+        });
+    }
+    principals
+}
+
+/// A humantime duration from the fleet file, or the default `d` when absent (or invalid,
+/// with a problem noted), so one bad value still lets every other one be checked.
+fn duration(key: &str, v: Option<String>, d: Duration, problems: &mut Vec<String>) -> Duration {
+    match v {
+        None => d,
+        Some(s) => match humantime::parse_duration(&s) {
+            Ok(x) => x,
+            Err(e) => {
+                problems.push(format!("{key}: invalid duration \"{s}\": {e}"));
+                d
+            }
+        },
+    }
+}
+
+/// An RFC 3339 time from the fleet file, if present and valid (a problem is noted if not).
+fn timestamp(key: &str, v: Option<String>, problems: &mut Vec<String>) -> Option<Timestamp> {
+    v.and_then(|s| match s.parse::<Timestamp>() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            problems.push(format!("{key}: invalid RFC 3339 time \"{s}\": {e}"));
+            None
+        }
+    })
+}
+
+/// The `[timing]` table: how long each operation takes, defaults filling the gaps.
+fn timing(raw: raw::RawTiming, problems: &mut Vec<String>) -> Timing {
+    Timing {
+        create: duration("timing.create", raw.create, DEFAULT_CREATE, problems),
+        start: duration("timing.start", raw.start, DEFAULT_START, problems),
+        stop: duration("timing.stop", raw.stop, DEFAULT_STOP, problems),
+        restart: duration("timing.restart", raw.restart, DEFAULT_RESTART, problems),
+        delete: duration("timing.delete", raw.delete, DEFAULT_DELETE, problems),
+    }
+}
+
+/// The `[limits]` table (throttling buckets, token lifetime), defaults filling the gaps,
+/// checked for a usable global factor and non-negative refill rates.
+fn limits(raw: raw::RawLimits, problems: &mut Vec<String>) -> Limits {
+    let d = Limits::default();
+    let limits = Limits {
+        read_bucket: raw.read_bucket.unwrap_or(d.read_bucket),
+        read_refill_per_sec: raw.read_refill_per_sec.unwrap_or(d.read_refill_per_sec),
+        write_bucket: raw.write_bucket.unwrap_or(d.write_bucket),
+        write_refill_per_sec: raw.write_refill_per_sec.unwrap_or(d.write_refill_per_sec),
+        delete_bucket: raw.delete_bucket,
+        delete_refill_per_sec: raw.delete_refill_per_sec,
+        global_factor: raw.global_factor.unwrap_or(d.global_factor),
+        token_lifetime: duration(
+            "limits.token_lifetime",
+            raw.token_lifetime,
+            d.token_lifetime,
+            problems,
+        ),
+    };
+    if limits.global_factor == 0 {
+        problems.push("limits.global_factor: must be at least 1".to_owned());
+    }
+    if limits.read_refill_per_sec < 0.0
+        || limits.write_refill_per_sec < 0.0
+        || limits.delete_refill_per_sec.is_some_and(|r| r < 0.0)
+    {
+        problems.push("limits: refill rates must not be negative".to_owned());
+    }
+    limits
+}
+
+/// The `[[workspace]]` tables: ARM-safe ids, names unique (the control API names
+/// workspaces by them), each with its instances.
+fn workspaces(raw: Vec<raw::RawWorkspace>, problems: &mut Vec<String>) -> Vec<Workspace> {
+    let mut workspaces = Vec::new();
+    let mut seen_ws = HashSet::new();
+    for (wi, w) in raw.into_iter().enumerate() {
+        let wkey = format!("workspace[{wi}]");
+        for (k, v) in [
+            ("subscription_id", &w.subscription_id),
+            ("resource_group", &w.resource_group),
+            ("name", &w.name),
+            ("location", &w.location),
+        ] {
+            if v.trim().is_empty() || v.contains('/') {
+                problems.push(format!("{wkey}.{k}: invalid value \"{v}\""));
+            }
+        }
+        if !seen_ws.insert(w.name.to_ascii_lowercase()) {
+            problems.push(format!(
+                "{wkey}.name: duplicate workspace name \"{}\" (the control API names workspaces by it)",
+                w.name
+            ));
+        }
+        let mut seen_inst = HashSet::new();
+        let instances = w
+            .instance
+            .into_iter()
+            .enumerate()
+            .map(|(ii, inst)| {
+                instance(
+                    &format!("{wkey}.instance[{ii}]"),
+                    inst,
+                    &mut seen_inst,
+                    problems,
+                )
+            })
+            .collect();
+        workspaces.push(Workspace {
+            subscription_id: w.subscription_id,
+            resource_group: w.resource_group,
+            name: w.name,
+            location: w.location,
+            instances,
+        });
+    }
+    workspaces
+}
+
+/// One `[[workspace.instance]]`: a unique ARM-safe name, a known initial state and sharing
+/// policy (spelled as Azure spells them), valid durations, times and activity.
+fn instance(
+    ikey: &str,
+    inst: raw::RawInstance,
+    seen_inst: &mut HashSet<String>,
+    problems: &mut Vec<String>,
+) -> InstanceSpec {
+    if inst.name.trim().is_empty() || inst.name.contains('/') {
+        problems.push(format!("{ikey}.name: invalid value \"{}\"", inst.name));
+    }
+    if !seen_inst.insert(inst.name.to_ascii_lowercase()) {
+        problems.push(format!("{ikey}.name: duplicate instance \"{}\"", inst.name));
+    }
+    let state = inst.state.unwrap_or_else(|| "Running".to_owned());
+    let canonical = INITIAL_STATES
+        .iter()
+        .find(|s| s.eq_ignore_ascii_case(&state));
+    let state = match canonical {
+        Some(s) => (*s).to_owned(),
+        None => {
+            problems.push(format!(
+                "{ikey}.state: unknown state \"{state}\", expected one of {}",
+                INITIAL_STATES.join(", ")
+            ));
+            state
+        }
+    };
+    if let Some(i) = &inst.idle_time_before_shutdown
+        && crate::iso8601::parse_duration(i).is_none()
+    {
+        problems.push(format!(
+            "{ikey}.idle_time_before_shutdown: invalid ISO 8601 duration \"{i}\""
+        ));
+    }
+    let started_at = timestamp(&format!("{ikey}.started_at"), inst.started_at, problems);
+    let last_activity = timestamp(
+        &format!("{ikey}.last_activity"),
+        inst.last_activity,
+        problems,
+    );
+    let activity = activity(ikey, inst.activity, problems);
+    let policy = inst
+        .application_sharing_policy
+        .unwrap_or_else(|| "Shared".to_owned());
+    let application_sharing_policy = match ["Shared", "Personal"]
+        .iter()
+        .find(|p| p.eq_ignore_ascii_case(&policy))
+    {
+        Some(p) => (*p).to_owned(),
+        None => {
+            problems.push(format!(
+                "{ikey}.application_sharing_policy: unknown policy \"{policy}\", expected Shared or Personal"
+            ));
+            policy
+        }
+    };
+    InstanceSpec {
+        name: inst.name,
+        vm_size: inst.vm_size,
+        state,
+        tags: inst.tags,
+        idle_time_before_shutdown: inst.idle_time_before_shutdown,
+        started_at,
+        last_activity,
+        created_by: inst.created_by,
+        created_by_object_id: inst.created_by_object_id,
+        application_sharing_policy,
+        assigned_user: inst.assigned_user,
+        activity,
+    }
+}
+
+/// An instance's scripted `[[...activity]]` spans (jobs, kernels); only well-formed ones
+/// are kept, so a bad span is reported rather than half-simulated.
+fn activity(ikey: &str, raw: Vec<raw::RawActivity>, problems: &mut Vec<String>) -> Vec<Activity> {
+    let mut activity = Vec::new();
+    for (ai, a) in raw.into_iter().enumerate() {
+        let akey = format!("{ikey}.activity[{ai}]");
+        let kind = match a.kind.as_str() {
+            "job" => Some(ActivityKind::Job),
+            "kernel" => Some(ActivityKind::Kernel),
+            other => {
+                problems.push(format!(
+                    "{akey}.kind: unknown kind \"{other}\", expected job or kernel"
+                ));
+                None
+            }
+        };
+        let from = timestamp(&format!("{akey}.from"), Some(a.from), problems);
+        let to = timestamp(&format!("{akey}.to"), Some(a.to), problems);
+        if let (Some(kind), Some(from), Some(to)) = (kind, from, to) {
+            if to <= from {
+                problems.push(format!("{akey}: `to` must be after `from`"));
+            }
+            activity.push(Activity {
+                kind,
+                from,
+                to,
+                start: a.start.unwrap_or(false),
+            });
+        }
+    }
+    activity
 }
 
 impl Default for Fleet {

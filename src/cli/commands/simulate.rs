@@ -16,9 +16,15 @@ pub async fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     }
     for a in &result.actions {
         let late = if a.catch_up { " (catch-up)" } else { "" };
+        // `as_str()`, not Display: Display ignores the `{:<8}` width.
         println!(
             "{}  {:<8} {}/{}  {}{late}  [{}]",
-            a.at, a.action, a.workspace, a.instance, a.reason, a.policy
+            a.at,
+            a.action.as_str(),
+            a.workspace,
+            a.instance,
+            a.reason,
+            a.policy
         );
     }
     let c = &result.cost;
