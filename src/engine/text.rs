@@ -90,20 +90,11 @@ pub fn chain(err: &(dyn Error + 'static)) -> String {
 }
 
 /// `text` with control characters (and the invisible line and direction marks) written as
-/// escapes (`\n`, `\u{1b}`), the way `azure::error::display_text` writes ARM's text: text
+/// escapes (`\n`, `\u{1b}`), as [`display_text`] writes ARM's text: text
 /// that is already escaped comes back unchanged, so a cause its parent quotes is still found.
 fn escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        if ch.is_control()
-            || matches!(ch, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
-            out.extend(ch.escape_default());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
+    // The same escaping as ARM's text, with no length limit (the chain has its own).
+    display_text(text, usize::MAX)
 }
 
 #[cfg(test)]
