@@ -69,6 +69,7 @@ fn main() {
                     last_activity: None,
                     kernel_busy: i % 7 == 0,
                 },
+                agent: Default::default(),
                 native: Default::default(),
             };
             (obs, InstanceMemory::default())

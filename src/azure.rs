@@ -17,6 +17,7 @@
 //! mapping into domain types lives elsewhere.
 
 pub mod auth;
+pub mod blob;
 pub mod budget;
 pub mod client;
 pub mod convert;
@@ -24,6 +25,7 @@ pub mod create;
 pub mod error;
 pub mod jupyter;
 pub mod lro;
+pub mod msi;
 pub mod retry;
 pub mod tags;
 pub mod update;

@@ -67,11 +67,71 @@ pub enum Command {
     Doctor(ConfigArg),
     /// Ask the running daemon's /healthz; exit 0 when healthy, 1 otherwise (for HEALTHCHECK).
     Healthcheck(HealthcheckArgs),
+    /// The on-instance agent: runs on a compute instance and tells the daemon, through a
+    /// heartbeat blob, whether the instance is really in use.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// On a compute instance: keep it up for a while (`lightsout snooze 2h`), or end that
+    /// (`lightsout snooze off`). The local agent publishes it; no Azure permission needed.
+    Snooze(SnoozeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(CompletionsArgs),
     /// Print the man page (roff) on stdout.
     #[command(hide = true)]
     Manpage,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Observe once and print a snapshot: busy, why, last activity, every signal.
+    Observe(AgentObserveArgs),
+    /// The agent's loop (the `lightsout-agent.service` unit): observe every interval and
+    /// write the heartbeat.
+    Run(AgentRunArgs),
+    /// Print the Azure ML setup script that installs the agent on a compute instance.
+    SetupScript(AgentSetupScriptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentObserveArgs {
+    /// Print JSON (the only format for now).
+    #[arg(long)]
+    pub json: bool,
+    /// The instance's user whose work counts.
+    #[arg(long, default_value = "azureuser")]
+    pub user: String,
+    /// How long CPU and GPU are sampled.
+    #[arg(long, default_value = "10s", value_parser = parse_observe_window)]
+    pub window: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentRunArgs {
+    /// The agent's configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        default_value = "/etc/lightsout/agent.toml"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentSetupScriptArgs {
+    /// Where the script fetches the lightsout binary: an https URL or a path on the instance
+    /// (e.g. in the workspace's file share).
+    #[arg(long, value_name = "URL|PATH")]
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnoozeArgs {
+    /// How long to keep the instance up (`2h`, `90m`), or `off`.
+    pub duration: String,
+    /// Why (shown in plan, status and the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -369,6 +429,17 @@ fn parse_wait_timeout(s: &str) -> Result<std::time::Duration, String> {
         Duration::from_millis(100),
         Duration::from_secs(7 * 86_400),
         "100ms to 7d",
+    )
+}
+
+/// `agent observe --window`: 1 s to 5 minutes.
+fn parse_observe_window(s: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    bounded_duration(
+        s,
+        Duration::from_secs(1),
+        Duration::from_secs(300),
+        "1s to 5m",
     )
 }
 

@@ -16,10 +16,12 @@
 //! - [`pricing`]: what an hour costs; [`cost`]: money accrued, avoided and burned idle (the math); [`preview`]: a policy's
 //!   next changes.
 
+pub mod activity;
 pub mod audit;
 pub mod config;
 pub mod cost;
 pub mod decide;
+pub mod heartbeat;
 pub mod memory;
 pub mod model;
 pub mod names;

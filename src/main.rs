@@ -55,6 +55,8 @@ fn main() -> ExitCode {
             Command::Report(args) => commands::report(&args),
             Command::Doctor(args) => commands::doctor(&args).await,
             Command::Healthcheck(args) => commands::healthcheck(&args).await,
+            Command::Agent(cmd) => commands::agent(cmd).await,
+            Command::Snooze(args) => commands::snooze(&args).await,
             Command::Completions(args) => commands::completions(&args),
             Command::Manpage => commands::manpage(),
         }

@@ -42,6 +42,7 @@ pub fn instance_observation(
         tags: r.tags.clone().unwrap_or_default(),
         last_operation: props.last_operation.as_ref().and_then(last_operation),
         jupyter: JupyterActivity::NotObserved,
+        agent: crate::engine::model::AgentActivity::NotObserved,
         native: native_observed(props),
     })
 }

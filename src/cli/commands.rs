@@ -2,6 +2,7 @@
 //!
 //! Errors come back as `anyhow::Error`; a [`crate::engine::config::ConfigError`] inside means exit 78.
 
+mod agent;
 mod audit;
 pub(crate) mod ci;
 mod docs;
@@ -16,6 +17,7 @@ mod run;
 mod simulate;
 mod validate;
 
+pub use agent::{agent, snooze};
 pub use audit::audit;
 pub use ci::ci;
 pub use docs::{completions, manpage};

@@ -187,6 +187,33 @@ pub enum JupyterActivity {
     },
 }
 
+/// What the on-instance agent's heartbeat says, when that signal is used
+/// (`signals = ["agent"]`; see `engine::heartbeat`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AgentActivity {
+    /// Not asked (signal off) or not applicable (instance not running).
+    #[default]
+    NotObserved,
+    /// Asked, but nothing usable: no heartbeat, a stale one, or the storage account did not
+    /// answer. Activity is unknown, never idle.
+    Unknown(AgentUnknown),
+    /// A fresh heartbeat's verdict.
+    Seen(crate::engine::heartbeat::Verdict),
+}
+
+/// Why the agent's view of an instance is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentUnknown {
+    /// No heartbeat blob for the instance.
+    Missing,
+    /// The newest heartbeat is older than the staleness limit.
+    Stale,
+    /// The storage account could not be listed this pass.
+    Unreachable,
+    /// The heartbeat blob was ignored (see `heartbeat::Rejected`).
+    Rejected,
+}
+
 /// Everything observed of one instance in one pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceObservation {
@@ -198,6 +225,8 @@ pub struct InstanceObservation {
     pub tags: std::collections::BTreeMap<String, String>,
     pub last_operation: Option<LastOperation>,
     pub jupyter: JupyterActivity,
+    /// The on-instance agent's heartbeat.
+    pub agent: AgentActivity,
     /// Azure's own idle shutdown and start/stop schedules on the instance.
     pub native: crate::engine::native::types::NativeObserved,
 }

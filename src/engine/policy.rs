@@ -34,6 +34,8 @@ pub struct Signals {
     pub arm: bool,
     /// Jupyter Server kernels and `last_activity`.
     pub jupyter: bool,
+    /// The on-instance agent's heartbeat (`lightsout agent`).
+    pub agent: bool,
 }
 
 impl Signals {
@@ -44,6 +46,7 @@ impl Signals {
     pub const DEFAULT: Signals = Signals {
         arm: true,
         jupyter: false,
+        agent: false,
     };
 }
 

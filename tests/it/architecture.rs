@@ -392,9 +392,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("engine", &["engine"]),
     ("clock", &["clock"]),
     ("azure", &["azure", "engine"]),
+    ("agent", &["agent", "engine", "azure", "clock"]),
     ("daemon", &["daemon", "engine", "azure", "clock"]),
-    ("sim", &["sim", "daemon", "engine", "azure", "clock"]),
-    ("cli", &["cli", "sim", "daemon", "engine", "azure", "clock"]),
+    (
+        "sim",
+        &["sim", "daemon", "agent", "engine", "azure", "clock"],
+    ),
+    (
+        "cli",
+        &["cli", "sim", "daemon", "agent", "engine", "azure", "clock"],
+    ),
 ];
 
 /// Every edge from one part to a part it may not name, with the path that makes it.

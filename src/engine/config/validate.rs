@@ -1597,7 +1597,8 @@ action = "reboot"
             cfg.policies[0].signals(),
             Signals {
                 arm: true,
-                jupyter: false
+                jupyter: false,
+                agent: false
             }
         );
     }

@@ -63,6 +63,7 @@ fn obs(state: InstanceState) -> InstanceObservation {
             last_activity: None,
             kernel_busy: false,
         },
+        agent: Default::default(),
         native: Default::default(),
     }
 }

@@ -83,6 +83,7 @@ fn obs(name: &str, state: InstanceState) -> InstanceObservation {
             last_activity: Some(ts("2026-03-27T17:59:00Z")),
             kernel_busy: false,
         },
+        agent: Default::default(),
         native: Default::default(),
     }
 }

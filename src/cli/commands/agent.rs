@@ -1,0 +1,43 @@
+//! `lightsout agent …` and `lightsout snooze`: the command line of the on-instance agent.
+
+use crate::agent;
+use crate::cli::{AgentCommand, AgentObserveArgs, SnoozeArgs};
+
+/// `lightsout agent observe|run|setup-script`.
+pub async fn agent(cmd: AgentCommand) -> anyhow::Result<()> {
+    match cmd {
+        AgentCommand::Observe(args) => observe(&args).await,
+        AgentCommand::Run(args) => agent::heartbeat::run(&args.config).await,
+        AgentCommand::SetupScript(args) => {
+            print!("{}", agent::setup::script(args.from.as_deref()));
+            Ok(())
+        }
+    }
+}
+
+/// `lightsout agent observe --json`: one snapshot on stdout.
+async fn observe(args: &AgentObserveArgs) -> anyhow::Result<()> {
+    let snapshot = agent::collect::observe(&agent::collect::ObserveOptions {
+        user: args.user.clone(),
+        window: args.window,
+        jupyter_runtime_dir: std::env::var_os("JUPYTER_RUNTIME_DIR").map(Into::into),
+    })
+    .await?;
+    println!("{}", serde_json::to_string_pretty(&snapshot)?);
+    Ok(())
+}
+
+/// `lightsout snooze 2h [--reason …]` or `lightsout snooze off`.
+pub async fn snooze(args: &SnoozeArgs) -> anyhow::Result<()> {
+    let request = if args.duration.eq_ignore_ascii_case("off") {
+        agent::snooze::SnoozeRequest::Off
+    } else {
+        let duration = humantime::parse_duration(&args.duration)
+            .map_err(|e| anyhow::anyhow!("snooze {:?}: {e} (try 2h, 90m or off)", args.duration))?;
+        agent::snooze::SnoozeRequest::For {
+            duration,
+            reason: args.reason.clone(),
+        }
+    };
+    agent::snooze::request(&request).await
+}
