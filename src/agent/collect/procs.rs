@@ -122,13 +122,15 @@ pub struct Usage {
 }
 
 /// CPU of `uid`'s processes and of containers between `before` and `after`, `secs` apart.
-/// Reads `/proc/<pid>/cgroup` of the processes that used CPU.
+/// Reads `/proc/<pid>/cgroup` of the processes that used CPU. The agent itself does not count
+/// (run as the user, its own sampling would be the user's work).
 pub fn usage(before: &Scan, after: &Scan, secs: f64, uid: u32) -> Usage {
     let pct = |ticks: u64| (ticks as f64 / TICKS_PER_SEC / secs * 100.0 * 10.0).round() / 10.0;
     let mut processes = Vec::new();
     let mut user_ticks = 0;
     let mut containers: HashMap<String, (u64, u32)> = HashMap::new();
-    for (key, proc) in &after.procs {
+    let me = std::process::id();
+    for (key, proc) in after.procs.iter().filter(|(_, p)| p.pid != me) {
         // A process born inside the window counts from zero.
         let delta = proc
             .ticks
