@@ -27,11 +27,14 @@ const MAX_ANSWER_BYTES: usize = 4 << 20;
 /// The runtime files already warned about: a broken file is said once, not every interval.
 static SAID: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
 
-fn say_once(path: &Path, why: &str) {
+/// Warns about `path` unless already done in this process; true if it warned.
+fn say_once(path: &Path, why: &str) -> bool {
     let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
-    if said.get_or_insert_default().insert(path.to_owned()) {
+    let first = said.get_or_insert_default().insert(path.to_owned());
+    if first {
         tracing::warn!(file = %path.display(), "skipping a Jupyter runtime file: {why}");
     }
+    first
 }
 
 /// The fields of a runtime file the agent uses (it also holds `root_dir`, `password`, …).
@@ -265,6 +268,20 @@ mod tests {
         ] {
             assert!(local_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_broken_file_is_skipped_every_time_and_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jpserver-1.json");
+        std::fs::write(&file, r#"{"url": "http://127.0.0.1:1"#).unwrap();
+        let poller = JupyterPoller::new().unwrap();
+        for _ in 0..2 {
+            let seen = poller.poll(dir.path()).await;
+            assert_eq!((seen.servers.len(), seen.skipped), (0, 1));
+        }
+        assert!(!say_once(&file, "again"), "said twice");
+        assert!(say_once(&dir.path().join("jpserver-2.json"), "new"));
     }
 
     #[test]
