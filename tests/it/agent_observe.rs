@@ -93,12 +93,21 @@ impl TestUser {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
-        drop(
-            std::process::Command::new("userdel")
+        // Retried: the test's processes (killed on drop) may take a moment to go, and tests
+        // side by side meet on the /etc/passwd lock. 0 = removed, 6 = no such user.
+        for _ in 0..100 {
+            let code = std::process::Command::new("userdel")
                 .args(["-r", &self.name])
                 .stderr(Stdio::null())
-                .status(),
-        );
+                .status()
+                .ok()
+                .and_then(|s| s.code());
+            if matches!(code, Some(0 | 6) | None) {
+                return;
+            }
+            drop(std::process::Command::new("sleep").arg("0.1").status());
+        }
+        eprintln!("userdel {} kept failing", self.name);
     }
 }
 
