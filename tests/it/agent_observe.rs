@@ -347,8 +347,8 @@ async fn a_busy_kernel_of_a_real_jupyter_server_is_kernel_busy_and_bad_files_are
     let kernel = String::from_utf8_lossy(&out.stdout).trim().to_owned();
 
     // Beside it: a half-written file, a dead server, an unreadable one (a directory), one
-    // pointing off the machine (whose token must not leave), and files that are not
-    // runtime files.
+    // pointing off the machine (whose token must not leave), a FIFO, and a file that is not
+    // a runtime file.
     write(
         &runtime,
         "jpserver-1.json",
@@ -361,6 +361,12 @@ async fn a_busy_kernel_of_a_real_jupyter_server_is_kernel_busy_and_bad_files_are
         &format!(r#"{{"url": "http://127.0.0.1:{dead}/", "token": "{token}"}}"#),
     );
     std::fs::create_dir(runtime.join("jpserver-3.json")).unwrap();
+    // A FIFO nobody writes: reading it would block forever.
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(runtime.join("jpserver-6.json"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
     write(
         &runtime,
         "nbserver-4.json",
@@ -383,7 +389,7 @@ async fn a_busy_kernel_of_a_real_jupyter_server_is_kernel_busy_and_bad_files_are
     let snap = run.json();
     assert_eq!(reasons(&snap), ["kernel_busy"], "{snap:#}");
     let jupyter = &snap["signals"]["jupyter"];
-    assert_eq!(jupyter["skipped"], 4, "{snap:#}");
+    assert_eq!(jupyter["skipped"], 5, "{snap:#}");
     assert_eq!(jupyter["servers"].as_array().unwrap().len(), 1);
     let k = &jupyter["servers"][0]["kernels"][0];
     assert_eq!(k["id"], kernel.as_str());

@@ -21,6 +21,8 @@ use crate::engine::activity::{JupyterSeen, JupyterServerSeen, JupyterTerminalSee
 
 /// The longest one server may take for all its answers.
 pub const SERVER_TIMEOUT: Duration = Duration::from_secs(2);
+/// A runtime file is a few hundred bytes.
+const MAX_RUNTIME_FILE_BYTES: u64 = 64 * 1024;
 /// The largest answer read (a server with thousands of kernels says a few MB).
 const MAX_ANSWER_BYTES: usize = 4 << 20;
 
@@ -101,6 +103,11 @@ impl JupyterPoller {
 
     /// One server, or why it is skipped (text free of the token).
     async fn server(&self, file: &Path) -> Result<JupyterServerSeen, String> {
+        // The directory is the user's: a FIFO or a device there must not hang the root agent.
+        let meta = std::fs::metadata(file).map_err(|e| format!("unreadable: {e}"))?;
+        if !meta.is_file() || meta.len() > MAX_RUNTIME_FILE_BYTES {
+            return Err("not a regular file of a runtime file's size".into());
+        }
         let text = std::fs::read_to_string(file).map_err(|e| format!("unreadable: {e}"))?;
         let rt: RuntimeFile =
             serde_json::from_str(&text).map_err(|e| format!("not a complete runtime file: {e}"))?;
