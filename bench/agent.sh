@@ -6,7 +6,7 @@
 #
 # Conditions: a throwaway user with 100 idle processes and 4 ptys (script(1) running
 # `sleep`), as on a busy-ish compute instance. Needs root (useradd); cleans up by pid and
-# removes the user. Targets: max RSS < 12 MiB, CPU < 0.2% of one core over the window.
+# removes the user. Writes bench/results/agent.json. Targets: max RSS < 12 MiB, CPU < 0.2% of one core over the window.
 #
 #   bench/agent.sh [WINDOW_SECS]        (default 60; LIGHTSOUT_BIN to pick the binary)
 set -euo pipefail
@@ -44,8 +44,8 @@ echo "user $USER_NAME: $(pgrep -c -u "$U") processes; window ${WINDOW}s; $BIN"
 OUT=$(mktemp)
 /usr/bin/time -v "$BIN" agent observe --json --user "$USER_NAME" --window "${WINDOW}s" \
     >"$OUT.json" 2>"$OUT.time"
-python3 - "$OUT.json" "$OUT.time" "$WINDOW" <<'PY'
-import json, re, sys
+python3 - "$OUT.json" "$OUT.time" "$WINDOW" "$(pgrep -c -u "$U")" <<'PY'
+import datetime, json, os, re, sys
 snap = json.load(open(sys.argv[1]))
 t = open(sys.argv[2]).read()
 window = float(sys.argv[3])
@@ -53,7 +53,10 @@ def field(name):
     return float(re.search(re.escape(name) + r": ([0-9.]+)", t).group(1))
 user, sys_, rss_kib = field("User time (seconds)"), field("System time (seconds)"), field("Maximum resident set size (kbytes)")
 result = {
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "load_1min_after": round(os.getloadavg()[0], 2),
     "window_secs": window,
+    "user_processes": int(sys.argv[4]),
     "terminals_seen": len(snap["signals"]["terminals"]),
     "busy": snap["busy"],
     "max_rss_mib": round(rss_kib / 1024, 2),
@@ -61,6 +64,9 @@ result = {
     "cpu_pct_of_one_core": round((user + sys_) / window * 100, 3),
 }
 print(json.dumps(result))
+with open("bench/results/agent.json", "w") as f:
+    json.dump(result, f, indent=2)
+    f.write("\n")
 ok = result["max_rss_mib"] < 12 and result["cpu_pct_of_one_core"] < 0.2
 print("targets (RSS < 12 MiB, CPU < 0.2%):", "met" if ok else "MISSED")
 PY
