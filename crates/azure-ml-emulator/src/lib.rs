@@ -70,6 +70,10 @@
 //!   accepts any non-empty `X-IDENTITY-HEADER`. `POST /_emulator/tokens/expire` and
 //!   `/_emulator/tokens/revoke` invalidate every issued token. A fleet's user principals
 //!   (`user = true`) get tokens through the same client-credentials form (a shortcut).
+//! - A compute instance's `MSI_ENDPOINT` ([`msi`]): `GET /MSI/auth`, api-version 2017-09-01,
+//!   header `secret`, for the fleet's `[[instance_identity]]` entries (what MSAL and
+//!   azure-identity send and read); its error answers (401 wrong secret, 400 otherwise) are
+//!   assumptions.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), azure_ml_emulator::EmulatorError> {
