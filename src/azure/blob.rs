@@ -627,6 +627,57 @@ mod tests {
         assert_eq!(element_text("nothing", "Code"), None);
     }
 
+    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> reqwest::Response {
+        let mut b = axum::http::Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        reqwest::Response::from(b.body(body.to_owned()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn status_errors_carry_code_message_and_capped_retry_after() {
+        let c = client("https://127.0.0.1:9/devstoreaccount1", "heartbeats").unwrap();
+        let e = c
+            .status_error(
+                BlobOp::ListBlobs,
+                answer(
+                    503,
+                    &[("x-ms-error-code", "ServerBusy"), ("retry-after", "7")],
+                    "",
+                ),
+            )
+            .await;
+        assert!(e.is_retriable());
+        assert_eq!(e.code(), Some("ServerBusy"));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        let e = c
+            .status_error(
+                BlobOp::PutBlob,
+                answer(429, &[("retry-after", "86400")], ""),
+            )
+            .await;
+        assert_eq!(e.retry_after(), Some(MAX_RETRY_AFTER));
+        // No header: the body's Code; the Message's first line only.
+        let e = c
+            .status_error(
+                BlobOp::CreateContainer,
+                answer(
+                    409,
+                    &[],
+                    "<Error><Code>ContainerBeingDeleted</Code><Message>Being deleted.\nRequestId:1</Message></Error>",
+                ),
+            )
+            .await;
+        assert_eq!(e.code(), Some("ContainerBeingDeleted"));
+        assert!(!e.is_retriable());
+        assert!(
+            e.to_string()
+                .ends_with("HTTP 409 ContainerBeingDeleted: Being deleted."),
+            "{e}"
+        );
+    }
+
     #[tokio::test]
     async fn token_failure_names_the_host() {
         let c = client("https://127.0.0.1:9/devstoreaccount1", "heartbeats").unwrap();

@@ -13,6 +13,7 @@
 //! - the answer is `{access_token, expires_on, resource, token_type}`, `expires_on` epoch
 //!   seconds as a string or an integer ([R6] `int(payload["expires_on"])`; [R7] azure-identity
 //!   `azure_ml.py`: Azure ML "returns expires_on as an integer").
+//!
 //! Microsoft's stand-in for the endpoint is `mock-msi.py` (Azure/azureml-examples,
 //! setup-ci/security-scanner/tests, @3d5ed46a), a GET-anything server on 127.0.0.1:46808.
 //!

@@ -7,7 +7,6 @@
 //! Install it with `make azurite-deps` (CI does; a missing Azurite fails, never skips).
 
 #![expect(clippy::unwrap_used, reason = "test helpers")]
-#![expect(dead_code, reason = "each test module uses a different subset")]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -108,6 +107,16 @@ impl Azurite {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.spawn().await;
+    }
+
+    /// A PEM bundle of Azurite's CA and `other` (e.g. the emulator's `ca.pem`): one
+    /// `ca_file` for a process that talks to both, as the daemon does.
+    pub fn ca_bundle_with(&self, other: &Path) -> PathBuf {
+        let mut pem = std::fs::read(&self.ca_file).unwrap();
+        pem.extend(std::fs::read(other).unwrap());
+        let path = self.dir.path().join("bundle.pem");
+        std::fs::write(&path, pem).unwrap();
+        path
     }
 
     /// Azurite's output so far (for failure messages).
