@@ -20,9 +20,16 @@ const MSI_SECRET: &str = "msi-s3cret-never-printed";
 
 /// A fleet with instance `ci-1` and its managed identity behind `/MSI/auth`.
 fn msi_fleet() -> String {
+    msi_fleet_with("")
+}
+
+/// [`msi_fleet`] with `extra` TOML tables.
+fn msi_fleet_with(extra: &str) -> String {
     fleet(
         &format!(
             r#"
+{extra}
+
 [[principal]]
 client_id = "{MI}"
 managed_identity = true
@@ -432,4 +439,36 @@ async fn ready_line_names_the_msi_endpoint() {
             .contains("msi_endpoint")
     );
     plain.shutdown().await;
+}
+
+#[tokio::test]
+async fn msi_tokens_are_cached_until_five_minutes_before_expiry() {
+    within(60, async {
+        use lightsout::azure::auth::force_refresh_options;
+        // An hour's token is cached: two calls, one request.
+        let emu = EmulatorProcess::start(&msi_fleet()).await;
+        let cred = msi_credential(&emu, MSI_SECRET);
+        let a = cred.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        let b = cred.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        assert_eq!(a.token.secret(), b.token.secret());
+        assert_eq!(msi_calls(&emu).await.len(), 1);
+        // Another resource is another token; a forced refresh asks again.
+        cred.get_token(&["https://management.azure.com/.default"], None)
+            .await
+            .unwrap();
+        let c = cred
+            .get_token(&[STORAGE_SCOPE], Some(force_refresh_options()))
+            .await
+            .unwrap();
+        assert_ne!(a.token.secret(), c.token.secret());
+        assert_eq!(msi_calls(&emu).await.len(), 3);
+        // A 4-minute token is inside the 5-minute margin: every call asks again.
+        let short =
+            EmulatorProcess::start(&msi_fleet_with("[limits]\ntoken_lifetime = \"4m\"\n")).await;
+        let cred = msi_credential(&short, MSI_SECRET);
+        cred.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        cred.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        assert_eq!(msi_calls(&short).await.len(), 2);
+    })
+    .await;
 }
