@@ -109,7 +109,8 @@ pub struct Daemon {
     /// The agents' heartbeat readers (`[agent]`); `None` without it, or when they could not
     /// be built (then the agent's view is unknown, never idle).
     heartbeats: Option<heartbeats::Heartbeats>,
-    /// Ignored heartbeat blobs already said (once per blob and reason).
+    /// Ignored heartbeats already said (once per workspace and reason), and unreachable
+    /// accounts (again when the error changes).
     said_ignored: logmemo::LogMemo<(String, String)>,
 }
 
@@ -292,7 +293,7 @@ impl Daemon {
     }
 
     /// Counts for the metrics; ignored blobs and unreachable accounts said in the log
-    /// (an ignored blob once per reason, an account when its error changes).
+    /// (ignored blobs once per workspace and reason, an account when its error changes).
     fn agent_report(
         &mut self,
         agent: heartbeats::AgentPass,
@@ -300,6 +301,7 @@ impl Daemon {
     ) -> crate::engine::report::AgentReport {
         let mut report = crate::engine::report::AgentReport {
             lists: agent.lists,
+            requests: agent.requests,
             ..Default::default()
         };
         for (alias, error) in &agent.unreachable {
@@ -312,23 +314,29 @@ impl Daemon {
                     "cannot list the agents' heartbeats; their activity is unknown this pass (never idle)");
             }
         }
+        let mut examples: BTreeMap<(String, &'static str), Vec<String>> = BTreeMap::new();
         for ignored in agent.ignored {
             *report
                 .ignored
                 .entry((ignored.workspace.clone(), ignored.reason))
                 .or_default() += 1;
-            let blob = crate::engine::text::display_text(&ignored.blob, 200);
+            let list = examples
+                .entry((ignored.workspace, ignored.reason))
+                .or_default();
+            if list.len() < 3 {
+                list.push(crate::engine::text::display_text(&ignored.blob, 200));
+            }
+        }
+        // Said once per workspace and reason (a fleet may have thousands); counted always.
+        for ((workspace, reason), blobs) in examples {
+            let count = report.ignored.get(&(workspace.clone(), reason)).copied();
             if self
                 .said_ignored
-                .due(
-                    &(ignored.workspace.clone(), blob.clone()),
-                    ignored.reason,
-                    now,
-                )
+                .due(&(workspace.clone(), reason.to_owned()), "", now)
                 .is_some()
             {
-                tracing::info!(workspace = %ignored.workspace, blob = %blob, reason = ignored.reason,
-                    "heartbeat ignored (counted in lightsout_agent_heartbeats_ignored_total; said once)");
+                tracing::info!(workspace = %workspace, reason, count, examples = %blobs.join(", "),
+                    "heartbeats ignored (counted in lightsout_agent_heartbeats_ignored_total; said once per workspace and reason)");
             }
         }
         report

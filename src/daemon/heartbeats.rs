@@ -61,6 +61,9 @@ pub struct AgentPass {
     pub stale_at: BTreeMap<InstanceKey, Timestamp>,
     /// Why a workspace's storage account could not be listed, by alias.
     pub unreachable: Vec<(String, String)>,
+    /// HTTP requests sent to each storage account this pass (pages of List Blobs), by the
+    /// account's host.
+    pub requests: BTreeMap<String, u64>,
 }
 
 impl Heartbeats {
@@ -89,6 +92,11 @@ impl Heartbeats {
         now: Timestamp,
     ) -> AgentPass {
         let mut pass = AgentPass::default();
+        let before: Vec<(String, u64)> = self
+            .clients
+            .values()
+            .map(|c| (account_host(c), c.requests()))
+            .collect();
         let gate = Arc::new(tokio::sync::Semaphore::new(LIST_PARALLELISM));
         let mut tasks = JoinSet::new();
         for (index, snap) in snapshots.iter_mut().enumerate() {
@@ -176,7 +184,23 @@ impl Heartbeats {
                 }
             }
         }
+        for ((host, then), client) in before.into_iter().zip(self.clients.values()) {
+            let sent = client.requests().saturating_sub(then);
+            if sent > 0 {
+                *pass.requests.entry(host).or_default() += sent;
+            }
+        }
         pass
+    }
+}
+
+/// The host (and port) of a client's account: the `account` label of the storage metrics.
+fn account_host(client: &BlobClient) -> String {
+    let url = client.container_url();
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => String::new(),
     }
 }
 

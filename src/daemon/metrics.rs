@@ -102,7 +102,9 @@ pub struct Metrics {
     pub state_errors: IntCounterVec,
     /// `lightsout_agent_heartbeats_ignored_total{workspace,reason}`.
     pub agent_ignored: IntCounterVec,
-    /// `lightsout_storage_requests_total{workspace,outcome}`: List Blobs operations.
+    /// `lightsout_agent_heartbeat_lists_total{workspace,outcome}`: List Blobs operations.
+    pub agent_lists: IntCounterVec,
+    /// `lightsout_storage_requests_total{account}`: HTTP requests to storage accounts.
     pub storage_requests: IntCounterVec,
     /// `lightsout_agent_heartbeat_age_seconds{workspace,instance}`.
     pub agent_age: prometheus::GaugeVec,
@@ -237,10 +239,15 @@ impl Metrics {
                 "Heartbeat blobs ignored by reason (bad_name, too_large, no_verdict, bad_verdict, from_the_future, not_governed), counted at every pass that lists them.",
                 &["workspace", "reason"]
             )),
+            agent_lists: reg!(ic(
+                "lightsout_agent_heartbeat_lists_total",
+                "Listings of a workspace's heartbeats (one List Blobs per workspace and pass, following its pages), by outcome (ok, error, timeout).",
+                &["workspace", "outcome"]
+            )),
             storage_requests: reg!(ic(
                 "lightsout_storage_requests_total",
-                "List Blobs operations on the agents' heartbeat containers (one per workspace and pass, each following its pages), by outcome (ok, error, timeout).",
-                &["workspace", "outcome"]
+                "HTTP requests to Azure Storage accounts (List Blobs pages of 5,000 heartbeats), by account host.",
+                &["account"]
             )),
             agent_age: reg!(prometheus::GaugeVec::new(
                 opts(
@@ -373,9 +380,14 @@ impl Metrics {
                 .inc_by(*n);
         }
         for (ws, outcome) in &report.agent.lists {
-            self.storage_requests
+            self.agent_lists
                 .with_label_values(&[ws.as_str(), outcome])
                 .inc();
+        }
+        for (account, n) in &report.agent.requests {
+            self.storage_requests
+                .with_label_values(&[account.as_str()])
+                .inc_by(*n);
         }
         self.agent_age.reset();
         self.agent_states.reset();
@@ -657,6 +669,10 @@ mod tests {
             .ignored
             .insert(("lab".into(), "not_governed"), 3);
         report.agent.lists.push(("lab".into(), "ok"));
+        report
+            .agent
+            .requests
+            .insert("acct.blob.core.windows.net".into(), 2);
         m.record_pass(&report, &CostView::default(), 0.0);
         m.record_pass(&report, &CostView::default(), 0.0);
         let text = m.render().unwrap();
@@ -668,7 +684,8 @@ mod tests {
             r#"lightsout_agent_heartbeats{state="missing",workspace="lab"} 1"#,
             r#"lightsout_agent_heartbeats{state="seen",workspace="lab"} 1"#,
             r#"lightsout_agent_heartbeats_ignored_total{reason="not_governed",workspace="lab"} 6"#,
-            r#"lightsout_storage_requests_total{outcome="ok",workspace="lab"} 2"#,
+            r#"lightsout_agent_heartbeat_lists_total{outcome="ok",workspace="lab"} 2"#,
+            r#"lightsout_storage_requests_total{account="acct.blob.core.windows.net"} 4"#,
         ] {
             assert!(text.contains(want), "{want}\n{text}");
         }

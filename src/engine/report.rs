@@ -82,6 +82,8 @@ pub struct AgentReport {
     pub ignored: std::collections::BTreeMap<(String, &'static str), u64>,
     /// List Blobs operations, per workspace alias and outcome (`ok`, `error`, `timeout`).
     pub lists: Vec<(String, &'static str)>,
+    /// HTTP requests sent to each storage account (by host) during the pass.
+    pub requests: std::collections::BTreeMap<String, u64>,
 }
 
 /// One configured workspace as a pass saw it.

@@ -1,6 +1,7 @@
 //! The one integration-test binary: one module per area.
 #![expect(clippy::unwrap_used, reason = "test helpers may panic on bad fixtures")]
 
+mod agent_daemon; // issue 15: the daemon decides on agents' heartbeats in real Azurite
 mod architecture; // issue 14: no import circle among the modules of src/
 mod azurite_support; // spawning Azurite (blob storage emulator) with HTTPS and OAuth
 mod blob; // issue 15: the blob client against real Azurite, tokens from the emulator
