@@ -324,6 +324,18 @@ async fn the_daemon_decides_on_the_agents_heartbeats() {
         );
         assert!(text.stdout.contains("snoozed until"), "{}", text.stdout);
         assert!(stops(&emu.calls().await).is_empty(), "plan acted");
+        // doctor: the container can be listed; the instance without a heartbeat is named.
+        let doctor = emu.run(&config, ADMIN.1, &["doctor"]).await;
+        assert!(
+            doctor.stdout.contains("[ ok ] agent heartbeats: 6 listed"),
+            "{doctor:#?}"
+        );
+        assert!(
+            doctor
+                .stdout
+                .contains("agent heartbeats never arrived from 1 running instance: ci-missing"),
+            "{doctor:#?}"
+        );
 
         // The daemon: one pass stops ci-idle only.
         let daemon = start_daemon(&config, true);
@@ -398,6 +410,17 @@ async fn unreachable_storage_is_unknown_never_idle() {
         let run = emu.run(&config, ADMIN.1, &["plan", "--json"]).await;
         let rows = run.json();
         assert_eq!(row(&rows, "ci-idle")["agent"]["heartbeat"], "unreachable");
+        let doctor = emu.run(&config, ADMIN.1, &["doctor"]).await;
+        assert!(
+            doctor
+                .stdout
+                .contains("[FAIL] agent heartbeats: cannot list"),
+            "{doctor:#?}"
+        );
+        assert!(
+            doctor.stdout.contains("Storage Blob Data Reader"),
+            "{doctor:#?}"
+        );
         // Back: the same heartbeat is read and the instance is stopped.
         azurite.restart().await;
         emu.run(&config, ADMIN.1, &["run", "--once"])
