@@ -112,6 +112,8 @@ pub struct Daemon {
     /// Ignored heartbeats already said (once per workspace and reason), and unreachable
     /// accounts (again when the error changes).
     said_ignored: logmemo::LogMemo<(String, String)>,
+    /// Snoozes already said (each new or changed snooze once).
+    said_snooze: logmemo::LogMemo<InstanceKey>,
 }
 
 impl Daemon {
@@ -148,6 +150,7 @@ impl Daemon {
             said: PassLog::default(),
             heartbeats,
             said_ignored: logmemo::LogMemo::new(None),
+            said_snooze: logmemo::LogMemo::new(None),
         })
     }
 
@@ -199,6 +202,16 @@ impl Daemon {
             let key = InstanceKey::new(&row.workspace, &row.instance);
             if let (Some(view), Some(at)) = (row.agent.as_mut(), agent.stale_at.get(&key)) {
                 view.set_stale_at(*at, now);
+            }
+            // A snooze asked on the instance is a hold nobody asked Azure for: it is said
+            // when first seen (and when it changes), with who asked and why.
+            if let Some(snooze) = row.agent.as_ref().and_then(|a| a.snooze.as_ref()) {
+                let what = format!("{} {:?} {:?}", snooze.asked_until, snooze.by, snooze.reason);
+                if self.said_snooze.due(&key, &what, now).is_some() {
+                    tracing::info!(instance = %key, until = %snooze.until, asked_until = %snooze.asked_until,
+                        by = snooze.by.as_deref().unwrap_or("-"), reason = snooze.reason.as_deref().unwrap_or("-"),
+                        "snooze from the instance seen: its stops are held until then");
+                }
             }
         }
         for snap in &snapshots {

@@ -383,6 +383,16 @@ async fn the_daemon_decides_on_the_agents_heartbeats() {
         // Ignored heartbeats are said once, without the verdict's text.
         assert!(stderr.contains("heartbeats ignored"), "{stderr}");
         assert!(!stderr.contains("not a verdict"), "{stderr}");
+        // A new snooze is said once, with who asked and why.
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("snooze from the instance seen"))
+            .collect();
+        assert_eq!(said.len(), 1, "{stderr}");
+        assert!(
+            said[0].contains("azureuser") && said[0].contains("training overnight"),
+            "{stderr}"
+        );
     })
     .await;
 }
