@@ -383,6 +383,15 @@ async fn the_daemon_decides_on_the_agents_heartbeats() {
         // Ignored heartbeats are said once, without the verdict's text.
         assert!(stderr.contains("heartbeats ignored"), "{stderr}");
         assert!(!stderr.contains("not a verdict"), "{stderr}");
+        // The stop's log line carries the agent's evidence.
+        let acting = stderr
+            .lines()
+            .find(|l| l.contains("acting") && l.contains("ci-idle"))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(
+            acting.contains(&format!("idle since {two_hours_ago}")),
+            "{acting}"
+        );
         // A new snooze is said once, with who asked and why.
         let said: Vec<&str> = stderr
             .lines()
