@@ -1377,6 +1377,7 @@ fn check_idle(
                     t.span(),
                     format!(
                         "{key}.timeout: an idle rule needs a source that sees interactive use, and the default signals (arm) see only jobs; \
+                         configure [agent] (the on-instance agent: the default becomes [\"arm\", \"agent\"]), \
                          name signals = [\"arm\"] for job-only instances, add \"jupyter\" where the daemon's identity may open the instances' Jupyter (Shared instances), \
                          or leave idleness to Azure's own idle shutdown with [policy.native] idle_shutdown = \"{}\" and mode = \"enforce\"",
                         t.get_ref()
@@ -1918,6 +1919,7 @@ signals = ["arm"]
         let line = &m[0];
         assert!(line.starts_with("5:11: policy[0] (p).idle.timeout: an idle rule needs a source that sees interactive use"), "{line}");
         for fix in [
+            "configure [agent]",
             "signals = [\"arm\"]",
             "\"jupyter\"",
             "[policy.native] idle_shutdown = \"45m\"",
