@@ -117,6 +117,14 @@ impl Actuator {
                         .to_owned(),
                 });
             }
+            // Never planned as a request (see `Action::is_request`); refused here all the same.
+            Action::Snooze => {
+                debug_assert!(false, "a snooze is never sent to Azure");
+                return SendOutcome::Failed(AzureError::Protocol {
+                    operation: "actuate",
+                    reason: "a snooze is recorded, never sent to Azure".to_owned(),
+                });
+            }
         };
         match result {
             Ok(accepted) => SendOutcome::Accepted(accepted),

@@ -168,6 +168,7 @@ fn parse_action(s: &str) -> Option<Action> {
         "restart" => Action::Restart,
         "idle_shutdown" => Action::IdleShutdown,
         "schedules" => Action::Schedules,
+        "snooze" => Action::Snooze,
         _ => return None,
     })
 }
@@ -443,6 +444,39 @@ impl Store {
         Ok(id)
     }
 
+    /// Record a snooze honoured (`intent.action` is [`Action::Snooze`]): final at once,
+    /// outcome `succeeded`, in a dry run too (a snooze is not an action).
+    pub fn record_snooze(&mut self, intent: &Intent) -> Result<AuditId, StoreError> {
+        debug_assert_eq!(intent.action, Action::Snooze);
+        let r = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql("begin a transaction"))?;
+            let id = insert_audit(&tx, intent, Outcome::Succeeded)?;
+            tx.commit().map_err(sql("commit a snooze"))?;
+            Ok(id)
+        })();
+        self.health.wrote(r)
+    }
+
+    /// The `detail` of the instance's latest `snooze` row (to record a snooze once, across
+    /// restarts), `None` when it has none.
+    pub fn latest_snooze(&self, key: &InstanceKey) -> Result<Option<String>, StoreError> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT detail FROM audit WHERE action = 'snooze' AND workspace = ?1 \
+                 AND instance = ?2 ORDER BY id DESC LIMIT 1",
+                params![key.workspace, key.instance],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(sql("read the latest snooze"));
+        self.health.read(r)
+    }
+
     /// Update a `pending` record. With `Outcome::Pending` only the request id is added
     /// (Azure accepted the request; the operation runs on); any other outcome is final and
     /// stamps `finished_at = at`. A request id already stored is never erased by `None`.
@@ -680,7 +714,7 @@ impl Store {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let query = format!(
             "SELECT id, at, workspace, instance, action, reason, policy, catch_up, dry_run, \
-             outcome, request_id, error, finished_at FROM audit {tail}"
+             outcome, request_id, error, finished_at, detail FROM audit {tail}"
         );
         let mut stmt = self.conn.prepare(&query).map_err(sql(op))?;
         let rows = stmt
@@ -699,6 +733,7 @@ impl Store {
                     request_id: r.get(10)?,
                     error: r.get(11)?,
                     finished_at: r.get(12)?,
+                    detail: r.get(13)?,
                 })
             })
             .map_err(sql(op))?;
@@ -743,6 +778,7 @@ struct RawRecord {
     request_id: Option<String>,
     error: Option<String>,
     finished_at: Option<String>,
+    detail: Option<String>,
 }
 
 impl RawRecord {
@@ -778,6 +814,7 @@ impl RawRecord {
             dry_run: self.dry_run,
             request_id: self.request_id,
             finished_at,
+            detail: self.detail,
         })
     }
 }
@@ -799,7 +836,8 @@ fn insert_audit(
     let finished_at = outcome.is_final().then(|| at.clone());
     tx.execute(
         "INSERT INTO audit (at, workspace, instance, action, reason, policy, catch_up, \
-         dry_run, outcome, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         dry_run, outcome, finished_at, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             at,
             intent.workspace,
@@ -811,6 +849,7 @@ fn insert_audit(
             intent.dry_run,
             outcome.as_str(),
             finished_at,
+            intent.detail,
         ],
     )
     .map_err(sql("append to the audit log"))?;

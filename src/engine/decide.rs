@@ -146,6 +146,8 @@ pub fn pending_done(p: &Pending, obs: &InstanceObservation) -> bool {
         }
         // Native changes are never the power `pending`; their effect is seen as no drift.
         Action::IdleShutdown | Action::Schedules => true,
+        // Never a pending request.
+        Action::Snooze => true,
     }
 }
 

@@ -287,6 +287,9 @@ crate::engine::text_enum::text_enum! {
         IdleShutdown = "idle_shutdown",
         /// Azure's own start/stop schedules (set by a PUT of the compute).
         Schedules = "schedules",
+        /// A snooze asked on the instance and honoured (a hold): only ever an audit row,
+        /// never a request to Azure.
+        Snooze = "snooze",
     }
 }
 
@@ -294,6 +297,11 @@ impl Action {
     /// A change of native settings rather than of the power state.
     pub fn is_native(self) -> bool {
         matches!(self, Action::IdleShutdown | Action::Schedules)
+    }
+
+    /// A request Azure is ever sent for (all but [`Action::Snooze`], which is recorded only).
+    pub fn is_request(self) -> bool {
+        self != Action::Snooze
     }
 }
 
@@ -325,6 +333,8 @@ crate::engine::text_enum::text_enum! {
         Event = "event",
         /// Native settings reconciled.
         Native = "native",
+        /// A snooze from the instance (the reason of a `snooze` audit row).
+        Snooze = "snooze",
     }
 }
 

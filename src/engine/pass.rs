@@ -292,6 +292,7 @@ impl InstanceCtx<'_, '_> {
         }
         match d.verdict {
             Verdict::Act(planned) => {
+                debug_assert!(planned.action.is_request());
                 let mut request = self.request(RequestKind::Power(planned.action));
                 let (intent, action) = self.intent(&d, planned, false, write, plan);
                 request.intents.push(intent);
@@ -437,6 +438,12 @@ impl InstanceCtx<'_, '_> {
             policy: d.policy.clone().unwrap_or_default(),
             catch_up: p.catch_up,
             dry_run,
+            // The evidence of a power action; a native change rests on the config alone.
+            detail: if p.action.is_native() {
+                None
+            } else {
+                crate::engine::audit::evidence(self.obs, self.input.now)
+            },
         }
     }
 

@@ -716,6 +716,7 @@ async fn plan_shows_the_rows_the_daemon_decides_settling_included() {
             policy: "closed".into(),
             catch_up: false,
             dry_run: false,
+            detail: None,
         };
         let memory = InstanceMemory {
             first_seen: Some(asked),

@@ -92,6 +92,7 @@ fn write_until_killed(dir: &Path) -> Result<(), StoreError> {
             policy: POLICY.into(),
             catch_up: n % 3 == 0,
             dry_run: false,
+            detail: None,
         };
         let id = store.record_intent(&intent, &m)?;
         memory.insert(key, m);
@@ -379,6 +380,7 @@ fn audit_command_prints_the_log() {
             policy: "office-hours".into(),
             catch_up: i == 2,
             dry_run: false,
+            detail: None,
         };
         ids.push(
             store

@@ -270,6 +270,7 @@ fn fill_state(dir: &Path) {
             policy: "closed".into(),
             catch_up: false,
             dry_run: true,
+            detail: None,
         };
         store
             .record_intent(&intent, &InstanceMemory::default())

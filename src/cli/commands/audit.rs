@@ -42,7 +42,7 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<()> {
 }
 
 /// Column headers of the text table.
-const HEADERS: [&str; 8] = [
+const HEADERS: [&str; 9] = [
     "AT",
     "WORKSPACE",
     "INSTANCE",
@@ -51,12 +51,16 @@ const HEADERS: [&str; 8] = [
     "POLICY",
     "OUTCOME",
     "ERROR",
+    "DETAIL",
 ];
 
 /// One line per record, columns padded to their widest cell. A catch-up action shows
-/// `(catch-up)` after its reason; a dry run shows the outcome `dry_run`.
+/// `(catch-up)` after its reason; a dry run shows the outcome `dry_run`. DETAIL is the
+/// evidence the decision rested on (the agent's view, a snooze's terms).
 fn render_table(records: &[AuditRecord]) -> String {
-    let rows: Vec<[String; 8]> = records
+    let one_line =
+        |t: Option<&str>| t.map_or_else(|| "-".to_owned(), |e| e.replace(['\n', '\r'], " "));
+    let rows: Vec<[String; 9]> = records
         .iter()
         .map(|r| {
             let reason = if r.catch_up {
@@ -73,9 +77,8 @@ fn render_table(records: &[AuditRecord]) -> String {
                 r.policy.clone(),
                 r.outcome.to_string(),
                 // One line per record, whatever the error text holds.
-                r.error
-                    .as_deref()
-                    .map_or_else(|| "-".to_owned(), |e| e.replace(['\n', '\r'], " ")),
+                one_line(r.error.as_deref()),
+                one_line(r.detail.as_deref()),
             ]
         })
         .collect();
@@ -105,12 +108,14 @@ mod tests {
             dry_run: false,
             request_id: None,
             finished_at: None,
+            detail: None,
         };
         let other = AuditRecord {
             instance: "ci-long-name".into(),
             catch_up: false,
             outcome: Outcome::Succeeded,
             error: None,
+            detail: Some("agent: idle since 2026-03-27T17:00:00Z".into()),
             ..record.clone()
         };
         let table = render_table(&[record, other]);
@@ -118,8 +123,14 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("AT                    WORKSPACE  INSTANCE      ACTION"));
         assert!(lines[1].contains("outside_window (catch-up)"), "{table}");
-        assert!(lines[1].ends_with("failed     conflict: busy"), "{table}");
+        assert!(
+            lines[1].ends_with("failed     conflict: busy  -"),
+            "{table}"
+        );
         assert!(lines[2].starts_with("2026-03-27T18:00:00Z  research   ci-long-name  stop"));
-        assert!(lines[2].ends_with("succeeded  -"), "{table}");
+        assert!(
+            lines[2].ends_with("succeeded  -               agent: idle since 2026-03-27T17:00:00Z"),
+            "{table}"
+        );
     }
 }

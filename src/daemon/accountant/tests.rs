@@ -176,6 +176,7 @@ fn avoided_only_after_our_stop_until_started_again() {
         policy: "p".into(),
         catch_up: false,
         dry_run,
+        detail: None,
     };
     store
         .record_intent(&intent("ours", false), &InstanceMemory::default())

@@ -137,6 +137,39 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_instance ON audit (instance, at);
     CREATE INDEX audit_pending ON audit (id) WHERE outcome = 'pending';
     "#,
+    // Version 5: the agent's evidence and snoozes (issue 15). `detail` is the evidence a
+    // decision rested on (the agent's view, or a snooze's terms); a `snooze` row records a
+    // snooze honoured, never a request to Azure. The same rebuild as version 3.
+    r#"
+    CREATE TABLE audit_v5 (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          TEXT    NOT NULL,
+        workspace   TEXT    NOT NULL,
+        instance    TEXT    NOT NULL,
+        action      TEXT    NOT NULL CHECK (action IN
+                        ('start', 'stop', 'restart', 'idle_shutdown', 'schedules', 'snooze')),
+        reason      TEXT    NOT NULL,
+        policy      TEXT    NOT NULL,
+        catch_up    INTEGER NOT NULL CHECK (catch_up IN (0, 1)),
+        dry_run     INTEGER NOT NULL CHECK (dry_run IN (0, 1)),
+        outcome     TEXT    NOT NULL CHECK (outcome IN
+                        ('pending', 'succeeded', 'failed', 'refused', 'unknown', 'missed',
+                         'dry_run')),
+        request_id  TEXT,
+        error       TEXT,
+        finished_at TEXT,
+        detail      TEXT
+    );
+    INSERT INTO audit_v5 (id, at, workspace, instance, action, reason, policy, catch_up,
+                          dry_run, outcome, request_id, error, finished_at)
+        SELECT id, at, workspace, instance, action, reason, policy, catch_up,
+               dry_run, outcome, request_id, error, finished_at FROM audit;
+    DROP TABLE audit;
+    ALTER TABLE audit_v5 RENAME TO audit;
+    CREATE INDEX audit_by_time ON audit (at, id);
+    CREATE INDEX audit_by_instance ON audit (instance, at);
+    CREATE INDEX audit_pending ON audit (id) WHERE outcome = 'pending';
+    "#,
 ];
 
 /// The schema version this build writes and understands.

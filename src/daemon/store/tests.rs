@@ -18,6 +18,7 @@ fn intent(at: &str, instance: &str) -> Intent {
         policy: "office-hours".into(),
         catch_up: false,
         dry_run: false,
+        detail: None,
     }
 }
 
@@ -157,6 +158,7 @@ fn intent_and_memory_are_written_together() {
             dry_run: false,
             request_id: None,
             finished_at: None,
+            detail: None,
         }]
     );
 }
@@ -525,6 +527,114 @@ fn version_3_databases_migrate_with_their_rows() {
     store
         .record_outcome(id, Outcome::Unknown, None, None, ts(at))
         .unwrap();
+}
+
+/// Version 5 (issue 15): a version 4 database keeps its rows (no detail), and then takes
+/// `snooze` rows and actions with their `detail`.
+#[test]
+fn version_4_databases_migrate_to_snoozes_and_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for step in &schema::MIGRATIONS[..4] {
+            tx.execute_batch(step).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 4).unwrap();
+        tx.execute(
+            "INSERT INTO audit (at, workspace, instance, action, reason, policy, catch_up, \
+             dry_run, outcome, request_id, error, finished_at) VALUES \
+             ('2026-03-27T18:00:00Z', 'research', 'ci-a', 'stop', 'idle', 'p', 0, 0, \
+              'unknown', 'req-0', 'lost', '2026-03-27T18:00:01Z')",
+            [],
+        )
+        .unwrap();
+        // Version 4 refuses a snooze: the CHECK is what version 5 widens.
+        assert!(
+            tx.execute(
+                "INSERT INTO audit (at, workspace, instance, action, reason, policy, catch_up, \
+                 dry_run, outcome) VALUES ('2026-03-27T18:00:00Z', 'research', 'ci-a', \
+                 'snooze', 'snooze', 'p', 0, 0, 'succeeded')",
+                [],
+            )
+            .is_err()
+        );
+        tx.commit().unwrap();
+    }
+    let mut store = Store::open(dir.path()).unwrap();
+    assert_eq!(user_version(&store.conn).unwrap(), SCHEMA_VERSION);
+    let old = store.audit(&AuditFilter::default()).unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(
+        (old[0].outcome, old[0].detail.as_deref()),
+        (Outcome::Unknown, None)
+    );
+    let key = InstanceKey::new("research", "ci-b");
+    assert_eq!(store.latest_snooze(&key).unwrap(), None);
+    let snooze = |detail: &str| Intent {
+        action: Action::Snooze,
+        reason: Reason::Snooze,
+        detail: Some(detail.into()),
+        ..intent("2026-03-27T19:00:00Z", "ci-b")
+    };
+    let first = store
+        .record_snooze(&snooze("until 20:00 by alice"))
+        .unwrap();
+    let id = store
+        .record_snooze(&snooze("until 21:00 by alice"))
+        .unwrap();
+    assert!(id.0 > first.0 && first.0 > old[0].id.0);
+    assert_eq!(
+        store.latest_snooze(&key).unwrap().as_deref(),
+        Some("until 21:00 by alice")
+    );
+    let stop = Intent {
+        detail: Some("agent: idle since 2026-03-27T18:00:00Z".into()),
+        ..intent("2026-03-27T19:01:00Z", "ci-b")
+    };
+    store
+        .record_intent(&stop, &pending_memory("2026-03-27T19:01:00Z"))
+        .unwrap();
+    let rows = store.audit(&AuditFilter::default()).unwrap();
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.action,
+                r.reason.as_str(),
+                r.outcome,
+                r.detail.as_deref(),
+                r.finished_at.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got[1..],
+        [
+            (
+                Action::Snooze,
+                "snooze",
+                Outcome::Succeeded,
+                Some("until 20:00 by alice"),
+                true
+            ),
+            (
+                Action::Snooze,
+                "snooze",
+                Outcome::Succeeded,
+                Some("until 21:00 by alice"),
+                true
+            ),
+            (
+                Action::Stop,
+                "outside_window",
+                Outcome::Pending,
+                Some("agent: idle since 2026-03-27T18:00:00Z"),
+                false
+            ),
+        ]
+    );
 }
 
 #[test]

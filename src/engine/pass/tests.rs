@@ -121,6 +121,7 @@ fn row(id: i64, name: &str, action: Action, request_id: Option<&str>) -> AuditRe
         dry_run: false,
         request_id: request_id.map(str::to_owned),
         finished_at: None,
+        detail: None,
     }
 }
 
