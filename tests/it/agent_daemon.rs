@@ -375,11 +375,14 @@ async fn the_daemon_decides_on_the_agents_heartbeats() {
             "{metrics}"
         );
         let instances = status["instances"].as_array().unwrap();
-        let snoozed = instances
+        let snoozed_row = instances
             .iter()
             .find(|i| i["instance"] == "ci-snoozed")
             .unwrap();
-        assert_eq!(snoozed["agent"]["snooze"]["by"], "azureuser", "{snoozed:#}");
+        assert_eq!(
+            snoozed_row["agent"]["snooze"]["by"], "azureuser",
+            "{snoozed_row:#}"
+        );
         // Ignored heartbeats are said once, without the verdict's text.
         assert!(stderr.contains("heartbeats ignored"), "{stderr}");
         assert!(!stderr.contains("not a verdict"), "{stderr}");
@@ -401,6 +404,62 @@ async fn the_daemon_decides_on_the_agents_heartbeats() {
         assert!(
             said[0].contains("azureuser") && said[0].contains("training overnight"),
             "{stderr}"
+        );
+
+        // The audit log: the snooze once (not again after a restart), the stop with the
+        // agent's evidence.
+        // A fresh heartbeat with the same snooze, so the restarted daemon sees it again.
+        snoozed.at = lightsout::clock::now();
+        beat(&client, "ci-snoozed", &snoozed.to_metadata()).await;
+        let again = emu.run(&config, ADMIN.1, &["run", "--once"]).await;
+        again.success();
+        assert!(
+            again.stderr.contains("snooze from the instance seen"),
+            "{}",
+            again.stderr
+        );
+        let audit = emu.run(&config, ADMIN.1, &["audit", "--json"]).await;
+        audit.success();
+        let records = audit.json();
+        let records = records.as_array().unwrap();
+        let snoozes: Vec<&Value> = records.iter().filter(|r| r["action"] == "snooze").collect();
+        assert_eq!(snoozes.len(), 1, "{records:#?}");
+        let s = snoozes[0];
+        assert_eq!(
+            (&s["instance"], &s["reason"], &s["outcome"]),
+            (
+                &Value::from("ci-snoozed"),
+                &Value::from("snooze"),
+                &Value::from("succeeded")
+            ),
+            "{s:#}"
+        );
+        // Asked until now + 2h, within the policy's max_snooze from when it was asked.
+        let until = snoozed.snooze.as_ref().unwrap().until;
+        let detail = s["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(&format!("until {until} (asked until {until}, max_snooze "))
+                && detail.ends_with(") by azureuser: training overnight"),
+            "{detail}"
+        );
+        let stops: Vec<&Value> = records.iter().filter(|r| r["action"] == "stop").collect();
+        assert_eq!(stops.len(), 1, "{records:#?}");
+        assert_eq!(stops[0]["instance"], "ci-idle");
+        let detail = stops[0]["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(&format!(
+                "agent: idle since {two_hours_ago} (heartbeat {}, ",
+                idle.at
+            )),
+            "{detail}"
+        );
+        let text = emu.run(&config, ADMIN.1, &["audit"]).await;
+        text.success();
+        assert!(
+            text.stdout.contains("DETAIL")
+                && text.stdout.contains("by azureuser: training overnight"),
+            "{}",
+            text.stdout
         );
     })
     .await;
