@@ -184,10 +184,11 @@ impl Store {
         Ok(out)
     }
 
-    /// The latest real action (not a dry run, not a missed transition) on one instance.
+    /// The latest real action (not a dry run, not a missed transition, not a snooze
+    /// honoured) on one instance.
     pub fn latest_action(&self, key: &InstanceKey) -> Result<Option<AuditRecord>, StoreError> {
         let mut found = self.health.read(self.select(
-            "WHERE workspace = ?1 AND instance = ?2 AND dry_run = 0 \
+            "WHERE workspace = ?1 AND instance = ?2 AND dry_run = 0 AND action <> 'snooze' \
              AND outcome NOT IN ('missed', 'dry_run') ORDER BY at DESC, id DESC LIMIT 1",
             params![key.workspace, key.instance],
             "read the latest action",

@@ -589,6 +589,8 @@ fn version_4_databases_migrate_to_snoozes_and_details() {
         store.latest_snooze(&key).unwrap().as_deref(),
         Some("until 21:00 by alice")
     );
+    // A snooze honoured is no action of ours (`stopped_by_lightsout` looks at the latest).
+    assert_eq!(store.latest_action(&key).unwrap(), None);
     let stop = Intent {
         detail: Some("agent: idle since 2026-03-27T18:00:00Z".into()),
         ..intent("2026-03-27T19:01:00Z", "ci-b")
