@@ -155,11 +155,6 @@ impl Daemon {
         })
     }
 
-    /// Replace the heartbeat readers (tests and `simulate` bring their own).
-    pub fn set_heartbeats(&mut self, heartbeats: Option<heartbeats::Heartbeats>) {
-        self.heartbeats = heartbeats;
-    }
-
     /// The shared status (for the HTTP server).
     pub fn status(&self) -> Arc<Status> {
         self.status.clone()

@@ -16,6 +16,11 @@ use crate::engine::model::{Action, AgentActivity, InstanceKey, Reason};
 use crate::engine::plan::PlanRow;
 
 impl Daemon {
+    /// Replace the heartbeat readers (tests and `simulate` bring their own).
+    pub fn set_heartbeats(&mut self, heartbeats: Option<heartbeats::Heartbeats>) {
+        self.heartbeats = heartbeats;
+    }
+
     /// The agents' heartbeats of every workspace that needs them, listed at the instant
     /// after observing ARM. Without readers (they could not be built), every instance
     /// that needs the agent is unknown: never idle.

@@ -226,19 +226,19 @@ mod tests {
     fn evidence_names_what_the_agent_and_jupyter_saw() {
         let now = ts("2026-12-07T10:01:40Z");
         let none = JupyterActivity::NotObserved;
-        let idle = obs(AgentActivity::Seen(verdict(false)), none.clone());
+        let idle = obs(AgentActivity::Seen(verdict(false)), none);
         assert_eq!(
             evidence(&idle, now).as_deref(),
             Some(
                 "agent: idle since 2026-12-07T09:12:00Z (heartbeat 2026-12-07T10:01:00Z, 40s old)"
             )
         );
-        let busy = obs(AgentActivity::Seen(verdict(true)), none.clone());
+        let busy = obs(AgentActivity::Seen(verdict(true)), none);
         assert_eq!(
             evidence(&busy, now).as_deref(),
             Some("agent: busy (cpu) (heartbeat 2026-12-07T10:01:00Z, 40s old)")
         );
-        let stale = obs(AgentActivity::Unknown(AgentUnknown::Stale), none.clone());
+        let stale = obs(AgentActivity::Unknown(AgentUnknown::Stale), none);
         assert_eq!(
             evidence(&stale, now).as_deref(),
             Some("agent: unknown (stale heartbeat)")
