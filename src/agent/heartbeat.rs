@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
-use crate::agent::collect::{ObserveOptions, observe};
+use crate::agent::collect::{Collector, ObserveOptions};
 use crate::agent::snooze::{Answer, snooze_from};
 use crate::azure::auth::{HttpTimeouts, build_http_client};
 use crate::azure::blob::BlobClient;
@@ -173,11 +173,26 @@ impl Agent {
             window: self.file.signals.window,
             jupyter_runtime_dir: None,
         };
+        let mut collector = None;
         let mut ticker = tokio::time::interval(self.file.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let snapshot = match observe(&options).await {
+            // Made on first use and again after a failure to make it (the user may not exist
+            // yet while the instance is being set up).
+            if collector.is_none() {
+                match Collector::new(options.clone(), self.file.signals.thresholds.clone()) {
+                    Ok(c) => collector = Some(c),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot observe; no heartbeat this interval");
+                        continue;
+                    }
+                }
+            }
+            let Some(c) = collector.as_mut() else {
+                continue;
+            };
+            let snapshot = match c.observe().await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "observation failed; no heartbeat this interval");

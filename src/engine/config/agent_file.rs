@@ -15,6 +15,7 @@ use url::Url;
 
 use super::validate::line_col;
 use super::{ConfigError, Diagnostic};
+use crate::engine::activity::Thresholds;
 
 /// Where `lightsout agent run` reads its config by default.
 pub const DEFAULT_AGENT_CONFIG: &str = "/etc/lightsout/agent.toml";
@@ -61,10 +62,15 @@ pub struct RawAgentFile {
 #[serde(deny_unknown_fields)]
 pub struct RawAgentSignals {
     pub window: Option<Spanned<String>>,
+    pub cpu_core_pct: Option<Spanned<f64>>,
+    pub container_core_pct: Option<Spanned<f64>>,
+    pub gpu_util_pct: Option<Spanned<f64>>,
+    pub terminal_input_window: Option<Spanned<String>>,
+    pub vscode_counts_alone: Option<bool>,
 }
 
 /// The validated agent config.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentFile {
     /// Not needed to write a heartbeat; recorded for people (no `CI_*` variable carries it).
     pub subscription_id: Option<String>,
@@ -88,10 +94,12 @@ pub struct AgentFile {
 }
 
 /// `[signals]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentSignals {
     /// How long CPU and GPU are sampled; shorter than `interval`.
     pub window: Duration,
+    /// Where use begins, per signal (`engine::activity`).
+    pub thresholds: Thresholds,
 }
 
 struct Checker<'a> {
@@ -200,6 +208,57 @@ pub fn container_problem(s: &str) -> Option<&'static str> {
     }
 }
 
+/// `[signals]` thresholds over [`Thresholds::default`].
+fn check_thresholds(c: &mut Checker<'_>, raw: &RawAgentSignals) -> Thresholds {
+    let mut t = Thresholds::default();
+    for (key, value, slot) in [
+        (
+            "signals.cpu_core_pct",
+            &raw.cpu_core_pct,
+            &mut t.cpu_core_pct,
+        ),
+        (
+            "signals.container_core_pct",
+            &raw.container_core_pct,
+            &mut t.container_core_pct,
+        ),
+        (
+            "signals.gpu_util_pct",
+            &raw.gpu_util_pct,
+            &mut t.gpu_util_pct,
+        ),
+    ] {
+        if let Some(v) = value {
+            // Above 0 (zero would call every instance busy), at most 100 of one core.
+            if *v.get_ref() > 0.0 && *v.get_ref() <= 100.0 {
+                *slot = *v.get_ref();
+            } else {
+                c.error(
+                    Some(v.span()),
+                    format!(
+                        "{key}: must be above 0 and at most 100, got {}",
+                        v.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(v) = &raw.terminal_input_window
+        && let Some(d) = c.duration(
+            "signals.terminal_input_window",
+            v,
+            Duration::from_secs(60),
+            Duration::from_secs(24 * 3600),
+        )
+    {
+        t.terminal_input_window = d;
+    }
+    if let Some(b) = raw.vscode_counts_alone {
+        t.vscode_counts_alone = b;
+    }
+    t
+}
+
 /// Checks the text of an agent config; `path` is only used in messages.
 pub fn parse(text: &str, path: &Path) -> Result<AgentFile, ConfigError> {
     let invalid = |diagnostics| ConfigError::Invalid {
@@ -301,6 +360,7 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentFile, ConfigError> {
         },
         None => DEFAULT_WINDOW.min(interval / 2),
     };
+    let thresholds = check_thresholds(&mut c, &raw.signals);
     let user = match &raw.user {
         Some(v) if name_problem(v.get_ref()).is_some() || v.get_ref().starts_with('-') => {
             c.error(
@@ -346,7 +406,7 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentFile, ConfigError> {
                 ca_file,
                 snooze_socket,
                 state_dir,
-                signals: AgentSignals { window },
+                signals: AgentSignals { window, thresholds },
             })
         }
         _ => Err(invalid(c.out)),
@@ -382,6 +442,35 @@ container = "lightsout-heartbeats"
         assert_eq!(f.snooze_socket, PathBuf::from(DEFAULT_SNOOZE_SOCKET));
         assert_eq!(f.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
         assert_eq!(f.client_id, None);
+        assert_eq!(f.signals.thresholds, Thresholds::default());
+    }
+
+    #[test]
+    fn thresholds_are_read_and_bounded() {
+        let f = parse(
+            &format!("{GOOD}[signals]\ncpu_core_pct = 30.0\nterminal_input_window = \"30m\"\nvscode_counts_alone = true\n"),
+            Path::new("agent.toml"),
+        )
+        .expect("valid");
+        assert_eq!(f.signals.thresholds.cpu_core_pct, 30.0);
+        assert_eq!(
+            f.signals.thresholds.terminal_input_window,
+            Duration::from_secs(1800)
+        );
+        assert!(f.signals.thresholds.vscode_counts_alone);
+        let e = errors(&format!(
+            "{GOOD}[signals]\ngpu_util_pct = 0.0\nterminal_input_window = \"5s\"\n"
+        ));
+        assert!(
+            e.contains("agent.toml:7:16: signals.gpu_util_pct: must be above 0"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "agent.toml:8:25: signals.terminal_input_window: must be between 1m and 1day"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
