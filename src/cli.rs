@@ -575,6 +575,10 @@ pub struct CreateArgs {
     /// Native idle shutdown, e.g. "60m" (Azure accepts 15 minutes to 3 days).
     #[arg(long, value_parser = parse_idle_time)]
     pub idle_time_before_shutdown: Option<std::time::Duration>,
+    /// A bash script Azure runs once when the instance is created (attached inline), e.g.
+    /// the output of `lightsout agent setup-script`.
+    #[arg(long, value_name = "FILE")]
+    pub setup_script: Option<PathBuf>,
 }
 
 /// Shortest idle shutdown Azure accepts (`idleTimeBeforeShutdown`).

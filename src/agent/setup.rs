@@ -55,7 +55,17 @@ pub fn script(options: &SetupOptions) -> String {
         .replace("@VERSION@", env!("CARGO_PKG_VERSION"))
         .replace("@FROM@", &sh_quote(from))
         .replace("@FIXED@", &fixed)
-        .replace("@UNIT@", UNIT)
+        .replace("@UNIT@", &unit_without_comments())
+}
+
+/// The unit without its comment lines: the script travels inline in the compute's ARM body,
+/// where size is scarce (see `ci create --setup-script`); the commented unit is
+/// `deploy/agent/lightsout-agent.service`.
+fn unit_without_comments() -> String {
+    UNIT.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// The script's text. `@…@` are filled by [`script`]; the here-documents are quoted (`<<'EOF'`)
@@ -187,7 +197,8 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("account = \"https://acct.blob.core.windows.net/\"\ncontainer = \"lightsout-heartbeats\"\nclient_id = \"0000-id\"\nLIGHTSOUT_CONF_EOF"));
-        assert!(s.contains(&format!("{UNIT}LIGHTSOUT_UNIT_EOF")));
+        assert!(s.contains("\n[Service]\nType=simple\nEnvironmentFile=-/etc/environment.sso\n"));
+        assert!(s.contains("WantedBy=multi-user.target\nLIGHTSOUT_UNIT_EOF"));
         assert!(!s.contains("@UNIT@") && !s.contains("@FIXED@") && !s.contains("@FROM@"));
         let plain = script(&SetupOptions {
             from: None,
