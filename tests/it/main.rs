@@ -4,6 +4,8 @@
 mod agent_observe; // `lightsout agent observe`: real CPU, ptys, tmux, jupyter_server (issue 15)
 mod agent_setup; // `lightsout agent setup-script` under a fake root; `ci create --setup-script` (issue 15)
 mod architecture; // issue 14: no import circle among the modules of src/
+mod azurite_support; // spawning Azurite (blob storage emulator) with HTTPS and OAuth
+mod blob; // issue 15: the blob client against real Azurite, tokens from the emulator
 mod cli_ci; // `lightsout ci` (the binary) against the emulator binary
 mod client; // the ARM client against a small local fake
 mod conformance; // the emulator binary against the recorded real Azure answers
