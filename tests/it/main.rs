@@ -2,6 +2,7 @@
 #![expect(clippy::unwrap_used, reason = "test helpers may panic on bad fixtures")]
 
 mod agent_observe; // `lightsout agent observe`: real CPU, ptys, tmux, jupyter_server (issue 15)
+mod agent_run; // `lightsout agent run` / `snooze`: bad config (78), no identity, no agent (issue 15)
 mod agent_setup; // `lightsout agent setup-script` under a fake root; `ci create --setup-script` (issue 15)
 mod architecture; // issue 14: no import circle among the modules of src/
 mod azurite_support; // spawning Azurite (blob storage emulator) with HTTPS and OAuth
