@@ -93,7 +93,7 @@ async fn shutdown_signal() {
             }
         }
         Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            drop(tokio::signal::ctrl_c().await);
         }
     }
 }
