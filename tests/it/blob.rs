@@ -5,13 +5,133 @@
 
 use std::sync::Arc;
 
+use azure_core::credentials::TokenCredential;
 use futures_util::StreamExt;
 use lightsout::azure::blob::{BlobClient, STORAGE_SCOPE};
+use lightsout::azure::msi::AmlMsiCredential;
 
 use super::azurite_support::{Azurite, fixed};
 use super::support::{ADMIN, EmulatorProcess, fleet, within};
 
 const CONTAINER: &str = "heartbeats";
+/// The instance's managed identity and its `MSI_SECRET`.
+const MI: &str = "44444444-4444-4444-4444-444444444444";
+const MSI_SECRET: &str = "msi-s3cret-never-printed";
+
+/// A fleet with instance `ci-1` and its managed identity behind `/MSI/auth`.
+fn msi_fleet() -> String {
+    fleet(
+        &format!(
+            r#"
+[[principal]]
+client_id = "{MI}"
+managed_identity = true
+actions = ["Microsoft.MachineLearningServices/workspaces/computes/read"]
+
+[[instance_identity]]
+instance = "ci-1"
+client_id = "{MI}"
+secret = "{MSI_SECRET}"
+"#
+        ),
+        "",
+        &[("ci-1", "Running")],
+    )
+}
+
+/// The credential an agent on `ci-1` builds from its environment (the emulator's endpoint
+/// is https, so the client trusts the emulator's CA).
+fn msi_credential(emu: &EmulatorProcess, secret: &str) -> AmlMsiCredential {
+    let http = lightsout::azure::build_http_client(
+        Some(std::path::Path::new(&emu.ready.ca_file)),
+        lightsout::azure::HttpTimeouts::default(),
+    )
+    .unwrap();
+    let endpoint = format!("{}/MSI/auth", emu.ready.endpoint);
+    let env = move |k: &str| match k {
+        "MSI_ENDPOINT" => Some(endpoint.clone()),
+        "MSI_SECRET" => Some(secret.to_owned()),
+        "DEFAULT_IDENTITY_CLIENT_ID" => Some(MI.to_owned()),
+        _ => None,
+    };
+    AmlMsiCredential::from_env(http, None, &env).unwrap()
+}
+
+/// The emulator's call log entries for `/MSI/auth`.
+async fn msi_calls(emu: &EmulatorProcess) -> Vec<serde_json::Value> {
+    emu.calls()
+        .await
+        .into_iter()
+        .filter(|c| c["path"].as_str() == Some("/MSI/auth"))
+        .collect()
+}
+
+#[tokio::test]
+async fn msi_token_from_the_emulator_works_on_azurite() {
+    within(120, async {
+        let azurite = Azurite::start().await;
+        let emu = EmulatorProcess::start(&msi_fleet()).await;
+        let cred = Arc::new(msi_credential(&emu, MSI_SECRET));
+        let tok = cred.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        assert!(tok.expires_on > azure_core::time::OffsetDateTime::now_utc());
+        let calls = msi_calls(&emu).await;
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let q = calls[0]["query"].as_str().unwrap();
+        assert!(q.contains("api-version=2017-09-01"), "{q}");
+        assert!(
+            q.contains("resource=https%3A%2F%2Fstorage.azure.com&"),
+            "{q}"
+        );
+        assert!(q.contains(&format!("clientid={MI}")), "{q}");
+        assert_eq!(calls[0]["status"], 200);
+        assert_eq!(calls[0]["principal"], MI);
+
+        let client =
+            BlobClient::new(azurite.http.clone(), azurite.account_url(), CONTAINER, cred).unwrap();
+        client.create_container_if_missing().await.unwrap();
+        client
+            .put_block_blob(
+                "hb/ci-1",
+                b"{}".to_vec(),
+                "application/json",
+                &[("verdict", "idle")],
+            )
+            .await
+            .unwrap();
+        let listed = client.list("hb/").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].metadata["verdict"], "idle");
+        // Three blob calls, one token: the credential caches it.
+        assert_eq!(msi_calls(&emu).await.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn msi_wrong_secret_is_refused_without_printing_it() {
+    within(60, async {
+        let emu = EmulatorProcess::start(&msi_fleet()).await;
+        let wrong = "wrong-secret-also-never-printed";
+        let cred = msi_credential(&emu, wrong);
+        let e = cred.get_token(&[STORAGE_SCOPE], None).await.unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("HTTP 401"), "{text}");
+        assert!(
+            text.contains("/MSI/auth") || text.contains("127.0.0.1"),
+            "{text}"
+        );
+        assert!(!text.contains(wrong), "{text}");
+        assert!(!format!("{cred:?}").contains(wrong));
+        let calls = msi_calls(&emu).await;
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0]["status"], 401);
+        assert!(calls[0]["principal"].is_null());
+        // The right secret on the same endpoint works (the refusal was about the secret).
+        let ok = msi_credential(&emu, MSI_SECRET);
+        ok.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+    })
+    .await;
+}
 
 /// Azurite, the emulator, and a client authenticated with the admin's storage token.
 async fn setup() -> (Azurite, EmulatorProcess, BlobClient) {

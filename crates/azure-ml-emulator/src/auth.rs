@@ -358,7 +358,7 @@ fn check_assertion(a: &str, client_id: &str, now: Timestamp) -> Result<(), &'sta
 
 /// Issues a token; returns it and its lifetime in seconds (one less than configured, as
 /// Entra ID reports 3599 for an hour).
-fn issue(shared: &Shared, idx: usize, resource: &str, now: Timestamp) -> (String, i64) {
+pub(crate) fn issue(shared: &Shared, idx: usize, resource: &str, now: Timestamp) -> (String, i64) {
     let lifetime = SignedDuration::try_from(shared.fleet.limits.token_lifetime)
         .unwrap_or(SignedDuration::from_hours(1));
     let expires = now.checked_add(lifetime).unwrap_or(Timestamp::MAX);

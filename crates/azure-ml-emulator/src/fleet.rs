@@ -26,6 +26,11 @@
 //! delete_refill_per_sec = 10.0     # default: write_refill_per_sec
 //! global_factor = 15               # per-subscription global buckets = 15 × per-principal
 //!
+//! [[instance_identity]]           # a compute instance's managed identity (issue 15): the
+//! instance = "ci-1"                # MSI_ENDPOINT / MSI_SECRET pair its agent uses
+//! client_id = "…"                  # a [[principal]] with managed_identity = true
+//! secret = "…"                     # MSI_SECRET; identities of one instance share it
+//!
 //! [[workspace.instance]]
 //! application_sharing_policy = "Personal"   # default "Shared", as every recorded instance
 //! created_by_object_id = "…"       # createdBy.userId (default: a person's, derived from the name)
@@ -157,6 +162,21 @@ pub mod raw {
         /// Workspaces and their instances.
         #[serde(default)]
         pub workspace: Vec<RawWorkspace>,
+        /// Compute instances' managed identities (the `MSI_ENDPOINT` pair).
+        #[serde(default)]
+        pub instance_identity: Vec<RawInstanceIdentity>,
+    }
+
+    /// One `[[instance_identity]]`.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawInstanceIdentity {
+        /// The compute instance (a `[[workspace.instance]]` name).
+        pub instance: String,
+        /// A `[[principal]]` with `managed_identity = true`.
+        pub client_id: String,
+        /// The instance's `MSI_SECRET`.
+        pub secret: String,
     }
 
     /// One `[[principal]]`.
@@ -309,6 +329,29 @@ pub struct Fleet {
     pub jupyter_audience: String,
     /// Workspaces, in file order. Azure names are unique.
     pub workspaces: Vec<Workspace>,
+    /// Compute instances' managed identities, in file order.
+    pub instance_identities: Vec<InstanceIdentity>,
+}
+
+/// A compute instance's managed identity as its `MSI_ENDPOINT` serves it.
+#[derive(Clone, PartialEq)]
+pub struct InstanceIdentity {
+    /// The compute instance's name.
+    pub instance: String,
+    /// Index into [`Fleet::principals`].
+    pub principal: usize,
+    /// `MSI_SECRET` (never printed: `Debug` redacts it).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for InstanceIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceIdentity")
+            .field("instance", &self.instance)
+            .field("principal", &self.principal)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// A principal that can get tokens.
@@ -562,6 +605,12 @@ impl Fleet {
         }
         let clock_start = timestamp("clock_start", raw.clock_start, &mut problems);
         let workspaces = workspaces(raw.workspace, &mut problems);
+        let instance_identities = instance_identities(
+            raw.instance_identity,
+            &principals,
+            &workspaces,
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -580,8 +629,72 @@ impl Fleet {
                 .jupyter_audience
                 .unwrap_or_else(|| DEFAULT_JUPYTER_AUDIENCE.to_owned()),
             workspaces,
+            instance_identities,
         })
     }
+}
+
+/// The `[[instance_identity]]` tables, checked: a known instance, a managed-identity
+/// principal, a non-empty secret, one secret per instance (it is the instance's, not the
+/// identity's) and no secret shared between instances.
+fn instance_identities(
+    raw: Vec<raw::RawInstanceIdentity>,
+    principals: &[Principal],
+    workspaces: &[Workspace],
+    problems: &mut Vec<String>,
+) -> Vec<InstanceIdentity> {
+    let mut out: Vec<InstanceIdentity> = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = format!("instance_identity[{i}]");
+        let known = workspaces
+            .iter()
+            .flat_map(|w| &w.instances)
+            .any(|x| x.name.eq_ignore_ascii_case(&r.instance));
+        if !known {
+            problems.push(format!(
+                "{key}.instance: no instance named \"{}\"",
+                r.instance
+            ));
+        }
+        let principal = principals
+            .iter()
+            .position(|p| p.client_id.eq_ignore_ascii_case(&r.client_id));
+        match principal {
+            None => problems.push(format!(
+                "{key}.client_id: no [[principal]] with client id \"{}\"",
+                r.client_id
+            )),
+            Some(p) if !principals[p].managed_identity => problems.push(format!(
+                "{key}.client_id: principal \"{}\" needs managed_identity = true",
+                r.client_id
+            )),
+            Some(_) => {}
+        }
+        if r.secret.trim().is_empty() {
+            problems.push(format!("{key}.secret: must not be empty"));
+        }
+        for o in &out {
+            let same_instance = o.instance.eq_ignore_ascii_case(&r.instance);
+            if same_instance && o.secret != r.secret {
+                problems.push(format!(
+                    "{key}.secret: differs from another identity of instance \"{}\" (one MSI_SECRET per instance)",
+                    r.instance
+                ));
+            }
+            if !same_instance && o.secret == r.secret {
+                problems.push(format!(
+                    "{key}.secret: already the secret of instance \"{}\"",
+                    o.instance
+                ));
+            }
+        }
+        out.push(InstanceIdentity {
+            instance: r.instance,
+            principal: principal.unwrap_or(0),
+            secret: r.secret,
+        });
+    }
+    out
 }
 
 /// The `[[principal]]` tables, checked (at least one, unique client ids, a way to sign in,
@@ -962,6 +1075,69 @@ tags = { lightsout-hold-until = "2030-01-01T00:00:00Z" }
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fleet with a secret principal, a managed identity, instance ci-1, and `extra`.
+    fn with_identities(extra: &str) -> Result<Fleet, FleetError> {
+        let text = format!(
+            r#"
+tenant_id = "t"
+[[principal]]
+client_id = "sp"
+client_secret = "s"
+[[principal]]
+client_id = "mi"
+managed_identity = true
+[[principal]]
+client_id = "mi2"
+managed_identity = true
+[[workspace]]
+subscription_id = "34adfa4f-cedf-4dc0-ba29-b6d1a69ab345"
+resource_group = "rg"
+name = "ws"
+location = "eastus2"
+[[workspace.instance]]
+name = "ci-1"
+vm_size = "Standard_DS3_v2"
+state = "Running"
+[[workspace.instance]]
+name = "ci-2"
+vm_size = "Standard_DS3_v2"
+state = "Running"
+{extra}
+"#
+        );
+        Fleet::from_toml_str(&text, "f.toml")
+    }
+
+    #[test]
+    fn instance_identities_parse_and_are_checked() {
+        let f = with_identities(
+            "[[instance_identity]]\ninstance = \"ci-1\"\nclient_id = \"mi\"\nsecret = \"x\"\n\
+             [[instance_identity]]\ninstance = \"ci-1\"\nclient_id = \"mi2\"\nsecret = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(f.instance_identities.len(), 2);
+        assert_eq!(f.instance_identities[1].principal, 2);
+        assert!(!format!("{:?}", f.instance_identities[0]).contains("\"x\""));
+        let bad = |extra: &str| with_identities(extra).unwrap_err().to_string();
+        let e =
+            bad("[[instance_identity]]\ninstance = \"nope\"\nclient_id = \"sp\"\nsecret = \"\"\n");
+        assert!(
+            e.contains("instance_identity[0].instance: no instance named"),
+            "{e}"
+        );
+        assert!(e.contains("needs managed_identity = true"), "{e}");
+        assert!(
+            e.contains("instance_identity[0].secret: must not be empty"),
+            "{e}"
+        );
+        let e = bad(
+            "[[instance_identity]]\ninstance = \"ci-1\"\nclient_id = \"mi\"\nsecret = \"x\"\n\
+             [[instance_identity]]\ninstance = \"ci-2\"\nclient_id = \"mi2\"\nsecret = \"x\"\n",
+        );
+        assert!(e.contains("already the secret of instance"), "{e}");
+        assert!(!e.contains("\"x\""), "{e}");
+    }
 
     #[test]
     fn demo_parses() {

@@ -70,6 +70,10 @@
 //!   accepts any non-empty `X-IDENTITY-HEADER`. `POST /_emulator/tokens/expire` and
 //!   `/_emulator/tokens/revoke` invalidate every issued token. A fleet's user principals
 //!   (`user = true`) get tokens through the same client-credentials form (a shortcut).
+//! - A compute instance's `MSI_ENDPOINT` ([`msi`]): `GET /MSI/auth`, api-version 2017-09-01,
+//!   header `secret`, for the fleet's `[[instance_identity]]` entries (what MSAL and
+//!   azure-identity send and read); its error answers (401 wrong secret, 400 otherwise) are
+//!   assumptions.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), azure_ml_emulator::EmulatorError> {
@@ -91,6 +95,7 @@ pub mod http;
 pub mod iso8601;
 pub mod jupyter;
 pub mod machine;
+pub mod msi;
 pub mod opurl;
 pub mod prices;
 pub mod rbac;
@@ -213,6 +218,10 @@ pub struct ReadyLine {
     pub client_id: String,
     /// Its secret (null for a managed identity without one).
     pub client_secret: Option<String>,
+    /// `{endpoint}/MSI/auth`, the compute instances' `MSI_ENDPOINT`, when the fleet has
+    /// `[[instance_identity]]` entries (their secrets are in the fleet file, not here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msi_endpoint: Option<String>,
 }
 
 /// Starts emulators.
@@ -390,6 +399,8 @@ impl RunningEmulator {
             tenant_id: self.shared.fleet.tenant_id.clone(),
             client_id: p.map(|p| p.client_id.clone()).unwrap_or_default(),
             client_secret: p.and_then(|p| p.client_secret.clone()),
+            msi_endpoint: (!self.shared.fleet.instance_identities.is_empty())
+                .then(|| format!("{}/MSI/auth", self.endpoint)),
         }
     }
 
@@ -568,6 +579,8 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         (control::handle(&shared, &req), None)
     } else if first == "api" && req.seg_lc(1).as_deref() == Some("retail") {
         (prices::handle(&shared, &req), None)
+    } else if msi::is_msi_path(&req) {
+        msi::handle(&shared, &req)
     } else if auth::is_entra_path(&req) {
         auth::handle(&shared, &req)
     } else {
