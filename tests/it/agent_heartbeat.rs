@@ -64,9 +64,42 @@ window = "1s"
     path
 }
 
-/// The compute instance's identity as the emulator serves it: `MSI_ENDPOINT`, `MSI_SECRET`.
+/// The instance's managed identity and its `MSI_SECRET`.
+const MI: &str = "55555555-5555-5555-5555-555555555555";
+const MSI_SECRET: &str = "agent-msi-s3cret-never-printed";
+
+/// A fleet with instance `ci-alice` and its managed identity behind `/MSI/auth`.
+fn msi_fleet() -> String {
+    fleet(
+        &format!(
+            r#"
+[[principal]]
+client_id = "{MI}"
+managed_identity = true
+actions = ["Microsoft.MachineLearningServices/workspaces/computes/read"]
+
+[[instance_identity]]
+instance = "{INSTANCE}"
+client_id = "{MI}"
+secret = "{MSI_SECRET}"
+"#
+        ),
+        "",
+        &[(INSTANCE, "Running")],
+    )
+}
+
+/// The environment the unit gives the agent from `/etc/environment.sso` on a compute
+/// instance: `MSI_ENDPOINT`, `MSI_SECRET`, `DEFAULT_IDENTITY_CLIENT_ID`.
 fn msi_env(emu: &EmulatorProcess) -> Vec<(String, String)> {
-    emu.msi_env()
+    vec![
+        (
+            "MSI_ENDPOINT".into(),
+            format!("{}/MSI/auth", emu.ready.endpoint),
+        ),
+        ("MSI_SECRET".into(), MSI_SECRET.into()),
+        ("DEFAULT_IDENTITY_CLIENT_ID".into(), MI.into()),
+    ]
 }
 
 /// Starts `lightsout agent run`; its log goes to `dir/agent.log`.
@@ -94,9 +127,17 @@ fn spawn_agent(config: &Path, dir: &Path, env: &[(String, String)]) -> Child {
 /// Stops the agent by its process id (SIGTERM: it exits cleanly).
 async fn stop_agent(child: &mut Child) {
     if let Some(pid) = child.id() {
-        drop(Command::new("kill").args(["-TERM", &pid.to_string()]).status().await);
+        drop(
+            Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await,
+        );
     }
-    if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .is_err()
+    {
         drop(child.start_kill());
         drop(child.wait().await);
     }
@@ -105,7 +146,9 @@ async fn stop_agent(child: &mut Child) {
 /// The heartbeat's verdict as the daemon reads it, if the blob is there.
 async fn verdict(reader: &BlobClient) -> Option<Verdict> {
     let listed = reader.list(&format!("{WS}/")).await.ok()?;
-    let blob = listed.iter().find(|b| b.name == format!("{WS}/{INSTANCE}.json"))?;
+    let blob = listed
+        .iter()
+        .find(|b| b.name == format!("{WS}/{INSTANCE}.json"))?;
     let v = read(
         Listed {
             name: &blob.name,
@@ -120,7 +163,12 @@ async fn verdict(reader: &BlobClient) -> Option<Verdict> {
 }
 
 /// Polls until the verdict satisfies `want` (or panics with the agent's log after `secs`).
-async fn wait_for(reader: &BlobClient, dir: &Path, secs: u64, want: impl Fn(&Verdict) -> bool) -> Verdict {
+async fn wait_for(
+    reader: &BlobClient,
+    dir: &Path,
+    secs: u64,
+    want: impl Fn(&Verdict) -> bool,
+) -> Verdict {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = verdict(reader).await
@@ -149,7 +197,7 @@ async fn snooze(sock: &Path, args: &[&str]) -> super::support::Run {
 async fn heartbeats_snooze_at_once_and_survive_storage_and_agent_restarts() {
     within(240, async {
         let mut azurite = Azurite::start().await;
-        let emu = EmulatorProcess::start(&fleet("", "", &[])).await;
+        let emu = EmulatorProcess::start(&msi_fleet()).await;
         let reader = BlobClient::new(
             azurite.http.clone(),
             azurite.account_url(),
@@ -173,7 +221,10 @@ async fn heartbeats_snooze_at_once_and_survive_storage_and_agent_restarts() {
         // A snooze goes out at once: the same observation, now with the snooze.
         let r = snooze(&sock, &["2h", "--reason", "training run"]).await;
         r.success();
-        assert!(r.stdout.contains("snoozed until") && r.stdout.contains("UTC"), "{r:#?}");
+        assert!(
+            r.stdout.contains("snoozed until") && r.stdout.contains("UTC"),
+            "{r:#?}"
+        );
         assert!(r.stdout.contains("published in the heartbeat"), "{r:#?}");
         let snoozed = wait_for(&reader, dir.path(), 30, |v| v.snooze.is_some()).await;
         assert_eq!(snoozed.at, first.at, "written before the next observation");
@@ -198,7 +249,10 @@ async fn heartbeats_snooze_at_once_and_survive_storage_and_agent_restarts() {
         assert!(back.at > first.at, "a new agent's observation");
         let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
         assert!(log.contains("cannot write the heartbeat"), "{log}");
-        assert!(!log.contains(&env[1].1), "the MSI secret must never be logged");
+        assert!(
+            !log.contains(MSI_SECRET),
+            "the MSI secret must never be logged"
+        );
 
         // Off: the next heartbeat carries no snooze.
         let r = snooze(&sock, &["off"]).await;

@@ -7,7 +7,6 @@
 //! Install it with `make azurite-deps` (CI does; a missing Azurite fails, never skips).
 
 #![expect(clippy::unwrap_used, reason = "test helpers")]
-#![expect(dead_code, reason = "each test module uses a different subset")]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
