@@ -269,7 +269,7 @@ impl Agent {
         self.blob
             .put_block_blob(name, hb.body, "application/json", &[(METADATA_KEY, &meta)])
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| crate::engine::text::chain(&e))
     }
 
     /// Answers snooze requests on the socket, one connection at a time.
