@@ -225,7 +225,13 @@ async fn heartbeats_snooze_at_once_and_survive_storage_and_agent_restarts() {
             r.stdout.contains("snoozed until") && r.stdout.contains("UTC"),
             "{r:#?}"
         );
-        assert!(r.stdout.contains("published in the heartbeat"), "{r:#?}");
+        // "published in the heartbeat" unless the write took longer than the agent's 5 s wait
+        // (a loaded machine); the blob below shows it went out before the next observation.
+        assert!(
+            r.stdout.contains("published in the heartbeat")
+                || r.stdout.contains("saved by the agent"),
+            "{r:#?}"
+        );
         let snoozed = wait_for(&reader, dir.path(), 30, |v| v.snooze.is_some()).await;
         assert_eq!(snoozed.at, first.at, "written before the next observation");
         let s = snoozed.snooze.clone().unwrap();
