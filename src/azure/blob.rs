@@ -439,7 +439,7 @@ impl BlobClient {
                     source,
                 })?;
             let date = jiff::fmt::rfc2822::DateTimePrinter::new()
-                .timestamp_to_rfc9110_string(&crate::clock::now())
+                .timestamp_to_rfc9110_string(&wall_now())
                 .unwrap_or_default();
             let req = build(&self.http)
                 .bearer_auth(token.token.secret())
@@ -464,7 +464,7 @@ impl BlobClient {
     async fn status_error(&self, op: BlobOp, resp: reqwest::Response) -> BlobError {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let retry_after = parse_retry_after(&headers, response_now(&headers, crate::clock::now()))
+        let retry_after = parse_retry_after(&headers, response_now(&headers, wall_now()))
             .map(|d| d.min(MAX_RETRY_AFTER));
         let body = self
             .read_capped(op, resp, MAX_ERROR_BODY)
@@ -515,6 +515,12 @@ impl BlobClient {
         }
         Ok(Some(body))
     }
+}
+
+/// The wall clock, for `x-ms-date` and an HTTP-date `Retry-After` without a `Date`: `azure`
+/// may not name `clock` (tests/it/architecture.rs), so as `client.rs` does, from `SystemTime`.
+fn wall_now() -> jiff::Timestamp {
+    jiff::Timestamp::try_from(std::time::SystemTime::now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// The text of the first `<tag>…</tag>` in an error body (`<Error><Code>…</Code>…`).
@@ -625,6 +631,57 @@ mod tests {
                 .starts_with("The specified")
         );
         assert_eq!(element_text("nothing", "Code"), None);
+    }
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> reqwest::Response {
+        let mut b = axum::http::Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        reqwest::Response::from(b.body(body.to_owned()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn status_errors_carry_code_message_and_capped_retry_after() {
+        let c = client("https://127.0.0.1:9/devstoreaccount1", "heartbeats").unwrap();
+        let e = c
+            .status_error(
+                BlobOp::ListBlobs,
+                answer(
+                    503,
+                    &[("x-ms-error-code", "ServerBusy"), ("retry-after", "7")],
+                    "",
+                ),
+            )
+            .await;
+        assert!(e.is_retriable());
+        assert_eq!(e.code(), Some("ServerBusy"));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        let e = c
+            .status_error(
+                BlobOp::PutBlob,
+                answer(429, &[("retry-after", "86400")], ""),
+            )
+            .await;
+        assert_eq!(e.retry_after(), Some(MAX_RETRY_AFTER));
+        // No header: the body's Code; the Message's first line only.
+        let e = c
+            .status_error(
+                BlobOp::CreateContainer,
+                answer(
+                    409,
+                    &[],
+                    "<Error><Code>ContainerBeingDeleted</Code><Message>Being deleted.\nRequestId:1</Message></Error>",
+                ),
+            )
+            .await;
+        assert_eq!(e.code(), Some("ContainerBeingDeleted"));
+        assert!(!e.is_retriable());
+        assert!(
+            e.to_string()
+                .ends_with("HTTP 409 ContainerBeingDeleted: Being deleted."),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@
 //! - the answer is `{access_token, expires_on, resource, token_type}`, `expires_on` epoch
 //!   seconds as a string or an integer ([R6] `int(payload["expires_on"])`; [R7] azure-identity
 //!   `azure_ml.py`: Azure ML "returns expires_on as an integer").
+//!
 //! Microsoft's stand-in for the endpoint is `mock-msi.py` (Azure/azureml-examples,
 //! setup-ci/security-scanner/tests, @3d5ed46a), a GET-anything server on 127.0.0.1:46808.
 //!
@@ -198,7 +199,7 @@ impl TokenCredential for AmlMsiCredential {
         };
         // The 2017 API takes a resource, not a v2 scope.
         let resource = scope.trim_end_matches("/.default");
-        let now = crate::clock::now().as_second();
+        let now = wall_seconds();
         let fresh = wants_fresh_token(options.as_ref());
         // One fetch at a time: concurrent callers wait for it instead of stampeding.
         let mut cache = self.cache.lock().await;
@@ -245,6 +246,14 @@ fn access_token(tok: Secret, expires: i64) -> AccessToken {
     let at = azure_core::time::OffsetDateTime::from_unix_timestamp(expires)
         .unwrap_or(azure_core::time::OffsetDateTime::UNIX_EPOCH);
     AccessToken::new(tok, at)
+}
+
+/// The wall clock in epoch seconds (token expiries are wall-clock instants): `azure` may not
+/// name `clock` (tests/it/architecture.rs), so as `client.rs` does, from `SystemTime`.
+fn wall_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// `https://host[:port]`, or why `MSI_ENDPOINT` is refused.

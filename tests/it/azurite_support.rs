@@ -109,6 +109,16 @@ impl Azurite {
         self.spawn().await;
     }
 
+    /// A PEM bundle of Azurite's CA and `other` (e.g. the emulator's `ca.pem`): one
+    /// `ca_file` for a process that talks to both, as the daemon does.
+    pub fn ca_bundle_with(&self, other: &Path) -> PathBuf {
+        let mut pem = std::fs::read(&self.ca_file).unwrap();
+        pem.extend(std::fs::read(other).unwrap());
+        let path = self.dir.path().join("bundle.pem");
+        std::fs::write(&path, pem).unwrap();
+        path
+    }
+
     /// Azurite's output so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("azurite.log")).unwrap_or_default()

@@ -20,9 +20,16 @@ const MSI_SECRET: &str = "msi-s3cret-never-printed";
 
 /// A fleet with instance `ci-1` and its managed identity behind `/MSI/auth`.
 fn msi_fleet() -> String {
+    msi_fleet_with("")
+}
+
+/// [`msi_fleet`] with `extra` TOML tables.
+fn msi_fleet_with(extra: &str) -> String {
     fleet(
         &format!(
             r#"
+{extra}
+
 [[principal]]
 client_id = "{MI}"
 managed_identity = true
@@ -291,6 +298,177 @@ async fn ten_thousand_blobs_in_two_list_calls() {
         assert_eq!(listed.len(), 10_000);
         assert_eq!(listed[9_999].name, "hb/ci-09999");
         assert_eq!(listed[4_321].metadata["n"], "4321");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn daemon_client_secret_credential_works_on_azurite() {
+    within(120, async {
+        let azurite = Azurite::start().await;
+        let emu = EmulatorProcess::start(&fleet("", "", &[])).await;
+        // The daemon's way: one ca_file (both CAs), one client, the client-secret credential
+        // against the emulator's Entra ID.
+        let bundle = azurite.ca_bundle_with(std::path::Path::new(&emu.ready.ca_file));
+        let http = lightsout::azure::build_http_client(
+            Some(&bundle),
+            lightsout::azure::HttpTimeouts::default(),
+        )
+        .unwrap();
+        let settings = lightsout::engine::config::auth::AuthSettings {
+            credential: lightsout::engine::config::auth::CredentialKind::ClientSecret,
+            tenant_id: Some(emu.ready.tenant_id.clone()),
+            client_id: Some(ADMIN.0.to_owned()),
+            client_secret_file: None,
+            authority_host: url::Url::parse(&emu.ready.endpoint).unwrap(),
+            ca_file: Some(bundle.clone()),
+        };
+        let env = |k: &str| (k == "AZURE_CLIENT_SECRET").then(|| ADMIN.1.to_owned());
+        let cred = lightsout::azure::build_credential(&settings, http.clone(), &env).unwrap();
+        let client = BlobClient::new(http, azurite.account_url(), CONTAINER, cred).unwrap();
+        client.create_container_if_missing().await.unwrap();
+        client
+            .put_block_blob("hb/x", b"1".to_vec(), "text/plain", &[("verdict", "busy")])
+            .await
+            .unwrap();
+        assert_eq!(client.list("hb/").await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn msi_endpoint_refusals() {
+    within(60, async {
+        let emu = EmulatorProcess::start(&msi_fleet()).await;
+        let pem = std::fs::read(&emu.ready.ca_file).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .build()
+            .unwrap();
+        let url = format!("{}/MSI/auth", emu.ready.endpoint);
+        let get = |query: &'static str, secret: Option<&'static str>| {
+            let mut r = http.get(format!("{url}?{query}"));
+            if let Some(s) = secret {
+                r = r.header("secret", s);
+            }
+            async move {
+                let resp = r.send().await.unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.text().await.unwrap())
+            }
+        };
+        let good = "api-version=2017-09-01&resource=https://storage.azure.com";
+        let (s, body) = get(good, None).await;
+        assert_eq!(s, 401, "{body}");
+        let (s, body) = get(good, Some("nope")).await;
+        assert_eq!(s, 401, "{body}");
+        assert!(!body.contains("nope"));
+        let (s, _) = get("resource=https://storage.azure.com", Some(MSI_SECRET)).await;
+        assert_eq!(s, 400);
+        let (s, _) = get("api-version=2019-08-01&resource=x", Some(MSI_SECRET)).await;
+        assert_eq!(s, 400);
+        let (s, _) = get("api-version=2017-09-01", Some(MSI_SECRET)).await;
+        assert_eq!(s, 400);
+        let (s, body) = get(
+            "api-version=2017-09-01&resource=https://storage.azure.com&clientid=someone-else",
+            Some(MSI_SECRET),
+        )
+        .await;
+        assert_eq!(s, 400, "{body}");
+        assert!(body.contains("Identity not found"), "{body}");
+        let (s, body) = get(good, Some(MSI_SECRET)).await;
+        assert_eq!(s, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["resource"], "https://storage.azure.com");
+        assert_eq!(v["token_type"], "Bearer");
+        assert!(v["expires_on"].is_i64(), "{v}");
+        assert!(!body.contains(MSI_SECRET));
+        // The token is JWT-shaped with the claims Azurite checks.
+        let claims = v["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
+        use base64::Engine;
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(claims)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["aud"], "https://storage.azure.com");
+        assert!(
+            claims["iss"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://sts.windows.net/")
+        );
+        assert_eq!(claims["appid"], MI);
+        for k in ["iat", "nbf", "exp"] {
+            assert!(claims[k].is_i64(), "{k}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ready_line_names_the_msi_endpoint() {
+    let fleet = azure_ml_emulator::Fleet::from_toml_str(&msi_fleet(), "fleet").unwrap();
+    let running = azure_ml_emulator::Emulator::start(azure_ml_emulator::EmulatorOptions {
+        fleet,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ready = running.ready();
+    assert_eq!(
+        ready.msi_endpoint.as_deref(),
+        Some(format!("{}/MSI/auth", ready.endpoint).as_str())
+    );
+    let line = serde_json::to_string(&ready).unwrap();
+    assert!(!line.contains(MSI_SECRET), "{line}");
+    running.shutdown().await;
+    // Without instance identities the key is absent.
+    let plain = azure_ml_emulator::Emulator::start(Default::default())
+        .await
+        .unwrap();
+    assert!(
+        !serde_json::to_string(&plain.ready())
+            .unwrap()
+            .contains("msi_endpoint")
+    );
+    plain.shutdown().await;
+}
+
+#[tokio::test]
+async fn msi_tokens_are_cached_until_five_minutes_before_expiry() {
+    within(60, async {
+        use lightsout::azure::auth::force_refresh_options;
+        // An hour's token is cached: two calls, one request.
+        let emu = EmulatorProcess::start(&msi_fleet()).await;
+        let cred = msi_credential(&emu, MSI_SECRET);
+        let a = cred.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        let b = cred.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        assert_eq!(a.token.secret(), b.token.secret());
+        assert_eq!(msi_calls(&emu).await.len(), 1);
+        // Another resource is another token; a forced refresh asks again.
+        cred.get_token(&["https://management.azure.com/.default"], None)
+            .await
+            .unwrap();
+        let c = cred
+            .get_token(&[STORAGE_SCOPE], Some(force_refresh_options()))
+            .await
+            .unwrap();
+        assert_ne!(a.token.secret(), c.token.secret());
+        assert_eq!(msi_calls(&emu).await.len(), 3);
+        // A 4-minute token is inside the 5-minute margin: every call asks again.
+        let short =
+            EmulatorProcess::start(&msi_fleet_with("[limits]\ntoken_lifetime = \"4m\"\n")).await;
+        let cred = msi_credential(&short, MSI_SECRET);
+        cred.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        cred.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        assert_eq!(msi_calls(&short).await.len(), 2);
     })
     .await;
 }
