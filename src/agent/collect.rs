@@ -148,7 +148,48 @@ impl Collector {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::engine::activity::{GpuDevice, GpuSeen};
+    use crate::engine::heartbeat::BusyReason;
+
+    /// A GPU busy for the first observation (two readings), idle after.
+    struct FadingGpu(Mutex<u32>);
+
+    impl gpu::GpuProbe for FadingGpu {
+        fn sample(&self) -> GpuSeen {
+            let mut n = self.0.lock().unwrap();
+            *n += 1;
+            GpuSeen::Devices {
+                devices: vec![GpuDevice {
+                    index: 0,
+                    name: "fake".into(),
+                    util_pct: if *n <= 2 { 80.0 } else { 0.0 },
+                    memory_used_bytes: 1 << 30,
+                    memory_total_bytes: 16 << 30,
+                }],
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_collector_carries_the_latest_activity_into_quiet_observations() {
+        let options = ObserveOptions {
+            user: "root".into(),
+            window: Duration::from_millis(200),
+            jupyter_runtime_dir: Some(PathBuf::from("/nonexistent/lightsout-test")),
+        };
+        let gpu = Box::new(FadingGpu(Mutex::new(0)));
+        let mut c = Collector::with_gpu(options, Thresholds::default(), gpu).unwrap();
+        let first = c.observe().await.unwrap();
+        assert!(first.reasons.contains(&BusyReason::Gpu), "{first:?}");
+        assert_eq!(first.last_activity, Some(first.at));
+        let second = c.observe().await.unwrap();
+        assert!(!second.reasons.contains(&BusyReason::Gpu), "{second:?}");
+        // Root's own CPU on this shared machine may be busy now; either way, never earlier.
+        assert!(second.last_activity >= Some(first.at));
+    }
 
     #[test]
     fn passwd_lines_give_uid_and_home() {

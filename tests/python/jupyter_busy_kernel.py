@@ -34,19 +34,23 @@ def main() -> None:
         time.sleep(0.1)
     client = jupyter_client.BlockingKernelClient(connection_file=connection)
     client.load_connection_file()
-    client.start_channels()
-    client.wait_for_ready(timeout=60)
-    msg_id = client.execute("import time; time.sleep(%s)" % seconds, silent=True)
-    # Wait until the kernel says it started the cell, so the caller sees "busy".
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        msg = client.get_iopub_msg(timeout=30)
-        if (
-            msg["msg_type"] == "status"
-            and msg["content"]["execution_state"] == "busy"
-            and msg["parent_header"].get("msg_id") == msg_id
-        ):
-            break
+    # No heartbeat and no wait_for_ready: on a loaded machine a late heartbeat reads as a
+    # dead kernel. The request waits in its queue until the kernel takes it.
+    client.start_channels(hb=False)
+    client.execute("import time; time.sleep(%s)" % seconds, silent=True)
+    # Until the server itself says busy, which is what the agent reads.
+    deadline = time.monotonic() + 60
+    while True:
+        req = urllib.request.Request(
+            base.rstrip("/") + "/api/kernels/" + kernel_id,
+            headers={"Authorization": "token " + token},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            if json.load(resp)["execution_state"] == "busy":
+                break
+        if time.monotonic() > deadline:
+            sys.exit("the kernel never went busy")
+        time.sleep(0.2)
     client.stop_channels()
     print(kernel_id, flush=True)
 

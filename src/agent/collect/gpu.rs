@@ -122,9 +122,9 @@ mod tests {
         ]));
         assert_eq!(verdict(&computing), vec![BusyReason::Gpu]);
         let holding = Fake(Mutex::new(vec![device(0.0, 12 << 30)]));
-        assert_eq!(verdict(&holding), Vec::<BusyReason>::new());
+        assert!(verdict(&holding).is_empty());
         let low = Fake(Mutex::new(vec![device(4.0, 0)]));
-        assert_eq!(verdict(&low), Vec::<BusyReason>::new());
+        assert!(verdict(&low).is_empty());
     }
 
     #[test]

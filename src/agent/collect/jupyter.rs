@@ -21,17 +21,22 @@ use crate::engine::activity::{JupyterSeen, JupyterServerSeen, JupyterTerminalSee
 
 /// The longest one server may take for all its answers.
 pub const SERVER_TIMEOUT: Duration = Duration::from_secs(2);
+/// A runtime file is a few hundred bytes.
+const MAX_RUNTIME_FILE_BYTES: u64 = 64 * 1024;
 /// The largest answer read (a server with thousands of kernels says a few MB).
 const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// The runtime files already warned about: a broken file is said once, not every interval.
 static SAID: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
 
-fn say_once(path: &Path, why: &str) {
+/// Warns about `path` unless already done in this process; true if it warned.
+fn say_once(path: &Path, why: &str) -> bool {
     let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
-    if said.get_or_insert_default().insert(path.to_owned()) {
+    let first = said.get_or_insert_default().insert(path.to_owned());
+    if first {
         tracing::warn!(file = %path.display(), "skipping a Jupyter runtime file: {why}");
     }
+    first
 }
 
 /// The fields of a runtime file the agent uses (it also holds `root_dir`, `password`, …).
@@ -98,6 +103,11 @@ impl JupyterPoller {
 
     /// One server, or why it is skipped (text free of the token).
     async fn server(&self, file: &Path) -> Result<JupyterServerSeen, String> {
+        // The directory is the user's: a FIFO or a device there must not hang the root agent.
+        let meta = std::fs::metadata(file).map_err(|e| format!("unreadable: {e}"))?;
+        if !meta.is_file() || meta.len() > MAX_RUNTIME_FILE_BYTES {
+            return Err("not a regular file of a runtime file's size".into());
+        }
         let text = std::fs::read_to_string(file).map_err(|e| format!("unreadable: {e}"))?;
         let rt: RuntimeFile =
             serde_json::from_str(&text).map_err(|e| format!("not a complete runtime file: {e}"))?;
@@ -265,6 +275,20 @@ mod tests {
         ] {
             assert!(local_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_broken_file_is_skipped_every_time_and_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jpserver-1.json");
+        std::fs::write(&file, r#"{"url": "http://127.0.0.1:1"#).unwrap();
+        let poller = JupyterPoller::new().unwrap();
+        for _ in 0..2 {
+            let seen = poller.poll(dir.path()).await;
+            assert_eq!((seen.servers.len(), seen.skipped), (0, 1));
+        }
+        assert!(!say_once(&file, "again"), "said twice");
+        assert!(say_once(&dir.path().join("jpserver-2.json"), "new"));
     }
 
     #[test]
