@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Check the on-instance agent's unit (deploy/agent/lightsout-agent.service):
 # `systemd-analyze security` (offline) must rate it at or below 2.5, and `systemd-analyze
-# verify` must accept it. The agent runs as root (it reads other users' /proc entries, tty
-# times and Jupyter runtime files), which alone costs about 0.9 of the score (no PrivateUsers, no User=); the daemon's
-# unit, which runs as its own user, is held to 2.0 by check-systemd.sh.
+# verify` must accept it. The agent runs as root (it reads the user's Jupyter runtime files),
+# which alone costs about 0.6 of the score (User=, PrivateUsers=); the daemon's unit, which
+# runs as its own user, is held to 2.0 by check-systemd.sh.
 # verify needs the ExecStart binary to exist: a copy of the unit whose ExecStart points at
 # BINARY (default /bin/true) is verified. Prints the exposure score.
 set -euo pipefail
