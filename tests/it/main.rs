@@ -1,6 +1,7 @@
 //! The one integration-test binary: one module per area.
 #![expect(clippy::unwrap_used, reason = "test helpers may panic on bad fixtures")]
 
+mod agent_daemon; // issue 15: the daemon decides on agents' heartbeats in real Azurite
 mod agent_heartbeat; // `lightsout agent run` + `snooze` against Azurite and the emulator's MSI (issue 15)
 mod agent_observe; // `lightsout agent observe`: real CPU, ptys, tmux, jupyter_server (issue 15)
 mod agent_run; // `lightsout agent run` / `snooze`: bad config (78), no identity, no agent (issue 15)
