@@ -123,15 +123,33 @@ pub struct AgentSetupScriptArgs {
     /// (e.g. in the workspace's file share).
     #[arg(long, value_name = "URL|PATH")]
     pub from: Option<String>,
+    /// The blob service endpoint the heartbeats go to (`https://ACCOUNT.blob.core.windows.net`).
+    #[arg(long, value_name = "URL")]
+    pub account: url::Url,
+    /// The heartbeat container (made beforehand; the instance's identity needs Storage Blob
+    /// Data Contributor on it).
+    #[arg(long, value_name = "NAME", default_value = "lightsout-heartbeats")]
+    pub container: String,
+    /// Client id of the instance's user-assigned identity; default the system-assigned one.
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct SnoozeArgs {
     /// How long to keep the instance up (`2h`, `90m`), or `off`.
     pub duration: String,
-    /// Why (shown in plan, status and the audit log).
+    /// Why (shown in plan, status and the audit log); plain ASCII, at most 200 characters.
     #[arg(long)]
     pub reason: Option<String>,
+    /// The agent's snooze socket.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "LIGHTSOUT_AGENT_SOCKET",
+        default_value = "/run/lightsout-agent/snooze.sock"
+    )]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -557,6 +575,10 @@ pub struct CreateArgs {
     /// Native idle shutdown, e.g. "60m" (Azure accepts 15 minutes to 3 days).
     #[arg(long, value_parser = parse_idle_time)]
     pub idle_time_before_shutdown: Option<std::time::Duration>,
+    /// A bash script Azure runs once when the instance is created (attached inline), e.g.
+    /// the output of `lightsout agent setup-script`.
+    #[arg(long, value_name = "FILE")]
+    pub setup_script: Option<PathBuf>,
 }
 
 /// Shortest idle shutdown Azure accepts (`idleTimeBeforeShutdown`).

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use lightsout::cli::{Cli, Command};
+use lightsout::cli::{AgentCommand, Cli, Command};
 use lightsout::engine::config::ConfigError;
 use lightsout::{cli::commands, daemon::telemetry};
 
@@ -14,13 +14,16 @@ const EXIT_CONFIG: u8 = 78;
 
 /// The daemon runs on one thread: it waits on the network almost all the time, and one
 /// thread keeps its allocations in one malloc arena (at 10,000 instances the worker
-/// threads' arenas held about 5 MiB more at the peak). The other commands get the
-/// multi-threaded runtime (the emulator serves many clients).
+/// threads' arenas held about 5 MiB more at the peak). So does the on-instance agent, which
+/// must stay small beside the user's work. The other commands get the multi-threaded
+/// runtime (the emulator serves many clients).
 fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     match command {
-        Command::Run(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
+        Command::Run(_) | Command::Agent(AgentCommand::Run(_)) => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
         _ => tokio::runtime::Runtime::new(),
     }
 }

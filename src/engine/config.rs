@@ -6,6 +6,7 @@
 //! [`auth`] holds the plain authentication settings (cloud, credential kind); the Azure
 //! client imports them from here, so validating a config needs nothing of the client's types.
 
+pub mod agent_file;
 pub mod auth;
 pub mod raw;
 pub mod validate;

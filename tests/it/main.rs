@@ -2,7 +2,10 @@
 #![expect(clippy::unwrap_used, reason = "test helpers may panic on bad fixtures")]
 
 mod agent_daemon; // issue 15: the daemon decides on agents' heartbeats in real Azurite
+mod agent_heartbeat; // `lightsout agent run` + `snooze` against Azurite and the emulator's MSI (issue 15)
 mod agent_observe; // `lightsout agent observe`: real CPU, ptys, tmux, jupyter_server (issue 15)
+mod agent_run; // `lightsout agent run` / `snooze`: bad config (78), no identity, no agent (issue 15)
+mod agent_setup; // `lightsout agent setup-script` under a fake root; `ci create --setup-script` (issue 15)
 mod architecture; // issue 14: no import circle among the modules of src/
 mod azurite_support; // spawning Azurite (blob storage emulator) with HTTPS and OAuth
 mod blob; // issue 15: the blob client against real Azurite, tokens from the emulator

@@ -46,6 +46,10 @@ section "systemd unit (security rating)"
 tests/packaging/check-systemd.sh systemd/lightsout.service --no-verify
 pass "systemd-analyze security rates systemd/lightsout.service at or below 2.0"
 
+section "agent unit (security rating, verify)"
+tests/packaging/check-agent-unit.sh
+pass "systemd-analyze rates deploy/agent/lightsout-agent.service at or below 2.5 and verifies it"
+
 section "Dockerfile (parsed)"
 python3 tests/packaging/check_dockerfile.py
 (cd tests/packaging && python3 -m pytest -q -p no:cacheprovider test_dockerfile.py)

@@ -934,6 +934,12 @@ fn create(
         created_on: now,
         modified_on: now,
         private_ip,
+        // Kept only to be echoed: setup scripts are not run (assumption: Azure shows them
+        // back on GET as sent).
+        setup_scripts: inner_props
+            .get("setupScripts")
+            .filter(|s| s.is_object())
+            .cloned(),
         machine: Machine::creating(now, took, id.clone(), fails),
     };
     inst.refresh_native(&shared.fleet, now);

@@ -242,6 +242,8 @@ pub struct Instance {
     pub modified_on: Timestamp,
     /// Private IP address (stable per instance).
     pub private_ip: String,
+    /// `setupScripts` as created (echoed, never run), if any.
+    pub setup_scripts: Option<Value>,
     /// Life cycle.
     pub machine: Machine,
 }
@@ -501,6 +503,7 @@ impl Inner {
             created_on,
             modified_on: created_on,
             private_ip: self.alloc_ip(),
+            setup_scripts: None,
             machine,
         };
         inst.refresh_native(fleet, now);
@@ -693,7 +696,10 @@ pub fn instance_json(endpoint: &str, ws: &WsState, inst: &Instance, now: Timesta
         "applicationSharingPolicy": inst.sharing_policy,
         "computeInstanceAuthorizationType": "personal",
         "personalComputeInstanceSettings": inst.personal,
-        "setupScripts": Value::Null,
+        // Null when none was given (every recording); else as created. The REST spec's
+        // ScriptReference: {scriptSource: inline|workspace, scriptData, scriptArguments,
+        // timeout} (Bicep types of Microsoft.MachineLearningServices, 2023-04-01).
+        "setupScripts": inst.setup_scripts.clone().unwrap_or(Value::Null),
         "schedules": inst.schedules.clone().unwrap_or_else(|| json!({"computeStartStop": []})),
         "enableNodePublicIp": true,
         "enableBatchPrivateLink": false,

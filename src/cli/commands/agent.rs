@@ -9,7 +9,15 @@ pub async fn agent(cmd: AgentCommand) -> anyhow::Result<()> {
         AgentCommand::Observe(args) => observe(&args).await,
         AgentCommand::Run(args) => agent::heartbeat::run(&args.config).await,
         AgentCommand::SetupScript(args) => {
-            print!("{}", agent::setup::script(args.from.as_deref()));
+            print!(
+                "{}",
+                agent::setup::script(&agent::setup::SetupOptions {
+                    from: args.from,
+                    account: args.account,
+                    container: args.container,
+                    client_id: args.client_id,
+                })
+            );
             Ok(())
         }
     }
@@ -39,5 +47,17 @@ pub async fn snooze(args: &SnoozeArgs) -> anyhow::Result<()> {
             reason: args.reason.clone(),
         }
     };
-    agent::snooze::request(&request).await
+    if let agent::snooze::SnoozeRequest::For { duration, .. } = &request
+        && *duration > agent::snooze::DEFAULT_MAX_SNOOZE
+    {
+        eprintln!(
+            "warning: lightsout honours a snooze for at most the policy's max_snooze (12h unless your administrator changed it), counted from now"
+        );
+    }
+    let answer = agent::snooze::request(&args.socket, &request).await?;
+    println!(
+        "{}",
+        agent::snooze::describe(&answer, &jiff::tz::TimeZone::system())
+    );
+    Ok(())
 }

@@ -642,6 +642,11 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         .map(read_public_key)
         .transpose()?;
     let idle = args.idle_time_before_shutdown.map(idle_iso);
+    let setup_script = args
+        .setup_script
+        .as_deref()
+        .map(read_setup_script)
+        .transpose()?;
     let t = Target::connect(&args.ws)?;
     let name = args.name.as_str();
     let started = Instant::now();
@@ -658,7 +663,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             "no location for {name}: pass --location, or set `region` for this workspace in the config"
         );
     };
-    let body = crate::azure::create::create_body(
+    let mut body = crate::azure::create::create_body(
         &location,
         &args.vm_size,
         idle,
@@ -666,6 +671,15 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         admin_key,
         args.subnet.clone(),
     );
+    if let Some(script) = &setup_script {
+        let len = crate::azure::create::attach_creation_script(&mut body, script);
+        if len > crate::azure::create::INLINE_SCRIPT_LIMIT {
+            eprintln!(
+                "warning: the setup script is {len} base64 characters inline; Azure is reported to refuse more than {} (put it in the workspace's file share and reference it there if the create fails)",
+                crate::azure::create::INLINE_SCRIPT_LIMIT
+            );
+        }
+    }
     let accepted = t
         .client
         .create_compute(&t.ws, name, &body)
@@ -681,6 +695,19 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         started,
     )
     .await
+}
+
+/// A setup script file: read, and refused when it is not a script (no `#!` line) or empty.
+fn read_setup_script(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the setup script {}: {e}", path.display()))?;
+    if !bytes.starts_with(b"#!") {
+        bail!(
+            "{} is not a script (it does not start with #!); Azure runs setup scripts with their interpreter line",
+            path.display()
+        );
+    }
+    Ok(bytes)
 }
 
 /// Reports an instance that already exists and leaves it as it is.
