@@ -80,6 +80,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent;
 pub mod arm;
 pub mod auth;
 pub mod bucket;
@@ -117,6 +118,17 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 pub use fleet::{Fleet, FleetError};
+
+/// One running instance's agent view ([`RunningEmulator::agent_views`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSeen {
+    /// The Azure workspace name.
+    pub workspace: String,
+    /// The compute instance name.
+    pub instance: String,
+    /// What its agent would report.
+    pub view: agent::AgentView,
+}
 
 use self::clock::{Clock, ClockError};
 use self::http::{Req, set_header};
@@ -416,6 +428,59 @@ impl RunningEmulator {
     /// What `GET /_emulator/state` shows: every instance now (settled).
     pub fn state(&self) -> serde_json::Value {
         control::state_value(&self.shared)
+    }
+
+    /// What the on-instance agent of every running instance would report now (settled
+    /// first), in fleet order: see [`agent::view`].
+    pub fn agent_views(&self) -> Vec<AgentSeen> {
+        let now = self.shared.clock.now();
+        let mut inner = self.shared.lock();
+        inner.settle(now);
+        let mut out = Vec::new();
+        for ws in &inner.workspaces {
+            for i in &ws.instances {
+                if let Some(view) = agent::view(&i.machine, now) {
+                    out.push(AgentSeen {
+                        workspace: ws.spec.name.clone(),
+                        instance: i.name.clone(),
+                        view,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// When Azure's own idle shutdown, set to `idle`, would stop the running instance
+    /// `workspace/instance` as things stand now: its last activity that the native check
+    /// counts, plus `idle` (a time in the past: it would have stopped it then). `None` if
+    /// the instance is unknown or not running, or a job or busy kernel started by hand
+    /// holds it.
+    pub fn native_idle_deadline(
+        &self,
+        workspace: &str,
+        instance: &str,
+        idle: Duration,
+    ) -> Option<jiff::Timestamp> {
+        let now = self.shared.clock.now();
+        let mut inner = self.shared.lock();
+        inner.settle(now);
+        let ws = inner
+            .workspaces
+            .iter()
+            .find(|w| w.spec.name.eq_ignore_ascii_case(workspace))?;
+        let i = ws
+            .instances
+            .iter()
+            .find(|i| i.name.eq_ignore_ascii_case(instance))?;
+        if i.machine.state != machine::State::Running {
+            return None;
+        }
+        let mut m = i.machine.clone();
+        // As if set when the instance started: the deadline may lie in the past.
+        m.native_from = m.started_at.unwrap_or(now);
+        m.native.idle_set_at = None;
+        m.idle_deadline(idle)
     }
 
     /// Advances virtual time (as `POST /_emulator/clock` does); returns the new time.
