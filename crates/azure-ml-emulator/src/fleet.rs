@@ -550,7 +550,7 @@ impl ActivityKind {
     /// sessions, no Jupyter terminal sessions, no Azure ML runs, no VS Code connections and
     /// no custom applications; "VS Code SSH connections" and SSH are not tracked, nor is
     /// GPU or CPU use. A silent cell is an assumption: the native check is taken to read the
-    /// server's `last_activity`, which a silent cell freezes (AGENT.md section 1 item 3,
+    /// server's `last_activity`, which a silent cell freezes (AGENT.md section 0 item 3,
     /// UNVERIFIED inference); so a tmux training over SSH and a silent cell look idle.
     pub fn counts_natively(self) -> bool {
         self.moves_jupyter() || self == ActivityKind::VscodeConnected
