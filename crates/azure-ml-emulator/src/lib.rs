@@ -70,6 +70,11 @@
 //!   accepts any non-empty `X-IDENTITY-HEADER`. `POST /_emulator/tokens/expire` and
 //!   `/_emulator/tokens/revoke` invalidate every issued token. A fleet's user principals
 //!   (`user = true`) get tokens through the same client-credentials form (a shortcut).
+//! - The native idle shutdown counts what Microsoft's definition of idle names (kernel
+//!   sessions, Jupyter terminals, Azure ML runs, VS Code connections): a scripted `ssh` or
+//!   `gpu_busy` window does not hold it off (SSH is not tracked, `how-to-create-compute-instance.md`),
+//!   nor does a `silent_kernel` (assumption: the check is taken to read Jupyter's
+//!   `last_activity`, which a silent cell freezes). See the README's "Activity kinds".
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), azure_ml_emulator::EmulatorError> {
