@@ -173,9 +173,12 @@ impl Daemon {
     pub async fn pass(&mut self) -> PassReport {
         let began = tokio::time::Instant::now();
         self.drain_ended();
-        let snapshots = observe(&self.client, &self.cfg.workspaces, &self.policies).await;
+        let mut snapshots = observe(&self.client, &self.cfg.workspaces, &self.policies).await;
         // Decide at the instant after observing: a pass woken for a boundary must see it.
         let now = self.clock.now();
+        if let Some(hook) = self.hook.as_mut() {
+            hook.observed(&self.cfg, &mut snapshots, now);
+        }
         let plan = self.plan(&snapshots, now);
         for snap in &snapshots {
             match &snap.instances {

@@ -29,6 +29,7 @@ use crate::engine::config::Config;
 use crate::engine::model::WorkspaceRef;
 use crate::engine::plan::PlanRow;
 use crate::engine::pricing::PriceBook;
+use crate::sim::agents::WithAgents;
 
 /// The demo's configuration, as shipped in `config/demo.toml`.
 pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
@@ -261,11 +262,11 @@ async fn daemon_part(
     );
     let book: SharedBook = Arc::new(std::sync::Mutex::new(PriceBook::new(&cfg.pricing)));
     let (seen_tx, _seen_rx) = tokio::sync::watch::channel(Default::default());
-    daemon.set_hook(Box::new(Exporter::new(
-        accountant,
-        book,
-        shared.clone(),
-        seen_tx,
+    // The instances' agents report from the emulator's agent view, in process: the demo
+    // needs no storage account (a real deployment reads their heartbeat blobs).
+    daemon.set_hook(Box::new(WithAgents::new(
+        Exporter::new(accountant, book, shared.clone(), seen_tx),
+        emulator.agents(),
     )));
     // The configured port, or any free one if it is taken (another lightsout, say).
     let listener = match http::bind(cfg.http.listen).await {

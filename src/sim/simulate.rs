@@ -24,6 +24,7 @@ use crate::engine::config::Config;
 use crate::engine::cost::CostView;
 use crate::engine::pricing::PriceBook;
 use crate::engine::report::ActionTaken;
+use crate::sim::agents::WithAgents;
 
 /// Money over the simulated period, in the config's currency.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -226,11 +227,15 @@ async fn run(
     .map_err(SimulateError::Daemon)?;
 
     let latest = Arc::new(Mutex::new(CostView::default()));
-    daemon.set_hook(Box::new(Accounting {
-        accountant: Accountant::default(),
-        book: book.clone(),
-        latest: latest.clone(),
-    }));
+    // The instances' agents report from the emulator, in process (no blob storage).
+    daemon.set_hook(Box::new(WithAgents::new(
+        Accounting {
+            accountant: Accountant::default(),
+            book: book.clone(),
+            latest: latest.clone(),
+        },
+        emulator.agents(),
+    )));
     let mut actions = Vec::new();
     let mut passes = 0usize;
     loop {

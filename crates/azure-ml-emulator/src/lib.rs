@@ -124,7 +124,7 @@ use tower::ServiceExt;
 
 pub use fleet::{Fleet, FleetError};
 
-/// One running instance's agent view ([`RunningEmulator::agent_views`]).
+/// One running instance's agent view ([`EmulatorAgents::views`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentSeen {
     /// The Azure workspace name.
@@ -360,6 +360,72 @@ impl EmulatorClock {
     }
 }
 
+/// What the on-instance agents of the emulated instances would report ([`agent`]): a
+/// cheap handle that outlives borrows of the [`RunningEmulator`], for a daemon's hook.
+#[derive(Clone)]
+pub struct EmulatorAgents(Arc<Shared>);
+
+impl EmulatorAgents {
+    /// What the on-instance agent of every running instance would report now (settled
+    /// first), in fleet order: see [`agent::view`].
+    pub fn views(&self) -> Vec<AgentSeen> {
+        let now = self.0.clock.now();
+        let mut inner = self.0.lock();
+        inner.settle(now);
+        let mut out = Vec::new();
+        for ws in &inner.workspaces {
+            for i in &ws.instances {
+                if let Some(view) = agent::view(&i.machine, now) {
+                    out.push(AgentSeen {
+                        workspace: ws.spec.name.clone(),
+                        instance: i.name.clone(),
+                        view,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// When Azure's own idle shutdown, set to `idle`, would stop the running instance
+    /// `workspace/instance` as things stand now: its last activity that the native check
+    /// counts, plus `idle` (a time in the past: it would have stopped it then). `None` if
+    /// the instance is unknown or not running, or a job or busy kernel started by hand
+    /// holds it.
+    pub fn native_idle_deadline(
+        &self,
+        workspace: &str,
+        instance: &str,
+        idle: Duration,
+    ) -> Option<jiff::Timestamp> {
+        let now = self.0.clock.now();
+        let mut inner = self.0.lock();
+        inner.settle(now);
+        let ws = inner
+            .workspaces
+            .iter()
+            .find(|w| w.spec.name.eq_ignore_ascii_case(workspace))?;
+        let i = ws
+            .instances
+            .iter()
+            .find(|i| i.name.eq_ignore_ascii_case(instance))?;
+        if i.machine.state != machine::State::Running {
+            return None;
+        }
+        let mut m = i.machine.clone();
+        // As if set when the instance started: the deadline may lie in the past.
+        m.native_from = m.started_at.unwrap_or(now);
+        m.native.idle_set_at = None;
+        m.idle_deadline(idle)
+    }
+}
+
+impl std::fmt::Debug for EmulatorAgents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorAgents").finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for EmulatorClock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmulatorClock").finish_non_exhaustive()
@@ -435,57 +501,9 @@ impl RunningEmulator {
         control::state_value(&self.shared)
     }
 
-    /// What the on-instance agent of every running instance would report now (settled
-    /// first), in fleet order: see [`agent::view`].
-    pub fn agent_views(&self) -> Vec<AgentSeen> {
-        let now = self.shared.clock.now();
-        let mut inner = self.shared.lock();
-        inner.settle(now);
-        let mut out = Vec::new();
-        for ws in &inner.workspaces {
-            for i in &ws.instances {
-                if let Some(view) = agent::view(&i.machine, now) {
-                    out.push(AgentSeen {
-                        workspace: ws.spec.name.clone(),
-                        instance: i.name.clone(),
-                        view,
-                    });
-                }
-            }
-        }
-        out
-    }
-
-    /// When Azure's own idle shutdown, set to `idle`, would stop the running instance
-    /// `workspace/instance` as things stand now: its last activity that the native check
-    /// counts, plus `idle` (a time in the past: it would have stopped it then). `None` if
-    /// the instance is unknown or not running, or a job or busy kernel started by hand
-    /// holds it.
-    pub fn native_idle_deadline(
-        &self,
-        workspace: &str,
-        instance: &str,
-        idle: Duration,
-    ) -> Option<jiff::Timestamp> {
-        let now = self.shared.clock.now();
-        let mut inner = self.shared.lock();
-        inner.settle(now);
-        let ws = inner
-            .workspaces
-            .iter()
-            .find(|w| w.spec.name.eq_ignore_ascii_case(workspace))?;
-        let i = ws
-            .instances
-            .iter()
-            .find(|i| i.name.eq_ignore_ascii_case(instance))?;
-        if i.machine.state != machine::State::Running {
-            return None;
-        }
-        let mut m = i.machine.clone();
-        // As if set when the instance started: the deadline may lie in the past.
-        m.native_from = m.started_at.unwrap_or(now);
-        m.native.idle_set_at = None;
-        m.idle_deadline(idle)
+    /// A handle on the agent views of the emulated instances, for a daemon's hook.
+    pub fn agents(&self) -> EmulatorAgents {
+        EmulatorAgents(self.shared.clone())
     }
 
     /// Advances virtual time (as `POST /_emulator/clock` does); returns the new time.
