@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::engine::memory::{InstanceMemory, Pending};
 use crate::engine::model::{
-    Action, InstanceObservation, JupyterActivity, OperationKind, OperationTrigger, Reason,
+    Action, AgentActivity, InstanceObservation, JupyterActivity, OperationKind, OperationTrigger,
+    Reason,
 };
 use crate::engine::policy::{Enforcement, Policy, Signals, StartMode, UnknownActivity};
 use crate::engine::schedule::{Desired, EventAction, Transition};
@@ -24,7 +25,8 @@ crate::engine::text_enum::text_enum! {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
     #[serde(rename_all = "snake_case")]
     pub enum SkipReason {
-        /// A job or a busy kernel: never stopped. Carried out once no longer busy, if still due.
+        /// A job, a busy kernel or the agent's busy verdict: never stopped. Carried out once
+        /// no longer busy, if still due.
         Busy = "busy",
         /// Starting, stopping, creating…: the decision waits for a settled state.
         Transitional = "transitional",
@@ -32,13 +34,17 @@ crate::engine::text_enum::text_enum! {
         Held = "held",
         /// `lightsout-hold-until` is set but cannot be read: held (fail closed) until fixed.
         InvalidHold = "invalid_hold",
+        /// A snooze asked on the instance (`lightsout snooze`) is in force, within the
+        /// policy's `max_snooze`.
+        Snoozed = "snoozed",
         /// Started less than `min_uptime` ago; carried out later if still due.
         MinUptime = "min_uptime",
         /// lightsout's own request for this instance is still in flight.
         Pending = "pending",
         /// The transition or event was missed by more than `catch_up` (daemon was down).
         Missed = "missed",
-        /// The Jupyter signal is configured but could not be read: idle time is unknown.
+        /// The Jupyter or agent signal is configured but could not be read: idle time is
+        /// unknown.
         ActivityUnknown = "activity_unknown",
         /// Decided but not acted on: dry run.
         DryRun = "dry_run",
@@ -158,6 +164,31 @@ fn busy(obs: &InstanceObservation, signals: Signals) -> bool {
                     ..
                 }
             ))
+        || (signals.agent && matches!(&obs.agent, AgentActivity::Seen(v) if v.busy))
+}
+
+/// Whether a configured activity signal could not be read this pass (Jupyter unavailable,
+/// or the agent's heartbeat missing, stale, rejected or unreachable).
+fn activity_unknown(obs: &InstanceObservation, signals: Signals) -> bool {
+    (signals.jupyter && obs.jupyter == JupyterActivity::Unavailable)
+        || (signals.agent && matches!(obs.agent, AgentActivity::Unknown(_)))
+}
+
+/// Until when a snooze asked on the instance holds it, when one is in force at `now`
+/// (bounded by the policy's `max_snooze` from the moment it was asked).
+pub fn snoozed_until(
+    policy: &Policy,
+    obs: &InstanceObservation,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    if !policy.signals().agent {
+        return None;
+    }
+    let AgentActivity::Seen(v) = &obs.agent else {
+        return None;
+    };
+    let until = v.snooze.as_ref()?.effective_until(policy.max_snooze);
+    (until > now).then_some(until)
 }
 
 /// When the current run began: Azure's last successful start/restart/create, else the
@@ -328,7 +359,7 @@ fn decide_with(
         mem.last_busy_seen = Some(now);
     }
     let idle_for = (obs.state.is_running() && policy.sees_idleness())
-        .then(|| idle_since(obs, &mem, signals, now).map(|since| now.duration_since(since)))
+        .then(|| idle_since(policy, obs, &mem, signals, now).map(|since| now.duration_since(since)))
         .flatten();
 
     // Our own request still in flight: its effect ends it. (One that never shows an effect
@@ -427,25 +458,22 @@ fn settled_verdict(
 }
 
 /// The verdict when nothing is due: quiet, unless an idle rule cannot tell because the
-/// Jupyter signal it needs did not answer (said, so that the operator knows why nothing
+/// Jupyter or agent signal it needs did not answer (said, so that the operator knows why nothing
 /// stops).
 fn nothing_due(policy: &Policy, obs: &InstanceObservation) -> Verdict {
     match (
         &policy.idle,
         obs.state.is_running(),
-        policy.signals().jupyter,
-        obs.jupyter,
+        activity_unknown(obs, policy.signals()),
     ) {
-        (Some(rule), true, true, JupyterActivity::Unavailable) if rule.timeout.is_some() => {
-            Verdict::Skip {
-                planned: Planned {
-                    action: Action::Stop,
-                    reason: Reason::Idle,
-                    catch_up: false,
-                },
-                why: SkipReason::ActivityUnknown,
-            }
-        }
+        (Some(rule), true, true) if rule.timeout.is_some() => Verdict::Skip {
+            planned: Planned {
+                action: Action::Stop,
+                reason: Reason::Idle,
+                catch_up: false,
+            },
+            why: SkipReason::ActivityUnknown,
+        },
         _ => Verdict::Quiet {
             why: Quiet::NothingDue,
         },
@@ -473,8 +501,7 @@ fn held_back(
         None
     } else if is_busy {
         Some(SkipReason::Busy)
-    } else if policy.signals().jupyter
-        && obs.jupyter == JupyterActivity::Unavailable
+    } else if activity_unknown(obs, policy.signals())
         && policy.unknown_activity == UnknownActivity::Hold
     {
         // The policy asked not to stop what it cannot see. By default an unreadable signal
@@ -492,6 +519,9 @@ fn held_back(
             Ok(_) => SkipReason::Held,
             Err(_) => SkipReason::InvalidHold,
         })
+    } else if snoozed_until(policy, obs, now).is_some() {
+        // A snooze is a hold asked from the instance, with no Azure permission.
+        Some(SkipReason::Snoozed)
     } else if policy.idle.as_ref().is_some_and(|rule| {
         running_since(obs, mem)
             .is_some_and(|since| now.duration_since(since) < span(rule.min_uptime))
@@ -646,8 +676,14 @@ fn uptime_due(
 }
 
 /// Start of the current idle period, or `None` when it cannot be known (a configured
-/// Jupyter signal that could not be read).
+/// Jupyter or agent signal that could not be read).
+///
+/// The agent's `last_activity` counts like Jupyter's. When it is `None` (no use seen since
+/// the agent started) idle counts from the latest of the start of the run, the first
+/// sighting and the last busy verdict seen: an instance up past the timeout with no activity
+/// at all is idle, and one that was just started or just busy is not.
 fn idle_since(
+    policy: &Policy,
     obs: &InstanceObservation,
     mem: &InstanceMemory,
     signals: Signals,
@@ -674,6 +710,25 @@ fn idle_since(
             }
             JupyterActivity::Unavailable => return None,
             JupyterActivity::NotObserved => {}
+        }
+    }
+    if signals.agent {
+        match &obs.agent {
+            AgentActivity::Seen(v) => {
+                take(v.last_activity.map(|t| t.min(now)));
+                if v.busy {
+                    take(Some(now));
+                }
+                // A snooze that ended restarts the idle time, as the end of a hold does.
+                if let Some(s) = &v.snooze {
+                    let until = s.effective_until(policy.max_snooze);
+                    if until <= now {
+                        take(Some(until));
+                    }
+                }
+            }
+            AgentActivity::Unknown(_) => return None,
+            AgentActivity::NotObserved => {}
         }
     }
     if let Some(Ok(hold)) = obs.hold_until()

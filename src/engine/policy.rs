@@ -48,6 +48,16 @@ impl Signals {
         jupyter: false,
         agent: false,
     };
+
+    /// The default of a policy that does not name its signals: [`Signals::DEFAULT`], and
+    /// the agent too when `[agent]` is configured (the agent sees interactive use).
+    pub const fn default_with(agent: bool) -> Signals {
+        Signals {
+            arm: true,
+            jupyter: false,
+            agent,
+        }
+    }
 }
 
 crate::engine::text_enum::text_enum! {
@@ -103,6 +113,10 @@ pub struct Policy {
     pub catch_up: Duration,
     /// What a stop does when a configured signal cannot be read.
     pub unknown_activity: UnknownActivity,
+    /// The longest snooze honoured, counted from when it was asked on the instance.
+    pub max_snooze: Duration,
+    /// The signals of a policy without `[policy.idle]` (with the agent when `[agent]` is set).
+    pub default_signals: Signals,
     pub idle: Option<IdleRule>,
     pub events: Vec<Event>,
     /// `[policy.native]`: what the instances' own idle shutdown and schedules should be.
@@ -111,20 +125,26 @@ pub struct Policy {
 
 /// Default `catch_up` when a policy does not set one.
 pub const DEFAULT_CATCH_UP: Duration = Duration::from_secs(2 * 3600);
+/// Default `max_snooze`: a working day, so a forgotten snooze ends by the next morning.
+pub const DEFAULT_MAX_SNOOZE: Duration = Duration::from_secs(12 * 3600);
+/// Longest `max_snooze` accepted.
+pub const MAX_MAX_SNOOZE: Duration = Duration::from_secs(7 * 86_400);
 
 impl Policy {
     /// The activity sources that make an instance busy (and, for the idle rule, active).
     pub fn signals(&self) -> Signals {
         self.idle
             .as_ref()
-            .map_or(Signals::DEFAULT, |rule| rule.signals)
+            .map_or(self.default_signals, |rule| rule.signals)
     }
 
-    /// Whether the policy can tell an idle instance from one in use: with Jupyter as a
-    /// signal, or with sources the user named (`signals = ["arm"]` on job-only instances).
-    /// ARM by default sees jobs only, so there idle time is unknown, not "since the last job".
+    /// Whether the policy can tell an idle instance from one in use: with Jupyter or the
+    /// agent as a signal, or with sources the user named (`signals = ["arm"]` on job-only
+    /// instances). ARM by default sees jobs only, so there idle time is unknown, not "since
+    /// the last job".
     pub fn sees_idleness(&self) -> bool {
-        self.signals().jupyter || self.idle.as_ref().is_some_and(|r| r.signals_named)
+        let signals = self.signals();
+        signals.jupyter || signals.agent || self.idle.as_ref().is_some_and(|r| r.signals_named)
     }
 
     /// Whether this policy governs an instance with this workspace alias, name and tags.

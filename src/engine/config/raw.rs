@@ -25,6 +25,17 @@ pub struct RawConfig {
     pub pricing: Option<RawPricing>,
     #[serde(default)]
     pub policy: Vec<RawPolicy>,
+    pub agent: Option<Spanned<RawAgent>>,
+}
+
+/// `[agent]`, the daemon's side: where the on-instance agents' heartbeats are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    pub account: Option<Spanned<String>>,
+    pub container: Option<Spanned<String>>,
+    pub interval: Option<Spanned<String>>,
+    pub staleness: Option<Spanned<String>>,
 }
 
 /// `[daemon]`.
@@ -72,6 +83,8 @@ pub struct RawWorkspace {
     pub resource_group: Spanned<String>,
     pub workspace: Spanned<String>,
     pub region: Option<Spanned<String>>,
+    /// The storage account of this workspace's heartbeats, instead of `[agent] account`.
+    pub agent_account: Option<Spanned<String>>,
 }
 
 /// `[pricing]`.
@@ -106,6 +119,7 @@ pub struct RawPolicy {
     pub enforcement: Option<Spanned<String>>,
     pub catch_up: Option<Spanned<String>>,
     pub unknown_activity: Option<Spanned<String>>,
+    pub max_snooze: Option<Spanned<String>>,
     pub idle: Option<RawIdle>,
     #[serde(default)]
     pub event: Vec<RawEvent>,

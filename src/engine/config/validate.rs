@@ -17,14 +17,15 @@ use url::Url;
 use super::Diagnostic;
 use super::auth::{AuthSettings, Cloud, CredentialKind};
 use super::raw::{
-    RawAzure, RawConfig, RawDaemon, RawException, RawHttp, RawIdle, RawNative, RawPolicy,
+    RawAgent, RawAzure, RawConfig, RawDaemon, RawException, RawHttp, RawIdle, RawNative, RawPolicy,
     RawPricing, RawWorkspace,
 };
 use crate::engine::model::WorkspaceRef;
 use crate::engine::native::types::{NativeMode, NativePolicy};
 use crate::engine::native::{MAX_IDLE_SHUTDOWN, MIN_IDLE_SHUTDOWN};
 use crate::engine::policy::{
-    DEFAULT_CATCH_UP, Enforcement, Event, IdleRule, Policy, Signals, StartMode, UnknownActivity,
+    DEFAULT_CATCH_UP, DEFAULT_MAX_SNOOZE, Enforcement, Event, IdleRule, MAX_MAX_SNOOZE, Policy,
+    Signals, StartMode, UnknownActivity,
 };
 use crate::engine::schedule::{CronExpr, Desired, EventAction, Exception, Schedule, Window};
 
@@ -67,6 +68,31 @@ pub struct Config {
     pub pricing: PricingSettings,
     /// In file order: an instance is governed by the first that matches it.
     pub policies: Vec<Policy>,
+    /// `[agent]`: where the on-instance agents' heartbeats are; `None`: no agent signal.
+    pub agent: Option<AgentSettings>,
+}
+
+/// `[agent] container` default.
+pub const DEFAULT_AGENT_CONTAINER: &str = "lightsout-heartbeats";
+/// `[agent] interval` default: the agents beat once a minute.
+pub const DEFAULT_AGENT_INTERVAL: Duration = Duration::from_secs(60);
+/// Bounds of `[agent] interval`.
+pub const MIN_AGENT_INTERVAL: Duration = Duration::from_secs(10);
+/// See [`MIN_AGENT_INTERVAL`].
+pub const MAX_AGENT_INTERVAL: Duration = Duration::from_secs(3600);
+/// Longest `[agent] staleness`: a heartbeat older than a day says nothing about now.
+pub const MAX_AGENT_STALENESS: Duration = Duration::from_secs(86_400);
+
+/// `[agent]`, the daemon's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// The container of the heartbeats in every account.
+    pub container: String,
+    /// The agents' interval.
+    pub interval: Duration,
+    /// A heartbeat older than this (or than three of its own intervals, if longer) is stale:
+    /// activity unknown. At least `interval`; default three intervals.
+    pub staleness: Duration,
 }
 
 impl Config {
@@ -152,6 +178,9 @@ pub struct Workspace {
     pub reference: WorkspaceRef,
     /// Azure region, for prices and for creating instances.
     pub region: Option<String>,
+    /// The blob endpoint of the storage account holding this workspace's heartbeats
+    /// (`[[workspace]] agent_account`, else `[agent] account`); `None` without `[agent]`.
+    pub agent_account: Option<Url>,
 }
 
 /// Where prices come from.
@@ -256,12 +285,20 @@ pub fn from_str(text: &str) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>
     let daemon = check_daemon(&mut c, &raw.daemon);
     let http = check_http(&mut c, &raw.http);
     let azure = check_azure(&mut c, &raw.azure);
-    let workspaces = check_workspaces(&mut c, &raw.workspace);
+    let (agent, agent_account) = match &raw.agent {
+        Some(a) => {
+            let (settings, account) = check_agent(&mut c, a.get_ref(), azure.cloud);
+            (Some(settings), account)
+        }
+        None => (None, None),
+    };
+    let mut workspaces = check_workspaces(&mut c, &raw.workspace);
+    check_agent_accounts(&mut c, &raw, &mut workspaces, agent_account, azure.cloud);
     let pricing = raw
         .pricing
         .as_ref()
         .map_or_else(PricingSettings::default, |p| check_pricing(&mut c, p));
-    let policies = check_policies(&mut c, &raw, &workspaces);
+    let policies = check_policies(&mut c, &raw, &workspaces, agent.is_some());
     check_jupyter_needs_scope(&mut c, &raw, &azure);
     if c.has_errors() {
         return Err(c.out);
@@ -274,6 +311,7 @@ pub fn from_str(text: &str) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>
             workspaces,
             pricing,
             policies,
+            agent,
         },
         c.out,
     ))
@@ -618,6 +656,180 @@ fn check_jupyter_needs_scope(c: &mut Checker<'_>, raw: &RawConfig, azure: &Azure
     }
 }
 
+/// `[agent]`: the container, the agents' interval and the staleness limit (with their
+/// bounds), and the default account's blob endpoint.
+fn check_agent(c: &mut Checker<'_>, raw: &RawAgent, cloud: Cloud) -> (AgentSettings, Option<Url>) {
+    let account = raw
+        .account
+        .as_ref()
+        .and_then(|v| agent_account(c, "agent.account", v, cloud));
+    let mut container = DEFAULT_AGENT_CONTAINER.to_owned();
+    if let Some(v) = &raw.container {
+        match check_container_name(v.get_ref()) {
+            Ok(()) => container = v.get_ref().clone(),
+            Err(why) => c.error(
+                v.span(),
+                format!("agent.container: {why}, got {:?}", v.get_ref()),
+            ),
+        }
+    }
+    let mut interval = DEFAULT_AGENT_INTERVAL;
+    if let Some(v) = &raw.interval
+        && let Some(d) = duration(c, "agent.interval", v)
+    {
+        if (MIN_AGENT_INTERVAL..=MAX_AGENT_INTERVAL).contains(&d) {
+            interval = d;
+        } else {
+            c.error(
+                v.span(),
+                format!(
+                    "agent.interval: must be between 10s and 1h, got {:?}",
+                    v.get_ref()
+                ),
+            );
+        }
+    }
+    let mut staleness = interval.saturating_mul(3);
+    if let Some(v) = &raw.staleness
+        && let Some(d) = duration(c, "agent.staleness", v)
+    {
+        if d < interval {
+            // Shorter than one beat: every heartbeat would be stale before the next one.
+            c.error(
+                v.span(),
+                format!(
+                    "agent.staleness: must be at least agent.interval ({}), got {:?}",
+                    humantime::format_duration(interval),
+                    v.get_ref()
+                ),
+            );
+        } else if d > MAX_AGENT_STALENESS {
+            c.error(
+                v.span(),
+                format!("agent.staleness: must be at most 1d, got {:?}", v.get_ref()),
+            );
+        } else {
+            staleness = d;
+        }
+    }
+    (
+        AgentSettings {
+            container,
+            interval,
+            staleness,
+        },
+        account,
+    )
+}
+
+/// The blob endpoint of a storage account: an https URL (`https://NAME.blob.core.windows.net`,
+/// or an emulator's `https://127.0.0.1:10000/devstoreaccount1`) or a bare account name, which
+/// becomes that account's endpoint in the configured cloud. Never http: every request carries
+/// a bearer token.
+fn agent_account(c: &mut Checker<'_>, key: &str, v: &Spanned<String>, cloud: Cloud) -> Option<Url> {
+    let text = v.get_ref();
+    if is_storage_account_name(text) {
+        let suffix = match cloud {
+            Cloud::Public => "core.windows.net",
+            Cloud::China => "core.chinacloudapi.cn",
+            Cloud::UsGov => "core.usgovcloudapi.net",
+        };
+        return Url::parse(&format!("https://{text}.blob.{suffix}")).ok();
+    }
+    match Url::parse(text) {
+        Ok(u)
+            if u.scheme() == "https"
+                && u.host_str().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.username().is_empty()
+                && u.password().is_none() =>
+        {
+            Some(u)
+        }
+        _ => {
+            c.error(
+                v.span(),
+                format!(
+                    "{key}: expected a storage account name (3 to 24 lower-case letters and digits) \
+                     or its https blob endpoint such as \"https://NAME.blob.core.windows.net\", got {text:?}"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Azure's rule for storage account names: 3 to 24 lower-case letters and digits.
+fn is_storage_account_name(s: &str) -> bool {
+    (3..=24).contains(&s.len())
+        && s.chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+}
+
+/// Azure's rule for container names (Blob service REST reference, "Naming and referencing
+/// containers"): 3 to 63 characters, lower-case letters, digits and single hyphens, starting
+/// and ending with a letter or digit.
+fn check_container_name(s: &str) -> Result<(), &'static str> {
+    let ok_chars = s
+        .chars()
+        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+    if !(3..=63).contains(&s.len())
+        || !ok_chars
+        || s.starts_with('-')
+        || s.ends_with('-')
+        || s.contains("--")
+    {
+        return Err(
+            "expected 3 to 63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit",
+        );
+    }
+    Ok(())
+}
+
+/// Every workspace's heartbeat account: its own `agent_account`, else `[agent] account`.
+/// With `[agent]`, every workspace needs one; without it, `agent_account` is an error.
+fn check_agent_accounts(
+    c: &mut Checker<'_>,
+    raw: &RawConfig,
+    workspaces: &mut [Workspace],
+    default: Option<Url>,
+    cloud: Cloud,
+) {
+    for (i, w) in raw.workspace.iter().enumerate() {
+        let key = format!("workspace[{i}].agent_account");
+        let own = match (&w.agent_account, &raw.agent) {
+            (Some(v), None) => {
+                c.error(
+                    v.span(),
+                    format!("{key}: set, but there is no [agent] section; add one (see docs/configuration.md) or remove it"),
+                );
+                continue;
+            }
+            (Some(v), Some(_)) => agent_account(c, &key, v, cloud),
+            (None, _) => None,
+        };
+        let Some(agent) = &raw.agent else { continue };
+        let account = own.or_else(|| default.clone());
+        if account.is_none() && w.agent_account.is_none() && agent.get_ref().account.is_none() {
+            c.error(
+                agent.span(),
+                format!(
+                    "agent.account: missing, and workspace[{i}] ({}) has no agent_account; \
+                     name the storage account of the heartbeats (e.g. account = \"mlwstorage123\")",
+                    w.name.get_ref()
+                ),
+            );
+        }
+        if let Some(ws) = workspaces
+            .iter_mut()
+            .find(|ws| ws.name == *w.name.get_ref())
+        {
+            ws.agent_account = account;
+        }
+    }
+}
+
 fn check_workspaces(c: &mut Checker<'_>, raw: &[RawWorkspace]) -> Vec<Workspace> {
     let mut out: Vec<Workspace> = Vec::new();
     for (i, w) in raw.iter().enumerate() {
@@ -686,6 +898,7 @@ fn check_workspaces(c: &mut Checker<'_>, raw: &[RawWorkspace]) -> Vec<Workspace>
                     workspace: w.workspace.get_ref().clone(),
                 },
                 region: w.region.as_ref().map(|r| r.get_ref().clone()),
+                agent_account: None,
             });
         }
     }
@@ -775,7 +988,12 @@ fn enum_key<T: Copy>(
 
 /// Every `[[policy]]`, in order; a policy with an error is left out (the config is
 /// rejected anyway), so that later checks see only whole policies.
-fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec<Policy> {
+fn check_policies(
+    c: &mut Checker<'_>,
+    raw: &RawConfig,
+    ws: &[Workspace],
+    agent: bool,
+) -> Vec<Policy> {
     let mut out: Vec<Policy> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for (i, p) in raw.policy.iter().enumerate() {
@@ -793,7 +1011,7 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
             );
         }
         names.push(name.clone());
-        let policy = check_policy(c, &format!("policy[{i}] ({name})"), p, ws);
+        let policy = check_policy(c, &format!("policy[{i}] ({name})"), p, ws, agent);
         if let Some(earlier) = out.iter().find(|e| governs_everything_of(e, &policy)) {
             c.warn(
                 p.name.span(),
@@ -811,7 +1029,13 @@ fn check_policies(c: &mut Checker<'_>, raw: &RawConfig, ws: &[Workspace]) -> Vec
 }
 
 /// One `[[policy]]` (`at` names it in messages: `policy[0] (office)`), section by section.
-fn check_policy(c: &mut Checker<'_>, at: &str, p: &RawPolicy, ws: &[Workspace]) -> Policy {
+fn check_policy(
+    c: &mut Checker<'_>,
+    at: &str,
+    p: &RawPolicy,
+    ws: &[Workspace],
+    agent: bool,
+) -> Policy {
     let key = |k: &str| format!("{at}.{k}");
     let instances = check_selectors(c, at, p, ws);
     let schedule = check_schedule(c, at, p);
@@ -856,10 +1080,28 @@ fn check_policy(c: &mut Checker<'_>, at: &str, p: &RawPolicy, ws: &[Workspace]) 
             enum_key(c, &key("unknown_activity"), v, &choices)
         })
         .unwrap_or_default();
+    let max_snooze = match &p.max_snooze {
+        Some(v) => match duration(c, &key("max_snooze"), v) {
+            Some(d) if d > MAX_MAX_SNOOZE => {
+                c.error(
+                    v.span(),
+                    format!(
+                        "{}: must be at most 7d, got {:?}",
+                        key("max_snooze"),
+                        v.get_ref()
+                    ),
+                );
+                DEFAULT_MAX_SNOOZE
+            }
+            Some(d) => d,
+            None => DEFAULT_MAX_SNOOZE,
+        },
+        None => DEFAULT_MAX_SNOOZE,
+    };
     let idle = p
         .idle
         .as_ref()
-        .map(|raw_idle| check_idle(c, &key("idle"), p, raw_idle));
+        .map(|raw_idle| check_idle(c, &key("idle"), p, raw_idle, agent));
     let events = check_events(c, at, p);
     let no_windows = p.uptime.as_ref().is_none_or(Vec::is_empty);
     if no_windows
@@ -895,6 +1137,8 @@ fn check_policy(c: &mut Checker<'_>, at: &str, p: &RawPolicy, ws: &[Workspace]) 
         enforcement,
         catch_up,
         unknown_activity,
+        max_snooze,
+        default_signals: Signals::default_with(agent),
         idle: idle.flatten(),
         events,
         native,
@@ -1103,7 +1347,13 @@ fn check_events(c: &mut Checker<'_>, at: &str, p: &RawPolicy) -> Vec<Event> {
     events
 }
 
-fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> Option<IdleRule> {
+fn check_idle(
+    c: &mut Checker<'_>,
+    key: &str,
+    p: &RawPolicy,
+    raw: &RawIdle,
+    agent: bool,
+) -> Option<IdleRule> {
     let d = |c: &mut Checker<'_>, k: &str, v: &Option<Spanned<String>>| {
         v.as_ref()
             .and_then(|v| policy_duration(c, &format!("{key}.{k}"), v))
@@ -1113,6 +1363,10 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
     let max_uptime = d(c, "max_uptime", &raw.max_uptime);
     let mut signals = Signals::default();
     match &raw.signals {
+        None if agent => {
+            // With `[agent]` the default sees interactive use: ARM's jobs and the agent.
+            signals = Signals::default_with(true);
+        }
         None => {
             signals = Signals::DEFAULT;
             // ARM only sees jobs: an idle timeout on that alone would stop an instance
@@ -1136,16 +1390,26 @@ fn check_idle(c: &mut Checker<'_>, key: &str, p: &RawPolicy, raw: &RawIdle) -> O
                 let span = raw.timeout.as_ref().map_or(p.name.span(), Spanned::span);
                 c.error(
                     span,
-                    format!("{key}.signals: empty list; name arm (jobs), jupyter, or both"),
+                    format!(
+                        "{key}.signals: empty list; name arm (jobs), jupyter, agent, or several"
+                    ),
                 );
             }
             for s in list {
                 match s.get_ref().as_str() {
                     "arm" => signals.arm = true,
                     "jupyter" => signals.jupyter = true,
+                    "agent" if agent => signals.agent = true,
+                    "agent" => c.error(
+                        s.span(),
+                        format!(
+                            "{key}.signals: names agent, but there is no [agent] section: the daemon would not know where the heartbeats are \
+                             (add [agent] with account = \"STORAGE_ACCOUNT\", see docs/configuration.md, or remove \"agent\")"
+                        ),
+                    ),
                     other => c.error(
                         s.span(),
-                        format!("{key}.signals: unknown activity source {other:?}; expected arm or jupyter"),
+                        format!("{key}.signals: unknown activity source {other:?}; expected arm, jupyter or agent"),
                     ),
                 }
             }
@@ -1666,7 +1930,9 @@ signals = ["arm"]
         );
         assert_eq!(
             m,
-            ["5:11: policy[0] (p).idle.signals: empty list; name arm (jobs), jupyter, or both"]
+            [
+                "5:11: policy[0] (p).idle.signals: empty list; name arm (jobs), jupyter, agent, or several"
+            ]
         );
         // Named explicitly, or with Jupyter, or max_uptime only: fine.
         for ok in [
@@ -1802,5 +2068,111 @@ signals = ["arm"]
         assert!(warnings.is_empty(), "{warnings:#?}");
         assert!(!cfg.policies.is_empty());
         assert!(!cfg.workspaces.is_empty());
+    }
+
+    const AGENT_WS: &str = "[[workspace]]\nname = \"research\"\nsubscription_id = \"34adfa4f-cedf-4dc0-ba29-b6d1a69ab345\"\nresource_group = \"rg\"\nworkspace = \"mlw\"\n";
+
+    #[test]
+    fn agent_section_defaults_and_accounts() {
+        let text = format!(
+            "[azure]\ncloud = \"china\"\n[agent]\naccount = \"mlwstorage\"\n{AGENT_WS}\n[[workspace]]\nname = \"other\"\nsubscription_id = \"34adfa4f-cedf-4dc0-ba29-b6d1a69ab345\"\nresource_group = \"rg\"\nworkspace = \"mlw2\"\nagent_account = \"https://127.0.0.1:10000/devstoreaccount1\"\n[[policy]]\nname = \"p\"\n[policy.idle]\ntimeout = \"45m\"\n"
+        );
+        let (cfg, warnings) = from_str(&text).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let agent = cfg.agent.expect("agent");
+        assert_eq!(agent.container, "lightsout-heartbeats");
+        assert_eq!(agent.interval, Duration::from_secs(60));
+        assert_eq!(agent.staleness, Duration::from_secs(180));
+        assert_eq!(
+            cfg.workspaces[0].agent_account.as_ref().map(Url::as_str),
+            Some("https://mlwstorage.blob.core.chinacloudapi.cn/")
+        );
+        assert_eq!(
+            cfg.workspaces[1].agent_account.as_ref().map(Url::as_str),
+            Some("https://127.0.0.1:10000/devstoreaccount1")
+        );
+        // The idle rule without named signals: ARM and the agent, and no error for it.
+        let p = &cfg.policies[0];
+        assert!(p.signals().agent && p.signals().arm);
+        assert_eq!(p.max_snooze, Duration::from_secs(12 * 3600));
+        let (cfg, _) = from_str(&format!(
+            "[agent]\naccount = \"https://acct.blob.core.windows.net\"\ncontainer = \"beats-1\"\ninterval = \"30s\"\nstaleness = \"5m\"\n{AGENT_WS}"
+        ))
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+        let agent = cfg.agent.expect("agent");
+        assert_eq!(
+            (agent.interval, agent.staleness),
+            (Duration::from_secs(30), Duration::from_secs(300))
+        );
+        assert_eq!(agent.container, "beats-1");
+    }
+
+    #[test]
+    fn agent_errors_are_positioned_and_bounded() {
+        let cases: Vec<(String, &str)> = vec![
+            (
+                format!("[agent]\naccount = \"http://acct.blob.core.windows.net\"\n{AGENT_WS}"),
+                "2:11: agent.account: expected a storage account name",
+            ),
+            (
+                format!("[agent]\naccount = \"Bad_Name\"\n{AGENT_WS}"),
+                "2:11: agent.account: expected",
+            ),
+            (
+                format!("[agent]\naccount = \"acct\"\ncontainer = \"A--b\"\n{AGENT_WS}"),
+                "3:13: agent.container: expected 3 to 63",
+            ),
+            (
+                format!("[agent]\naccount = \"acct\"\ninterval = \"5s\"\n{AGENT_WS}"),
+                "3:12: agent.interval: must be between 10s and 1h",
+            ),
+            (
+                format!(
+                    "[agent]\naccount = \"acct\"\ninterval = \"2m\"\nstaleness = \"1m\"\n{AGENT_WS}"
+                ),
+                "4:13: agent.staleness: must be at least agent.interval (2m)",
+            ),
+            (
+                format!("[agent]\naccount = \"acct\"\nstaleness = \"2d\"\n{AGENT_WS}"),
+                "3:13: agent.staleness: must be at most 1d",
+            ),
+            (
+                format!("[agent]\ncontainer = \"beats\"\n{AGENT_WS}"),
+                "agent.account: missing, and workspace[0] (research) has no agent_account",
+            ),
+            (
+                format!("{AGENT_WS}agent_account = \"acct\"\n"),
+                "6:17: workspace[0].agent_account: set, but there is no [agent] section",
+            ),
+            (
+                format!("[agent]\naccount = \"acct\"\nbogus = 1\n{AGENT_WS}"),
+                "unknown field `bogus`",
+            ),
+            (
+                format!(
+                    "{AGENT_WS}[[policy]]\nname = \"p\"\n[policy.idle]\ntimeout = \"1h\"\nsignals = [\"arm\", \"agent\"]\n"
+                ),
+                "10:19: policy[0] (p).idle.signals: names agent, but there is no [agent] section",
+            ),
+            (
+                format!(
+                    "[agent]\naccount = \"acct\"\n{AGENT_WS}[[policy]]\nname = \"p\"\nmax_snooze = \"8d\"\n[policy.idle]\ntimeout = \"1h\"\n"
+                ),
+                "10:14: policy[0] (p).max_snooze: must be at most 7d",
+            ),
+        ];
+        for (text, want) in cases {
+            let m = messages(&text);
+            assert!(m.iter().any(|l| l.contains(want)), "{want}\n{m:#?}\n{text}");
+            assert!(from_str(&text).is_err(), "{text}");
+        }
+        // Without [agent], an idle timeout on the default signals is still refused.
+        let m = messages(&format!(
+            "{AGENT_WS}[[policy]]\nname = \"p\"\n[policy.idle]\ntimeout = \"1h\"\n"
+        ));
+        assert!(
+            m[0].contains("the default signals (arm) see only jobs"),
+            "{m:?}"
+        );
     }
 }

@@ -1009,3 +1009,323 @@ fn idle_time_is_unknown_where_the_policy_cannot_see_use() {
         assert!(decide(&p, &o, &mem, at).idle_for.is_some(), "{named}");
     }
 }
+
+// --- The on-instance agent's signal (issue 15). ---
+
+const AGENT: &str = "[agent]\naccount = \"mlwstorage\"\n";
+
+/// Policies with `[agent]` configured (the default signals then include the agent).
+fn agent_policies(policy_toml: &str) -> Vec<Policy> {
+    policies(&format!("{AGENT}\n{policy_toml}"))
+}
+
+/// Paris office hours with an idle rule of 45 minutes and the default signals (ARM + agent).
+fn agent_office(extra: &str) -> Vec<Policy> {
+    agent_policies(&format!(
+        "[[policy]]\nname = \"agent-office\"\ntimezone = \"Europe/Paris\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n{extra}\n[policy.idle]\ntimeout = \"45m\"\n"
+    ))
+}
+
+fn heartbeat(
+    busy: bool,
+    last_activity: Option<&str>,
+    at: &str,
+) -> crate::engine::heartbeat::Verdict {
+    use crate::engine::heartbeat::{BusyReason, VERDICT_VERSION};
+    crate::engine::heartbeat::Verdict {
+        v: VERDICT_VERSION,
+        instance: "ci-alice".into(),
+        at: ts(at),
+        busy,
+        reasons: if busy {
+            vec![BusyReason::TerminalInput]
+        } else {
+            Vec::new()
+        },
+        last_activity: last_activity.map(ts),
+        interval_secs: 60,
+        snooze: None,
+    }
+}
+
+fn agent_obs(state: InstanceState, agent: AgentActivity) -> InstanceObservation {
+    let mut o = obs(state);
+    o.jupyter = JupyterActivity::NotObserved;
+    o.agent = agent;
+    o.last_operation = started("2026-03-27T06:00:00Z", OperationTrigger::User);
+    o
+}
+
+#[test]
+fn agent_is_in_the_default_signals_once_configured() {
+    let p = agent_office("");
+    let s = p[0].signals();
+    assert!(s.arm && s.agent && !s.jupyter, "{s:?}");
+    assert!(p[0].sees_idleness());
+    // Without [policy.idle] too: the agent's busy blocks schedule stops everywhere.
+    let p = agent_policies("[[policy]]\nname = \"hours\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n");
+    assert!(p[0].signals().agent);
+    // Without [agent] nothing changes.
+    assert_eq!(
+        hours_only("")[0].signals(),
+        crate::engine::policy::Signals::DEFAULT
+    );
+}
+
+/// Busy by the agent blocks every stop like a running job: schedule, idle, max uptime and
+/// event; a start is never blocked.
+#[test]
+fn agent_busy_blocks_every_stop() {
+    let mem = known_since("2026-03-27T05:00:00Z");
+    let busy = AgentActivity::Seen(heartbeat(
+        true,
+        Some("2026-03-27T18:00:00Z"),
+        "2026-03-27T18:00:00Z",
+    ));
+    let o = agent_obs(InstanceState::Running, busy.clone());
+    // Schedule.
+    let d = decide(&agent_office(""), &o, &mem, ts("2026-03-27T18:00:30Z"));
+    assert_eq!(
+        d.verdict,
+        skip(Action::Stop, Reason::OutsideWindow, SkipReason::Busy)
+    );
+    assert_eq!(d.memory.last_busy_seen, Some(ts("2026-03-27T18:00:30Z")));
+    // Max uptime.
+    let p = agent_policies("[[policy]]\nname = \"cap\"\n[policy.idle]\nmax_uptime = \"2h\"\n");
+    let d = decide(&p, &o, &mem, ts("2026-03-27T10:00:00Z"));
+    assert_eq!(
+        d.verdict,
+        skip(Action::Stop, Reason::MaxUptime, SkipReason::Busy)
+    );
+    // Event.
+    let p = agent_policies(
+        "[[policy]]\nname = \"nightly\"\n[[policy.event]]\ncron = \"0 22 * * *\"\naction = \"stop\"\n",
+    );
+    let d = decide(&p, &o, &mem, ts("2026-03-27T22:00:10Z"));
+    assert_eq!(
+        d.verdict,
+        skip(Action::Stop, Reason::Event, SkipReason::Busy)
+    );
+    // Idle: the agent's old last_activity does not make it idle while it says busy.
+    let frozen = AgentActivity::Seen(heartbeat(
+        true,
+        Some("2026-03-27T06:00:00Z"),
+        "2026-03-27T12:00:00Z",
+    ));
+    let o = agent_obs(InstanceState::Running, frozen);
+    let d = decide(&agent_office(""), &o, &mem, ts("2026-03-27T12:00:30Z"));
+    assert_eq!(
+        d.verdict,
+        Verdict::Quiet {
+            why: Quiet::NothingDue
+        }
+    );
+    assert_eq!(d.idle_for, Some(SignedDuration::ZERO));
+    // A start is not blocked (the agent of a stopped instance is not asked anyway).
+    let p = agent_office("start = \"window\"");
+    let o = agent_obs(InstanceState::Stopped, busy);
+    let d = decide(&p, &o, &mem, ts("2026-03-27T07:00:10Z"));
+    assert_eq!(d.verdict, act(Action::Start, Reason::WindowOpen, false));
+}
+
+/// Idle counts from the agent's last activity: stopped past the timeout, not before.
+#[test]
+fn agent_idle_counts_from_its_last_activity() {
+    let p = agent_office("");
+    let mem = known_since("2026-03-27T05:00:00Z");
+    let idle = AgentActivity::Seen(heartbeat(
+        false,
+        Some("2026-03-27T09:12:00Z"),
+        "2026-03-27T09:56:30Z",
+    ));
+    let o = agent_obs(InstanceState::Running, idle);
+    let d = decide(&p, &o, &mem, ts("2026-03-27T09:56:59Z"));
+    assert_eq!(
+        d.verdict,
+        Verdict::Quiet {
+            why: Quiet::NothingDue
+        }
+    );
+    assert_eq!(d.idle_for, Some(SignedDuration::from_secs(44 * 60 + 59)));
+    let d = decide(&p, &o, &mem, ts("2026-03-27T09:57:00Z"));
+    assert_eq!(d.verdict, act(Action::Stop, Reason::Idle, false));
+}
+
+/// No activity since the agent started: idle counts from the start of the run (or the
+/// last busy verdict the daemon saw), never from nothing.
+#[test]
+fn agent_without_any_activity_counts_from_the_run_start_or_last_busy() {
+    let p = agent_office("");
+    let none = AgentActivity::Seen(heartbeat(false, None, "2026-03-27T09:00:00Z"));
+    let mut o = agent_obs(InstanceState::Running, none);
+    o.last_operation = started("2026-03-27T08:30:00Z", OperationTrigger::User);
+    let mem = known_since("2026-03-27T05:00:00Z");
+    let d = decide(&p, &o, &mem, ts("2026-03-27T09:00:10Z"));
+    assert_eq!(d.idle_for, Some(SignedDuration::from_secs(30 * 60 + 10)));
+    assert_eq!(
+        d.verdict,
+        Verdict::Quiet {
+            why: Quiet::NothingDue
+        }
+    );
+    let d = decide(&p, &o, &mem, ts("2026-03-27T09:15:00Z"));
+    assert_eq!(d.verdict, act(Action::Stop, Reason::Idle, false));
+    let mut busy_lately = mem.clone();
+    busy_lately.last_busy_seen = Some(ts("2026-03-27T09:00:00Z"));
+    let d = decide(&p, &o, &busy_lately, ts("2026-03-27T09:15:00Z"));
+    assert_eq!(
+        d.verdict,
+        Verdict::Quiet {
+            why: Quiet::NothingDue
+        }
+    );
+}
+
+/// Missing, stale, rejected or unreachable: idle time unknown, never an idle stop (said
+/// as activity_unknown); schedule stops follow `unknown_activity`.
+#[test]
+fn agent_unknown_never_idles_and_follows_unknown_activity() {
+    use crate::engine::model::AgentUnknown;
+    let mem = known_since("2026-03-27T05:00:00Z");
+    for why in [
+        AgentUnknown::Missing,
+        AgentUnknown::Stale,
+        AgentUnknown::Rejected,
+        AgentUnknown::Unreachable,
+    ] {
+        let o = agent_obs(InstanceState::Running, AgentActivity::Unknown(why));
+        let d = decide(&agent_office(""), &o, &mem, ts("2026-03-27T12:00:00Z"));
+        assert_eq!(d.idle_for, None, "{why:?}");
+        assert_eq!(
+            d.verdict,
+            skip(Action::Stop, Reason::Idle, SkipReason::ActivityUnknown),
+            "{why:?}"
+        );
+        // Proceed (the default): the schedule stop goes ahead.
+        let d = decide(&agent_office(""), &o, &mem, ts("2026-03-27T18:00:10Z"));
+        assert_eq!(
+            d.verdict,
+            act(Action::Stop, Reason::OutsideWindow, false),
+            "{why:?}"
+        );
+        // Hold: it waits.
+        let p = agent_office("unknown_activity = \"hold\"");
+        let d = decide(&p, &o, &mem, ts("2026-03-27T18:00:10Z"));
+        assert_eq!(
+            d.verdict,
+            skip(
+                Action::Stop,
+                Reason::OutsideWindow,
+                SkipReason::ActivityUnknown
+            ),
+            "{why:?}"
+        );
+    }
+}
+
+/// A snooze in force holds every stop until its end, bounded by `max_snooze` from when it
+/// was asked; after it, idle counts from its end.
+#[test]
+fn agent_snooze_holds_within_max_snooze() {
+    use crate::engine::heartbeat::Snooze;
+    let mem = known_since("2026-03-27T05:00:00Z");
+    let mut v = heartbeat(false, Some("2026-03-27T09:00:00Z"), "2026-03-27T17:59:00Z");
+    v.snooze = Some(Snooze {
+        at: ts("2026-03-27T09:00:00Z"),
+        until: ts("2026-03-28T09:00:00Z"),
+        reason: Some("training".into()),
+        by: Some("azureuser".into()),
+    });
+    let o = agent_obs(InstanceState::Running, AgentActivity::Seen(v));
+    let p = agent_office("max_snooze = \"10h\"");
+    assert_eq!(p[0].max_snooze, std::time::Duration::from_secs(10 * 3600));
+    assert_eq!(
+        snoozed_until(&p[0], &o, ts("2026-03-27T18:00:10Z")),
+        Some(ts("2026-03-27T19:00:00Z"))
+    );
+    // Idle since 09:00, schedule closed at 18:00: both held by the snooze.
+    let d = decide(&p, &o, &mem, ts("2026-03-27T18:00:10Z"));
+    assert_eq!(
+        d.verdict,
+        skip(Action::Stop, Reason::OutsideWindow, SkipReason::Snoozed)
+    );
+    // Past max_snooze (19:00) the held transition is carried out.
+    let d = decide(&p, &o, &d.memory, ts("2026-03-27T19:00:01Z"));
+    assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
+    // Without a schedule: the idle stop waits for the snooze, and idle then counts from
+    // its end.
+    let p = agent_policies(
+        "[[policy]]\nname = \"idle\"\nmax_snooze = \"10h\"\n[policy.idle]\ntimeout = \"45m\"\n",
+    );
+    let d = decide(&p, &o, &mem, ts("2026-03-27T18:59:00Z"));
+    assert_eq!(
+        d.verdict,
+        skip(Action::Stop, Reason::Idle, SkipReason::Snoozed)
+    );
+    let d = decide(&p, &o, &mem, ts("2026-03-27T19:30:00Z"));
+    assert_eq!(
+        d.verdict,
+        Verdict::Quiet {
+            why: Quiet::NothingDue
+        }
+    );
+    assert_eq!(d.idle_for, Some(SignedDuration::from_mins(30)));
+    let d = decide(&p, &o, &mem, ts("2026-03-27T19:45:00Z"));
+    assert_eq!(d.verdict, act(Action::Stop, Reason::Idle, false));
+}
+
+/// A policy that does not use the agent ignores its heartbeat (busy, snooze or unknown).
+#[test]
+fn agent_ignored_where_the_policy_does_not_name_it() {
+    let p = agent_policies(
+        "[[policy]]\nname = \"hours\"\ntimezone = \"Europe/Paris\"\nuptime = [\"Mon-Fri 08:00-19:00\"]\n[policy.idle]\nsignals = [\"arm\"]\n",
+    );
+    let o = agent_obs(
+        InstanceState::Running,
+        AgentActivity::Seen(heartbeat(true, None, "2026-03-27T18:00:00Z")),
+    );
+    let d = decide(
+        &p,
+        &o,
+        &known_since("2026-03-27T05:00:00Z"),
+        ts("2026-03-27T18:00:10Z"),
+    );
+    assert_eq!(d.verdict, act(Action::Stop, Reason::OutsideWindow, false));
+}
+
+fn arb_agent() -> impl Strategy<Value = AgentActivity> {
+    use crate::engine::model::AgentUnknown;
+    prop_oneof![
+        Just(AgentActivity::NotObserved),
+        Just(AgentActivity::Unknown(AgentUnknown::Missing)),
+        Just(AgentActivity::Unknown(AgentUnknown::Unreachable)),
+        (arb_opt_ts(), any::<bool>(), arb_ts()).prop_map(|(last_activity, busy, at)| {
+            let mut v = heartbeat(busy, None, "2026-03-27T00:00:00Z");
+            v.last_activity = last_activity;
+            v.at = at;
+            AgentActivity::Seen(v)
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn agent_busy_is_never_stopped_and_unknown_never_idles(mut o in arb_obs(), agent in arb_agent(), mem in arb_memory(), now in arb_ts(), hold in any::<bool>()) {
+        o.agent = agent;
+        let p = agent_office(if hold { "unknown_activity = \"hold\"\n[[policy.event]]\ncron = \"*/20 * * * *\"\naction = \"stop\"" } else { "[[policy.event]]\ncron = \"*/20 * * * *\"\naction = \"stop\"" });
+        let d = decide(&p, &o, &mem, now);
+        let busy = matches!(&o.agent, AgentActivity::Seen(v) if v.busy);
+        let unknown = matches!(o.agent, AgentActivity::Unknown(_));
+        if busy || (unknown && hold) {
+            prop_assert!(!stops(&d.verdict), "{:?}", d.verdict);
+        }
+        if unknown {
+            prop_assert!(
+                !matches!(d.verdict, Verdict::Act(Planned { reason: Reason::Idle, .. })),
+                "{:?}", d.verdict
+            );
+        }
+    }
+}
