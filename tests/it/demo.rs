@@ -83,8 +83,13 @@ fn demo_logs_a_decision_not_to_act_when_it_changes_and_hourly() {
             })
             .count()
     };
+    // Issue 15: erin is held at 19:00, then busy by its agent from 19:15 (a change), and
+    // reminded an hour later.
     let erin = lines("ci-erin", "not acting");
-    assert!((1..=2).contains(&erin), "{erin} lines:\n{stderr}");
+    assert!((1..=3).contains(&erin), "{erin} lines:\n{stderr}");
+    // Busy by its agent from 19:00 to 19:35.
+    let grace = lines("gpu-grace", "not acting");
+    assert!((1..=2).contains(&grace), "{grace} lines:\n{stderr}");
     let carol = lines("gpu-carol", "not acting");
     assert!((1..=3).contains(&carol), "{carol} lines:\n{stderr}");
     let all = stderr
