@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: check fmt fmt-check lint test test-rust test-python python-deps build release demo test-prometheus bench packaging deb deny
+.PHONY: check fmt fmt-check lint test test-rust test-python python-deps azurite-deps build release demo test-prometheus bench packaging deb deny
 
 check: fmt-check lint test
 
@@ -18,7 +18,8 @@ lint:
 test: test-rust test-python
 
 # The whole workspace: lightsout and crates/azure-ml-emulator (its unit tests live there).
-test-rust:
+# The blob tests run real Azurite (tests/azurite, pinned by its package-lock.json).
+test-rust: azurite-deps
 	$(CARGO) test --workspace --locked
 
 # Microsoft's own Python SDK against the emulator, over HTTPS.
@@ -27,6 +28,10 @@ test-python: python-deps build
 
 python-deps:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+# Azurite, Microsoft's Azure Storage emulator, for the blob tests (Node.js and npm needed).
+azurite-deps:
+	npm ci --prefix tests/azurite --no-audit --no-fund
 
 build:
 	$(CARGO) build --locked

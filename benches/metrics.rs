@@ -53,6 +53,7 @@ fn main() {
             native_drift: Vec::new(),
             stopped_by: None,
             invalid_hold: None,
+            agent: None,
         });
         if i % 50 == 0 {
             report.actions.push(ActionTaken {

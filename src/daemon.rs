@@ -13,6 +13,7 @@ pub mod accountant;
 pub mod actuate;
 pub mod connect;
 pub mod exporter;
+pub mod heartbeats;
 pub mod hook;
 pub mod http;
 pub mod logmemo;
@@ -105,6 +106,14 @@ pub struct Daemon {
     last_observed: BTreeMap<String, Timestamp>,
     /// What it said last about each workspace and instance.
     said: PassLog,
+    /// The agents' heartbeat readers (`[agent]`); `None` without it, or when they could not
+    /// be built (then the agent's view is unknown, never idle).
+    heartbeats: Option<heartbeats::Heartbeats>,
+    /// Ignored heartbeats already said (once per workspace and reason), and unreachable
+    /// accounts (again when the error changes).
+    said_ignored: logmemo::LogMemo<(String, String)>,
+    /// Snoozes already said (each new or changed snooze once).
+    said_snooze: logmemo::LogMemo<InstanceKey>,
 }
 
 impl Daemon {
@@ -120,6 +129,7 @@ impl Daemon {
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let actuator = Actuator::new(client.clone(), cfg.daemon.max_concurrent_actions);
         let started = clock.now();
+        let heartbeats = build_heartbeats(&cfg);
         Ok(Daemon {
             policies: Arc::new(cfg.policies.clone()),
             cfg: Arc::new(cfg),
@@ -138,7 +148,15 @@ impl Daemon {
             pruned_at: None,
             last_observed: BTreeMap::new(),
             said: PassLog::default(),
+            heartbeats,
+            said_ignored: logmemo::LogMemo::new(None),
+            said_snooze: logmemo::LogMemo::new(None),
         })
+    }
+
+    /// Replace the heartbeat readers (tests and `simulate` bring their own).
+    pub fn set_heartbeats(&mut self, heartbeats: Option<heartbeats::Heartbeats>) {
+        self.heartbeats = heartbeats;
     }
 
     /// The shared status (for the HTTP server).
@@ -166,6 +184,8 @@ impl Daemon {
             self.actuator = Actuator::new(self.client.clone(), cfg.daemon.max_concurrent_actions);
         }
         self.policies = Arc::new(cfg.policies.clone());
+        // `[agent]`, the accounts or the credential may have changed: built again.
+        self.heartbeats = build_heartbeats(&cfg);
         self.cfg = Arc::new(cfg);
     }
 
@@ -174,12 +194,29 @@ impl Daemon {
         let began = tokio::time::Instant::now();
         self.drain_ended();
         let mut snapshots = observe(&self.client, &self.cfg.workspaces, &self.policies).await;
+        let agent = self.read_heartbeats(&mut snapshots).await;
         // Decide at the instant after observing: a pass woken for a boundary must see it.
         let now = self.clock.now();
         if let Some(hook) = self.hook.as_mut() {
             hook.observed(&self.cfg, &mut snapshots, now);
         }
-        let plan = self.plan(&snapshots, now);
+        let mut plan = self.plan(&snapshots, now);
+        for row in &mut plan.rows {
+            let key = InstanceKey::new(&row.workspace, &row.instance);
+            if let (Some(view), Some(at)) = (row.agent.as_mut(), agent.stale_at.get(&key)) {
+                view.set_stale_at(*at, now);
+            }
+            // A snooze asked on the instance is a hold nobody asked Azure for: it is said
+            // when first seen (and when it changes), with who asked and why.
+            if let Some(snooze) = row.agent.as_ref().and_then(|a| a.snooze.as_ref()) {
+                let what = format!("{} {:?} {:?}", snooze.asked_until, snooze.by, snooze.reason);
+                if self.said_snooze.due(&key, &what, now).is_some() {
+                    tracing::info!(instance = %key, until = %snooze.until, asked_until = %snooze.asked_until,
+                        by = snooze.by.as_deref().unwrap_or("-"), reason = snooze.reason.as_deref().unwrap_or("-"),
+                        "snooze from the instance seen: its stops are held until then");
+                }
+            }
+        }
         for snap in &snapshots {
             match &snap.instances {
                 Err(e) => self.said.blind(&snap.alias, e, now),
@@ -215,6 +252,7 @@ impl Daemon {
             .collect();
         let mut report = PassReport {
             at: Some(now),
+            agent: self.agent_report(agent, now),
             ..PassReport::default()
         };
         self.account_workspaces(&observed_ok, now, &mut report);
@@ -240,6 +278,83 @@ impl Daemon {
         }
         // After the hook: its cost accounting is a write too.
         self.status.set_store_failing(!self.store.writable());
+        report
+    }
+
+    /// The agents' heartbeats of every workspace that needs them, listed at the instant
+    /// after observing ARM. Without readers (they could not be built), every instance
+    /// that needs the agent is unknown: never idle.
+    async fn read_heartbeats(&self, snapshots: &mut [WorkspaceSnapshot]) -> heartbeats::AgentPass {
+        if self.cfg.agent.is_none() {
+            return heartbeats::AgentPass::default();
+        }
+        let Some(readers) = &self.heartbeats else {
+            for snap in snapshots.iter_mut() {
+                if let Ok(instances) = &mut snap.instances {
+                    for obs in instances.iter_mut() {
+                        if heartbeats::wants_agent(obs, &self.policies) {
+                            obs.agent = crate::engine::model::AgentActivity::Unknown(
+                                crate::engine::model::AgentUnknown::Unreachable,
+                            );
+                        }
+                    }
+                }
+            }
+            return heartbeats::AgentPass::default();
+        };
+        let now = self.clock.now();
+        readers
+            .read(snapshots, &self.cfg.workspaces, &self.policies, now)
+            .await
+    }
+
+    /// Counts for the metrics; ignored blobs and unreachable accounts said in the log
+    /// (ignored blobs once per workspace and reason, an account when its error changes).
+    fn agent_report(
+        &mut self,
+        agent: heartbeats::AgentPass,
+        now: Timestamp,
+    ) -> crate::engine::report::AgentReport {
+        let mut report = crate::engine::report::AgentReport {
+            lists: agent.lists,
+            requests: agent.requests,
+            ..Default::default()
+        };
+        for (alias, error) in &agent.unreachable {
+            if self
+                .said_ignored
+                .due(&(alias.clone(), String::new()), error, now)
+                .is_some()
+            {
+                tracing::warn!(workspace = %alias, error = %error,
+                    "cannot list the agents' heartbeats; their activity is unknown this pass (never idle)");
+            }
+        }
+        let mut examples: BTreeMap<(String, &'static str), Vec<String>> = BTreeMap::new();
+        for ignored in agent.ignored {
+            *report
+                .ignored
+                .entry((ignored.workspace.clone(), ignored.reason))
+                .or_default() += 1;
+            let list = examples
+                .entry((ignored.workspace, ignored.reason))
+                .or_default();
+            if list.len() < 3 {
+                list.push(crate::engine::text::display_text(&ignored.blob, 200));
+            }
+        }
+        // Said once per workspace and reason (a fleet may have thousands); counted always.
+        for ((workspace, reason), blobs) in examples {
+            let count = report.ignored.get(&(workspace.clone(), reason)).copied();
+            if self
+                .said_ignored
+                .due(&(workspace.clone(), reason.to_owned()), "", now)
+                .is_some()
+            {
+                tracing::info!(workspace = %workspace, reason, count, examples = %blobs.join(", "),
+                    "heartbeats ignored (counted in lightsout_agent_heartbeats_ignored_total; said once per workspace and reason)");
+            }
+        }
         report
     }
 
@@ -678,6 +793,19 @@ impl Daemon {
         self.drain_ended();
         self.followers.abort_all();
         tracing::info!("stopped; pending operations will be confirmed at the next start");
+    }
+}
+
+/// The heartbeat readers of `cfg` (see [`connect::heartbeats`]); a failure is logged and
+/// leaves none, so the agent's view is unknown rather than missing.
+fn build_heartbeats(cfg: &Config) -> Option<heartbeats::Heartbeats> {
+    match connect::heartbeats(cfg) {
+        Ok(readers) => readers,
+        Err(e) => {
+            tracing::error!(error = %crate::engine::text::chain(&e),
+                "cannot set up reading the agents' heartbeats; their activity is unknown (never idle)");
+            None
+        }
     }
 }
 

@@ -3,11 +3,13 @@
 //! The only place the process environment is read for credentials (`AZURE_*`), so the
 //! rest of the code receives a ready [`ArmClient`].
 
+use crate::azure::blob::{BlobClient, BlobError};
 use crate::azure::{
     ArmClient, ArmClientConfig, ArmEndpoint, AuthError, AzureError, HttpTimeouts, build_credential,
     build_http_client,
 };
-use crate::engine::config::AzureSettings;
+use crate::daemon::heartbeats::Heartbeats;
+use crate::engine::config::{AzureSettings, Config};
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +20,8 @@ pub enum ConnectError {
     Endpoint(#[source] AzureError),
     #[error("the emulator's first principal has no client secret")]
     NoSecret,
+    #[error("cannot set up the heartbeat storage client")]
+    Storage(#[source] BlobError),
 }
 
 /// A client for the ARM endpoint of `settings`, authenticated as they say, with
@@ -51,4 +55,44 @@ pub fn arm_client_with_env(
     let http = crate::azure::jupyter::build_client(settings.ca_file.as_deref(), loopback)
         .map_err(ConnectError::Auth)?;
     Ok(client.with_jupyter(crate::azure::jupyter::JupyterAccess { http, scope }))
+}
+
+/// The heartbeat readers of `[agent]`: one Blob Storage client per distinct account, with
+/// the daemon's own credential (asked for the storage scope) and the same trusted CAs as
+/// the ARM client. `None` without `[agent]`.
+pub fn heartbeats(cfg: &Config) -> Result<Option<Heartbeats>, ConnectError> {
+    heartbeats_with_env(cfg, &|name: &str| std::env::var(name).ok())
+}
+
+/// [`heartbeats`] with the environment given.
+pub fn heartbeats_with_env(
+    cfg: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Heartbeats>, ConnectError> {
+    let Some(agent) = &cfg.agent else {
+        return Ok(None);
+    };
+    let http = build_http_client(cfg.azure.ca_file.as_deref(), HttpTimeouts::default())
+        .map_err(ConnectError::Auth)?;
+    let credential =
+        build_credential(&cfg.azure.auth(), http.clone(), env).map_err(ConnectError::Auth)?;
+    let mut clients = std::collections::BTreeMap::new();
+    for account in cfg
+        .workspaces
+        .iter()
+        .filter_map(|w| w.agent_account.as_ref())
+    {
+        if clients.contains_key(account.as_str()) {
+            continue;
+        }
+        let client = BlobClient::new(
+            http.clone(),
+            account.clone(),
+            &agent.container,
+            credential.clone(),
+        )
+        .map_err(ConnectError::Storage)?;
+        clients.insert(account.as_str().to_owned(), client);
+    }
+    Ok(Some(Heartbeats::new(agent.clone(), clients)))
 }

@@ -20,10 +20,4 @@ pub trait PassHook: Send {
     /// its emulated instances' agents report in process, not through heartbeat blobs. A
     /// real run's hooks leave the observations alone.
     fn observed(&mut self, _cfg: &Config, _snapshots: &mut [WorkspaceSnapshot], _now: Timestamp) {}
-
-    /// Whether [`PassHook::observed`] supplies the on-instance agents' verdicts, so the
-    /// daemon must not read heartbeat blobs itself (there is no storage account to read).
-    fn supplies_agent(&self) -> bool {
-        false
-    }
 }

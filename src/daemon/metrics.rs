@@ -100,6 +100,18 @@ pub struct Metrics {
     pub price_requests: IntCounterVec,
     /// `lightsout_state_errors_total{kind}`.
     pub state_errors: IntCounterVec,
+    /// `lightsout_agent_heartbeats_ignored_total{workspace,reason}`.
+    pub agent_ignored: IntCounterVec,
+    /// `lightsout_agent_heartbeat_lists_total{workspace,outcome}`: List Blobs operations.
+    pub agent_lists: IntCounterVec,
+    /// `lightsout_storage_requests_total{account}`: HTTP requests to storage accounts.
+    pub storage_requests: IntCounterVec,
+    /// `lightsout_agent_heartbeat_age_seconds{workspace,instance}`.
+    pub agent_age: prometheus::GaugeVec,
+    /// `lightsout_agent_heartbeats{workspace,state}`: instances asked, by heartbeat state.
+    pub agent_states: IntGaugeVec,
+    /// `lightsout_instance_busy{workspace,instance,reason}`.
+    pub instance_busy: IntGaugeVec,
     states: Mutex<BTreeSet<(String, String)>>,
     /// Workspaces with `workspace_up` series (a workspace dropped from the config loses them).
     workspaces: Mutex<BTreeSet<String>>,
@@ -222,6 +234,38 @@ impl Metrics {
                 "Failed writes (intents, outcomes, memory, cost accounting) and reads of the state database, by error kind.",
                 &["kind"]
             )),
+            agent_ignored: reg!(ic(
+                "lightsout_agent_heartbeats_ignored_total",
+                "Heartbeat blobs ignored by reason (bad_name, too_large, no_verdict, bad_verdict, from_the_future, not_governed), counted at every pass that lists them.",
+                &["workspace", "reason"]
+            )),
+            agent_lists: reg!(ic(
+                "lightsout_agent_heartbeat_lists_total",
+                "Listings of a workspace's heartbeats (one List Blobs per workspace and pass, following its pages), by outcome (ok, error, timeout).",
+                &["workspace", "outcome"]
+            )),
+            storage_requests: reg!(ic(
+                "lightsout_storage_requests_total",
+                "HTTP requests to Azure Storage accounts (List Blobs pages of 5,000 heartbeats), by account host.",
+                &["account"]
+            )),
+            agent_age: reg!(prometheus::GaugeVec::new(
+                opts(
+                    "lightsout_agent_heartbeat_age_seconds",
+                    "Age of the agent's latest heartbeat of a running instance whose policy counts the agent, in seconds (absent while none was read)."
+                ),
+                &["workspace", "instance"]
+            )),
+            agent_states: reg!(ig(
+                "lightsout_agent_heartbeats",
+                "Running instances whose policy counts the agent, by heartbeat state (seen, missing, stale, rejected, unreachable), at the latest pass.",
+                &["workspace", "state"]
+            )),
+            instance_busy: reg!(ig(
+                "lightsout_instance_busy",
+                "1 per reason a running instance is busy at the latest pass (the agent's reasons; job: an Azure ML job).",
+                &["workspace", "instance", "reason"]
+            )),
             states: Mutex::new(BTreeSet::new()),
             workspaces: Mutex::new(BTreeSet::new()),
             last_size: AtomicUsize::new(0),
@@ -324,6 +368,54 @@ impl Metrics {
                 .count() as i64,
         );
         self.record_instances(report, costs);
+        self.record_agent(report);
+    }
+
+    /// The agent's series: counters added, gauges set afresh from the pass (an instance no
+    /// longer running or asked loses its series).
+    fn record_agent(&self, report: &PassReport) {
+        for ((ws, reason), n) in &report.agent.ignored {
+            self.agent_ignored
+                .with_label_values(&[ws.as_str(), reason])
+                .inc_by(*n);
+        }
+        for (ws, outcome) in &report.agent.lists {
+            self.agent_lists
+                .with_label_values(&[ws.as_str(), outcome])
+                .inc();
+        }
+        for (account, n) in &report.agent.requests {
+            self.storage_requests
+                .with_label_values(&[account.as_str()])
+                .inc_by(*n);
+        }
+        self.agent_age.reset();
+        self.agent_states.reset();
+        self.instance_busy.reset();
+        for row in report.rows.iter() {
+            let (ws, name) = (row.workspace.as_str(), row.instance.as_str());
+            if row.state == InstanceState::JobRunning.as_str() {
+                self.instance_busy
+                    .with_label_values(&[ws, name, "job"])
+                    .set(1);
+            }
+            let Some(agent) = &row.agent else { continue };
+            self.agent_states
+                .with_label_values(&[ws, agent.heartbeat])
+                .inc();
+            if let Some(age) = agent.heartbeat_age_seconds {
+                self.agent_age
+                    .with_label_values(&[ws, name])
+                    .set(age as f64);
+            }
+            if agent.busy == Some(true) {
+                for reason in &agent.reasons {
+                    self.instance_busy
+                        .with_label_values(&[ws, name, reason.as_str()])
+                        .set(1);
+                }
+            }
+        }
     }
 
     /// Whether each configured workspace was observed, and when it last was.
@@ -430,6 +522,7 @@ mod tests {
             native_drift: Vec::new(),
             stopped_by: None,
             invalid_hold: None,
+            agent: None,
         }
     }
 
@@ -539,6 +632,70 @@ mod tests {
         assert!(m.render().unwrap().contains("lightsout_invalid_holds 1"));
         m.record_pass(&PassReport::default(), &CostView::default(), 0.0);
         assert!(m.render().unwrap().contains("lightsout_invalid_holds 0"));
+    }
+
+    #[test]
+    fn agent_series_follow_the_pass() {
+        use crate::engine::heartbeat::BusyReason;
+        use crate::engine::plan::AgentView;
+        let m = Metrics::new("test").unwrap();
+        let mut a = row("lab", "ci-a", "Running", None);
+        a.agent = Some(AgentView {
+            heartbeat: "seen",
+            busy: Some(true),
+            reasons: vec![BusyReason::Cpu, BusyReason::Gpu],
+            last_activity: None,
+            heartbeat_at: None,
+            heartbeat_age_seconds: Some(42),
+            snooze: None,
+        });
+        let mut b = row("lab", "ci-b", "Running", None);
+        b.agent = Some(AgentView {
+            heartbeat: "missing",
+            busy: None,
+            reasons: Vec::new(),
+            last_activity: None,
+            heartbeat_at: None,
+            heartbeat_age_seconds: None,
+            snooze: None,
+        });
+        let job = row("lab", "ci-job", "JobRunning", None);
+        let mut report = PassReport {
+            rows: vec![a, b, job].into(),
+            ..PassReport::default()
+        };
+        report
+            .agent
+            .ignored
+            .insert(("lab".into(), "not_governed"), 3);
+        report.agent.lists.push(("lab".into(), "ok"));
+        report
+            .agent
+            .requests
+            .insert("acct.blob.core.windows.net".into(), 2);
+        m.record_pass(&report, &CostView::default(), 0.0);
+        m.record_pass(&report, &CostView::default(), 0.0);
+        let text = m.render().unwrap();
+        for want in [
+            r#"lightsout_agent_heartbeat_age_seconds{instance="ci-a",workspace="lab"} 42"#,
+            r#"lightsout_instance_busy{instance="ci-a",reason="cpu",workspace="lab"} 1"#,
+            r#"lightsout_instance_busy{instance="ci-a",reason="gpu",workspace="lab"} 1"#,
+            r#"lightsout_instance_busy{instance="ci-job",reason="job",workspace="lab"} 1"#,
+            r#"lightsout_agent_heartbeats{state="missing",workspace="lab"} 1"#,
+            r#"lightsout_agent_heartbeats{state="seen",workspace="lab"} 1"#,
+            r#"lightsout_agent_heartbeats_ignored_total{reason="not_governed",workspace="lab"} 6"#,
+            r#"lightsout_agent_heartbeat_lists_total{outcome="ok",workspace="lab"} 2"#,
+            r#"lightsout_storage_requests_total{account="acct.blob.core.windows.net"} 4"#,
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        m.record_pass(&PassReport::default(), &CostView::default(), 0.0);
+        let text = m.render().unwrap();
+        assert!(!text.contains("lightsout_instance_busy{"), "{text}");
+        assert!(
+            !text.contains("lightsout_agent_heartbeat_age_seconds{"),
+            "{text}"
+        );
     }
 
     #[test]

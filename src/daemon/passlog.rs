@@ -76,13 +76,18 @@ impl PassLog {
                 reason = row.invalid_hold.as_deref().unwrap_or_default(),
                 "unreadable hold tag: the instance is held (said once per value)");
         }
-        self.decision(d, dry_run, now);
+        // The agent's evidence, with the decision it led to (the audit row has the reason).
+        let agent = row
+            .agent
+            .as_ref()
+            .map(crate::engine::plan::AgentView::summary);
+        self.decision(d, agent.as_deref().unwrap_or("-"), dry_run, now);
         self.native(d, dry_run, now);
     }
 
     /// Log the decision: an action always; a decision not to act when it changes, and at
     /// most hourly while it holds (it used to be every pass).
-    fn decision(&mut self, d: &Decided, dry_run: bool, now: Timestamp) {
+    fn decision(&mut self, d: &Decided, agent: &str, dry_run: bool, now: Timestamp) {
         let key = &d.key;
         let (workspace, instance, state) = (&key.workspace, &key.instance, &d.state);
         let policy = d.policy.as_deref().unwrap_or("-");
@@ -92,7 +97,7 @@ impl PassLog {
                 tracing::info!(
                     workspace = %workspace, instance = %instance, state = %state, policy,
                     action = %p.action, reason = %p.reason, catch_up = p.catch_up,
-                    dry_run, "acting"
+                    agent, dry_run, "acting"
                 );
             }
             Verdict::Skip { planned, why } => {
@@ -106,7 +111,7 @@ impl PassLog {
                     Some(due) => tracing::info!(
                         workspace = %workspace, instance = %instance, state = %state, policy,
                         action = %planned.action, reason = %planned.reason, skipped = why.as_str(),
-                        reminder = due.is_reminder(), "not acting"
+                        agent, reminder = due.is_reminder(), "not acting"
                     ),
                     None => tracing::debug!(
                         workspace = %workspace, instance = %instance, skipped = why.as_str(), "still not acting"

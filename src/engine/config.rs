@@ -14,7 +14,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use validate::{
-    AzureSettings, Config, DaemonSettings, HttpSettings, PriceSource, PricingSettings, Workspace,
+    AgentSettings, AzureSettings, Config, DaemonSettings, HttpSettings, PriceSource,
+    PricingSettings, Workspace,
 };
 
 /// Where the config comes from when neither `--config` nor `$LIGHTSOUT_CONFIG` is given.

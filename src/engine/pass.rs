@@ -258,6 +258,12 @@ impl InstanceCtx<'_, '_> {
         let mut d = engine.decide(obs, &before);
         let native = self.plan_native(&mut d);
         let mut row = PlanRow::new(obs, &d);
+        let max_snooze = d
+            .policy
+            .as_ref()
+            .and_then(|name| self.input.cfg.policies.iter().find(|p| &p.name == name))
+            .map_or(crate::engine::policy::DEFAULT_MAX_SNOOZE, |p| p.max_snooze);
+        row.agent = crate::engine::plan::AgentView::new(&obs.agent, max_snooze, self.input.now);
         row.native_drift = native.drift.iter().map(ToString::to_string).collect();
         plan.rows.push(row);
         for (actions, outcome, error) in [

@@ -5,7 +5,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::engine::decide::{Decision, NextChange, Verdict};
-use crate::engine::model::InstanceObservation;
+use crate::engine::heartbeat::BusyReason;
+use crate::engine::model::{AgentActivity, AgentUnknown, InstanceObservation};
 
 /// One instance's decision, flattened for display.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,6 +39,131 @@ pub struct PlanRow {
     /// stop shows skip `invalid_hold`); absent when there is no tag or it reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid_hold: Option<String>,
+    /// What the on-instance agent's heartbeat said, when the policy counts the agent and
+    /// the instance runs; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentView>,
+}
+
+/// The agent's view of one instance as `plan` and `/v1/status` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentView {
+    /// `seen`, or why unknown: `missing`, `stale`, `rejected`, `unreachable`.
+    pub heartbeat: &'static str,
+    /// The agent's verdict (only when seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<BusyReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<Timestamp>,
+    /// When the agent observed (seen or stale).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_seconds: Option<i64>,
+    /// A snooze in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snooze: Option<SnoozeView>,
+}
+
+/// A snooze in force, as the daemon honours it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnoozeView {
+    /// Until when it holds: what was asked, bounded by the policy's `max_snooze`.
+    pub until: Timestamp,
+    /// What the user asked for.
+    pub asked_until: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+impl AgentView {
+    /// The view of `activity` at `now` under `max_snooze`; `None` when not observed.
+    pub fn new(
+        activity: &AgentActivity,
+        max_snooze: std::time::Duration,
+        now: Timestamp,
+    ) -> Option<AgentView> {
+        let unknown = |heartbeat| AgentView {
+            heartbeat,
+            busy: None,
+            reasons: Vec::new(),
+            last_activity: None,
+            heartbeat_at: None,
+            heartbeat_age_seconds: None,
+            snooze: None,
+        };
+        Some(match activity {
+            AgentActivity::NotObserved => return None,
+            AgentActivity::Unknown(why) => unknown(match why {
+                AgentUnknown::Missing => "missing",
+                AgentUnknown::Stale => "stale",
+                AgentUnknown::Rejected => "rejected",
+                AgentUnknown::Unreachable => "unreachable",
+            }),
+            AgentActivity::Seen(v) => AgentView {
+                heartbeat: "seen",
+                busy: Some(v.busy),
+                reasons: v.reasons.clone(),
+                last_activity: v.last_activity,
+                heartbeat_at: Some(v.at),
+                heartbeat_age_seconds: Some(now.duration_since(v.at).as_secs().max(0)),
+                snooze: v.snooze.as_ref().and_then(|s| {
+                    let until = s.effective_until(max_snooze);
+                    (until > now).then(|| SnoozeView {
+                        until,
+                        asked_until: s.until,
+                        reason: s
+                            .reason
+                            .as_deref()
+                            .map(|r| crate::engine::text::display_text(r, 200)),
+                        by: s
+                            .by
+                            .as_deref()
+                            .map(|b| crate::engine::text::display_text(b, 64)),
+                    })
+                }),
+            },
+        })
+    }
+
+    /// A stale heartbeat's time (known to the reader, not to the decision).
+    pub fn set_stale_at(&mut self, at: Timestamp, now: Timestamp) {
+        self.heartbeat_at = Some(at);
+        self.heartbeat_age_seconds = Some(now.duration_since(at).as_secs().max(0));
+    }
+
+    /// One line for `plan`'s text output: `busy (cpu, terminal_input), heartbeat 40s ago`,
+    /// `idle since 09:12:00Z, heartbeat 20s ago`, `heartbeat missing`, `snoozed until …`.
+    pub fn summary(&self) -> String {
+        let mut out = match (self.heartbeat, self.busy) {
+            ("seen", Some(true)) => {
+                let reasons: Vec<&str> = self.reasons.iter().map(|r| r.as_str()).collect();
+                format!("busy ({})", reasons.join(", "))
+            }
+            ("seen", _) => match self.last_activity {
+                Some(t) => format!("idle since {t}"),
+                None => "no activity since the agent started".to_owned(),
+            },
+            (why, _) => format!("heartbeat {why}"),
+        };
+        if let Some(age) = self.heartbeat_age_seconds {
+            out.push_str(&format!(", heartbeat {} ago", short_duration(age)));
+        }
+        if let Some(s) = &self.snooze {
+            out.push_str(&format!(", snoozed until {}", s.until));
+            if let Some(by) = &s.by {
+                out.push_str(&format!(" by {by}"));
+            }
+            if let Some(reason) = &s.reason {
+                out.push_str(&format!(" ({reason})"));
+            }
+        }
+        out
+    }
 }
 
 impl PlanRow {
@@ -87,6 +213,7 @@ impl PlanRow {
             native_drift: Vec::new(),
             stopped_by: stopped_by(obs),
             invalid_hold: (!obs.excluded()).then(|| obs.invalid_hold()).flatten(),
+            agent: None,
         }
     }
 }

@@ -70,6 +70,20 @@ pub struct PassReport {
     pub next_wake: Option<Timestamp>,
     /// How long the pass took (monotonic clock), for the pass-duration histogram.
     pub duration: Duration,
+    /// What reading the agents' heartbeats did (empty without `[agent]`).
+    pub agent: AgentReport,
+}
+
+/// The heartbeat side of a pass, for the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentReport {
+    /// Heartbeat blobs ignored, per workspace alias and reason (a `heartbeat::Rejected`
+    /// label or `not_governed`).
+    pub ignored: std::collections::BTreeMap<(String, &'static str), u64>,
+    /// List Blobs operations, per workspace alias and outcome (`ok`, `error`, `timeout`).
+    pub lists: Vec<(String, &'static str)>,
+    /// HTTP requests sent to each storage account (by host) during the pass.
+    pub requests: std::collections::BTreeMap<String, u64>,
 }
 
 /// One configured workspace as a pass saw it.

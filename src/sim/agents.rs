@@ -65,10 +65,15 @@ impl<H: PassHook> PassHook for WithAgents<H> {
             .collect();
         fill(cfg, snapshots, &views, now);
     }
+}
 
-    fn supplies_agent(&self) -> bool {
-        true
-    }
+/// The config the daemon runs with in process: without `[agent]`, so that it builds no
+/// heartbeat readers and never contacts the storage account the file names. The policies
+/// keep the agent signal the file gave them (resolved when it was read); [`WithAgents`]
+/// supplies the verdicts.
+pub fn without_storage(mut cfg: Config) -> Config {
+    cfg.agent = None;
+    cfg
 }
 
 /// Put each governed running instance's verdict into its observation. `views` is keyed
@@ -88,15 +93,7 @@ pub fn fill(
             continue;
         };
         for obs in instances.iter_mut() {
-            let governed = obs.state.is_running()
-                && crate::engine::policy::select(
-                    &cfg.policies,
-                    &obs.workspace,
-                    &obs.name,
-                    &obs.tags,
-                )
-                .is_some_and(|p| p.signals().agent);
-            if !governed {
+            if !crate::daemon::heartbeats::wants_agent(obs, &cfg.policies) {
                 continue;
             }
             let key = (azure_name.clone(), obs.name.to_ascii_lowercase());

@@ -252,7 +252,7 @@ async fn daemon_part(
     };
     let accountant = Accountant::load(&store)?;
     let mut daemon = Daemon::new(
-        cfg.clone(),
+        crate::sim::agents::without_storage(cfg.clone()),
         client,
         store,
         options,

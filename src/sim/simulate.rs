@@ -268,7 +268,7 @@ async fn run(
         follow_operations: false,
     };
     let mut daemon = Daemon::new(
-        cfg.clone(),
+        crate::sim::agents::without_storage(cfg.clone()),
         client,
         store,
         options,

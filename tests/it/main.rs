@@ -1,7 +1,10 @@
 //! The one integration-test binary: one module per area.
 #![expect(clippy::unwrap_used, reason = "test helpers may panic on bad fixtures")]
 
+mod agent_daemon; // issue 15: the daemon decides on agents' heartbeats in real Azurite
 mod architecture; // issue 14: no import circle among the modules of src/
+mod azurite_support; // spawning Azurite (blob storage emulator) with HTTPS and OAuth
+mod blob; // issue 15: the blob client against real Azurite, tokens from the emulator
 mod cli_ci; // `lightsout ci` (the binary) against the emulator binary
 mod client; // the ARM client against a small local fake
 mod conformance; // the emulator binary against the recorded real Azure answers

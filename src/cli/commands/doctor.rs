@@ -11,6 +11,7 @@ use crate::azure::{ArmClient, ArmClientConfig, AzureError, RetryPolicy};
 use crate::cli::ConfigArg;
 use crate::cli::doctor_rules::{self as doctor, Need, Verdict};
 use crate::daemon::connect;
+use crate::daemon::heartbeats::Heartbeats;
 use crate::daemon::observe::probe_jupyter_once;
 use crate::engine::config::auth::CredentialKind;
 use crate::engine::config::{self, AzureSettings, Workspace};
@@ -171,15 +172,29 @@ pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var("AZURE_CLIENT_ID").ok())
         .unwrap_or_else(|| "<object id of the identity>".to_owned());
+    let heartbeats = match connect::heartbeats(&cfg) {
+        Ok(h) => h,
+        Err(e) => {
+            list.line(
+                Mark::Fail,
+                &format!(
+                    "agent heartbeats: cannot set up the storage client: {}",
+                    crate::engine::text::chain(&e)
+                ),
+                Some("check [agent] account and [azure] ca_file"),
+            );
+            None
+        }
+    };
     for ws in &cfg.workspaces {
         check_workspace(
             &mut list,
             &client,
-            &cfg.azure,
+            &cfg,
             ws,
             &needs,
             &assignee,
-            &cfg.policies,
+            heartbeats.as_ref(),
         )
         .await;
     }
@@ -189,12 +204,13 @@ pub async fn doctor(arg: &ConfigArg) -> anyhow::Result<()> {
 async fn check_workspace(
     list: &mut Checklist,
     client: &ArmClient,
-    azure: &AzureSettings,
+    cfg: &config::Config,
     ws: &Workspace,
     needs: &[Need],
     assignee: &str,
-    policies: &[Policy],
+    heartbeats: Option<&Heartbeats>,
 ) {
+    let (azure, policies) = (&cfg.azure, cfg.policies.as_slice());
     let scope = ws.reference.arm_path();
     println!();
     println!("workspace {} ({})", ws.name, ws.reference);
@@ -279,6 +295,9 @@ async fn check_workspace(
                     None,
                 );
                 check_jupyter(list, client, ws, &computes, policies).await;
+                if let Some(h) = heartbeats {
+                    check_heartbeats(list, h, ws, &computes, policies, assignee).await;
+                }
             }
             Err(e) => {
                 let fix = arm_fix(&e, azure, &scope, assignee);
@@ -289,6 +308,94 @@ async fn check_workspace(
                 );
             }
         }
+    }
+}
+
+/// `[agent]`: whether the daemon can list the workspace's heartbeats (role Storage Blob
+/// Data Reader on the container), and which running instances that count the agent have
+/// no heartbeat at all (the agent is not installed, or cannot write).
+async fn check_heartbeats(
+    list: &mut Checklist,
+    heartbeats: &Heartbeats,
+    ws: &Workspace,
+    computes: &[ComputeResource],
+    policies: &[Policy],
+    assignee: &str,
+) {
+    let Some(client) = heartbeats.client_for(ws) else {
+        return;
+    };
+    let container = &heartbeats.settings().container;
+    let account = ws
+        .agent_account
+        .as_ref()
+        .and_then(|u| u.host_str())
+        .and_then(|h| h.split('.').next())
+        .unwrap_or("ACCOUNT");
+    let prefix = crate::engine::heartbeat::workspace_prefix(&ws.reference.workspace);
+    let listed = match client.list(&prefix).await {
+        Ok(listed) => {
+            list.line(
+                Mark::Ok,
+                &format!(
+                    "agent heartbeats: {} listed in {}",
+                    listed.len(),
+                    client.container_url()
+                ),
+                None,
+            );
+            listed
+        }
+        Err(e) => {
+            let fix = format!(
+                "grant the daemon's identity Storage Blob Data Reader on the container: \
+                 az role assignment create --assignee {assignee} --role \"Storage Blob Data Reader\" \
+                 --scope \"$(az storage account show --name {account} --query id -o tsv)/blobServices/default/containers/{container}\" \
+                 (see deploy/azure/README.md; a missing container is created by the first agent)"
+            );
+            list.line(
+                Mark::Fail,
+                &format!(
+                    "agent heartbeats: cannot list {}: {}",
+                    client.container_url(),
+                    crate::engine::text::chain(&e)
+                ),
+                Some(&fix),
+            );
+            return;
+        }
+    };
+    let names: std::collections::BTreeSet<&str> = listed
+        .iter()
+        .filter_map(|b| b.name.strip_prefix(&prefix)?.strip_suffix(".json"))
+        .collect();
+    let silent: Vec<String> = computes
+        .iter()
+        .filter_map(|r| instance_observation(&ws.name, r))
+        .filter(|o| crate::daemon::heartbeats::wants_agent(o, policies))
+        .filter(|o| !names.contains(o.name.as_str()))
+        .map(|o| o.name)
+        .collect();
+    if silent.is_empty() {
+        list.line(
+            Mark::Ok,
+            "agent heartbeats: every running instance that counts the agent has one",
+            None,
+        );
+    } else {
+        list.line(
+            Mark::Warn,
+            &format!(
+                "agent heartbeats never arrived from {} running instance{}: {} (their activity is unknown, never idle)",
+                silent.len(),
+                if silent.len() == 1 { "" } else { "s" },
+                silent.join(", ")
+            ),
+            Some(
+                "install the agent on them (lightsout agent setup-script) and grant each instance's identity \
+                 Storage Blob Data Contributor on the container (docs/operations.md, \"The on-instance agent: daemon side\")",
+            ),
+        );
     }
 }
 

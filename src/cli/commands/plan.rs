@@ -48,7 +48,27 @@ pub async fn rows(
     clock: &dyn Clock,
 ) -> (Timestamp, Vec<PlanRow>, Vec<(String, String)>) {
     let policies = Arc::new(cfg.policies.clone());
-    let snapshots = observe::observe(client, &cfg.workspaces, &policies).await;
+    let mut snapshots = observe::observe(client, &cfg.workspaces, &policies).await;
+    let mut stale_at = BTreeMap::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    if cfg.agent.is_some() {
+        match connect::heartbeats(cfg) {
+            Ok(Some(readers)) => {
+                let read = readers
+                    .read(&mut snapshots, &cfg.workspaces, &policies, clock.now())
+                    .await;
+                stale_at = read.stale_at;
+                for (alias, error) in read.unreachable {
+                    failed.push((alias, format!("agents' heartbeats: {error}")));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => failed.push((
+                "(agent)".to_owned(),
+                format!("agents' heartbeats: {}", crate::engine::text::chain(&e)),
+            )),
+        }
+    }
     let now = clock.now();
     let (memory, pending) = match crate::daemon::store::Store::open_read_only(&cfg.daemon.state_dir)
     {
@@ -65,7 +85,7 @@ pub async fn rows(
             instances: s.instances.as_deref().ok(),
         })
         .collect();
-    let rows = plan_pass(&PassInput {
+    let mut rows = plan_pass(&PassInput {
         cfg,
         observed: &observed,
         memory: &memory,
@@ -75,7 +95,13 @@ pub async fn rows(
         dry_run: true,
     })
     .rows;
-    let failed = snapshots
+    for row in &mut rows {
+        let key = crate::engine::model::InstanceKey::new(&row.workspace, &row.instance);
+        if let (Some(view), Some(at)) = (row.agent.as_mut(), stale_at.get(&key)) {
+            view.set_stale_at(*at, now);
+        }
+    }
+    let unobserved: Vec<(String, String)> = snapshots
         .iter()
         .filter_map(|s| {
             s.instances
@@ -84,7 +110,12 @@ pub async fn rows(
                 .map(|e| (s.alias.clone(), crate::engine::text::chain(e)))
         })
         .collect();
-    (now, rows, failed)
+    // Heartbeats that could not be read are said, but do not fail the plan: the rows show
+    // the agent as unreachable (never idle).
+    for (alias, error) in failed {
+        eprintln!("warning: workspace {alias}: {error}");
+    }
+    (now, rows, unobserved)
 }
 
 fn table(rows: &[PlanRow], now: jiff::Timestamp) -> String {
@@ -132,6 +163,21 @@ fn table(rows: &[PlanRow], now: jiff::Timestamp) -> String {
         for r in drifting {
             for d in &r.native_drift {
                 out.push_str(&format!("{}/{}: {d}\n", r.workspace, r.instance));
+            }
+        }
+    }
+    // What the on-instance agents said, for the instances whose policy counts them.
+    let agents: Vec<&PlanRow> = rows.iter().filter(|r| r.agent.is_some()).collect();
+    if !agents.is_empty() {
+        out.push_str("\nAGENT\n");
+        for r in agents {
+            if let Some(a) = &r.agent {
+                out.push_str(&format!(
+                    "{}/{}: {}\n",
+                    r.workspace,
+                    r.instance,
+                    a.summary()
+                ));
             }
         }
     }

@@ -73,6 +73,7 @@ fn row(instance: &str, state: &str, idle_seconds: Option<i64>) -> PlanRow {
         native_drift: Vec::new(),
         stopped_by: None,
         invalid_hold: None,
+        agent: None,
     }
 }
 

@@ -2175,4 +2175,35 @@ signals = ["arm"]
             "{m:?}"
         );
     }
+
+    #[test]
+    fn example_agent_section_validates_when_uncommented() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lightsout.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let keys = [
+            "[agent]",
+            "account =",
+            "container =",
+            "interval =",
+            "staleness =",
+            "agent_account =",
+        ];
+        let text: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if keys.iter().any(|k| rest.starts_with(k)) => format!("{rest}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        assert!(text.contains("\n[agent]\n"), "{text}");
+        let (cfg, warnings) = from_str(&text).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        let agent = cfg.agent.expect("agent");
+        assert_eq!(agent.staleness, Duration::from_secs(180));
+        assert_eq!(
+            cfg.workspaces[0].agent_account.as_ref().map(Url::as_str),
+            Some("https://mlwresearch123.blob.core.windows.net/")
+        );
+        assert_eq!(cfg.policies[0].max_snooze, Duration::from_secs(12 * 3600));
+    }
 }

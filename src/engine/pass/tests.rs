@@ -637,3 +637,90 @@ proptest! {
         }
     }
 }
+
+/// The agent's view reaches the rows: what it said, how old, and a snooze as the policy's
+/// `max_snooze` bounds it; a snoozed instance is not stopped at closing time.
+#[test]
+fn rows_carry_the_agents_view_and_a_snooze_holds_the_stop() {
+    use crate::engine::heartbeat::{BusyReason, Snooze, VERDICT_VERSION, Verdict};
+    use crate::engine::model::{AgentActivity, AgentUnknown};
+    let cfg = config(&format!(
+        "[agent]\naccount = \"mlwstorage\"\n{}",
+        OFFICE
+            .replace("signals = [\"arm\", \"jupyter\"]\n", "")
+            .replace(
+                "catch_up = \"1h\"\n",
+                "catch_up = \"1h\"\nmax_snooze = \"2h\"\n"
+            )
+    ));
+    let mem = known();
+    let mut snoozed = alice(InstanceState::Running);
+    snoozed.agent = AgentActivity::Seen(Verdict {
+        v: VERDICT_VERSION,
+        instance: "ci-alice".into(),
+        at: ts("2026-03-27T17:59:30Z"),
+        busy: false,
+        reasons: Vec::new(),
+        last_activity: Some(ts("2026-03-27T17:00:00Z")),
+        interval_secs: 60,
+        snooze: Some(Snooze {
+            at: ts("2026-03-27T17:00:00Z"),
+            until: ts("2026-03-28T17:00:00Z"),
+            reason: Some("demo\nrun".into()),
+            by: Some("azureuser".into()),
+        }),
+    });
+    let mut busy = obs("ci-bob", InstanceState::Running);
+    busy.agent = AgentActivity::Seen(Verdict {
+        v: VERDICT_VERSION,
+        instance: "ci-bob".into(),
+        at: ts("2026-03-27T17:59:00Z"),
+        busy: true,
+        reasons: vec![BusyReason::Gpu],
+        last_activity: None,
+        interval_secs: 60,
+        snooze: None,
+    });
+    let mut missing = obs("ci-carol", InstanceState::Running);
+    missing.agent = AgentActivity::Unknown(AgentUnknown::Missing);
+    let plan = pass(&cfg, &mem).run(&[snoozed, busy, missing], "2026-03-27T18:00:00.500Z");
+    // Only the instance whose agent is unknown is stopped at closing time
+    // (unknown_activity = "proceed"); the snoozed and the busy one are held.
+    let stopped: Vec<&str> = plan
+        .requests
+        .iter()
+        .map(|r| r.key.instance.as_str())
+        .collect();
+    assert_eq!(stopped, ["ci-carol"]);
+    let a = plan.rows[0].agent.as_ref().expect("agent view");
+    assert_eq!(plan.rows[0].skip, Some("snoozed"));
+    assert_eq!(a.heartbeat, "seen");
+    assert_eq!(a.heartbeat_age_seconds, Some(30));
+    let s = a.snooze.as_ref().expect("snooze");
+    assert_eq!(s.until, ts("2026-03-27T19:00:00Z"));
+    assert_eq!(s.asked_until, ts("2026-03-28T17:00:00Z"));
+    assert_eq!(s.reason.as_deref(), Some("demo\\nrun"));
+    assert_eq!(plan.rows[1].skip, Some("busy"));
+    assert_eq!(
+        plan.rows[1].agent.as_ref().map(|a| a.summary()),
+        Some("busy (gpu), heartbeat 1m ago".to_owned())
+    );
+    let c = plan.rows[2].agent.as_ref().expect("agent view");
+    assert_eq!(c.heartbeat, "missing");
+    assert_eq!(c.summary(), "heartbeat missing");
+    // The snooze ends at max_snooze: the held closing transition is carried out then.
+    let mem = after(&mem, &plan);
+    let mut later = alice(InstanceState::Running);
+    later.agent = AgentActivity::Seen(Verdict {
+        v: VERDICT_VERSION,
+        instance: "ci-alice".into(),
+        at: ts("2026-03-27T19:00:00Z"),
+        busy: false,
+        reasons: Vec::new(),
+        last_activity: Some(ts("2026-03-27T17:00:00Z")),
+        interval_secs: 60,
+        snooze: None,
+    });
+    let plan = pass(&cfg, &mem).run(&[later], "2026-03-27T19:00:01Z");
+    assert_eq!(plan.requests.len(), 1, "{:?}", plan.rows);
+}
