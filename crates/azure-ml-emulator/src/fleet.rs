@@ -1089,6 +1089,28 @@ to = "2026-03-30T11:30:00Z"
     }
 
     #[test]
+    fn every_activity_kind_parses_and_an_unknown_one_lists_them() {
+        let base = "tenant_id = \"t\"\n[[principal]]\nclient_id = \"a\"\nclient_secret = \"b\"\n[[workspace]]\nsubscription_id = \"s\"\nresource_group = \"r\"\nname = \"w\"\nlocation = \"l\"\n[[workspace.instance]]\nname = \"x\"\nvm_size = \"v\"\n";
+        let with = |kind: &str| {
+            format!(
+                "{base}[[workspace.instance.activity]]\nkind = \"{kind}\"\nfrom = \"2026-03-30T09:00:00Z\"\nto = \"2026-03-30T10:00:00Z\"\n"
+            )
+        };
+        for k in ActivityKind::ALL {
+            let f = Fleet::from_toml_str(&with(k.name()), "f.toml").unwrap();
+            assert_eq!(f.workspaces[0].instances[0].activity[0].kind, k);
+        }
+        let msg = Fleet::from_toml_str(&with("tmux"), "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("unknown kind \"tmux\""), "{msg}");
+        assert!(
+            msg.contains("gpu_busy, terminal_input, ssh, vscode_connected"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn unknown_key_names_file_and_key() {
         let text = "tenant_id = \"t\"\nbogus = 1\n";
         let e = Fleet::from_toml_str(text, "fleet.toml").unwrap_err();
