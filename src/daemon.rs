@@ -193,6 +193,9 @@ impl Daemon {
         let agent = self.read_heartbeats(&mut snapshots).await;
         // Decide at the instant after observing: a pass woken for a boundary must see it.
         let now = self.clock.now();
+        if let Some(hook) = self.hook.as_mut() {
+            hook.observed(&self.cfg, &mut snapshots, now);
+        }
         let mut plan = self.plan(&snapshots, now);
         let dry_run = self.options.dry_run || self.cfg.daemon.dry_run;
         self.agent_rows(&mut plan.rows, &snapshots, &agent, dry_run, now);

@@ -20,6 +20,22 @@ overnight). Nobody stops an instance by hand: "always on" is everyone forgetting
 Writes into OUT (default bench/money/out): fleet.toml, always_on.toml, native.toml,
 schedule.toml, lightsout.toml, lightsout_idle.toml, and meta.json (profiles, native
 settings, periods). Usage: python3 bench/money/generate.py [--seed 8] [--out DIR]
+
+With --agent (issue 15; default OUT bench/money/out-agent) the same month, drawn from the
+same seed, gets the activity kinds only an on-instance agent sees all of (the emulator's
+README, "Activity kinds"), re-kinded with a second RNG so that the base month is unchanged:
+
+- half of the trainers' jobs become GPU trainings in tmux started over SSH: an `ssh` window
+  (typing, 5-15 minutes) and a `gpu_busy` window for the training's length;
+- a VS Code owner's notebook windows become `vscode_connected` windows;
+- of the other owners' notebook windows, 10% become silent cells (`silent_kernel`: a cell
+  that computes without printing) and 10% Jupyter terminal work (`terminal_input`).
+
+It also writes fleet_native.toml (each instance's own `idle_time_before_shutdown`, which the
+emulator carries out: Azure's idle shutdown, which counts kernels, Jupyter terminals, jobs and
+VS Code but not SSH, the GPU or a silent cell; a VS Code owner's 3 h longer, as VS Code ends
+an idle remote session after 3 hours) and lightsout_agent.toml (office hours and idle 30 m on
+`signals = ["arm", "agent"]`).
 """
 
 import argparse
@@ -145,11 +161,34 @@ class Owner:
         self.windows.sort(key=lambda w: w[1])
 
 
+def agent_kinds(krng, windows, profile, vscode):
+    """The month's windows with the agent-only kinds (see the module's docstring)."""
+    out = []
+    for kind, s, e in windows:
+        if kind == "job" and profile == "trainer" and krng.random() < 0.5:
+            typing = dt.timedelta(minutes=krng.uniform(5, 15))
+            out.append(("ssh", s, min(e, s + typing)))
+            out.append(("gpu_busy", s, e))
+        elif kind == "kernel" and vscode:
+            out.append(("vscode_connected", s, e))
+        elif kind == "kernel":
+            r = krng.random()
+            out.append(("silent_kernel" if r < 0.1 else "terminal_input" if r < 0.2 else kind, s, e))
+        else:
+            out.append((kind, s, e))
+    out.sort(key=lambda w: w[1])
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=8)
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).parent / "out"))
+    ap.add_argument("--out")
+    ap.add_argument("--agent", action="store_true", help="add the agent-only activity kinds")
     a = ap.parse_args()
+    a.out = a.out or str(pathlib.Path(__file__).parent / ("out-agent" if a.agent else "out"))
+    # A second RNG for the agent kinds: the base month is the same with or without them.
+    krng = random.Random(a.seed * 1000 + 15)
     rng = random.Random(a.seed)
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,15 +199,18 @@ def main():
              'actions = ["Microsoft.MachineLearningServices/workspaces/computes/*"]', "",
              "[timing]", 'create = "3m"', 'start = "2m"', 'stop = "2m"', 'restart = "3m"',
              'delete = "1m"']
-    meta = {"seed": a.seed, "from": iso(FROM), "to": iso(TO), "prices": PRICES,
+    fleet_native = list(fleet)
+    meta = {"seed": a.seed, "agent_kinds": a.agent, "from": iso(FROM), "to": iso(TO), "prices": PRICES,
             "stopped_hourly": STOPPED, "lightsout_idle": LIGHTSOUT_IDLE,
             "vscode_hold": VSCODE_HOLD, "timing": {"start": 120, "stop": 120},
             "instances": {}}
     profiles = ["notebook"] * 55 + ["trainer"] * 25 + ["occasional"] * 15 + ["forgotten"] * 5
     n = 0
     for team, tz, count, holidays in TEAMS:
-        fleet += ["", "[[workspace]]", f'subscription_id = "{SUB}"', 'resource_group = "rg-ml"',
-                  f'name = "mlw-{team}"', 'location = "eastus2"']
+        ws = ["", "[[workspace]]", f'subscription_id = "{SUB}"', 'resource_group = "rg-ml"',
+              f'name = "mlw-{team}"', 'location = "eastus2"']
+        fleet += ws
+        fleet_native += ws
         for i in range(count):
             n += 1
             profile = rng.choice(profiles)
@@ -189,12 +231,18 @@ def main():
             # the emulator carries that out itself, in every scenario, which would make
             # "always on" and the others Azure's idle shutdown plus theirs. The native
             # scenario plays it with lightsout's idle rule (native.toml).
-            fleet += ["", "[[workspace.instance]]", f'name = "{name}"', f'vm_size = "{vm}"',
-                      f'state = "{"Running" if running else "Stopped"}"',
-                      f"tags = {{ {tag_text} }}"]
+            if a.agent:
+                owner.windows = agent_kinds(krng, owner.windows, profile, vscode)
+            head = ["", "[[workspace.instance]]", f'name = "{name}"', f'vm_size = "{vm}"',
+                    f'state = "{"Running" if running else "Stopped"}"',
+                    f"tags = {{ {tag_text} }}"]
+            minutes = int(native[:-1]) + (180 if vscode else 0)
+            body = []
             for kind, s, e in owner.windows:
-                fleet += ["", "[[workspace.instance.activity]]", f'kind = "{kind}"',
-                          f'from = "{iso(s)}"', f'to = "{iso(e)}"', "start = true"]
+                body += ["", "[[workspace.instance.activity]]", f'kind = "{kind}"',
+                         f'from = "{iso(s)}"', f'to = "{iso(e)}"', "start = true"]
+            fleet += head + body
+            fleet_native += head + [f'idle_time_before_shutdown = "PT{minutes}M"'] + body
             meta["instances"][f"{team}/{name}"] = {
                 "workspace": f"mlw-{team}", "profile": profile, "vm_size": vm,
                 "running_at_start": running, "native_idle": native, "vscode": vscode,
@@ -202,8 +250,10 @@ def main():
             }
     (out / "fleet.toml").write_text("\n".join(fleet) + "\n")
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    if a.agent:
+        (out / "fleet_native.toml").write_text("\n".join(fleet_native) + "\n")
 
-    def config(policies):
+    def config(policies, agent=False):
         text = ['[daemon]', 'poll_interval = "60s"', "", "[pricing]", 'currency = "USD"',
                 "[pricing.vm_hourly]"]
         text += [f"{k} = {v}" for k, v in PRICES.items()]
@@ -215,9 +265,12 @@ def main():
         for team, *_ in TEAMS:
             text += ["", "[[workspace]]", f'name = "{team}"', f'subscription_id = "{SUB}"',
                      'resource_group = "rg-ml"', f'workspace = "mlw-{team}"', 'region = "eastus2"']
+        if agent:
+            # simulate's agents report in process: this account is never contacted.
+            text += ["", "[agent]", 'account = "lightsoutbench"']
         return "\n".join(text + [""] + policies) + "\n"
 
-    def team_policies(idle, schedule, name):
+    def team_policies(idle, schedule, name, signals='["arm", "jupyter"]'):
         out_ = []
         for team, tz, _count, holidays in TEAMS:
             p = [f"[[policy]]", f'name = "{name}-{team}"', f'workspaces = ["{team}"]',
@@ -227,7 +280,7 @@ def main():
                       "holidays = [" + ", ".join(f'"{h}"' for h in holidays) + "]"]
             if idle:
                 p += ["[policy.idle]", f'timeout = "{idle}"', 'min_uptime = "10m"',
-                      'signals = ["arm", "jupyter"]']
+                      f"signals = {signals}"]
             out_.append("\n".join(p) + "\n")
         return out_
 
@@ -251,6 +304,9 @@ def main():
     (out / "schedule.toml").write_text(config(team_policies(None, True, "office")))
     (out / "lightsout.toml").write_text(config(team_policies(LIGHTSOUT_IDLE, True, "office")))
     (out / "lightsout_idle.toml").write_text(config(team_policies(LIGHTSOUT_IDLE, False, "idle")))
+    if a.agent:
+        (out / "lightsout_agent.toml").write_text(config(
+            team_policies(LIGHTSOUT_IDLE, True, "office", '["arm", "agent"]'), agent=True))
     windows = sum(len(v["windows"]) for v in meta["instances"].values())
     print(f"{n} instances, {windows} activity windows -> {out}")
 

@@ -15,7 +15,19 @@
 4. Checks every stop of every simulation against the script: a stop sent while a job or a
    busy kernel window was open is a wrongful stop (must be 0).
 
-Usage: python3 bench/money/run.py [--seed 8] [--only NAME,...] [--json OUT]
+With --agent (issue 15) the month is generated with the agent-only activity kinds
+(`generate.py --agent`, into bench/money/out-agent) and the scenarios are:
+- native_azure: Azure's own idle shutdown, carried out by the emulator itself on
+  fleet_native.toml (each instance's own `idle_time_before_shutdown`; the emulator's native
+  model counts kernels, Jupyter terminals, jobs and VS Code, not SSH, the GPU or a silent
+  cell), lightsout doing nothing (always_on.toml);
+- lightsout_agent: lightsout's office hours and idle 30 m on `signals = ["arm", "agent"]`,
+  the agents' verdicts from the emulator's agent view in process;
+- lightsout: the same policy on `signals = ["arm", "jupyter"]`, without the agent.
+A busy stop is a stop (lightsout's, or the native idle shutdown's) while any window of the
+script is open; it is broken down by the kinds open then.
+
+Usage: python3 bench/money/run.py [--seed 8] [--only NAME,...] [--json OUT] [--agent]
 """
 
 import argparse
@@ -33,6 +45,9 @@ sys.path.insert(0, str(HERE.parent))
 import benchlib as B  # noqa: E402
 
 SCENARIOS = ["always_on", "native", "schedule", "lightsout", "lightsout_idle"]
+AGENT_SCENARIOS = ["native_azure", "lightsout_agent", "lightsout"]
+# (config, fleet) of a scenario, when not (NAME.toml, fleet.toml).
+FILES = {"native_azure": ("always_on.toml", "fleet_native.toml")}
 
 
 def ts(s):
@@ -108,8 +123,9 @@ def oracle(meta, timeout_s):
             "stops": stops}
 
 
-def wrongful(meta, actions):
-    """Stops sent while the script had a job or a busy kernel window open on that instance."""
+def wrongful(meta, actions, kinds=None):
+    """Stops sent while the script had a window open on that instance (any kind: a job, a
+    busy kernel, or with --agent any agent-only kind); `kinds` counts the kinds open then."""
     by_name = {}
     for key, inst in meta["instances"].items():
         team, name = key.split("/", 1)
@@ -123,8 +139,12 @@ def wrongful(meta, actions):
         wins = by_name.get((act["workspace"], act["instance"]), [])
         i = bisect.bisect_right(wins, (at, float("inf"), "")) - 1
         # Any window that started at or before `at` and ends after it (windows may overlap).
-        if any(a <= at < b for a, b, _ in wins[max(0, i - 5): i + 1]):
+        open_now = {k for a, b, k in wins[max(0, i - 5): i + 1] if a <= at < b}
+        if open_now:
             bad.append(act)
+            if kinds is not None:
+                key = "+".join(sorted(open_now))
+                kinds[key] = kinds.get(key, 0) + 1
         j = bisect.bisect_right(wins, (at, float("inf"), ""))
         if j < len(wins) and wins[j][0] - at < 120:
             near += 1
@@ -139,19 +159,26 @@ def main():
     ap.add_argument("--jobs", type=int, default=2, help="simulations at once")
     ap.add_argument("--cached", action="store_true", help="reuse out/sim-*.json of an earlier run")
     ap.add_argument("--json")
+    ap.add_argument("--agent", action="store_true", help="the agent month and its scenarios")
+    ap.add_argument("--to", help="end the simulations early (RFC 3339): a reduced run")
     a = ap.parse_args()
-    out = HERE / "out"
+    out = HERE / ("out-agent" if a.agent else "out")
+    if a.agent and a.only == ",".join(SCENARIOS):
+        a.only = ",".join(AGENT_SCENARIOS)
     if not a.no_generate:
-        subprocess.run([sys.executable, str(HERE / "generate.py"), "--seed", str(a.seed), "--out", str(out)],
-                       check=True)
+        subprocess.run([sys.executable, str(HERE / "generate.py"), "--seed", str(a.seed), "--out", str(out)]
+                       + (["--agent"] if a.agent else []), check=True)
     meta = json.loads((out / "meta.json").read_text())
+    if a.to:
+        meta["to"] = a.to
     idle_s = int(meta["lightsout_idle"].rstrip("m")) * 60
     results = {"seed": a.seed, "from": meta["from"], "to": meta["to"],
                "instances": len(meta["instances"]), "scenarios": {}}
     def simulate(name):
         load = B.loadavg()
         began = time.time()
-        r, t = B.lightsout(["simulate", "--config", str(out / f"{name}.toml"), "--fleet", str(out / "fleet.toml"),
+        config, fleet = FILES.get(name, (f"{name}.toml", "fleet.toml"))
+        r, t = B.lightsout(["simulate", "--config", str(out / config), "--fleet", str(out / fleet),
                             "--from", meta["from"], "--to", meta["to"], "--json"], timeout=14400, timed=True)
         if r.returncode == 0:
             # Kept so the report can be redone without simulating again (--cached).
@@ -171,10 +198,14 @@ def main():
         if r.returncode != 0:
             sys.exit(f"simulate {name} failed:\n{r.stderr[-3000:]}")
         sim = json.loads(r.stdout)
-        bad, near = wrongful(meta, sim["actions"])
+        # Azure's own idle shutdowns count as stops too (the native_azure scenario).
+        native = [{**n, "action": "stop", "by": "native"} for n in sim.get("native_stops", [])]
+        kinds = {}
+        bad, near = wrongful(meta, sim["actions"] + native, kinds)
         c = sim["cost"]
         row = {**c, "actions": len(sim["actions"]),
-               "stops": sum(1 for x in sim["actions"] if x["action"] == "stop"),
+               "stops": sum(1 for x in sim["actions"] if x["action"] == "stop") + len(native),
+               "native_stops": len(native), "busy_stops_by_kind": kinds,
                "starts": sum(1 for x in sim["actions"] if x["action"] == "start"),
                "wrongful_stops": len(bad), "stops_within_2m_of_activity": near,
                "simulate_wall_s": round(t["wall_s"], 1), "simulate_cpu_s": round(t["user_s"] + t["sys_s"], 1),
@@ -183,8 +214,20 @@ def main():
             row["wrongful_examples"] = bad[:5]
         results["scenarios"][name] = row
         print(f"{name:15} spent {c['spent']:10.2f}  avoided {c['avoided']:10.2f}  idle {c['idle']:9.2f}  "
-              f"always-on {c['always_on']:10.2f}  stops {row['stops']:5}  wrongful {len(bad)}  "
+              f"always-on {c['always_on']:10.2f}  stops {row['stops']:5}  wrongful {len(bad)} {kinds or ''} "
               f"({row['simulate_wall_s']} s wall, load {load})", flush=True)
+    if a.agent:
+        # The oracle is for the base month (jobs and kernels only); here the comparison is
+        # lightsout with the agent against Azure's own idle shutdown. lightsout without the
+        # agent is expected to stop trainings it cannot see: reported, not a failure.
+        if a.json:
+            pathlib.Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
+        s = results["scenarios"]
+        if "lightsout_agent" in s and "native_azure" in s:
+            print(f"lightsout_agent spends {s['native_azure']['spent'] - s['lightsout_agent']['spent']:.2f} "
+                  f"less than native_azure; busy stops {s['lightsout_agent']['wrongful_stops']} "
+                  f"vs {s['native_azure']['wrongful_stops']}")
+        sys.exit(1 if s.get("lightsout_agent", {}).get("wrongful_stops") else 0)
     o = oracle(meta, idle_s)
     results["oracle"] = o
     print(f"{'oracle':15} spent {o['spent']:10.2f}  avoided {o['avoided']:10.2f}  idle {o['idle']:9.2f}  "

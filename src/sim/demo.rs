@@ -3,7 +3,10 @@
 //!
 //! Part one does by hand what the Azure ML SDK v1 does for one instance (create, list,
 //! stop, start, restart, delete, with progress). Part two runs the real daemon passes: an
-//! idle instance is stopped, a busy one kept, a held one skipped, an opted-out one ignored.
+//! idle instance is stopped, a busy one kept, a held one skipped, an opted-out one ignored,
+//! and a GPU training in tmux over SSH, which Azure's own idle shutdown would stop, kept on
+//! its on-instance agent's word. The agents' verdicts come from the emulator's agent view in
+//! process ([`crate::sim::agents`]): the demo needs no storage account.
 //! Everything prints as it happens; Ctrl-C ends it cleanly.
 
 use std::collections::BTreeMap;
@@ -12,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use azure_ml_emulator::{Emulator, Fleet, RunningEmulator};
+use azure_ml_emulator::agent::AgentView;
+use azure_ml_emulator::{Emulator, EmulatorAgents, Fleet, RunningEmulator};
 use jiff::SignedDuration;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +33,7 @@ use crate::engine::config::Config;
 use crate::engine::model::WorkspaceRef;
 use crate::engine::plan::PlanRow;
 use crate::engine::pricing::PriceBook;
+use crate::sim::agents::WithAgents;
 
 /// The demo's configuration, as shipped in `config/demo.toml`.
 pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
@@ -247,7 +252,7 @@ async fn daemon_part(
     };
     let accountant = Accountant::load(&store)?;
     let mut daemon = Daemon::new(
-        cfg.clone(),
+        crate::sim::agents::without_storage(cfg.clone()),
         client,
         store,
         options,
@@ -261,11 +266,11 @@ async fn daemon_part(
     );
     let book: SharedBook = Arc::new(std::sync::Mutex::new(PriceBook::new(&cfg.pricing)));
     let (seen_tx, _seen_rx) = tokio::sync::watch::channel(Default::default());
-    daemon.set_hook(Box::new(Exporter::new(
-        accountant,
-        book,
-        shared.clone(),
-        seen_tx,
+    // The instances' agents report from the emulator's agent view, in process: the demo
+    // needs no storage account (a real deployment reads their heartbeat blobs).
+    daemon.set_hook(Box::new(WithAgents::new(
+        Exporter::new(accountant, book, shared.clone(), seen_tx),
+        emulator.agents(),
     )));
     // The configured port, or any free one if it is taken (another lightsout, say).
     let listener = match http::bind(cfg.http.listen).await {
@@ -278,6 +283,8 @@ async fn daemon_part(
         emulator,
         &format!("        metrics at {url}/metrics, decisions at {url}/v1/status"),
     );
+    let agents = emulator.agents();
+    let mut scene = TmuxScene::new(emulator.fleet());
     let end = emulator.now().checked_add(
         SignedDuration::try_from(args.duration).unwrap_or(SignedDuration::from_hours(2)),
     )?;
@@ -285,9 +292,12 @@ async fn daemon_part(
     let last_rows;
     loop {
         let report = daemon.pass().await;
+        let views = agent_views(cfg, &report.rows, &agents);
+        scene.tell(cfg, &report.rows, &views, &agents, emulator);
         for row in report.rows.iter() {
             // Print when the decision changes, not every time the idle minutes tick.
-            let (key, line) = (describe(row, false), describe(row, true));
+            let agent = views.get(&row.instance);
+            let (key, line) = (describe(row, false, agent), describe(row, true, agent));
             if shown.get(&row.instance) != Some(&key) {
                 say(
                     emulator,
@@ -305,7 +315,7 @@ async fn daemon_part(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    summary(&last_rows, emulator);
+    summary(&last_rows, &agent_views(cfg, &last_rows, &agents), emulator);
     let costs = shared
         .costs
         .read()
@@ -325,8 +335,160 @@ async fn daemon_part(
     Ok(())
 }
 
-/// One phrase for a decision, as a reader would say it (with the idle time or without).
-fn describe(row: &PlanRow, with_idle: bool) -> String {
+/// The agent view of every running instance in `rows` whose policy asks its agent, by
+/// instance name.
+fn agent_views(
+    cfg: &Config,
+    rows: &[PlanRow],
+    agents: &EmulatorAgents,
+) -> BTreeMap<String, AgentView> {
+    let wanted: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| {
+            let policy = r.policy.as_deref();
+            cfg.policies
+                .iter()
+                .any(|p| Some(p.name.as_str()) == policy && p.signals().agent)
+        })
+        .filter_map(|r| {
+            let ws = cfg.workspace(&r.workspace)?;
+            Some((
+                ws.reference.workspace.to_ascii_lowercase(),
+                r.instance.to_ascii_lowercase(),
+            ))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return BTreeMap::new();
+    }
+    agents
+        .views()
+        .into_iter()
+        .filter(|s| {
+            wanted.contains(&(
+                s.workspace.to_ascii_lowercase(),
+                s.instance.to_ascii_lowercase(),
+            ))
+        })
+        .map(|s| (s.instance, s.view))
+        .collect()
+}
+
+/// Azure's own idle shutdown the demo's office-hours policy keeps set (`config/demo.toml`).
+const NATIVE_IDLE: Duration = Duration::from_secs(45 * 60);
+
+/// The scene of the tmux training over SSH: said once when it starts, once when Azure's
+/// own idle shutdown would have stopped the instance.
+struct TmuxScene {
+    /// The instances whose script has SSH or GPU activity.
+    instances: Vec<String>,
+    introduced: bool,
+    native_at: Option<jiff::Timestamp>,
+    native_said: bool,
+}
+
+impl TmuxScene {
+    fn new(fleet: &Fleet) -> TmuxScene {
+        use azure_ml_emulator::fleet::ActivityKind;
+        let instances = fleet
+            .workspaces
+            .iter()
+            .flat_map(|w| &w.instances)
+            .filter(|i| {
+                i.activity
+                    .iter()
+                    .any(|a| matches!(a.kind, ActivityKind::Ssh | ActivityKind::GpuBusy))
+            })
+            .map(|i| i.name.clone())
+            .collect();
+        TmuxScene {
+            instances,
+            introduced: false,
+            native_at: None,
+            native_said: false,
+        }
+    }
+
+    fn tell(
+        &mut self,
+        cfg: &Config,
+        rows: &[PlanRow],
+        views: &BTreeMap<String, AgentView>,
+        agents: &EmulatorAgents,
+        emulator: &RunningEmulator,
+    ) {
+        let scene = |r: &&PlanRow| self.instances.contains(&r.instance);
+        for row in rows.iter().filter(scene) {
+            let Some(ws) = cfg.workspace(&row.workspace) else {
+                continue;
+            };
+            if !self.introduced && views.contains_key(&row.instance) {
+                self.introduced = true;
+                self.native_at = agents.native_idle_deadline(
+                    &ws.reference.workspace,
+                    &row.instance,
+                    NATIVE_IDLE,
+                );
+                say(
+                    emulator,
+                    &format!(
+                        "{}: a GPU training in tmux, started over SSH; its agent reports in process (the emulator's agent view, no storage account in the demo)",
+                        row.instance
+                    ),
+                );
+                if let Some(at) = self.native_at {
+                    say(
+                        emulator,
+                        &format!(
+                            "        Azure's own idle shutdown (45m) sees neither SSH, tmux nor the GPU: it would stop {} at {}",
+                            row.instance,
+                            paris(at)
+                        ),
+                    );
+                }
+            }
+            if let Some(at) = self.native_at
+                && !self.native_said
+                && emulator.now() >= at
+                && row.state != "Stopped"
+            {
+                self.native_said = true;
+                let reasons = views
+                    .get(&row.instance)
+                    .map(reason_list)
+                    .unwrap_or_default();
+                say(
+                    emulator,
+                    &format!(
+                        "{}: Azure's own idle shutdown would have stopped it at {}, mid-training; lightsout keeps it (agent: {reasons})",
+                        row.instance,
+                        paris(at)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `HH:MM` in Paris, as the demo's lines are stamped.
+fn paris(t: jiff::Timestamp) -> String {
+    let zone = jiff::tz::TimeZone::get("Europe/Paris").unwrap_or(jiff::tz::TimeZone::UTC);
+    t.to_zoned(zone).strftime("%H:%M").to_string()
+}
+
+/// The agent's reasons as the heartbeat names them, e.g. "terminal_input, gpu".
+fn reason_list(v: &AgentView) -> String {
+    let names: Vec<&str> = v
+        .reasons
+        .iter()
+        .map(|r| crate::sim::agents::reason(*r).as_str())
+        .collect();
+    names.join(", ")
+}
+
+/// One phrase for a decision, as a reader would say it (with the idle time or without);
+/// `agent` is what the instance's agent reports, when its policy asks it.
+fn describe(row: &PlanRow, with_idle: bool, agent: Option<&AgentView>) -> String {
     let idle = row
         .idle_seconds
         .filter(|_| with_idle)
@@ -342,6 +504,11 @@ fn describe(row: &PlanRow, with_idle: bool) -> String {
         ("act", Some(a), _) => format!("{a} requested ({}{idle})", row.reason),
         ("skip", Some(_), Some("busy")) | ("none", _, _) if row.state == "JobRunning" => {
             "busy (a job runs): never stopped".to_owned()
+        }
+        ("skip", Some(_), Some("busy")) | ("none", _, _)
+            if let Some(v) = agent.filter(|v| v.busy) =>
+        {
+            format!("busy by its agent ({}): never stopped", reason_list(v))
         }
         ("skip", Some(a), Some("held")) => {
             format!(
@@ -362,14 +529,14 @@ fn describe(row: &PlanRow, with_idle: bool) -> String {
     }
 }
 
-fn summary(rows: &[PlanRow], emulator: &RunningEmulator) {
+fn summary(rows: &[PlanRow], views: &BTreeMap<String, AgentView>, emulator: &RunningEmulator) {
     say(emulator, "done. Final decisions:");
     for row in rows {
         println!(
             "  {:<10} {:<11} {}",
             row.instance,
             row.state,
-            describe(row, true)
+            describe(row, true, views.get(&row.instance))
         );
     }
 }

@@ -24,6 +24,7 @@ use crate::engine::config::Config;
 use crate::engine::cost::CostView;
 use crate::engine::pricing::PriceBook;
 use crate::engine::report::ActionTaken;
+use crate::sim::agents::WithAgents;
 
 /// Money over the simulated period, in the config's currency.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -47,12 +48,62 @@ pub struct Simulation {
     /// VM sizes with no price: counted as unpriced, not as free.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unpriced: Vec<String>,
+    /// Stops Azure's own idle shutdown carried out on the emulated instances (their
+    /// `idle_time_before_shutdown`), oldest first per instance.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub native_stops: Vec<NativeStop>,
     #[serde(skip)]
     pub passes: usize,
     /// The emulator's state at the end (`GET /_emulator/state`), for tests and reports:
     /// shows what the instances' own idle shutdown and schedules did meanwhile.
     #[serde(skip)]
     pub final_state: serde_json::Value,
+}
+
+/// A stop the instance's own idle shutdown carried out (not lightsout's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NativeStop {
+    /// The workspace alias of the config (the Azure name if the config has none for it).
+    pub workspace: String,
+    pub instance: String,
+    pub at: Timestamp,
+}
+
+/// The idle shutdowns in the emulator's final state (`native_firings`), by workspace alias.
+fn native_stops(cfg: &Config, state: &serde_json::Value) -> Vec<NativeStop> {
+    let mut out = Vec::new();
+    let empty = Vec::new();
+    let list = |v: &serde_json::Value, key: &str| v.get(key).and_then(|x| x.as_array()).cloned();
+    for ws in list(state, "workspaces").unwrap_or_default() {
+        let azure = ws.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+        let alias = cfg
+            .workspaces
+            .iter()
+            .find(|w| w.reference.workspace.eq_ignore_ascii_case(azure))
+            .map_or(azure, |w| w.name.as_str());
+        for inst in list(&ws, "instances").unwrap_or_default() {
+            let name = inst
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default();
+            for f in list(&inst, "native_firings").as_ref().unwrap_or(&empty) {
+                let idle = f.get("trigger").and_then(|t| t.as_str()) == Some("IdleShutdown")
+                    && f.get("operation").and_then(|o| o.as_str()) == Some("Stop");
+                let at = f
+                    .get("at")
+                    .and_then(|t| t.as_str())
+                    .and_then(|t| t.parse().ok());
+                if let (true, Some(at)) = (idle, at) {
+                    out.push(NativeStop {
+                        workspace: alias.to_owned(),
+                        instance: name.to_owned(),
+                        at,
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Why a simulation could not run.
@@ -217,7 +268,7 @@ async fn run(
         follow_operations: false,
     };
     let mut daemon = Daemon::new(
-        cfg.clone(),
+        crate::sim::agents::without_storage(cfg.clone()),
         client,
         store,
         options,
@@ -226,11 +277,15 @@ async fn run(
     .map_err(SimulateError::Daemon)?;
 
     let latest = Arc::new(Mutex::new(CostView::default()));
-    daemon.set_hook(Box::new(Accounting {
-        accountant: Accountant::default(),
-        book: book.clone(),
-        latest: latest.clone(),
-    }));
+    // The instances' agents report from the emulator, in process (no blob storage).
+    daemon.set_hook(Box::new(WithAgents::new(
+        Accounting {
+            accountant: Accountant::default(),
+            book: book.clone(),
+            latest: latest.clone(),
+        },
+        emulator.agents(),
+    )));
     let mut actions = Vec::new();
     let mut passes = 0usize;
     loop {
@@ -256,12 +311,14 @@ async fn run(
     }
     let view = latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let (cost, unpriced) = summarize(cfg, &book, &view);
+    let final_state = emulator.state();
     Ok(Simulation {
         actions,
         cost,
         unpriced,
+        native_stops: native_stops(cfg, &final_state),
         passes,
-        final_state: emulator.state(),
+        final_state,
     })
 }
 

@@ -33,6 +33,27 @@ fn demo_stops_the_idle_keeps_the_busy_skips_the_held_starts_on_a_window() {
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
+    // Issue 15: the tmux training over SSH that Azure's own idle shutdown would stop.
+    for needle in [
+        "gpu-grace: a GPU training in tmux, started over SSH; its agent reports in process (the emulator's agent view, no storage account in the demo)",
+        "Azure's own idle shutdown (45m) sees neither SSH, tmux nor the GPU: it would stop gpu-grace at 17:40",
+        "gpu-grace: Azure's own idle shutdown would have stopped it at 17:40, mid-training; lightsout keeps it (agent: gpu)",
+        "gpu-grace  Running     busy by its agent (gpu): never stopped",
+        "gpu-grace  Running     stop requested (outside_window",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    // Kept past 19:00 while the GPU computes; stopped once the training ends at 19:35.
+    let grace_stop = stdout
+        .lines()
+        .find(|l| l.contains("gpu-grace  Running     stop requested"))
+        .unwrap();
+    assert!(
+        grace_stop.starts_with("[Thu 19:3") || grace_stop.starts_with("[Thu 19:4"),
+        "{grace_stop}"
+    );
+    let told = |needle: &str| stdout.lines().position(|l| l.contains(needle)).unwrap();
+    assert!(told("would have stopped it at 17:40") < told("gpu-grace  Running     stop requested"));
     // The job is never cut short: carol's stop comes after 19:40, when the job ended.
     let carol_stop = stdout
         .lines()
@@ -62,8 +83,13 @@ fn demo_logs_a_decision_not_to_act_when_it_changes_and_hourly() {
             })
             .count()
     };
+    // Issue 15: erin is held at 19:00, then busy by its agent from 19:15 (a change), and
+    // reminded an hour later.
     let erin = lines("ci-erin", "not acting");
-    assert!((1..=2).contains(&erin), "{erin} lines:\n{stderr}");
+    assert!((1..=3).contains(&erin), "{erin} lines:\n{stderr}");
+    // Busy by its agent from 19:00 to 19:35.
+    let grace = lines("gpu-grace", "not acting");
+    assert!((1..=2).contains(&grace), "{grace} lines:\n{stderr}");
     let carol = lines("gpu-carol", "not acting");
     assert!((1..=3).contains(&carol), "{carol} lines:\n{stderr}");
     let all = stderr

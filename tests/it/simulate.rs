@@ -239,3 +239,120 @@ async fn a_month_with_jobs_crossing_the_evening_window() {
     );
     assert!(sim.cost.avoided > sim.cost.spent);
 }
+
+/// Issue 15: four instances, one morning, each kind of activity the agent sees and Azure's
+/// own idle shutdown may not. `native` gives every instance `idle_time_before_shutdown`
+/// PT30M (the emulator carries it out) and lightsout a policy that matches nothing; without
+/// it, lightsout's idle rule (30 minutes) asks the agents, whose verdicts come from the
+/// emulator's agent view in process.
+fn agent_morning(native: bool) -> (lightsout::engine::config::Config, Fleet) {
+    let idle = if native {
+        "idle_time_before_shutdown = \"PT30M\"\n"
+    } else {
+        ""
+    };
+    let instance = |name: &str, windows: &[(&str, &str, &str)]| {
+        let mut s = format!(
+            "[[workspace.instance]]\nname = \"{name}\"\nvm_size = \"Standard_NC6s_v3\"\nstarted_at = \"2026-03-30T09:00:00Z\"\n{idle}"
+        );
+        for (kind, from, to) in windows {
+            s += &format!(
+                "[[workspace.instance.activity]]\nkind = \"{kind}\"\nfrom = \"2026-03-30T{from}:00Z\"\nto = \"2026-03-30T{to}:00Z\"\n"
+            );
+        }
+        s
+    };
+    let fleet = [
+        "tenant_id = \"00000000-0000-0000-0000-0000000000aa\"\n[[principal]]\nclient_id = \"11111111-1111-1111-1111-111111111111\"\nclient_secret = \"s3cret\"\nactions = [\"Microsoft.MachineLearningServices/workspaces/computes/*\"]\n[timing]\nstop = \"2m\"\nstart = \"2m\"\n[[workspace]]\nsubscription_id = \"34adfa4f-cedf-4dc0-ba29-b6d1a69ab345\"\nresource_group = \"rg\"\nname = \"mlw\"\nlocation = \"westeurope\"\n".to_owned(),
+        // A training in tmux started over SSH: typing for ten minutes, the GPU until 13:00.
+        instance("ci-tmux", &[("ssh", "09:00", "09:10"), ("gpu_busy", "09:00", "13:00")]),
+        // A notebook cell that computes for three hours without printing.
+        instance("ci-silent", &[("silent_kernel", "09:00", "12:00")]),
+        instance("ci-vscode", &[("vscode_connected", "09:00", "12:00")]),
+        instance("ci-idle", &[]),
+    ]
+    .concat();
+    let fleet = Fleet::from_toml_str(&fleet, "agent-morning.toml").unwrap();
+    let policy = if native {
+        "[[policy]]\nname = \"nothing\"\ntags = { never = \"set\" }\n[policy.idle]\ntimeout = \"24h\"\nsignals = [\"arm\"]\n"
+    } else {
+        "[agent]\naccount = \"lightsouttest\"\n[[policy]]\nname = \"agent\"\n[policy.idle]\ntimeout = \"30m\"\nsignals = [\"arm\", \"agent\"]\n"
+    };
+    let config = format!(
+        "[daemon]\npoll_interval = \"60s\"\n[azure]\n[[workspace]]\nname = \"ws\"\nsubscription_id = \"34adfa4f-cedf-4dc0-ba29-b6d1a69ab345\"\nresource_group = \"rg\"\nworkspace = \"mlw\"\nregion = \"westeurope\"\n[pricing]\ncurrency = \"USD\"\n[pricing.vm_hourly]\nStandard_NC6s_v3 = 3.06\n{policy}"
+    );
+    let (cfg, _) =
+        lightsout::engine::config::parse(&config, Path::new("agent-morning.toml")).unwrap();
+    (cfg, fleet)
+}
+
+async fn morning(native: bool) -> Simulation {
+    let (cfg, fleet) = agent_morning(native);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        simulate(
+            cfg,
+            fleet,
+            "2026-03-30T09:00:00Z".parse().unwrap(),
+            "2026-03-30T15:00:00Z".parse().unwrap(),
+            &[],
+        ),
+    )
+    .await
+    .expect("simulation finished in time")
+    .expect("simulation ran")
+}
+
+fn minutes_after_nine(t: jiff::Timestamp) -> i64 {
+    let nine: jiff::Timestamp = "2026-03-30T09:00:00Z".parse().unwrap();
+    t.duration_since(nine).as_secs() / 60
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_idle_shutdown_stops_the_tmux_training_and_the_silent_cell_mid_work() {
+    let sim = morning(true).await;
+    assert!(sim.actions.is_empty(), "{:?}", sim.actions);
+    let stop = |name: &str| {
+        let at: Vec<i64> = sim
+            .native_stops
+            .iter()
+            .filter(|s| s.instance == name)
+            .map(|s| minutes_after_nine(s.at))
+            .collect();
+        assert!(sim.native_stops.iter().all(|s| s.workspace == "ws"));
+        at
+    };
+    // SSH, tmux, the GPU and a silent cell are invisible to it: 30 minutes after the start,
+    // in the middle of the work.
+    assert_eq!(stop("ci-tmux"), [30]);
+    assert_eq!(stop("ci-silent"), [30]);
+    assert_eq!(stop("ci-idle"), [30]);
+    // A VS Code connection counts: 30 minutes after it ends at 12:00.
+    assert_eq!(stop("ci-vscode"), [210]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lightsout_with_the_agent_stops_each_only_after_its_work() {
+    let sim = morning(false).await;
+    assert!(sim.native_stops.is_empty());
+    let stops = |name: &str| -> Vec<i64> {
+        of(&sim, name)
+            .into_iter()
+            .filter(|a| a.action == lightsout::engine::model::Action::Stop)
+            .map(|a| minutes_after_nine(a.at))
+            .collect()
+    };
+    // Never while the agent says busy; 30 minutes (one poll at most later) after the work.
+    let tmux = stops("ci-tmux");
+    assert_eq!(tmux.len(), 1, "{tmux:?}");
+    assert!((270..=272).contains(&tmux[0]), "{tmux:?}");
+    for name in ["ci-silent", "ci-vscode"] {
+        let s = stops(name);
+        assert_eq!(s.len(), 1, "{name}: {s:?}");
+        assert!((210..=212).contains(&s[0]), "{name}: {s:?}");
+    }
+    // No activity since the start: idle from the start.
+    let idle = stops("ci-idle");
+    assert_eq!(idle.len(), 1, "{idle:?}");
+    assert!((30..=32).contains(&idle[0]), "{idle:?}");
+}

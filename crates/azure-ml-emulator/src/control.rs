@@ -114,6 +114,10 @@ pub fn state_value(shared: &Shared) -> Value {
                             "ends": p.ends.to_string(), "fails": p.fails,
                         })),
                         "idle_time_before_shutdown": i.idle_time_before_shutdown,
+                        "native_firings": m.native_log.iter().map(|f| json!({
+                            "at": f.at.to_string(), "operation": f.kind.name(),
+                            "trigger": f.trigger.name(),
+                        })).collect::<Vec<_>>(),
                         "resource": instance_json(&shared.endpoint, ws, i, now),
                     })
                 })
@@ -198,6 +202,7 @@ fn activity(shared: &Shared, req: &Req) -> Response {
                     name: "python3".to_owned(),
                     busy: true,
                     last_activity: now,
+                    silent: false,
                 });
             }
             for k in &mut m.kernels {

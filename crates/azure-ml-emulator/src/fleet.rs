@@ -293,7 +293,8 @@ pub mod raw {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct RawActivity {
-        /// `job` or `kernel`.
+        /// `job`, `kernel`, `silent_kernel`, `gpu_busy`, `terminal_input`, `ssh` or
+        /// `vscode_connected` ([`super::ActivityKind`]).
         pub kind: String,
         /// Start (RFC 3339).
         pub from: String,
@@ -522,13 +523,81 @@ pub struct Activity {
     pub start: bool,
 }
 
-/// Kind of scripted activity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Kind of scripted activity. Each kind is seen differently by the instance's Jupyter
+/// server, by Azure's own idle shutdown and by an on-instance agent (lightsout's); the
+/// README's table "Activity kinds" says which sees what, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ActivityKind {
     /// A job: the instance shows `JobRunning`.
     Job,
-    /// A busy Jupyter kernel.
+    /// A busy Jupyter kernel that keeps the server's `last_activity` fresh.
     Kernel,
+    /// A busy Jupyter kernel running a silent cell: `execution_state` busy, every
+    /// `last_activity` frozen at the cell's start (observed, AGENT.md section 1.3).
+    SilentKernel,
+    /// A GPU computing, e.g. a training started from a terminal.
+    GpuBusy,
+    /// Typing in a Jupyter terminal.
+    TerminalInput,
+    /// Typing in an SSH session (or a tmux/screen pane reached over SSH).
+    Ssh,
+    /// A VS Code window connected through Azure ML's VS Code integration.
+    VscodeConnected,
+}
+
+impl ActivityKind {
+    /// Every kind, in the order the fleet file's error message lists them.
+    pub const ALL: [ActivityKind; 7] = [
+        ActivityKind::Job,
+        ActivityKind::Kernel,
+        ActivityKind::SilentKernel,
+        ActivityKind::GpuBusy,
+        ActivityKind::TerminalInput,
+        ActivityKind::Ssh,
+        ActivityKind::VscodeConnected,
+    ];
+
+    /// The name in the fleet file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActivityKind::Job => "job",
+            ActivityKind::Kernel => "kernel",
+            ActivityKind::SilentKernel => "silent_kernel",
+            ActivityKind::GpuBusy => "gpu_busy",
+            ActivityKind::TerminalInput => "terminal_input",
+            ActivityKind::Ssh => "ssh",
+            ActivityKind::VscodeConnected => "vscode_connected",
+        }
+    }
+
+    /// The kind named `name` in the fleet file.
+    pub fn parse(name: &str) -> Option<ActivityKind> {
+        ActivityKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the Jupyter server's `/api/status` `last_activity` moves with it: a kernel
+    /// that prints does, a silent cell does not (observed, AGENT.md section 1.3), a Jupyter
+    /// terminal does (its `/api/terminals` entry has a `last_activity`, AGENT.md 1.3; that
+    /// the server-wide value follows it is an assumption); a GPU, SSH and VS Code are not
+    /// the Jupyter server's business. A job keeps the emulator's earlier rule that it counts
+    /// (an assumption).
+    pub fn moves_jupyter(self) -> bool {
+        matches!(
+            self,
+            ActivityKind::Job | ActivityKind::Kernel | ActivityKind::TerminalInput
+        )
+    }
+
+    /// Whether Azure's own idle shutdown counts it as activity. Microsoft's definition
+    /// (AGENT.md [A1], `how-to-create-compute-instance.md`): idle means no active kernel
+    /// sessions, no Jupyter terminal sessions, no Azure ML runs, no VS Code connections and
+    /// no custom applications; "VS Code SSH connections" and SSH are not tracked, nor is
+    /// GPU or CPU use. A silent cell is an assumption: the native check is taken to read the
+    /// server's `last_activity`, which a silent cell freezes (AGENT.md section 0 item 3,
+    /// UNVERIFIED inference); so a tmux training over SSH and a silent cell look idle.
+    pub fn counts_natively(self) -> bool {
+        self.moves_jupyter() || self == ActivityKind::VscodeConnected
+    }
 }
 
 /// States a fleet instance may start in.
@@ -933,22 +1002,21 @@ fn instance(
     }
 }
 
-/// An instance's scripted `[[...activity]]` spans (jobs, kernels); only well-formed ones
+/// An instance's scripted `[[...activity]]` spans (jobs, kernels, …); only well-formed ones
 /// are kept, so a bad span is reported rather than half-simulated.
 fn activity(ikey: &str, raw: Vec<raw::RawActivity>, problems: &mut Vec<String>) -> Vec<Activity> {
     let mut activity = Vec::new();
     for (ai, a) in raw.into_iter().enumerate() {
         let akey = format!("{ikey}.activity[{ai}]");
-        let kind = match a.kind.as_str() {
-            "job" => Some(ActivityKind::Job),
-            "kernel" => Some(ActivityKind::Kernel),
-            other => {
-                problems.push(format!(
-                    "{akey}.kind: unknown kind \"{other}\", expected job or kernel"
-                ));
-                None
-            }
-        };
+        let kind = ActivityKind::parse(&a.kind);
+        if kind.is_none() {
+            let names: Vec<&str> = ActivityKind::ALL.iter().map(|k| k.name()).collect();
+            problems.push(format!(
+                "{akey}.kind: unknown kind \"{}\", expected one of {}",
+                a.kind,
+                names.join(", ")
+            ));
+        }
         let from = timestamp(&format!("{akey}.from"), Some(a.from), problems);
         let to = timestamp(&format!("{akey}.to"), Some(a.to), problems);
         if let (Some(kind), Some(from), Some(to)) = (kind, from, to) {
@@ -1194,6 +1262,28 @@ to = "2026-03-30T11:30:00Z"
         assert_eq!(i.activity.len(), 1);
         assert_eq!(i.activity[0].kind, ActivityKind::Job);
         assert_eq!(f.timing.stop, DEFAULT_STOP);
+    }
+
+    #[test]
+    fn every_activity_kind_parses_and_an_unknown_one_lists_them() {
+        let base = "tenant_id = \"t\"\n[[principal]]\nclient_id = \"a\"\nclient_secret = \"b\"\n[[workspace]]\nsubscription_id = \"s\"\nresource_group = \"r\"\nname = \"w\"\nlocation = \"l\"\n[[workspace.instance]]\nname = \"x\"\nvm_size = \"v\"\n";
+        let with = |kind: &str| {
+            format!(
+                "{base}[[workspace.instance.activity]]\nkind = \"{kind}\"\nfrom = \"2026-03-30T09:00:00Z\"\nto = \"2026-03-30T10:00:00Z\"\n"
+            )
+        };
+        for k in ActivityKind::ALL {
+            let f = Fleet::from_toml_str(&with(k.name()), "f.toml").unwrap();
+            assert_eq!(f.workspaces[0].instances[0].activity[0].kind, k);
+        }
+        let msg = Fleet::from_toml_str(&with("tmux"), "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("unknown kind \"tmux\""), "{msg}");
+        assert!(
+            msg.contains("gpu_busy, terminal_input, ssh, vscode_connected"),
+            "{msg}"
+        );
     }
 
     #[test]

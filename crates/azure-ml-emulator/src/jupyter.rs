@@ -149,7 +149,7 @@ pub fn handle(shared: &Shared, req: &Req, name: &str, region: &str) -> (Response
                     json!({
                         "id": k.id,
                         "name": k.name,
-                        "last_activity": jupyter_time(if k.busy { now } else { k.last_activity }),
+                        "last_activity": jupyter_time(if k.busy && !k.silent { now } else { k.last_activity }),
                         "execution_state": if k.busy { "busy" } else { "idle" },
                         "connections": 1,
                     })

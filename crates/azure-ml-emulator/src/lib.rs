@@ -74,6 +74,11 @@
 //!   header `secret`, for the fleet's `[[instance_identity]]` entries (what MSAL and
 //!   azure-identity send and read); its error answers (401 wrong secret, 400 otherwise) are
 //!   assumptions.
+//! - The native idle shutdown counts what Microsoft's definition of idle names (kernel
+//!   sessions, Jupyter terminals, Azure ML runs, VS Code connections): a scripted `ssh` or
+//!   `gpu_busy` window does not hold it off (SSH is not tracked, `how-to-create-compute-instance.md`),
+//!   nor does a `silent_kernel` (assumption: the check is taken to read Jupyter's
+//!   `last_activity`, which a silent cell freezes). See the README's "Activity kinds".
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), azure_ml_emulator::EmulatorError> {
@@ -84,6 +89,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent;
 pub mod arm;
 pub mod auth;
 pub mod bucket;
@@ -122,6 +128,17 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 pub use fleet::{Fleet, FleetError};
+
+/// One running instance's agent view ([`EmulatorAgents::views`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSeen {
+    /// The Azure workspace name.
+    pub workspace: String,
+    /// The compute instance name.
+    pub instance: String,
+    /// What its agent would report.
+    pub view: agent::AgentView,
+}
 
 use self::clock::{Clock, ClockError};
 use self::http::{Req, set_header};
@@ -352,6 +369,72 @@ impl EmulatorClock {
     }
 }
 
+/// What the on-instance agents of the emulated instances would report ([`agent`]): a
+/// cheap handle that outlives borrows of the [`RunningEmulator`], for a daemon's hook.
+#[derive(Clone)]
+pub struct EmulatorAgents(Arc<Shared>);
+
+impl EmulatorAgents {
+    /// What the on-instance agent of every running instance would report now (settled
+    /// first), in fleet order: see [`agent::view`].
+    pub fn views(&self) -> Vec<AgentSeen> {
+        let now = self.0.clock.now();
+        let mut inner = self.0.lock();
+        inner.settle(now);
+        let mut out = Vec::new();
+        for ws in &inner.workspaces {
+            for i in &ws.instances {
+                if let Some(view) = agent::view(&i.machine, now) {
+                    out.push(AgentSeen {
+                        workspace: ws.spec.name.clone(),
+                        instance: i.name.clone(),
+                        view,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// When Azure's own idle shutdown, set to `idle`, would stop the running instance
+    /// `workspace/instance` as things stand now: its last activity that the native check
+    /// counts, plus `idle` (a time in the past: it would have stopped it then). `None` if
+    /// the instance is unknown or not running, or a job or busy kernel started by hand
+    /// holds it.
+    pub fn native_idle_deadline(
+        &self,
+        workspace: &str,
+        instance: &str,
+        idle: Duration,
+    ) -> Option<jiff::Timestamp> {
+        let now = self.0.clock.now();
+        let mut inner = self.0.lock();
+        inner.settle(now);
+        let ws = inner
+            .workspaces
+            .iter()
+            .find(|w| w.spec.name.eq_ignore_ascii_case(workspace))?;
+        let i = ws
+            .instances
+            .iter()
+            .find(|i| i.name.eq_ignore_ascii_case(instance))?;
+        if i.machine.state != machine::State::Running {
+            return None;
+        }
+        let mut m = i.machine.clone();
+        // As if set when the instance started: the deadline may lie in the past.
+        m.native_from = m.started_at.unwrap_or(now);
+        m.native.idle_set_at = None;
+        m.idle_deadline(idle)
+    }
+}
+
+impl std::fmt::Debug for EmulatorAgents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorAgents").finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for EmulatorClock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmulatorClock").finish_non_exhaustive()
@@ -427,6 +510,11 @@ impl RunningEmulator {
     /// What `GET /_emulator/state` shows: every instance now (settled).
     pub fn state(&self) -> serde_json::Value {
         control::state_value(&self.shared)
+    }
+
+    /// A handle on the agent views of the emulated instances, for a daemon's hook.
+    pub fn agents(&self) -> EmulatorAgents {
+        EmulatorAgents(self.shared.clone())
     }
 
     /// Advances virtual time (as `POST /_emulator/clock` does); returns the new time.

@@ -249,6 +249,20 @@ pub struct Kernel {
     pub busy: bool,
     /// Last time it did something.
     pub last_activity: Timestamp,
+    /// Busy without a sound (a silent cell): its `last_activity` stays frozen while busy.
+    pub silent: bool,
+}
+
+/// A native firing the instance carried out by itself (idle shutdown, schedule), kept so
+/// that a simulation can say what Azure's own settings did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeFiring {
+    /// When it fired.
+    pub at: Timestamp,
+    /// `Start` or `Stop`.
+    pub kind: OpKind,
+    /// `IdleShutdown` or `Schedule`.
+    pub trigger: Trigger,
 }
 
 /// Why an operation was refused.
@@ -295,6 +309,8 @@ pub struct Machine {
     pub user_starts_until: Timestamp,
     /// Index in `script` before which no owner start is due any more.
     pub next_user_start: usize,
+    /// Every native operation the instance began by itself, oldest first.
+    pub native_log: Vec<NativeFiring>,
 }
 
 /// What a finished operation did, for the server's bookkeeping.
@@ -328,6 +344,7 @@ impl Machine {
                 .checked_sub(SignedDuration::from_nanos(1))
                 .unwrap_or(now),
             next_user_start: 0,
+            native_log: Vec::new(),
         }
     }
 
@@ -451,6 +468,7 @@ impl Machine {
                 );
                 // Cannot be refused: nothing is pending and the state fits.
                 let _refused = self.start_op(kind, at, took, id, false, trigger);
+                self.native_log.push(NativeFiring { at, kind, trigger });
             }
         }
         self.native_from = self.native_from.max(now);
@@ -484,15 +502,16 @@ impl Machine {
     }
 
     /// When the running instance will have been idle for `idle`: counting from its latest
-    /// Jupyter activity (kernels, touches, scripted windows, its start) or from when the
-    /// setting was made, whichever is later, skipping past
-    /// activity that comes before the deadline. `None` while a job runs or a kernel is busy.
+    /// activity that Azure's idle shutdown counts ([`Machine::native_activity_at`]) or from
+    /// when the setting was made, whichever is later, skipping past activity that comes
+    /// before the deadline. `None` while a job started by hand runs or a kernel started by
+    /// hand is busy.
     pub fn idle_deadline(&self, idle: Duration) -> Option<Timestamp> {
         if self.manual_job || self.kernels.iter().any(|k| k.busy) {
             return None;
         }
         let since = |t: Timestamp| {
-            let active = self.last_activity_at(t);
+            let active = self.native_activity_at(t);
             self.native
                 .idle_set_at
                 .map_or(active, |set| active.max(set))
@@ -599,33 +618,60 @@ impl Machine {
         self.state == State::Running
     }
 
-    /// Kernels at `now`: the ones started by hand plus one per scripted kernel window open now.
+    /// Kernels at `now`: the ones started by hand plus one per scripted kernel window
+    /// (`kernel` or `silent_kernel`) open now.
     pub fn kernels_at(&self, now: Timestamp) -> Vec<Kernel> {
         let mut ks = self.kernels.clone();
-        if let Some((i, a)) = self.in_window(ActivityKind::Kernel, now) {
-            ks.push(Kernel {
-                id: format!("00000000-0000-4000-8000-{i:012}"),
-                name: "python3".to_owned(),
-                busy: true,
-                last_activity: a.from.max(self.started_at.unwrap_or(a.from)),
-            });
+        for (i, a) in self.script.iter().enumerate() {
+            let silent = a.kind == ActivityKind::SilentKernel;
+            if (silent || a.kind == ActivityKind::Kernel) && a.from <= now && now < a.to {
+                ks.push(Kernel {
+                    id: format!("00000000-0000-4000-8000-{i:012}"),
+                    name: "python3".to_owned(),
+                    busy: true,
+                    last_activity: a.from.max(self.started_at.unwrap_or(a.from)),
+                    silent,
+                });
+            }
         }
         ks
     }
 
     /// Jupyter `last_activity` at `now`: the latest of touches, kernel activity, scripted
-    /// windows that have passed (their end) or are open (now).
+    /// windows the Jupyter server notices ([`ActivityKind::moves_jupyter`]) that have
+    /// passed (their end) or are open (now).
     pub fn last_activity_at(&self, now: Timestamp) -> Timestamp {
         let mut t = self.last_activity;
         for k in &self.kernels {
             t = t.max(if k.busy { now } else { k.last_activity });
         }
+        t.max(self.script_activity_at(now, ActivityKind::moves_jupyter))
+            .min(now)
+    }
+
+    /// The last activity Azure's own idle shutdown counts at `now`: the Jupyter server's
+    /// plus the scripted windows it also counts ([`ActivityKind::counts_natively`], VS Code
+    /// connections).
+    pub fn native_activity_at(&self, now: Timestamp) -> Timestamp {
+        self.last_activity_at(now)
+            .max(self.script_activity_at(now, ActivityKind::counts_natively))
+            .min(now)
+    }
+
+    /// The latest moment, up to `now`, of a scripted window whose kind `counts`: the end of
+    /// a window that has passed, `now` for an open one; `Timestamp::MIN` if none.
+    pub fn script_activity_at(
+        &self,
+        now: Timestamp,
+        counts: fn(ActivityKind) -> bool,
+    ) -> Timestamp {
+        let mut t = Timestamp::MIN;
         for a in &self.script {
-            if a.from <= now {
+            if a.from <= now && counts(a.kind) {
                 t = t.max(a.to.min(now));
             }
         }
-        t.min(now)
+        t
     }
 
     fn in_window(&self, kind: ActivityKind, now: Timestamp) -> Option<(usize, &Activity)> {
