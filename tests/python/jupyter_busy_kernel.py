@@ -5,53 +5,86 @@ Usage: jupyter_busy_kernel.py BASE_URL TOKEN RUNTIME_DIR SECONDS
 Used by tests/it/agent_observe.rs: the kernel reports execution_state "busy" while its
 last_activity stays frozen (AGENT.md 1.3). Prints the kernel id. The token comes on the
 command line of a test-only process with a throwaway value.
+
+The cell is sent the way a notebook sends it: over the server's kernel websocket
+(`/api/kernels/{id}/channels`). A client talking ZeroMQ to the kernel directly races the
+server's own IOPub subscription: the server may miss the kernel's status messages and keep
+reporting "starting" (seen with jupyter_server 2.21.1 and ipykernel 7.4.0).
 """
 
 import json
-import os
 import sys
 import time
 import urllib.request
+import uuid
 
-import jupyter_client
+from tornado import ioloop, websocket
 
 
-def main() -> None:
-    base, token, runtime_dir, seconds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+def get(base: str, token: str, path: str):
+    req = urllib.request.Request(base + path, headers={"Authorization": "token " + token})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.load(resp)
+
+
+def execute_request(code: str) -> str:
+    msg_id = uuid.uuid4().hex
+    return json.dumps(
+        {
+            "header": {
+                "msg_id": msg_id,
+                "msg_type": "execute_request",
+                "username": "test",
+                "session": uuid.uuid4().hex,
+                "version": "5.3",
+                "date": "",
+            },
+            "parent_header": {},
+            "metadata": {},
+            "content": {
+                "code": code,
+                "silent": False,
+                "store_history": False,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+            "buffers": [],
+            "channel": "shell",
+        }
+    )
+
+
+async def run(base: str, token: str, seconds: str) -> str:
     req = urllib.request.Request(
-        base.rstrip("/") + "/api/kernels",
+        base + "/api/kernels",
         data=json.dumps({"name": "python3"}).encode(),
         headers={"Authorization": "token " + token, "Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with urllib.request.urlopen(req, timeout=60) as resp:
         kernel_id = json.load(resp)["id"]
-    connection = os.path.join(runtime_dir, "kernel-%s.json" % kernel_id)
-    deadline = time.monotonic() + 30
-    while not os.path.exists(connection):
-        if time.monotonic() > deadline:
-            sys.exit("no connection file " + connection)
-        time.sleep(0.1)
-    client = jupyter_client.BlockingKernelClient(connection_file=connection)
-    client.load_connection_file()
-    # No heartbeat and no wait_for_ready: on a loaded machine a late heartbeat reads as a
-    # dead kernel. The request waits in its queue until the kernel takes it.
-    client.start_channels(hb=False)
-    client.execute("import time; time.sleep(%s)" % seconds, silent=True)
-    # Until the server itself says busy, which is what the agent reads.
-    deadline = time.monotonic() + 60
-    while True:
-        req = urllib.request.Request(
-            base.rstrip("/") + "/api/kernels/" + kernel_id,
-            headers={"Authorization": "token " + token},
+    ws_url = base.replace("http://", "ws://", 1) + "/api/kernels/%s/channels" % kernel_id
+    conn = await websocket.websocket_connect(
+        websocket.httpclient.HTTPRequest(
+            ws_url, headers={"Authorization": "token " + token}, connect_timeout=60
         )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            if json.load(resp)["execution_state"] == "busy":
-                break
+    )
+    await conn.write_message(execute_request("import time; time.sleep(%s)" % seconds))
+    # Until the server itself says busy, which is what the agent reads.
+    deadline = time.monotonic() + 90
+    while get(base, token, "/api/kernels/" + kernel_id)["execution_state"] != "busy":
         if time.monotonic() > deadline:
             sys.exit("the kernel never went busy")
         time.sleep(0.2)
-    client.stop_channels()
+    # Leaving the websocket open or closing it does not end the cell.
+    conn.close()
+    return kernel_id
+
+
+def main() -> None:
+    base, token, _runtime_dir, seconds = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], sys.argv[4]
+    kernel_id = ioloop.IOLoop.current().run_sync(lambda: run(base, token, seconds))
     print(kernel_id, flush=True)
 
 
