@@ -647,7 +647,7 @@ fn check_jupyter_needs_scope(c: &mut Checker<'_>, raw: &RawConfig, azure: &Azure
                     format!(
                         "policy[{i}] ({}).idle.signals: names jupyter, but azure.jupyter_token_scope is not set; \
                          the probe sends a token to every instance's Jupyter host, and it must come from a scope meant for that, never ARM's \
-                         (set azure.jupyter_token_scope, e.g. \"https://ml.azure.com/.default\", see docs/configuration.md, or remove \"jupyter\")",
+                         (set azure.jupyter_token_scope, e.g. \"https://ml.azure.com/.default\", see docs/operations.md, or remove \"jupyter\")",
                         p.name.get_ref()
                     ),
                 );
@@ -729,12 +729,7 @@ fn check_agent(c: &mut Checker<'_>, raw: &RawAgent, cloud: Cloud) -> (AgentSetti
 fn agent_account(c: &mut Checker<'_>, key: &str, v: &Spanned<String>, cloud: Cloud) -> Option<Url> {
     let text = v.get_ref();
     if is_storage_account_name(text) {
-        let suffix = match cloud {
-            Cloud::Public => "core.windows.net",
-            Cloud::China => "core.chinacloudapi.cn",
-            Cloud::UsGov => "core.usgovcloudapi.net",
-        };
-        return Url::parse(&format!("https://{text}.blob.{suffix}")).ok();
+        return storage_account_endpoint(text, cloud);
     }
     match Url::parse(text) {
         Ok(u)
@@ -758,6 +753,21 @@ fn agent_account(c: &mut Checker<'_>, key: &str, v: &Spanned<String>, cloud: Clo
             None
         }
     }
+}
+
+/// The blob endpoint of the storage account `name` in `cloud`
+/// (`https://NAME.blob.core.windows.net` in the public cloud); `None` when `name` is not a
+/// storage account name. Also used by `lightsout agent setup-script --account NAME`.
+pub(crate) fn storage_account_endpoint(name: &str, cloud: Cloud) -> Option<Url> {
+    if !is_storage_account_name(name) {
+        return None;
+    }
+    let suffix = match cloud {
+        Cloud::Public => "core.windows.net",
+        Cloud::China => "core.chinacloudapi.cn",
+        Cloud::UsGov => "core.usgovcloudapi.net",
+    };
+    Url::parse(&format!("https://{name}.blob.{suffix}")).ok()
 }
 
 /// Azure's rule for storage account names: 3 to 24 lower-case letters and digits.
@@ -802,7 +812,7 @@ fn check_agent_accounts(
             (Some(v), None) => {
                 c.error(
                     v.span(),
-                    format!("{key}: set, but there is no [agent] section; add one (see docs/configuration.md) or remove it"),
+                    format!("{key}: set, but there is no [agent] section; add one (see docs/operations.md, \"The on-instance agent: daemon side\") or remove it"),
                 );
                 continue;
             }
@@ -1405,7 +1415,7 @@ fn check_idle(
                         s.span(),
                         format!(
                             "{key}.signals: names agent, but there is no [agent] section: the daemon would not know where the heartbeats are \
-                             (add [agent] with account = \"STORAGE_ACCOUNT\", see docs/configuration.md, or remove \"agent\")"
+                             (add [agent] with account = \"STORAGE_ACCOUNT\", see docs/operations.md, or remove \"agent\")"
                         ),
                     ),
                     other => c.error(
