@@ -119,16 +119,29 @@ pub struct AgentRunArgs {
 
 #[derive(Debug, Args)]
 pub struct AgentSetupScriptArgs {
-    /// Where the script fetches the lightsout binary: an https URL or a path on the instance
-    /// (e.g. in the workspace's file share).
-    #[arg(long, value_name = "URL|PATH")]
-    pub from: Option<String>,
-    /// The blob service endpoint the heartbeats go to (`https://ACCOUNT.blob.core.windows.net`).
-    #[arg(long, value_name = "URL")]
+    /// Where the script gets the lightsout binary: an https URL or an absolute path on the
+    /// instance (e.g. in the workspace's file share); the default is `lightsout` next to the
+    /// script, in its working directory. Plain http is refused.
+    #[arg(
+        long,
+        value_name = "URL|PATH",
+        default_value = crate::agent::setup::DEFAULT_FROM,
+        value_parser = crate::agent::setup::parse_from
+    )]
+    pub from: String,
+    /// Where the heartbeats go: a storage account name (its endpoint in Azure's public cloud,
+    /// `https://NAME.blob.core.windows.net`) or the blob endpoint's https URL (needed for
+    /// other clouds).
+    #[arg(long, value_name = "NAME|URL", value_parser = crate::agent::setup::parse_account)]
     pub account: url::Url,
     /// The heartbeat container (made beforehand; the instance's identity needs Storage Blob
-    /// Data Contributor on it).
-    #[arg(long, value_name = "NAME", default_value = "lightsout-heartbeats")]
+    /// Data Contributor on it): 3 to 63 lower-case letters, digits and single hyphens.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "lightsout-heartbeats",
+        value_parser = crate::agent::setup::parse_container
+    )]
     pub container: String,
     /// Client id of the instance's user-assigned identity; default the system-assigned one.
     #[arg(long, value_name = "ID")]
@@ -137,8 +150,9 @@ pub struct AgentSetupScriptArgs {
 
 #[derive(Debug, Args)]
 pub struct SnoozeArgs {
-    /// How long to keep the instance up (`2h`, `90m`), or `off`.
-    pub duration: String,
+    /// How long to keep the instance up (`2h`, `90m`; 1m to 7days), or `off`.
+    #[arg(value_parser = parse_snooze)]
+    pub duration: SnoozeFor,
     /// Why (shown in plan, status and the audit log); plain ASCII, at most 200 characters.
     #[arg(long)]
     pub reason: Option<String>,
@@ -459,6 +473,31 @@ fn parse_observe_window(s: &str) -> Result<std::time::Duration, String> {
         Duration::from_secs(300),
         "1s to 5m",
     )
+}
+
+/// What `lightsout snooze` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnoozeFor {
+    /// Keep the instance up this long from now.
+    Duration(std::time::Duration),
+    /// End the snooze.
+    Off,
+}
+
+/// `snooze DURATION|off`: a usage error (exit 2) for anything else, with the bounds the
+/// agent enforces.
+fn parse_snooze(s: &str) -> Result<SnoozeFor, String> {
+    use crate::agent::snooze::{MAX_SNOOZE, MIN_SNOOZE};
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(SnoozeFor::Off);
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|_| format!("{s:?} is not a duration (try 2h, 90m or off)"))?;
+    if (MIN_SNOOZE..=MAX_SNOOZE).contains(&d) {
+        Ok(SnoozeFor::Duration(d))
+    } else {
+        Err(format!("{s:?}: a snooze lasts from 1m to 7days"))
+    }
 }
 
 /// `healthcheck --timeout`: 100 ms to 5 minutes.

@@ -188,11 +188,14 @@ pub fn describe(answer: &Answer, zone: &jiff::tz::TimeZone) -> String {
         None => format!("snooze off ({publish})"),
         Some(s) => {
             let local = s.until.to_zoned(zone.clone());
-            let mut line = format!(
-                "snoozed until {} ({} UTC)",
-                local.strftime("%Y-%m-%d %H:%M %Z"),
-                s.until.strftime("%Y-%m-%d %H:%M")
-            );
+            let utc = s.until.strftime("%Y-%m-%d %H:%M UTC").to_string();
+            let shown = local.strftime("%Y-%m-%d %H:%M %Z").to_string();
+            // A zone that is UTC already says it once.
+            let mut line = if local.offset() == jiff::tz::Offset::UTC {
+                format!("snoozed until {utc}")
+            } else {
+                format!("snoozed until {shown} ({utc})")
+            };
             if let Some(r) = &s.reason {
                 line.push_str(&format!(", reason: {r}"));
             }
@@ -281,6 +284,10 @@ mod tests {
         assert_eq!(
             describe(&answer, &zone),
             "snoozed until 2026-12-07 13:00 CET (2026-12-07 12:00 UTC), reason: x (published in the heartbeat)"
+        );
+        assert_eq!(
+            describe(&answer, &jiff::tz::TimeZone::UTC),
+            "snoozed until 2026-12-07 12:00 UTC, reason: x (published in the heartbeat)"
         );
     }
 }

@@ -43,6 +43,14 @@ async fn a_bad_config_exits_78_and_no_identity_or_no_agent_is_said_plainly() {
         let r = snooze(&dir.path().join("nobody.sock"), &["2h", "--reason", "résumé"]).await;
         r.code(1);
         assert!(r.stderr.contains("plain ASCII"), "{r:#?}");
+        // Not a duration, or out of bounds: a usage error (exit 2) before anything else.
+        let r = snooze(&dir.path().join("nobody.sock"), &["banana"]).await;
+        r.code(2);
+        assert!(r.stderr.contains(r#""banana" is not a duration (try 2h, 90m or off)"#), "{r:#?}");
+        let r = snooze(&dir.path().join("nobody.sock"), &["8d"]).await;
+        r.code(2);
+        assert!(r.stderr.contains("a snooze lasts from 1m to 7days"), "{r:#?}");
+        assert!(!r.stderr.contains("max_snooze"), "no warning for a refused value: {r:#?}");
     })
     .await;
 }

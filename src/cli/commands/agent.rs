@@ -1,7 +1,7 @@
 //! `lightsout agent …` and `lightsout snooze`: the command line of the on-instance agent.
 
 use crate::agent;
-use crate::cli::{AgentCommand, AgentObserveArgs, SnoozeArgs};
+use crate::cli::{AgentCommand, AgentObserveArgs, SnoozeArgs, SnoozeFor};
 
 /// `lightsout agent observe|run|setup-script`.
 pub async fn agent(cmd: AgentCommand) -> anyhow::Result<()> {
@@ -12,7 +12,7 @@ pub async fn agent(cmd: AgentCommand) -> anyhow::Result<()> {
             print!(
                 "{}",
                 agent::setup::script(&agent::setup::SetupOptions {
-                    from: args.from,
+                    from: Some(args.from),
                     account: args.account,
                     container: args.container,
                     client_id: args.client_id,
@@ -37,15 +37,12 @@ async fn observe(args: &AgentObserveArgs) -> anyhow::Result<()> {
 
 /// `lightsout snooze 2h [--reason …]` or `lightsout snooze off`.
 pub async fn snooze(args: &SnoozeArgs) -> anyhow::Result<()> {
-    let request = if args.duration.eq_ignore_ascii_case("off") {
-        agent::snooze::SnoozeRequest::Off
-    } else {
-        let duration = humantime::parse_duration(&args.duration)
-            .map_err(|e| anyhow::anyhow!("snooze {:?}: {e} (try 2h, 90m or off)", args.duration))?;
-        agent::snooze::SnoozeRequest::For {
+    let request = match args.duration {
+        SnoozeFor::Off => agent::snooze::SnoozeRequest::Off,
+        SnoozeFor::Duration(duration) => agent::snooze::SnoozeRequest::For {
             duration,
             reason: args.reason.clone(),
-        }
+        },
     };
     if let agent::snooze::SnoozeRequest::For { duration, .. } = &request
         && *duration > agent::snooze::DEFAULT_MAX_SNOOZE
