@@ -51,7 +51,7 @@ impl User {
     pub fn lookup(name: &str) -> anyhow::Result<User> {
         let passwd = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
         Self::from_passwd(&passwd, name)
-            .with_context(|| format!("user {name:?} is not in /etc/passwd"))
+            .with_context(|| format!("user {name:?} is not in /etc/passwd (the instance's user; choose another with --user or `user` in agent.toml)"))
     }
 
     fn from_passwd(passwd: &str, name: &str) -> Option<User> {

@@ -224,6 +224,7 @@ impl Agent {
         };
         let name = blob_name(&self.file.workspace, &self.file.instance);
         let mut failures: u32 = 0;
+        let mut written_once = false;
         loop {
             let latest = rx.borrow_and_update().clone();
             let Some(snapshot) = &latest.snapshot else {
@@ -240,8 +241,14 @@ impl Agent {
             );
             match self.write(&name, hb).await {
                 Ok(()) => {
-                    if failures > 0 {
+                    // Said once, and after a failure: the journal shows the agent works.
+                    if !written_once {
+                        tracing::info!(blob = %name, busy = snapshot.busy, "first heartbeat written");
+                        written_once = true;
+                    } else if failures > 0 {
                         tracing::info!(failures, "heartbeat written again");
+                    } else {
+                        tracing::debug!(busy = snapshot.busy, "heartbeat written");
                     }
                     failures = 0;
                     self.written.send_replace(latest.generation);
