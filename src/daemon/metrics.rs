@@ -650,15 +650,7 @@ mod tests {
             snooze: None,
         });
         let mut b = row("lab", "ci-b", "Running", None);
-        b.agent = Some(AgentView {
-            heartbeat: "missing",
-            busy: None,
-            reasons: Vec::new(),
-            last_activity: None,
-            heartbeat_at: None,
-            heartbeat_age_seconds: None,
-            snooze: None,
-        });
+        b.agent = Some(AgentView::unknown("missing"));
         let job = row("lab", "ci-job", "JobRunning", None);
         let mut report = PassReport {
             rows: vec![a, b, job].into(),

@@ -81,13 +81,10 @@ pub struct SnoozeView {
 }
 
 impl AgentView {
-    /// The view of `activity` at `now` under `max_snooze`; `None` when not observed.
-    pub fn new(
-        activity: &AgentActivity,
-        max_snooze: std::time::Duration,
-        now: Timestamp,
-    ) -> Option<AgentView> {
-        let unknown = |heartbeat| AgentView {
+    /// A view that knows nothing but why: `heartbeat` is `missing`, `stale`, `rejected` or
+    /// `unreachable`.
+    pub fn unknown(heartbeat: &'static str) -> AgentView {
+        AgentView {
             heartbeat,
             busy: None,
             reasons: Vec::new(),
@@ -95,7 +92,16 @@ impl AgentView {
             heartbeat_at: None,
             heartbeat_age_seconds: None,
             snooze: None,
-        };
+        }
+    }
+
+    /// The view of `activity` at `now` under `max_snooze`; `None` when not observed.
+    pub fn new(
+        activity: &AgentActivity,
+        max_snooze: std::time::Duration,
+        now: Timestamp,
+    ) -> Option<AgentView> {
+        let unknown = AgentView::unknown;
         Some(match activity {
             AgentActivity::NotObserved => return None,
             AgentActivity::Unknown(why) => unknown(match why {
