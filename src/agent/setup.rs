@@ -10,14 +10,22 @@
 
 use url::Url;
 
+use crate::engine::config::agent_file::{account_url, container_problem};
+use crate::engine::config::auth::Cloud;
+use crate::engine::config::validate::storage_account_endpoint;
+
 /// The unit the script installs.
 pub const UNIT: &str = include_str!("../../deploy/agent/lightsout-agent.service");
 
-/// What the script is made with.
+/// `--from`'s default: `lightsout` next to the script, in its working directory.
+pub const DEFAULT_FROM: &str = "./lightsout";
+
+/// What the script is made with; [`parse_from`], [`parse_account`] and [`parse_container`]
+/// check the values first, with the agent's own rules.
 #[derive(Debug, Clone)]
 pub struct SetupOptions {
     /// Where the binary comes from: an https URL (fetched with curl) or a path on the
-    /// instance; `None`: `lightsout` next to the script, in its working directory.
+    /// instance; `None`: [`DEFAULT_FROM`].
     pub from: Option<String>,
     /// The blob service endpoint.
     pub account: Url,
@@ -25,6 +33,55 @@ pub struct SetupOptions {
     pub container: String,
     /// The identity's client id (a user-assigned identity); `None`: the system-assigned one.
     pub client_id: Option<String>,
+}
+
+/// `--from`: an https URL or an absolute path on the instance (or [`DEFAULT_FROM`]). Plain
+/// http is refused here, not only by the script on the instance, where nobody would see it.
+pub fn parse_from(s: &str) -> Result<String, String> {
+    // The script tells them apart by these literal prefixes (`case "$from" in https://*)`).
+    let https = s
+        .strip_prefix("https://")
+        .is_some_and(|rest| !rest.starts_with('/'))
+        && Url::parse(s).is_ok_and(|u| u.host().is_some());
+    if s == DEFAULT_FROM || s.starts_with('/') || https {
+        Ok(s.to_owned())
+    } else if s
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+    {
+        Err(format!(
+            "plain http is refused (anyone on the way could swap the binary the agent runs as \
+             root); use an https URL or an absolute path on the instance, got {s:?}"
+        ))
+    } else {
+        Err(format!(
+            "expected an https URL or an absolute path on the instance, got {s:?}"
+        ))
+    }
+}
+
+/// `--account`: the blob endpoint, checked as the agent's config checks `account`
+/// ([`account_url`]), or a bare storage account name, which becomes its endpoint in the public
+/// cloud as the daemon's `[agent] account` does ([`storage_account_endpoint`]).
+pub fn parse_account(s: &str) -> Result<Url, String> {
+    if let Some(url) = storage_account_endpoint(s, Cloud::Public) {
+        return Ok(url);
+    }
+    account_url(s).map_err(|p| {
+        format!(
+            "expected a storage account name (3 to 24 lower-case letters and digits) or its blob \
+             endpoint: {p}"
+        )
+    })
+}
+
+/// `--container`: Azure's container rules, as the agent's config checks `container`
+/// ([`container_problem`]).
+pub fn parse_container(s: &str) -> Result<String, String> {
+    match container_problem(s) {
+        Some(p) => Err(format!("{p}, got {s:?}")),
+        None => Ok(s.to_owned()),
+    }
 }
 
 /// Quotes `s` for bash: single quotes, each `'` written as `'\''`.
@@ -39,7 +96,7 @@ fn toml_quote(s: &str) -> String {
 
 /// The script.
 pub fn script(options: &SetupOptions) -> String {
-    let from = options.from.as_deref().unwrap_or("./lightsout");
+    let from = options.from.as_deref().unwrap_or(DEFAULT_FROM);
     let client_id = options
         .client_id
         .as_deref()
@@ -51,29 +108,35 @@ pub fn script(options: &SetupOptions) -> String {
         toml_quote(options.account.as_str()),
         toml_quote(&options.container)
     );
-    TEMPLATE
+    without_comments(TEMPLATE)
         .replace("@VERSION@", env!("CARGO_PKG_VERSION"))
         .replace("@FROM@", &sh_quote(from))
         .replace("@FIXED@", &fixed)
-        .replace("@UNIT@", &unit_without_comments())
+        .replace("@UNIT@", &without_comments(UNIT))
 }
 
-/// The unit without its comment lines: the script travels inline in the compute's ARM body,
-/// where size is scarce (see `ci create --setup-script`); the commented unit is
-/// `deploy/agent/lightsout-agent.service`.
-fn unit_without_comments() -> String {
-    UNIT.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
+/// `text` without its comment and blank lines, except the shebang and the line naming the
+/// version: the script travels inline in the compute's ARM body, where size is scarce (see
+/// `ci create --setup-script`). The commented texts are [`TEMPLATE`] and
+/// `deploy/agent/lightsout-agent.service`. Only whole lines go: neither text has a comment
+/// line inside a here-document or a string.
+fn without_comments(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            l.starts_with("#!") || l.contains("@VERSION@") || !(t.is_empty() || t.starts_with('#'))
+        })
         .map(|l| format!("{l}\n"))
         .collect()
 }
 
 /// The script's text. `@…@` are filled by [`script`]; the here-documents are quoted (`<<'EOF'`)
-/// so nothing in them is expanded by bash.
+/// so nothing in them is expanded by bash. Comment lines are for this source only (see
+/// [`without_comments`]).
 const TEMPLATE: &str = r##"#!/bin/bash
-# lightsout agent installer for Azure ML compute instances: use it as the creation AND the
-# startup script (it is idempotent). Runs as root. Made by `lightsout agent setup-script`
-# @VERSION@; docs/agent.md explains every step.
+# lightsout agent setup script, made by `lightsout agent setup-script` @VERSION@ (docs/agent.md)
+# Use it as the creation AND the startup script of an Azure ML compute instance (it is
+# idempotent). Runs as root.
 #
 # It never fails the instance's provisioning: a problem is reported here (the setup script
 # log in the workspace's file share) and the instance starts without the agent.
@@ -89,6 +152,18 @@ conf="$prefix/etc/lightsout/agent.toml"
 
 say() { echo "lightsout-agent setup: $*" >&2; }
 give_up() { say "$*; the instance runs without the agent"; exit 0; }
+# Makes the directory of the file $1.
+mkdir_for() { mkdir -p "${1%/*}" || give_up "cannot create ${1%/*}"; }
+# Moves $1.new over $1 unless they are the same; $2 names the file.
+put() {
+    if cmp -s "$1.new" "$1"; then
+        rm -f "$1.new"
+        say "$2 unchanged: $1"
+    else
+        mv -f "$1.new" "$1" || give_up "cannot install $1"
+        say "installed $1"
+    fi
+}
 
 # A value from Azure ML goes into a TOML string: no quotes, backslashes or control characters.
 plain() {
@@ -107,7 +182,7 @@ user="${CI_LOCAL_UBUNTU_USER:-azureuser}"
 plain "$user" || user=azureuser
 
 # 1. The binary: fetched or copied to a temporary file, checked, then moved into place.
-mkdir -p "$(dirname "$bin")" || give_up "cannot create $(dirname "$bin")"
+mkdir_for "$bin"
 tmp="$(mktemp "$bin.XXXXXX")" || give_up "cannot write next to $bin"
 trap 'rm -f "$tmp"' EXIT
 case "$from" in
@@ -131,19 +206,13 @@ else
 fi
 
 # 2. The unit.
-mkdir -p "$(dirname "$unit")" || give_up "cannot create $(dirname "$unit")"
+mkdir_for "$unit"
 cat > "$unit.new" <<'LIGHTSOUT_UNIT_EOF'
 @UNIT@LIGHTSOUT_UNIT_EOF
-if cmp -s "$unit.new" "$unit"; then
-    rm -f "$unit.new"
-    say "unit unchanged: $unit"
-else
-    mv -f "$unit.new" "$unit" || give_up "cannot install $unit"
-    say "installed $unit"
-fi
+put "$unit" unit
 
 # 3. The config, from what Azure ML tells setup scripts (and nothing else will).
-mkdir -p "$(dirname "$conf")" || give_up "cannot create $(dirname "$conf")"
+mkdir_for "$conf"
 {
     echo "# Written by the lightsout setup script at every start; edit the script, not this file."
     echo "resource_group = \"$CI_RESOURCE_GROUP\""
@@ -153,13 +222,7 @@ mkdir -p "$(dirname "$conf")" || give_up "cannot create $(dirname "$conf")"
     cat <<'LIGHTSOUT_CONF_EOF'
 @FIXED@LIGHTSOUT_CONF_EOF
 } > "$conf.new" || give_up "cannot write $conf"
-if cmp -s "$conf.new" "$conf"; then
-    rm -f "$conf.new"
-    say "config unchanged: $conf"
-else
-    mv -f "$conf.new" "$conf" || give_up "cannot install $conf"
-    say "wrote $conf"
-fi
+put "$conf" config
 
 # 4. The service: enabled, and restarted so an updated binary or config takes effect.
 if [ -n "$prefix" ]; then
@@ -207,5 +270,124 @@ mod tests {
         });
         assert!(plain.contains("from='./lightsout'"));
         assert!(!plain.contains("client_id"));
+    }
+
+    #[test]
+    fn comments_stay_in_the_source_and_the_version_line_stays_in_the_script() {
+        let s = script(&options());
+        let mut lines = s.lines();
+        assert_eq!(lines.next(), Some("#!/bin/bash"));
+        assert!(
+            lines
+                .next()
+                .is_some_and(|l| l.starts_with("# lightsout agent setup script")
+                    && l.contains(env!("CARGO_PKG_VERSION"))),
+            "{s}"
+        );
+        // Only the config's own first line, which the script echoes, starts with `#`.
+        let comments: Vec<&str> = lines
+            .filter(|l| l.trim_start().starts_with('#') || l.trim().is_empty())
+            .collect();
+        assert!(comments.is_empty(), "{comments:?}");
+        assert!(
+            s.contains("echo \"# Written by the lightsout setup script"),
+            "{s}"
+        );
+        // Inline scriptData is scarce (docs/agent.md): keep an eye on the size.
+        assert!(s.len() < 4200, "{} bytes", s.len());
+    }
+
+    #[test]
+    fn from_is_an_https_url_or_an_absolute_path() {
+        for good in [
+            DEFAULT_FROM,
+            "/home/azureuser/cloudfiles/code/lightsout",
+            "https://example.com/lightsout",
+        ] {
+            assert_eq!(parse_from(good).as_deref(), Ok(good));
+        }
+        for http in [
+            "http://example.com/lightsout",
+            "HTTP://example.com/lightsout",
+        ] {
+            let e = parse_from(http).unwrap_err();
+            assert!(e.contains("plain http is refused"), "{e}");
+        }
+        for bad in [
+            "lightsout",
+            "bin/lightsout",
+            "ftp://example.com/x",
+            "https:///x",
+            "HTTPS://example.com/x",
+            "",
+        ] {
+            let e = parse_from(bad).unwrap_err();
+            assert!(
+                e.contains("expected an https URL or an absolute path"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn account_and_container_follow_the_agents_rules() {
+        // A bare name becomes the public cloud's endpoint, as `[agent] account` does.
+        assert_eq!(
+            parse_account("mlwstorage123").map(String::from).as_deref(),
+            Ok("https://mlwstorage123.blob.core.windows.net/")
+        );
+        assert_eq!(
+            parse_account("https://acct.blob.core.chinacloudapi.cn")
+                .map(String::from)
+                .as_deref(),
+            Ok("https://acct.blob.core.chinacloudapi.cn/")
+        );
+        for bad in [
+            "http://acct.blob.core.windows.net",
+            "https://acct.blob.core.windows.net/?sv=x",
+            "Acct_1",
+            "ab",
+        ] {
+            let e = parse_account(bad).unwrap_err();
+            assert!(e.contains("expected a storage account name"), "{bad}: {e}");
+            // What the agent would have said about the same value in its config.
+            let toml = format!(
+                "resource_group = \"rg\"\nworkspace = \"ws\"\ninstance = \"ci\"\naccount = {bad:?}\ncontainer = \"hb-1\"\n"
+            );
+            assert!(
+                crate::engine::config::agent_file::parse(&toml, std::path::Path::new("agent.toml"))
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_container("lightsout-heartbeats").as_deref(),
+            Ok("lightsout-heartbeats")
+        );
+        for bad in ["Bad_Name", "ab", "a--b", "-ab"] {
+            let e = parse_container(bad).unwrap_err();
+            assert!(e.contains(&format!("got {bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_script_made_from_accepted_values_gives_a_config_the_agent_accepts() {
+        let s = script(&SetupOptions {
+            from: Some(parse_from("https://example.com/lightsout").expect("from")),
+            account: parse_account("acct123").expect("account"),
+            container: parse_container("hb-1").expect("container"),
+            client_id: None,
+        });
+        let fixed = s
+            .split("<<'LIGHTSOUT_CONF_EOF'\n")
+            .nth(1)
+            .and_then(|rest| rest.split("LIGHTSOUT_CONF_EOF").next())
+            .expect("the fixed config");
+        let toml =
+            format!("resource_group = \"rg\"\nworkspace = \"ws\"\ninstance = \"ci\"\n{fixed}");
+        let f = crate::engine::config::agent_file::parse(&toml, std::path::Path::new("agent.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        assert_eq!(f.account.as_str(), "https://acct123.blob.core.windows.net/");
+        assert_eq!(f.container, "hb-1");
     }
 }

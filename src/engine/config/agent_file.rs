@@ -193,6 +193,19 @@ fn name_problem(s: &str) -> Option<&'static str> {
     }
 }
 
+/// `account`: the blob endpoint, an https URL with a host and without a query (the token goes
+/// there). Also `lightsout agent setup-script --account`'s rule, so a script never writes an
+/// account the agent refuses.
+pub fn account_url(s: &str) -> Result<Url, String> {
+    match Url::parse(s) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() && u.query().is_none() => Ok(u),
+        Ok(_) => Err(format!(
+            "must be an https URL without a query (the token goes there), got {s:?}"
+        )),
+        Err(e) => Err(format!("not a URL ({e}): {s:?}")),
+    }
+}
+
 /// Azure's container naming rules: 3 to 63 lower-case letters, digits and single hyphens,
 /// starting and ending with a letter or digit ("Naming and Referencing Containers").
 pub fn container_problem(s: &str) -> Option<&'static str> {
@@ -304,18 +317,15 @@ pub fn parse(text: &str, path: &Path) -> Result<AgentFile, ConfigError> {
         names.push(got.unwrap_or_default());
     }
     let account = c
-        .required(&raw.account, "account", "the blob endpoint, https://ACCOUNT.blob.core.windows.net")
-        .and_then(|v| match Url::parse(v.get_ref()) {
-            Ok(u) if u.scheme() == "https" && u.host().is_some() && u.query().is_none() => Some(u),
-            Ok(_) => {
-                c.error(
-                    Some(v.span()),
-                    format!("account: must be an https URL without a query (the token goes there), got {:?}", v.get_ref()),
-                );
-                None
-            }
-            Err(e) => {
-                c.error(Some(v.span()), format!("account: not a URL ({e}): {:?}", v.get_ref()));
+        .required(
+            &raw.account,
+            "account",
+            "the blob endpoint, https://ACCOUNT.blob.core.windows.net",
+        )
+        .and_then(|v| match account_url(v.get_ref()) {
+            Ok(u) => Some(u),
+            Err(p) => {
+                c.error(Some(v.span()), format!("account: {p}"));
                 None
             }
         });
