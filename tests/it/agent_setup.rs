@@ -156,6 +156,74 @@ async fn the_setup_script_never_fails_provisioning() {
     .await;
 }
 
+/// `lightsout agent setup-script ARGS…`: exit code, stdout, stderr.
+async fn setup_script_with(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(["agent", "setup-script"])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn setup_script_refuses_what_the_agent_would_refuse() {
+    // Each would have made an agent that exits 78 on the instance, where nobody looks.
+    for (args, flag, says) in [
+        (
+            &["--account", "http://acct.blob.core.windows.net"][..],
+            "--account",
+            "must be an https URL",
+        ),
+        (
+            &["--account", "acct", "--container", "Bad_Name"][..],
+            "--container",
+            "lower-case letters",
+        ),
+        (
+            &[
+                "--account",
+                "acct",
+                "--from",
+                "http://example.com/lightsout",
+            ][..],
+            "--from",
+            "plain http is refused",
+        ),
+        (
+            &["--account", "acct", "--from", "bin/lightsout"][..],
+            "--from",
+            "an https URL or an absolute path",
+        ),
+    ] {
+        let (code, out, err) = setup_script_with(args).await;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(err.contains(flag) && err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn setup_script_expands_a_bare_account_name_and_shows_its_defaults() {
+    let (code, out, err) = setup_script_with(&["--account", "mlwstorage123"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("account = \"https://mlwstorage123.blob.core.windows.net/\"\n"),
+        "{out}"
+    );
+    assert!(out.contains("from='./lightsout'\n"), "{out}");
+    let (code, help, err) = setup_script_with(&["--help"]).await;
+    assert_eq!(code, 0, "{err}");
+    for default in ["[default: ./lightsout]", "[default: lightsout-heartbeats]"] {
+        assert!(help.contains(default), "{default}: {help}");
+    }
+}
+
 #[tokio::test]
 async fn shellcheck_finds_nothing_in_the_setup_script() {
     let Ok(version) = Command::new("shellcheck").arg("--version").output().await else {
