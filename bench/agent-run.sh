@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # BENCHMARKS.md section 7, "The agent's loop": the resident `lightsout agent run` against real
-# Azurite (HTTPS, OAuth; `make azurite-deps`) with the emulator's /MSI/auth, observing this
-# machine as root at the default 60 s interval and 10 s window. Prints the loop's max RSS and
+# Azurite (HTTPS, OAuth; `make azurite-deps`) with the emulator's /MSI/auth, at the default
+# 60 s interval and 10 s window, observing the target's conditions: a throwaway user with a
+# hundred processes and four ptys (as bench/agent.sh; BENCH_OBSERVE=root observes root, i.e.
+# every process of this machine, instead). Prints the loop's max RSS and
 # its CPU over SECONDS after a 30 s warm-up, and the heartbeat blob as List Blobs shows it.
 # Needs openssl, curl, python3, node. Stops what it started by pid.
 #
@@ -15,6 +17,23 @@ W=$(mktemp -d); cd "$W"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
+OBSERVE="${BENCH_OBSERVE:-}"
+if [ -z "$OBSERVE" ]; then
+  [ "$(id -u)" = 0 ] || { echo "needs root (useradd)" >&2; exit 1; }
+  OBSERVE="lo-agent-run-$$"
+  useradd -m -s /bin/sh "$OBSERVE"
+  U=$(id -u "$OBSERVE"); G=$(id -g "$OBSERVE")
+  AS_USER=(setpriv --reuid="$U" --regid="$G" --clear-groups)
+  for _ in $(seq 96); do "${AS_USER[@]}" sleep 3600 & pids+=($!); done
+  for _ in 1 2 3 4; do "${AS_USER[@]}" script -qfc "sleep 3600" /dev/null </dev/null >/dev/null 2>&1 & pids+=($!); done
+  cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in $(pgrep -u "$OBSERVE" || true); do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true; sleep 1; userdel -r "$OBSERVE" 2>/dev/null || true; rm -rf "$W"
+  }
+  sleep 2
+  echo "observing $OBSERVE: $(pgrep -c -u "$U") processes"
+fi
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
   -addext "subjectAltName=IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" \
   -addext "extendedKeyUsage=serverAuth" -days 1 -keyout key.pem -out cert.pem 2>/dev/null
@@ -61,7 +80,7 @@ cat > agent.toml <<A
 resource_group = "rg"
 workspace = "ws"
 instance = "ci-bench"
-user = "root"
+user = "$OBSERVE"
 account = "https://127.0.0.1:$PORT/devstoreaccount1"
 container = "heartbeats"
 ca_file = "$W/ca.pem"
