@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use crate::azure::{Accepted, ArmClient, AzureError};
 use crate::clock::Clock;
 use crate::daemon::actuate::{Actuator, OperationEnd, SendOutcome};
-use crate::daemon::observe::{WorkspaceSnapshot, observe};
+use crate::daemon::observe::WorkspaceSnapshot;
 use crate::daemon::passlog::PassLog;
 use crate::daemon::store::{AuditId, Outcome, Store, StoreError};
 use crate::engine::config::Config;
@@ -189,8 +189,7 @@ impl Daemon {
     pub async fn pass(&mut self) -> PassReport {
         let began = tokio::time::Instant::now();
         self.drain_ended();
-        let mut snapshots = observe(&self.client, &self.cfg.workspaces, &self.policies).await;
-        let agent = self.read_heartbeats(&mut snapshots).await;
+        let (mut snapshots, agent) = self.observe_with_heartbeats().await;
         // Decide at the instant after observing: a pass woken for a boundary must see it.
         let now = self.clock.now();
         if let Some(hook) = self.hook.as_mut() {

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use super::Daemon;
 use super::heartbeats;
-use super::observe::WorkspaceSnapshot;
+use super::observe::{WorkspaceSnapshot, observe};
 use crate::engine::audit::{Intent, snooze_detail};
 use crate::engine::config::Config;
 use crate::engine::heartbeat::Snooze;
@@ -21,34 +21,50 @@ impl Daemon {
         self.heartbeats = heartbeats;
     }
 
-    /// The agents' heartbeats of every workspace that needs them, listed at the instant
-    /// after observing ARM. Without readers (they could not be built), every instance
-    /// that needs the agent is unknown: never idle.
-    pub(super) async fn read_heartbeats(
+    /// Observes ARM and, alongside it, lists the agents' heartbeats of every workspace a
+    /// policy counting the agent may govern; then gives each governed running instance its
+    /// agent's view. Without readers (they could not be built), every instance that needs
+    /// the agent is unknown: never idle.
+    pub(super) async fn observe_with_heartbeats(
         &self,
-        snapshots: &mut [WorkspaceSnapshot],
-    ) -> heartbeats::AgentPass {
-        if self.cfg.agent.is_none() {
-            return heartbeats::AgentPass::default();
-        }
-        let Some(readers) = &self.heartbeats else {
-            for snap in snapshots.iter_mut() {
-                if let Ok(instances) = &mut snap.instances {
-                    for obs in instances.iter_mut() {
-                        if heartbeats::wants_agent(obs, &self.policies) {
-                            obs.agent = crate::engine::model::AgentActivity::Unknown(
-                                crate::engine::model::AgentUnknown::Unreachable,
-                            );
+    ) -> (Vec<WorkspaceSnapshot>, heartbeats::AgentPass) {
+        let arm = observe(&self.client, &self.cfg.workspaces, &self.policies);
+        let readers = self
+            .heartbeats
+            .as_ref()
+            .filter(|_| self.cfg.agent.is_some());
+        let Some(readers) = readers else {
+            let mut snapshots = arm.await;
+            if self.cfg.agent.is_some() {
+                for snap in snapshots.iter_mut() {
+                    if let Ok(instances) = &mut snap.instances {
+                        for obs in instances.iter_mut() {
+                            if heartbeats::wants_agent(obs, &self.policies) {
+                                obs.agent = crate::engine::model::AgentActivity::Unknown(
+                                    crate::engine::model::AgentUnknown::Unreachable,
+                                );
+                            }
                         }
                     }
                 }
             }
-            return heartbeats::AgentPass::default();
+            return (snapshots, heartbeats::AgentPass::default());
         };
+        let before = readers.request_counts();
+        let (mut snapshots, prefetched) =
+            tokio::join!(arm, readers.prefetch(&self.cfg.workspaces, &self.policies));
         let now = self.clock.now();
-        readers
-            .read(snapshots, &self.cfg.workspaces, &self.policies, now)
-            .await
+        let pass = readers
+            .read(
+                &mut snapshots,
+                &self.cfg.workspaces,
+                &self.policies,
+                prefetched,
+                before,
+                now,
+            )
+            .await;
+        (snapshots, pass)
     }
 
     /// Counts for the metrics; ignored blobs and unreachable accounts said in the log

@@ -66,7 +66,25 @@ pub struct AgentPass {
     pub requests: BTreeMap<String, u64>,
 }
 
+/// One workspace's List Blobs, or the deadline it missed.
+pub type Listing =
+    Result<Result<Vec<ListedBlob>, crate::azure::blob::BlobError>, tokio::time::error::Elapsed>;
+
+/// Listings made at the start of a pass ([`Heartbeats::prefetch`]), by workspace alias.
+#[derive(Debug, Default)]
+pub struct Prefetched {
+    listings: BTreeMap<String, Listing>,
+}
+
 impl Heartbeats {
+    /// Every account's request count now, to count what a pass sends (see [`AgentPass`]).
+    pub fn request_counts(&self) -> Vec<(String, u64)> {
+        self.clients
+            .values()
+            .map(|c| (account_host(c), c.requests()))
+            .collect()
+    }
+
     /// Readers for `settings`: `clients` maps each account's blob endpoint to its client.
     pub fn new(settings: AgentSettings, clients: BTreeMap<String, BlobClient>) -> Heartbeats {
         Heartbeats { settings, clients }
@@ -82,23 +100,60 @@ impl Heartbeats {
         self.clients.get(ws.agent_account.as_ref()?.as_str())
     }
 
+    /// Lists, at the start of a pass and alongside ARM, every workspace a policy counting
+    /// the agent may govern: the heartbeats do not wait for the ARM listing (at 10,000
+    /// instances the two take about as long), and [`Heartbeats::read`] takes them from here.
+    /// A workspace whose instances turn out not to need them was listed for nothing: one
+    /// List Blobs call, cheaper than a second round trip after ARM.
+    pub async fn prefetch(&self, workspaces: &[Workspace], policies: &[Policy]) -> Prefetched {
+        let gate = Arc::new(tokio::sync::Semaphore::new(LIST_PARALLELISM));
+        let mut tasks = JoinSet::new();
+        for ws in workspaces {
+            let counts_agent = policies.iter().any(|p| {
+                p.signals().agent
+                    && p.workspaces
+                        .as_ref()
+                        .is_none_or(|names| names.iter().any(|n| n == &ws.name))
+            });
+            let Some(client) = self.client_for(ws).filter(|_| counts_agent).cloned() else {
+                continue;
+            };
+            let (alias, prefix) = (
+                ws.name.clone(),
+                heartbeat::workspace_prefix(&ws.reference.workspace),
+            );
+            let gate = gate.clone();
+            tasks.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                let listed = tokio::time::timeout(LIST_BUDGET, client.list(&prefix)).await;
+                (alias, listed)
+            });
+        }
+        let mut out = Prefetched::default();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((alias, listed)) = joined {
+                out.listings.insert(alias, listed);
+            }
+        }
+        out
+    }
+
     /// Fill in the agent's view of every governed running instance of `snapshots` (in the
-    /// order of `workspaces`), listing each workspace that needs it once.
+    /// order of `workspaces`), from `prefetched` or, for a workspace not in it, listing it
+    /// once now.
     pub async fn read(
         &self,
         snapshots: &mut [WorkspaceSnapshot],
         workspaces: &[Workspace],
         policies: &[Policy],
+        mut prefetched: Prefetched,
+        before: Vec<(String, u64)>,
         now: Timestamp,
     ) -> AgentPass {
         let mut pass = AgentPass::default();
-        let before: Vec<(String, u64)> = self
-            .clients
-            .values()
-            .map(|c| (account_host(c), c.requests()))
-            .collect();
         let gate = Arc::new(tokio::sync::Semaphore::new(LIST_PARALLELISM));
         let mut tasks = JoinSet::new();
+        let mut ready = Vec::new();
         for (index, snap) in snapshots.iter_mut().enumerate() {
             let Ok(instances) = &mut snap.instances else {
                 continue;
@@ -114,6 +169,10 @@ impl Heartbeats {
                 continue;
             };
             let prefix = heartbeat::workspace_prefix(&ws.reference.workspace);
+            if let Some(listed) = prefetched.listings.remove(&snap.alias) {
+                ready.push((index, prefix, wants, listed));
+                continue;
+            }
             let gate = gate.clone();
             tasks.spawn(async move {
                 let _permit = gate.acquire_owned().await;
@@ -121,10 +180,13 @@ impl Heartbeats {
                 (index, prefix, wants, listed)
             });
         }
+        let mut late = Vec::new();
         while let Some(joined) = tasks.join_next().await {
-            let Ok((index, prefix, wants, listed)) = joined else {
-                continue;
-            };
+            if let Ok(one) = joined {
+                late.push(one);
+            }
+        }
+        for (index, prefix, wants, listed) in ready.into_iter().chain(late) {
             let Some(snap) = snapshots.get_mut(index) else {
                 continue;
             };

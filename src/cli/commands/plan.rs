@@ -54,8 +54,16 @@ pub async fn rows(
     if cfg.agent.is_some() {
         match connect::heartbeats(cfg) {
             Ok(Some(readers)) => {
+                // After ARM: plan lists only the workspaces that need it.
                 let read = readers
-                    .read(&mut snapshots, &cfg.workspaces, &policies, clock.now())
+                    .read(
+                        &mut snapshots,
+                        &cfg.workspaces,
+                        &policies,
+                        Default::default(),
+                        readers.request_counts(),
+                        clock.now(),
+                    )
                     .await;
                 stale_at = read.stale_at;
                 for (alias, error) in read.unreachable {
