@@ -235,7 +235,7 @@ wait_for('lightsout_state_errors_total{kind="sql"}', lambda v: v == 0, 10, "no s
 
 with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=5) as r:
     rules = [rule["name"] for g in json.load(r)["data"]["groups"] for rule in g["rules"]]
-assert len(rules) == 8, rules
+assert len(rules) == 9 and "LightsoutAgentSilent" in rules, rules
 print(f"ok   alert rules loaded: {', '.join(rules)}")
 with urllib.request.urlopen(f"{base}/api/v1/alerts", timeout=5) as r:
     firing = [a["labels"]["alertname"] for a in json.load(r)["data"]["alerts"]]
