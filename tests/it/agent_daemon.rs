@@ -17,7 +17,7 @@ use lightsout::engine::heartbeat::{
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use super::azurite_support::{Azurite, fixed};
+use super::azurite_support::Azurite;
 use super::support::{ADMIN, BIN, EmulatorProcess, FAST, GENEROUS, WS, fleet, free_port, within};
 
 const CONTAINER: &str = "lightsout-heartbeats";
@@ -39,14 +39,7 @@ async fn setup(names: &[&str], now: Timestamp) -> (Azurite, EmulatorProcess, Blo
     let azurite = Azurite::start().await;
     let started = now - SignedDuration::from_hours(3);
     let emu = EmulatorProcess::start(&fleet_started(names, started)).await;
-    let token = emu.token_for(ADMIN, STORAGE_SCOPE).await;
-    let client = BlobClient::new(
-        azurite.http.clone(),
-        azurite.account_url(),
-        CONTAINER,
-        fixed(token),
-    )
-    .unwrap();
+    let client = azurite.client_with(CONTAINER, emu.token_for(ADMIN, STORAGE_SCOPE).await);
     client.create_container_if_missing().await.unwrap();
     (azurite, emu, client)
 }

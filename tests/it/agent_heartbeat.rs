@@ -11,7 +11,7 @@ use lightsout::azure::blob::{BlobClient, STORAGE_SCOPE};
 use lightsout::engine::heartbeat::{Listed, METADATA_KEY, Verdict, read};
 use tokio::process::{Child, Command};
 
-use super::azurite_support::{Azurite, fixed};
+use super::azurite_support::Azurite;
 use super::support::{ADMIN, BIN, EmulatorProcess, RG, WS, fleet, run_lightsout, within};
 
 const CONTAINER: &str = "lightsout-heartbeats";
@@ -198,13 +198,7 @@ async fn heartbeats_snooze_at_once_and_survive_storage_and_agent_restarts() {
     within(240, async {
         let mut azurite = Azurite::start().await;
         let emu = EmulatorProcess::start(&msi_fleet()).await;
-        let reader = BlobClient::new(
-            azurite.http.clone(),
-            azurite.account_url(),
-            CONTAINER,
-            fixed(emu.token_for(ADMIN, STORAGE_SCOPE).await),
-        )
-        .unwrap();
+        let reader = azurite.client_with(CONTAINER, emu.token_for(ADMIN, STORAGE_SCOPE).await);
         reader.create_container_if_missing().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let config = agent_config(dir.path(), &azurite, &emu);

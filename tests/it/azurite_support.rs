@@ -228,6 +228,23 @@ impl TokenCredential for FixedToken {
     }
 }
 
+impl Azurite {
+    /// A client on `container` that sends `token` (a storage token from the emulator).
+    pub fn client_with(
+        &self,
+        container: &str,
+        token: String,
+    ) -> lightsout::azure::blob::BlobClient {
+        lightsout::azure::blob::BlobClient::new(
+            self.http.clone(),
+            self.account_url(),
+            container,
+            fixed(token),
+        )
+        .unwrap()
+    }
+}
+
 /// `FixedToken` behind an `Arc<dyn TokenCredential>`.
 pub fn fixed(token: String) -> Arc<dyn TokenCredential> {
     Arc::new(FixedToken(token))

@@ -144,14 +144,7 @@ async fn msi_wrong_secret_is_refused_without_printing_it() {
 async fn setup() -> (Azurite, EmulatorProcess, BlobClient) {
     let azurite = Azurite::start().await;
     let emu = EmulatorProcess::start(&fleet("", "", &[])).await;
-    let token = emu.token_for(ADMIN, STORAGE_SCOPE).await;
-    let client = BlobClient::new(
-        azurite.http.clone(),
-        azurite.account_url(),
-        CONTAINER,
-        fixed(token),
-    )
-    .unwrap();
+    let client = azurite.client_with(CONTAINER, emu.token_for(ADMIN, STORAGE_SCOPE).await);
     (azurite, emu, client)
 }
 
@@ -210,13 +203,7 @@ async fn wrong_audience_is_refused_by_azurite() {
         let arm = emu
             .token_for(ADMIN, "https://management.azure.com/.default")
             .await;
-        let client = BlobClient::new(
-            azurite.http.clone(),
-            azurite.account_url(),
-            CONTAINER,
-            fixed(arm),
-        )
-        .unwrap();
+        let client = azurite.client_with(CONTAINER, arm);
         let e = client.create_container_if_missing().await.unwrap_err();
         // Azurite answers 403 AuthenticationFailed ("Invalid token audience" in its log).
         assert_eq!(e.status(), Some(403), "{e}");
