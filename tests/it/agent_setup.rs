@@ -260,7 +260,12 @@ async fn ci_create_attaches_the_setup_script_inline() {
             )
             .await;
         r.success();
+        // The generated script is over the 4,096 inline characters Azure is reported to
+        // refuse; the emulator does not check that (kinder than Azure), so the user is warned.
+        assert!(r.stderr.contains("Azure is reported to refuse more than 4096"), "{r:#?}");
 
+        // Read back through GET: the echo is the emulator's assumption (every recording shows
+        // `setupScripts: null`); what this checks is the body lightsout sent.
         let token = emu.token_for(ADMIN, "https://management.azure.com/.default").await;
         let url = format!(
             "{}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.MachineLearningServices/workspaces/{WS}/computes/ci-agent?api-version=2025-12-01",

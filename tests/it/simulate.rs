@@ -308,6 +308,10 @@ fn minutes_after_nine(t: jiff::Timestamp) -> i64 {
     t.duration_since(nine).as_secs() / 60
 }
 
+/// The silent cell's stop rests on the emulator's assumption that Azure's idle check reads
+/// Jupyter's frozen `last_activity` (crates/azure-ml-emulator/src/fleet.rs); Microsoft's
+/// definition ("no active kernel sessions") may count it. The tmux training's stop rests on
+/// SSH and GPU being absent from that definition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_idle_shutdown_stops_the_tmux_training_and_the_silent_cell_mid_work() {
     let sim = morning(true).await;

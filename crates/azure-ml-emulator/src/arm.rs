@@ -935,7 +935,10 @@ fn create(
         modified_on: now,
         private_ip,
         // Kept only to be echoed: setup scripts are not run (assumption: Azure shows them
-        // back on GET as sent).
+        // back on GET as sent). Kinder than Azure: nothing is checked — not the 4,096
+        // characters of inline `scriptData` a public note reports Azure refuses beyond
+        // (lightsout's `azure::create::INLINE_SCRIPT_LIMIT`), not the timeout format; a
+        // value that is not an object is dropped.
         setup_scripts: inner_props
             .get("setupScripts")
             .filter(|s| s.is_object())

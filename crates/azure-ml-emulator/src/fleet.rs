@@ -591,8 +591,11 @@ impl ActivityKind {
     /// Whether Azure's own idle shutdown counts it as activity. Microsoft's definition
     /// (AGENT.md [A1], `how-to-create-compute-instance.md`): idle means no active kernel
     /// sessions, no Jupyter terminal sessions, no Azure ML runs, no VS Code connections and
-    /// no custom applications; "VS Code SSH connections" and SSH are not tracked, nor is
-    /// GPU or CPU use. A silent cell is an assumption: the native check is taken to read the
+    /// no custom applications; "VS Code SSH connections" are named as not tracked. That
+    /// plain SSH and GPU or CPU use do not count either is inferred from their absence in
+    /// that list (and Azure/azure-sdk-for-python#28182, a tmux training stopped after an
+    /// hour idle). Simplification: an open Jupyter terminal counts only while typed in
+    /// (`terminal_input`), where [A1] counts the open session itself. A silent cell is an assumption: the native check is taken to read the
     /// server's `last_activity`, which a silent cell freezes (AGENT.md section 0 item 3,
     /// UNVERIFIED inference); so a tmux training over SSH and a silent cell look idle.
     pub fn counts_natively(self) -> bool {

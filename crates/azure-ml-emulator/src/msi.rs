@@ -15,7 +15,9 @@
 //! Assumptions (UNVERIFIED in every source: MSAL marks the error path "TODO: To be tested"):
 //! a missing or wrong `secret` gets 401 `{"error": "unauthorized", …}`; a missing
 //! `api-version` or `resource`, another api-version or an unknown `clientid` gets 400 in the
-//! shape of the emulator's other managed-identity errors. No answer repeats the secret.
+//! shape of the emulator's other managed-identity errors; any method but GET gets 405. No
+//! answer repeats the secret. Served on the emulator's https listener, where a real instance
+//! serves plain http on 127.0.0.1:46808, so a client's http-on-loopback path is not exercised.
 //!
 //! Tokens are the emulator's usual JWT-shaped tokens (`auth::issue`): `aud` = the resource,
 //! `iss` = `https://sts.windows.net/{tenant}/` (a prefix Azurite's `--oauth basic` accepts),
@@ -101,6 +103,8 @@ pub fn handle(shared: &Shared, req: &Req) -> (Response, Option<usize>) {
         );
     };
     // No clientid: the instance's first identity (its system-assigned one, by fleet order).
+    // Assumption: MSAL Python and azure-identity send no clientid for a system-assigned
+    // identity [R6][R7]; which identity Azure then picks is not shown anywhere.
     let chosen = match req.q("clientid") {
         None => ids.first().copied(),
         Some(c) => ids.iter().copied().find(|i| {
@@ -118,13 +122,11 @@ pub fn handle(shared: &Shared, req: &Req) -> (Response, Option<usize>) {
     };
     let now = shared.clock.wall();
     let (token, expires_in) = issue(shared, id.principal, resource, now);
-    let p = &shared.fleet.principals[id.principal];
     let body = json!({
         "access_token": token,
         "expires_on": now.as_second() + expires_in + 1,
         "resource": resource,
         "token_type": "Bearer",
-        "client_id": p.client_id,
     });
     (json(StatusCode::OK, &body), Some(id.principal))
 }

@@ -696,7 +696,8 @@ pub fn instance_json(endpoint: &str, ws: &WsState, inst: &Instance, now: Timesta
         "applicationSharingPolicy": inst.sharing_policy,
         "computeInstanceAuthorizationType": "personal",
         "personalComputeInstanceSettings": inst.personal,
-        // Null when none was given (every recording); else as created. The REST spec's
+        // Null when none was given (every recording); else as created (assumption: no
+        // recording or spec example shows a non-null setupScripts on GET). The REST spec's
         // ScriptReference: {scriptSource: inline|workspace, scriptData, scriptArguments,
         // timeout} (Bicep types of Microsoft.MachineLearningServices, 2023-04-01).
         "setupScripts": inst.setup_scripts.clone().unwrap_or(Value::Null),
